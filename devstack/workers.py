@@ -1,0 +1,129 @@
+"""Worker processes on the local stack: start, watch, stop — used by `blueflow demo` and the tests.
+
+Each worker is a real `blueflow worker --devstack` process with its own HTTP port; its counters are read
+from `/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_environment(stack_env: dict[str, str], run_id: str, **overrides: str) -> dict[str, str]:
+    """The environment of a worker of run `run_id`: the stack's settings plus an isolated prefix and app id."""
+    env = dict(os.environ)
+    env.update(stack_env)
+    env.update({
+        "BLUEFLOW_TOPIC_PREFIX": f"{run_id}.",
+        "BLUEFLOW_APP_ID": run_id,
+        "BLUEFLOW_POLL_INTERVAL": "2",
+        "BLUEFLOW_METADATA_INTERVAL": "300",
+        "BLUEFLOW_HEARTBEAT_INTERVAL": "10",
+        "BLUEFLOW_PARTITIONS": "4",
+        "KENTIK_PLAN_ID": "11467",
+        "KENTIK_EXPORT_ID": "3302",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(overrides)
+    return env
+
+
+class WorkerProcess:
+    """One `blueflow worker` subprocess with its log file and HTTP port."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, extra_args: tuple[str, ...] = ()):
+        self.name = name
+        self.port = free_port()
+        self.env = dict(env, BLUEFLOW_HTTP_PORT=str(self.port))
+        self.log_path = log_dir / f"{name}.log"
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", *self.extra_args],
+                                     env=self.env, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def info(self, timeout: float = 2.0) -> dict | None:
+        try:
+            reply = requests.get(f"http://127.0.0.1:{self.port}/service/info", timeout=timeout)
+            return reply.json() if reply.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def health(self, timeout: float = 2.0) -> int:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=timeout).status_code
+        except requests.RequestException:
+            return 0
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        """SIGKILL the worker (crash test)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def sum_counts(infos: list[dict | None]) -> dict[str, int]:
+    """Counters added up over the workers that answered."""
+    total: dict[str, int] = {}
+    for info in infos:
+        for key, value in ((info or {}).get("counts") or {}).items():
+            total[key] = total.get(key, 0) + int(value)
+    return total
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())

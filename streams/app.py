@@ -1,0 +1,84 @@
+"""The blueflow Faust app: one app, every stage, configured from the environment.
+
+Run with `blueflow worker ...` or `faust -A streams.app worker`. Topics carry raw bytes; every stage decodes
+Avro itself so a poison message is dead-lettered instead of silently skipped by Faust.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+
+import faust
+
+from streams.runtime import Runtime
+from streams.settings import Settings
+
+log = logging.getLogger("blueflow")
+
+
+def _broker_credentials(settings: Settings):
+    if settings.kafka_security_protocol.upper() == "SASL_SSL":
+        # Without an ssl_context faust silently stays on SASL_PLAINTEXT.
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                     ssl_context=ssl.create_default_context())
+    return None
+
+
+def make_app(settings: Settings) -> faust.App:
+    """A Faust app with our delivery-safe defaults."""
+    brokers = [f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",") if b.strip()]
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=_broker_credentials(settings),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_compression_type="zstd",
+        producer_max_request_size=1_000_000,
+        broker_commit_every=100,
+        broker_commit_interval=2.0,
+        stream_wait_empty=False,
+        web_enabled=True,
+        web_host="0.0.0.0",
+        web_port=settings.http_port,
+        web_in_thread=False,
+        table_cleanup_interval=60.0,
+        logging_config=None,
+    )
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The app's data topics (raw bytes; Avro decoded by the stages)."""
+
+    objects: faust.TopicT
+    flows: faust.TopicT
+    kflow: faust.TopicT
+    vpc_metadata: faust.TopicT
+    deadletter: faust.TopicT
+    ledger: faust.TopicT
+
+
+def make_topics(app: faust.App, settings: Settings) -> Topics:
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=settings.partitions, internal=False)
+
+    return Topics(objects=topic("objects"), flows=topic("flows"), kflow=topic("kflow"),
+                  vpc_metadata=topic("vpc-metadata"), deadletter=topic("deadletter"), ledger=topic("ledger"))
+
+
+settings = Settings.from_env()
+runtime = Runtime(settings)
+app = make_app(settings)
+topics = make_topics(app, settings)
+
+# Stage modules register their agents, tables, timers and pages on import.
+from streams import stages  # noqa: E402  (registration needs app, topics and runtime above)
+
+stages.register(app, topics, runtime)

@@ -1,0 +1,68 @@
+"""Prometheus metrics of a worker, per stage, served on /metrics.
+
+Counters count work done by this process; `blueflow status` and `blueflow demo` add them up over workers.
+No label ever holds a secret or an object key (keys would explode cardinality).
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+OBJECTS_LISTED = Counter("blueflow_objects_listed_total", "Objects seen in bucket listings (leader).",
+                         registry=REGISTRY)
+OBJECTS_PUBLISHED = Counter("blueflow_objects_published_total", "Object references published to the objects topic.",
+                            ["reason"], registry=REGISTRY)
+OBJECTS_PARSED = Counter("blueflow_objects_parsed_total", "Objects downloaded and parsed.", registry=REGISTRY)
+OBJECTS_SKIPPED = Counter("blueflow_objects_skipped_total", "Object references skipped by the parse stage.",
+                          ["reason"], registry=REGISTRY)
+FLOWS_PARSED = Counter("blueflow_flows_parsed_total", "IBM flow records parsed.", registry=REGISTRY)
+CHF_TRANSLATED = Counter("blueflow_chf_translated_total", "kflow records produced by the enrich stage.",
+                         registry=REGISTRY)
+CHF_DELIVERED = Counter("blueflow_chf_delivered_total", "kflow records accepted by Kentik (HTTP 200).",
+                        registry=REGISTRY)
+CHF_SKIPPED_DUPLICATE = Counter("blueflow_chf_skipped_duplicate_total",
+                                "kflow records not sent again because their chunk was already accepted.",
+                                registry=REGISTRY)
+KENTIK_REQUESTS = Counter("blueflow_kentik_requests_total", "Flow-ingest calls by result.", ["result"],
+                          registry=REGISTRY)
+KENTIK_BYTES = Counter("blueflow_kentik_request_bytes_total", "Bytes of flow-ingest request bodies sent.",
+                       registry=REGISTRY)
+OBJECTS_DELETED = Counter("blueflow_objects_deleted_total", "Source objects deleted after delivery.",
+                          registry=REGISTRY)
+OBJECTS_COMPLETED = Counter("blueflow_objects_completed_total",
+                            "Objects whose every flow was accepted (deleted or kept).", registry=REGISTRY)
+DEADLETTERED = Counter("blueflow_deadlettered_total", "Dead-letter records written, by stage.", ["stage"],
+                       registry=REGISTRY)
+COS_OPERATIONS = Counter("blueflow_cos_operations_total", "COS calls by operation and result.",
+                         ["operation", "result"], registry=REGISTRY)
+METADATA_REFRESHES = Counter("blueflow_metadata_refreshes_total", "VPC metadata fetches by result.",
+                             ["result"], registry=REGISTRY)
+STAGE_SECONDS = Histogram("blueflow_stage_seconds", "Time spent per message, by stage.", ["stage"],
+                          buckets=(0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                          registry=REGISTRY)
+OBJECT_AGE_SECONDS = Histogram("blueflow_object_delivery_age_seconds",
+                               "From the object's last-modified time to Kentik accepting its last flow.",
+                               buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+                               registry=REGISTRY)
+IS_LEADER = Gauge("blueflow_is_leader", "1 when this worker polls COS and the VPC API.", registry=REGISTRY)
+HEALTHY = Gauge("blueflow_healthy", "1 when /healthz answers 200.", registry=REGISTRY)
+METADATA_ENDPOINTS = Gauge("blueflow_metadata_endpoints", "IP endpoints in this worker's VPC index.",
+                           registry=REGISTRY)
+
+
+def render() -> bytes:
+    """The Prometheus text exposition of this worker's metrics."""
+    return generate_latest(REGISTRY)
+
+
+def counter_value(counter, **labels) -> float:
+    """Current value of a counter (summed over label sets when no labels are given)."""
+    if labels:
+        return counter.labels(**labels)._value.get()
+    total = 0.0
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                total += sample.value
+    return total

@@ -1,0 +1,92 @@
+"""Per-process state shared by the agents: settings, clients, the thread pool, health.
+
+The COS, VPC and Kentik SDKs are synchronous; `run_sync` runs them on a small thread pool so the event loop
+never blocks. Clients are created lazily, once per process.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from streams.settings import Settings
+
+log = logging.getLogger("blueflow")
+
+
+@dataclass
+class Health:
+    """What /healthz reports. `fatal` is set by configuration errors (e.g. Kentik rejects the token)."""
+
+    fatal: str = ""
+    last_progress: float = field(default_factory=time.monotonic)
+    pending_since: float | None = None
+    pending: bool = False
+
+    def progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def problems(self, unhealthy_after: float) -> list[str]:
+        problems = []
+        if self.fatal:
+            problems.append(self.fatal)
+        idle = time.monotonic() - self.last_progress
+        if self.pending and idle > unhealthy_after:
+            problems.append(f"no progress for {idle:.0f}s while work is pending")
+        return problems
+
+
+class Runtime:
+    """Lazily built clients and shared state of one worker process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="blueflow-io")
+        self.health = Health()
+        self._lock = threading.Lock()
+        self._cos = None
+        self._kentik = None
+        self.started_at = time.time()
+
+    async def run_sync(self, fn, /, *args, **kwargs):
+        """Run a blocking call on the thread pool and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
+
+    @property
+    def cos(self):
+        with self._lock:
+            if self._cos is None:
+                from connectors.cos import make_cos_client
+
+                s = self.settings
+                if s.cos_hmac_access_key and s.cos_hmac_secret_key:
+                    self._cos = make_cos_client(s.cos_endpoint_url, hmac_access_key=s.cos_hmac_access_key,
+                                                hmac_secret_key=s.cos_hmac_secret_key)
+                else:
+                    self._cos = make_cos_client(s.cos_endpoint_url, api_key=s.ibm_cos_api_key,
+                                                service_instance=s.ibm_service_instance,
+                                                iam_token_url=s.iam_token_url)
+            return self._cos
+
+    @property
+    def kentik(self):
+        with self._lock:
+            if self._kentik is None:
+                from connectors.kentik import KentikClient
+
+                s = self.settings
+                self._kentik = KentikClient(api_root=s.kentik_api_root, flow_url=s.kentik_flow_url,
+                                            email=s.api_email, token=s.kentik_api_token, timeout=30.0)
+            return self._kentik
+
+    def scrub(self, text: str) -> str:
+        """`text` with every configured secret value replaced, for logs and dead letters."""
+        for secret in self.settings.secret_values():
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text

@@ -1,0 +1,61 @@
+"""HTTP endpoints on port 8083, like Blueflow's: /service/info, /healthz, /metrics.
+
+/service/info answers as soon as the worker runs (readiness); /healthz fails when Kentik rejects the
+credentials or when work is pending and nothing progressed for `unhealthy_after` seconds (liveness).
+Nothing here shows a secret: settings go through `Settings.public_view()`.
+"""
+from __future__ import annotations
+
+import time
+
+from streams import metrics
+
+VERSION = "0.1.0"
+
+
+def progress_counts() -> dict:
+    """The counters `blueflow demo` and `blueflow status` add up across workers."""
+    c = metrics.counter_value
+    return {
+        "objects_listed": int(c(metrics.OBJECTS_LISTED)),
+        "objects_published": int(c(metrics.OBJECTS_PUBLISHED)),
+        "objects_parsed": int(c(metrics.OBJECTS_PARSED)),
+        "flows_parsed": int(c(metrics.FLOWS_PARSED)),
+        "chf_translated": int(c(metrics.CHF_TRANSLATED)),
+        "chf_delivered": int(c(metrics.CHF_DELIVERED)),
+        "chf_skipped_duplicate": int(c(metrics.CHF_SKIPPED_DUPLICATE)),
+        "objects_completed": int(c(metrics.OBJECTS_COMPLETED)),
+        "objects_deleted": int(c(metrics.OBJECTS_DELETED)),
+        "deadlettered": int(c(metrics.DEADLETTERED)),
+        "kentik_bytes": int(c(metrics.KENTIK_BYTES)),
+    }
+
+
+def register(app, pipeline) -> None:
+    rt = pipeline.rt
+
+    @app.page("/service/info")
+    async def service_info(web, request):
+        return web.json({
+            "service": "blueflow",
+            "version": VERSION,
+            "leader": bool(app.is_leader()),
+            "uptime_s": round(time.time() - rt.started_at, 1),
+            "healthy": not rt.health.problems(rt.settings.unhealthy_after),
+            "problems": rt.health.problems(rt.settings.unhealthy_after),
+            "metadata_regions": sorted(pipeline.metadata.snapshots),
+            "devices_cached": len(pipeline.devices),
+            "counts": progress_counts(),
+            "settings": rt.settings.public_view(),
+        })
+
+    @app.page("/healthz")
+    async def healthz(web, request):
+        problems = rt.health.problems(rt.settings.unhealthy_after)
+        metrics.HEALTHY.set(0 if problems else 1)
+        body = {"status": "unhealthy" if problems else "ok", "problems": problems}
+        return web.json(body, status=503 if problems else 200)
+
+    @app.page("/metrics")
+    async def prometheus(web, request):
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
