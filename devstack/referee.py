@@ -1,0 +1,109 @@
+"""The referee: what Kentik is owed for a set of generated objects, and how it compares with what arrived.
+
+Written from spec/kentik.md on its own (not from streams/translate.py), so the tests check the pipeline
+against the rules rather than against itself. Each owed kflow record is identified by a tuple of its
+decoded fields; the comparison counts lost and duplicated records and finds, per object, when its last
+record was accepted (to check "delivered, then deleted").
+"""
+from __future__ import annotations
+
+import calendar
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+
+def ip_int(ip: str) -> int:
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def epoch(ts: str) -> int:
+    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def key_fields(key: str) -> dict[str, str]:
+    parts = {}
+    for segment in key.split("/"):
+        if "=" in segment:
+            name, value = segment.split("=", 1)
+            parts[name] = unquote(value)
+    return parts
+
+
+def device_name(subnet_id: str) -> str:
+    out = "".join(ch if ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_") else "_" for ch in subnet_id.lower())
+    return "ibm_" + out
+
+
+def owed_records(obj) -> list[tuple]:
+    """(device, src, dst, sport, dport, proto, in_bytes, in_pkts, out_bytes, out_pkts, timestamp) per owed CHF."""
+    import gzip
+
+    import orjson
+
+    fields = key_fields(obj.key)
+    subnet_id = fields["subnet-id"].rsplit(":", 1)[-1]
+    device = device_name(subnet_id)
+    flows = obj.flows
+    body = obj.body
+    doc = orjson.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+    if flows is None:
+        flows = doc["flow_logs"]
+    out = []
+    for f in flows:
+        local = f["initiator_ip"] if f["direction"] == "O" else f["target_ip"]
+        ts = epoch(f["start_time"] or doc["capture_start_time"])
+        fwd = (f["initiator_ip"], f["target_ip"], f["initiator_port"], f["target_port"],
+               f["bytes_from_initiator"], f["packets_from_initiator"])
+        rev = (f["target_ip"], f["initiator_ip"], f["target_port"], f["initiator_port"],
+               f["bytes_from_target"], f["packets_from_target"])
+        directions = [fwd]
+        if f["packets_from_target"] > 0 or f["bytes_from_target"] > 0:
+            directions.append(rev)
+        for src, dst, sport, dport, nbytes, npkts in directions:
+            egress = src == local
+            out.append((device, ip_int(src), ip_int(dst), sport, dport, f["transport_protocol"],
+                        0 if egress else nbytes, 0 if egress else npkts, nbytes if egress else 0,
+                        npkts if egress else 0, ts))
+    return out
+
+
+def accepted_record(flow: dict) -> tuple:
+    """The same tuple for a flow as the Kentik stand-in decoded it (GET /_emulator/flows)."""
+    return (flow["device_name"], flow["ipv4SrcAddr"], flow["ipv4DstAddr"], flow["l4SrcPort"], flow["l4DstPort"],
+            flow["protocol"], flow["inBytes"], flow["inPkts"], flow["outBytes"], flow["outPkts"], flow["timestamp"])
+
+
+@dataclass
+class Verdict:
+    owed: int
+    accepted: int
+    lost: int
+    duplicates: int
+    unexpected: int
+    last_accept_by_object: dict[str, float] = field(default_factory=dict)
+
+
+def compare(objects, accepted_flows: list[dict]) -> Verdict:
+    """Owed vs accepted, as multisets; per object, when its last owed record arrived (stand-in clock)."""
+    owed = Counter()
+    owner: dict[tuple, str] = {}
+    for obj in objects:
+        for record in owed_records(obj):
+            owed[record] += 1
+            owner[record] = obj.key
+    got = Counter()
+    last: dict[str, float] = {}
+    for flow in accepted_flows:
+        record = accepted_record(flow)
+        got[record] += 1
+        key = owner.get(record)
+        if key is not None:
+            last[key] = max(last.get(key, 0.0), float(flow.get("received_at", 0.0)))
+    lost = sum((owed - got).values())
+    extra = got - owed
+    duplicates = sum(n for r, n in extra.items() if r in owed)
+    unexpected = sum(n for r, n in extra.items() if r not in owed)
+    return Verdict(sum(owed.values()), sum(got.values()), lost, duplicates, unexpected, last)
