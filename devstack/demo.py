@@ -51,7 +51,7 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
 
     started = time.monotonic()
     _say("demo: starting the local stack (first run downloads Kafka and S3Proxy from Maven Central)…")
-    env = stack.ensure_up()
+    env = stack.ensure_up(log=_say)
     bucket = env["BLUEFLOW_BUCKET"]
     client = hmac_client(env)
     removed = empty_bucket(client, bucket)
@@ -70,7 +70,7 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
          f"({len(good)} good/empty with {flows_written} flows → {owed_chf} kflow records owed, {len(bad_keys)} bad)")
 
     run_id = f"blueflow-demo-{int(time.time())}"
-    log_dir = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.devstack_dir())) / "logs" / run_id
+    log_dir = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.state_dir())) / "logs" / run_id
     procs = [WorkerProcess(f"worker-{i + 1}", run_environment(env, run_id), log_dir, ("--devstack",)).start()
              for i in range(workers)]
     _say(f"demo: started {workers} workers (logs in {log_dir})")

@@ -5,6 +5,7 @@ as Kentik's published manifests do) and environment variables, so switching is a
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -69,8 +70,10 @@ def _worker_command() -> click.Command:
         from connectors.kafka_admin import ensure_topics
         from streams.metadata import kafka_client_config
 
-        ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix, partitions=settings.partitions,
-                      replication=settings.replication)
+        result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
+                               partitions=settings.partitions, replication_factor=settings.replication)
+        for name, problem in result.mismatched.items():
+            click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
         import faust
 
         from streams.app import app
@@ -173,8 +176,8 @@ def topics_ensure(use_devstack: bool) -> None:
     from streams.metadata import kafka_client_config
 
     result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
-                           partitions=settings.partitions, replication=settings.replication)
-    click.echo(json.dumps(result, default=str))
+                           partitions=settings.partitions, replication_factor=settings.replication)
+    click.echo(json.dumps(dataclasses.asdict(result)))
 
 
 if __name__ == "__main__":

@@ -56,9 +56,9 @@ class PublishLedger:
 
 
 def _ms(value) -> int:
-    """Milliseconds since the epoch of a datetime, a number of seconds, or None."""
+    """Milliseconds since the epoch of a datetime or of an int that already is milliseconds (None → 0)."""
     if value is None:
         return 0
     if hasattr(value, "timestamp"):
         return int(value.timestamp() * 1000)
-    return int(float(value) * 1000)
+    return int(value)

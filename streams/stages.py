@@ -38,18 +38,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _classify_cos_error(exc: Exception) -> str:
-    """'vanished', 'transient' or 'permanent' for an exception raised by the COS SDK."""
-    code = ""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in ("NoSuchKey", "404") or status == 404:
-            return "vanished"
-        if status in (400, 403) and code not in ("RequestTimeout", "SlowDown"):
-            return "permanent" if code in ("InvalidObjectState",) else "transient"
-    return "transient"
+AUTH_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401")
+
+
+def _cos_problem(exc: Exception) -> tuple[bool, str]:
+    """(looks like a credentials problem, words) for a failed COS call. Every COS failure is retried:
+    a wrong key or a throttled endpoint must delay objects, never quarantine them."""
+    code = str(getattr(exc, "code", ""))
+    auth = code in AUTH_CODES or "token" in code.lower() or "credential" in code.lower()
+    return auth, str(exc)
 
 
 class Pipeline:
@@ -101,6 +98,12 @@ class Pipeline:
                 self.rt.health.pending = True
                 await asyncio.sleep(delay)
 
+    def note_cos_failure(self, exc: Exception) -> None:
+        auth, words = _cos_problem(exc)
+        if auth:
+            self.rt.health.fatal = (f"COS rejected the credentials ({self.rt.scrub(words)}); check IBM_COS_API_KEY / "
+                                    "IBM_SERVICE_INSTANCE or the HMAC keys")
+
     # ---------------------------------------------------------------- leader: poll
     def list_bucket(self):
         from connectors.cos import list_objects
@@ -109,7 +112,10 @@ class Pipeline:
             listing = list(list_objects(self.rt.cos, self.settings.bucket_name, self.settings.cos_prefix))
         except Exception as exc:
             metrics.COS_OPERATIONS.labels(operation="list", result="error").inc()
+            self.note_cos_failure(exc)
             raise TransientError(f"listing bucket {self.settings.bucket_name!r} failed: {exc}") from None
+        if self.rt.health.fatal.startswith("COS"):
+            self.rt.health.fatal = ""
         metrics.COS_OPERATIONS.labels(operation="list", result="ok").inc()
         return listing
 
@@ -199,10 +205,8 @@ class Pipeline:
         try:
             chunks = open_object(self.rt.cos, ref["bucket"], key)
         except Exception as exc:
-            kind = _classify_cos_error(exc)
-            metrics.COS_OPERATIONS.labels(operation="get", result=kind).inc()
-            if kind == "vanished":
-                return None
+            metrics.COS_OPERATIONS.labels(operation="get", result="error").inc()
+            self.note_cos_failure(exc)
             raise TransientError(f"download of {key!r} failed: {exc}") from None
         if chunks is None:
             metrics.COS_OPERATIONS.labels(operation="get", result="vanished").inc()
@@ -428,6 +432,7 @@ class Pipeline:
             errors = delete_objects(self.rt.cos, self.settings.bucket_name, [key])
         except Exception as exc:
             metrics.COS_OPERATIONS.labels(operation="delete", result="error").inc()
+            self.note_cos_failure(exc)
             raise TransientError(f"delete of {key!r} failed: {exc}") from None
         problem = errors.get(key) if isinstance(errors, dict) else None
         if problem:

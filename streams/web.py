@@ -20,6 +20,7 @@ def progress_counts() -> dict:
         "objects_listed": int(c(metrics.OBJECTS_LISTED)),
         "objects_published": int(c(metrics.OBJECTS_PUBLISHED)),
         "objects_parsed": int(c(metrics.OBJECTS_PARSED)),
+        "objects_skipped": int(c(metrics.OBJECTS_SKIPPED)),
         "flows_parsed": int(c(metrics.FLOWS_PARSED)),
         "chf_translated": int(c(metrics.CHF_TRANSLATED)),
         "chf_delivered": int(c(metrics.CHF_DELIVERED)),

@@ -1,0 +1,156 @@
+"""COS IAM auth proxy for the local stack: the IAM (bearer token) face of the COS stand-in.
+
+IBM COS accepts `Authorization: Bearer <IAM access token>` (what ibm_boto3 sends with
+`signature_version="oauth"`). S3Proxy only knows AWS signatures, so this small aiohttp reverse proxy
+checks the bearer token with the IAM stand-in (`GET /_emulator/verify?token=...`, valid answers cached
+briefly) and forwards the request, minus the Authorization header, to an internal S3Proxy running with
+`authorization=none` on the same filesystem basedir as the HMAC S3Proxy. Bodies stream both ways.
+
+Run: python -m devstack.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import time
+from xml.sax.saxutils import escape
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+log = logging.getLogger("blueflow.cos_auth_proxy")
+
+# Request headers never forwarded upstream (hop-by-hop, or replaced by the proxy).
+_DROP_REQUEST = frozenset(h.lower() for h in (
+    "Authorization", "Host", "Connection", "Keep-Alive", "Proxy-Authorization", "TE", "Trailer",
+    "Transfer-Encoding", "Upgrade", "Expect"))
+# Response headers never copied back (hop-by-hop; aiohttp frames the body itself).
+_DROP_RESPONSE = frozenset(h.lower() for h in (
+    "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Server", "Date"))
+
+CHUNK = 64 * 1024
+
+
+def _s3_error(status: int, code: str, message: str, resource: str) -> web.Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<Resource>{escape(resource)}</Resource></Error>"
+    )
+    return web.Response(status=status, body=body.encode(), content_type="application/xml")
+
+
+class TokenVerifier:
+    """Asks the IAM stand-in whether a token is valid; caches positive answers for `ttl` seconds."""
+
+    def __init__(self, iam_url: str, session: aiohttp.ClientSession, ttl: float = 30.0) -> None:
+        self._url = iam_url.rstrip("/") + "/_emulator/verify"
+        self._session = session
+        self._ttl = ttl
+        self._valid: dict[str, float] = {}  # sha256(token) -> valid-until (monotonic)
+
+    async def verify(self, token: str) -> tuple[bool, str]:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        until = self._valid.get(digest)
+        if until is not None and until > now:
+            return True, ""
+        try:
+            async with self._session.get(self._url, params={"token": token}) as resp:
+                text = await resp.text()
+                ok = resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return False, f"IAM token check unavailable: {type(exc).__name__}"
+        if ok:
+            if len(self._valid) > 10_000:
+                self._valid.clear()
+            self._valid[digest] = now + self._ttl
+            return True, ""
+        self._valid.pop(digest, None)
+        return False, f"IAM rejected the token (HTTP {resp.status}): {text[:200]}"
+
+
+def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.Application:
+    """Build the proxy application. `upstream` is the base URL of the authorization=none S3Proxy."""
+    upstream = upstream.rstrip("/")
+    app = web.Application(client_max_size=0)
+
+    async def on_startup(app: web.Application) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=300)
+        app["session"] = aiohttp.ClientSession(
+            timeout=timeout, auto_decompress=False, connector=aiohttp.TCPConnector(limit=256))
+        app["verifier"] = TokenVerifier(iam_url, app["session"], ttl=cache_ttl)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app["session"].close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        resource = request.path
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _s3_error(403, "AccessDenied",
+                             "This endpoint requires an IAM bearer token (Authorization: Bearer <token>)", resource)
+        ok, reason = await request.app["verifier"].verify(token.strip())
+        if not ok:
+            return _s3_error(403, "AccessDenied", reason or "invalid IAM token", resource)
+
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+        has_body = request.body_exists
+        data = request.content if has_body else None
+        if has_body and "Content-Length" not in request.headers:
+            headers.pop("Content-Length", None)
+        # encoded=True: forward the path and query byte for byte (keys hold percent-encoded CRNs).
+        url = URL(upstream + request.rel_url.raw_path_qs, encoded=True)
+        session: aiohttp.ClientSession = request.app["session"]
+        try:
+            async with session.request(request.method, url, headers=headers, data=data,
+                                       allow_redirects=False, skip_auto_headers=("Content-Type",)) as up:
+                resp = web.StreamResponse(status=up.status, reason=up.reason)
+                for k, v in up.headers.items():
+                    if k.lower() not in _DROP_RESPONSE:
+                        resp.headers.add(k, v)
+                if request.method == "HEAD":
+                    await resp.prepare(request)
+                    await resp.write_eof()
+                    return resp
+                if "Content-Length" in up.headers:
+                    resp.content_length = int(up.headers["Content-Length"])
+                await resp.prepare(request)
+                async for chunk in up.content.iter_chunked(CHUNK):
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("upstream %s %s failed: %s", request.method, resource, type(exc).__name__)
+            return _s3_error(502, "ServiceUnavailable", f"COS stand-in upstream failed: {type(exc).__name__}",
+                             resource)
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--upstream", required=True, help="base URL of the authorization=none S3Proxy")
+    p.add_argument("--iam-url", required=True, help="base URL of the IAM stand-in")
+    p.add_argument("--cache-ttl", type=float, default=30.0, help="seconds a verified token is trusted")
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = make_app(upstream=args.upstream, iam_url=args.iam_url, cache_ttl=args.cache_ttl)
+    print(f"cos_auth_proxy listening on http://{args.host}:{args.port} -> {args.upstream}", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Avro encoding of blueflow's Kafka messages (schemas in schemas/*.avsc), with self-describing framing.
+
+Two framings, both understood by `Codec.decode`:
+- Avro single-object encoding (no registry): ``C3 01`` + 8-byte little-endian CRC-64-AVRO fingerprint of the
+  writer schema's Parsing Canonical Form + the Avro binary body.
+- Confluent wire format (with a schema registry): ``00`` + 4-byte big-endian registry schema id + body.
+The writer schema is found by fingerprint (every schemas/*.avsc is known, older versions can be added with
+`register_schema`) or by registry id, and resolved to the codec's (reader) schema, so readers keep working
+while schemas evolve compatibly. Schemas are parsed once; encode/decode are a BytesIO plus fastavro.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from functools import lru_cache
+from io import BytesIO
+from typing import Any, Callable, Mapping
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import to_parsing_canonical_form
+
+from schemas import SCHEMA_DIR
+
+__all__ = [
+    "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "crc64_avro", "fingerprint", "load_schema",
+    "register_schema", "register_registry_id", "known_fingerprints", "SCHEMA_NAMES",
+]
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+SCHEMA_NAMES = ("object_ref", "flow_batch", "kflow_batch", "deadletter", "ledger", "vpc_metadata")
+
+
+class AvroDecodeError(ValueError):
+    """A message that cannot be decoded; `reason` says why in words."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ------------------------------------------------------------------------------------ fingerprints
+_EMPTY64 = 0xC15D213AA4D7A795
+
+
+def _table() -> list[int]:
+    out = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_EMPTY64 & -(fp & 1))
+        out.append(fp)
+    return out
+
+
+_FP_TABLE = _table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Avro spec's 64-bit Rabin fingerprint (CRC-64-AVRO) of data."""
+    fp = _EMPTY64
+    table = _FP_TABLE
+    for b in data:
+        fp = (fp >> 8) ^ table[(fp ^ b) & 0xFF]
+    return fp
+
+
+def fingerprint(schema: Any) -> bytes:
+    """8-byte little-endian CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form."""
+    pcf = to_parsing_canonical_form(schema)
+    return crc64_avro(pcf.encode("utf-8")).to_bytes(8, "little")
+
+
+# --------------------------------------------------------------------------------------- registry
+class _Known:
+    __slots__ = ("raw", "parsed", "fp", "fullname")
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+        self.parsed = parse_schema(raw)
+        self.fp = fingerprint(raw)
+        self.fullname = self.parsed.get("name", "") if isinstance(self.parsed, dict) else str(self.parsed)
+
+
+_BY_FP: dict[bytes, _Known] = {}
+_BY_REGISTRY_ID: dict[int, _Known] = {}
+
+
+@lru_cache(maxsize=None)
+def _load_known(name: str) -> _Known:
+    path = SCHEMA_DIR / f"{name}.avsc"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"unknown Avro schema {name!r} (no {path.name} in {SCHEMA_DIR})") from None
+    known = _Known(raw)
+    _BY_FP.setdefault(known.fp, known)
+    return known
+
+
+def load_schema(name: str) -> dict:
+    """The raw (JSON) schema of schemas/<name>.avsc."""
+    return _load_known(name).raw
+
+
+def _ensure_all_loaded() -> None:
+    for name in SCHEMA_NAMES:
+        _load_known(name)
+    for path in sorted(SCHEMA_DIR.glob("*.avsc")):
+        _load_known(path.stem)
+
+
+def register_schema(schema: Any) -> bytes:
+    """Make an extra (e.g. older) writer schema known to decoders; returns its fingerprint."""
+    if isinstance(schema, str):
+        schema = json.loads(schema)
+    known = _Known(schema)
+    _BY_FP.setdefault(known.fp, known)
+    return known.fp
+
+
+def register_registry_id(schema_id: int, schema: Any) -> None:
+    """Tell decoders which schema a Confluent registry id stands for."""
+    if isinstance(schema, str):
+        schema = _load_known(schema).raw if not schema.lstrip().startswith(("{", "[", '"')) else json.loads(schema)
+    known = _Known(schema)
+    _BY_FP.setdefault(known.fp, known)
+    _BY_REGISTRY_ID[int(schema_id)] = known
+
+
+def known_fingerprints() -> dict[bytes, str]:
+    """Every fingerprint a decoder recognises, with the schema's full name."""
+    _ensure_all_loaded()
+    return {fp: k.fullname for fp, k in _BY_FP.items()}
+
+
+# ------------------------------------------------------------------------------------------ codec
+class Codec:
+    """Encode/decode records of one schema (by name in schemas/, or a schema dict).
+
+    `registry_id` switches encoding to the Confluent wire format with that id. `schema_lookup(id)` (optional)
+    resolves registry ids not registered with `register_registry_id` (e.g. via a registry client).
+    """
+
+    def __init__(self, schema: str | Mapping, registry_id: int | None = None,
+                 schema_lookup: Callable[[int], Any] | None = None):
+        _ensure_all_loaded()
+        if isinstance(schema, str):
+            self.name = schema
+            known = _load_known(schema)
+        else:
+            known = _Known(dict(schema))
+            _BY_FP.setdefault(known.fp, known)
+            self.name = known.fullname
+        self._known = known
+        self.schema = known.raw
+        self.parsed = known.parsed
+        self.fingerprint = known.fp
+        self.registry_id = registry_id
+        self._lookup = schema_lookup
+        if registry_id is not None:
+            if not 0 <= registry_id < 2 ** 31:
+                raise ValueError("registry_id must fit in 4 bytes")
+            _BY_REGISTRY_ID.setdefault(registry_id, known)
+            self._prefix = struct.pack(">bI", CONFLUENT_MAGIC, registry_id)
+        else:
+            self._prefix = SINGLE_OBJECT_MAGIC + known.fp
+        self._resolved: dict[int, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"Codec({self.name!r}, fingerprint={self.fingerprint.hex()}, registry_id={self.registry_id})"
+
+    def encode(self, record: Mapping) -> bytes:
+        bio = BytesIO()
+        bio.write(self._prefix)
+        schemaless_writer(bio, self.parsed, record)
+        return bio.getvalue()
+
+    def _writer_for_registry_id(self, schema_id: int) -> _Known:
+        known = _BY_REGISTRY_ID.get(schema_id)
+        if known is None and self._lookup is not None:
+            try:
+                raw = self._lookup(schema_id)
+            except Exception as exc:  # noqa: BLE001 - the lookup's own failure, reported in words
+                raise AvroDecodeError(f"could not look up schema registry id {schema_id}: {exc}") from None
+            if raw is not None:
+                if isinstance(raw, str):
+                    raw = json.loads(raw)
+                known = _Known(raw)
+                _BY_REGISTRY_ID[schema_id] = known
+        if known is None:
+            raise AvroDecodeError(f"unknown schema registry id {schema_id} (Confluent framing); "
+                                  f"this reader expects {self.name}")
+        return known
+
+    def decode(self, data: bytes) -> dict:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise AvroDecodeError(f"message value is {type(data).__name__}, expected bytes")
+        n = len(data)
+        if n == 0:
+            raise AvroDecodeError("message is empty")
+        head = bytes(data[:2])
+        if head == SINGLE_OBJECT_MAGIC:
+            if n < 10:
+                raise AvroDecodeError("message is truncated: single-object header needs 10 bytes")
+            fp = bytes(data[2:10])
+            writer = _BY_FP.get(fp)
+            if writer is None:
+                raise AvroDecodeError(f"unknown schema fingerprint {fp.hex()} (single-object encoding); "
+                                      f"this reader expects {self.name} ({self.fingerprint.hex()})")
+            offset = 10
+        elif data[0] == CONFLUENT_MAGIC:
+            if n < 5:
+                raise AvroDecodeError("message is truncated: Confluent header needs 5 bytes")
+            writer = self._writer_for_registry_id(struct.unpack_from(">I", data, 1)[0])
+            offset = 5
+        else:
+            raise AvroDecodeError(f"bad magic {head.hex(' ')}: neither Avro single-object encoding (c3 01) "
+                                  "nor Confluent framing (00)")
+        bio = BytesIO(data)
+        bio.seek(offset)
+        reader = None if writer is self._known or writer.fp == self.fingerprint else self.parsed
+        try:
+            record = schemaless_reader(bio, writer.parsed, reader)
+        except EOFError:
+            raise AvroDecodeError(f"message body is truncated ({n - offset} bytes after the header)") from None
+        except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds; say what happened
+            if reader is not None and type(exc).__name__ == "SchemaResolutionError":
+                raise AvroDecodeError(f"written with schema {writer.fullname} ({writer.fp.hex()}), which "
+                                      f"cannot be read as {self.name}: {exc}") from None
+            raise AvroDecodeError(f"message body is corrupt or truncated: {type(exc).__name__}: {exc}") from None
+        if bio.tell() != n:
+            raise AvroDecodeError(f"{n - bio.tell()} unexpected bytes after the record")
+        return record
