@@ -72,8 +72,8 @@ def owed_records(obj) -> list[tuple]:
 
 def accepted_record(flow: dict) -> tuple:
     """The same tuple for a flow as the Kentik stand-in decoded it (GET /_emulator/flows)."""
-    return (flow["device_name"], flow["ipv4SrcAddr"], flow["ipv4DstAddr"], flow["l4SrcPort"], flow["l4DstPort"],
-            flow["protocol"], flow["inBytes"], flow["inPkts"], flow["outBytes"], flow["outPkts"], flow["timestamp"])
+    return (flow["device_name"], flow["src_addr"], flow["dst_addr"], flow["src_port"], flow["dst_port"],
+            flow["protocol"], flow["in_bytes"], flow["in_pkts"], flow["out_bytes"], flow["out_pkts"], flow["timestamp"])
 
 
 @dataclass

@@ -6,6 +6,7 @@ Avro itself so a poison message is dead-lettered instead of silently skipped by 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from dataclasses import dataclass
 
@@ -38,11 +39,11 @@ def make_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_compression_type="zstd",
+        producer_compression_type=os.environ.get("BLUEFLOW_KAFKA_COMPRESSION", "zstd") or None,
         producer_max_request_size=1_000_000,
         broker_commit_every=100,
         broker_commit_interval=2.0,
-        stream_wait_empty=False,
+        stream_wait_empty=True,
         web_enabled=True,
         web_host="0.0.0.0",
         web_port=settings.http_port,

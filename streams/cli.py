@@ -68,7 +68,7 @@ def _worker_command() -> click.Command:
         if problems:
             raise click.UsageError("cannot start the worker:\n  - " + "\n  - ".join(problems))
         from connectors.kafka_admin import ensure_topics
-        from streams.metadata import kafka_client_config
+        from streams.follower import kafka_client_config
 
         result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
                                partitions=settings.partitions, replication_factor=settings.replication)
@@ -112,7 +112,7 @@ def devstack_up() -> None:
     """Start the stack (downloads the jars from Maven Central on first use); writes .devstack/env."""
     from devstack import stack
 
-    stack.up()
+    sys.exit(stack.main(["up"]))
 
 
 @devstack.command("down")
@@ -120,7 +120,7 @@ def devstack_down() -> None:
     """Stop every process of the stack."""
     from devstack import stack
 
-    stack.down()
+    sys.exit(stack.main(["down"]))
 
 
 @devstack.command("status")
@@ -128,7 +128,7 @@ def devstack_status() -> None:
     """Show each component, its pid, port and whether it is alive."""
     from devstack import stack
 
-    stack.status()
+    sys.exit(stack.main(["status"]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -173,7 +173,7 @@ def topics_ensure(use_devstack: bool) -> None:
             os.environ.setdefault(key, value)
     settings = Settings.from_env()
     from connectors.kafka_admin import ensure_topics
-    from streams.metadata import kafka_client_config
+    from streams.follower import kafka_client_config
 
     result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
                            partitions=settings.partitions, replication_factor=settings.replication)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 import orjson
 
@@ -18,36 +17,25 @@ from streams import metrics
 log = logging.getLogger("blueflow.metadata")
 
 
-def kafka_client_config(settings) -> dict:
-    """confluent-kafka settings for this deployment (Event Streams SASL_SSL when configured)."""
-    from connectors.kafka_admin import kafka_config
-
-    return kafka_config(bootstrap=settings.kafka_bootstrap, security_protocol=settings.kafka_security_protocol,
-                        sasl_username=settings.kafka_sasl_username, sasl_password=settings.kafka_sasl_password)
-
-
 class MetadataFollower:
-    """A daemon thread that keeps `self.index` equal to the newest snapshot of every region."""
+    """Keeps `self.index` equal to the newest snapshot of every region of the `vpc-metadata` topic."""
 
     def __init__(self, settings, codec):
-        self.settings = settings
+        from streams.follower import TopicFollower
+
         self.codec = codec
         self.snapshots: dict[str, dict] = {}
         self.index = None
-        self.caught_up = threading.Event()
         self.first_snapshot = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="blueflow-metadata", daemon=True)
+        self.follower = TopicFollower(settings, [settings.topic("vpc-metadata")], self._on_message, "metadata")
+        self.caught_up = self.follower.caught_up
 
     def start(self) -> None:
         self._rebuild()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        self.follower.start()
 
     def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until the topic was read to its end and (if any region is configured) a snapshot exists."""
+        """Wait until the topic was read to its end and a snapshot exists (bounded: never blocks flow for long)."""
         deadline = time.monotonic() + timeout_s
         if not self.caught_up.wait(max(0.0, deadline - time.monotonic())):
             return False
@@ -59,61 +47,14 @@ class MetadataFollower:
         self.index = IpIndex.from_snapshots(list(self.snapshots.values()))
         metrics.METADATA_ENDPOINTS.set(sum(len(s.get("endpoints", ())) for s in self.snapshots.values()))
 
-    def apply(self, raw: bytes) -> None:
-        record = self.codec.decode(raw)
+    def _on_message(self, topic: str, key: bytes, value: bytes) -> None:
+        record = self.codec.decode(value)
         snapshot = orjson.loads(record["json"])
         self.snapshots[record["region"]] = snapshot
         self._rebuild()
         self.first_snapshot.set()
         log.info("metadata: index now holds %d regions (%s updated, %d endpoints)", len(self.snapshots),
                  record["region"], len(snapshot.get("endpoints", ())))
-
-    def _run(self) -> None:
-        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
-
-        topic = self.settings.topic("vpc-metadata")
-        while not self._stop.is_set():
-            consumer = None
-            try:
-                conf = kafka_client_config(self.settings)
-                conf.update({"group.id": f"blueflow-metadata-{uuid.uuid4()}", "enable.auto.commit": False,
-                             "auto.offset.reset": "earliest"})
-                consumer = Consumer(conf)
-                meta = consumer.list_topics(topic, timeout=10)
-                partitions = sorted(meta.topics[topic].partitions) if topic in meta.topics else []
-                if not partitions:
-                    raise RuntimeError(f"topic {topic} has no partitions (run `blueflow topics ensure`)")
-                consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-                ends = {}
-                for p in partitions:
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                    ends[p] = high
-                positions = {p: 0 for p in partitions}
-                if all(h == 0 for h in ends.values()):
-                    self.caught_up.set()
-                while not self._stop.is_set():
-                    msg = consumer.poll(0.5)
-                    if msg is None:
-                        if not self.caught_up.is_set() and all(positions[p] >= ends[p] for p in partitions):
-                            self.caught_up.set()
-                        continue
-                    if msg.error():
-                        log.warning("metadata: consumer error: %s", msg.error())
-                        continue
-                    positions[msg.partition()] = msg.offset() + 1
-                    try:
-                        self.apply(msg.value())
-                    except Exception as exc:  # a bad snapshot must not stop enrichment
-                        log.error("metadata: skipped an undecodable snapshot at %s[%d]@%d: %s", topic,
-                                  msg.partition(), msg.offset(), exc)
-                    if not self.caught_up.is_set() and all(positions[p] >= ends[p] for p in partitions):
-                        self.caught_up.set()
-            except Exception as exc:
-                log.warning("metadata: follower restarting after error: %s", exc)
-                time.sleep(2)
-            finally:
-                if consumer is not None:
-                    consumer.close()
 
 
 def fetch_snapshots(settings) -> tuple[list[dict], list[str]]:

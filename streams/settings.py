@@ -76,6 +76,9 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between Kentik export status heartbeats.", kind="float"),
     Option("stuck_after", "BLUEFLOW_STUCK_AFTER", "1800",
            "Seconds after which an object still in the bucket is published again.", kind="float"),
+    Option("dedup_window", "BLUEFLOW_DEDUP_WINDOW", "604800",
+           "Seconds an object's outcome is remembered to skip it when seen again (keep ≥ the objects topic's "
+           "retention).", kind="float"),
     Option("chunk_flows", "BLUEFLOW_CHUNK_FLOWS", "2000", "Flows per message on the flows and kflow topics.",
            kind="int"),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
@@ -135,6 +138,7 @@ class Settings:
     metadata_interval: float
     heartbeat_interval: float
     stuck_after: float
+    dedup_window: float
     chunk_flows: int
     keep_objects: bool
     dry_run: bool

@@ -4,9 +4,11 @@ Rules that keep delivery safe under Faust 0.15 (architecture.md): concurrency 1;
 inside the loop (Faust acks an event when its agent raises); every send is awaited until the broker acked
 it; values are raw bytes decoded here, so a poison message is dead-lettered, not skipped.
 
-State: `objects-seen` (parse, keyed by object key: ETag and status) makes a second listing, a new leader or a
-replay of `objects` harmless; `deliveries` (sink, keyed by object key: ETag, chunk bitmap) makes a re-sent
-chunk harmless and deletes the object exactly when its last chunk was accepted.
+State: the outcome store (every worker follows `ledger` and `deadletter`) makes a second listing, a new
+leader or a replay of `objects` harmless for finished objects; `parsing` (objects this worker parsed and
+not yet saw finish) covers objects in flight; `progress` (sink: ETag and chunk bitmap per object) makes a
+re-sent chunk harmless and deletes the object exactly when its last chunk was accepted. After a crash,
+the chunks consumed but not yet committed are sent again: that is the "at most the chunks in flight" bound.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from streams.avro import AvroDecodeError, Codec
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.flowlog import FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
 from streams.metadata import MetadataFollower, fetch_snapshots
+from streams.outcomes import DELIVERED, QUARANTINED, OutcomeFollower, OutcomeStore
 from streams.poller import PublishLedger
 from streams.translate import device_name_for_subnet, translate_batch
 
@@ -28,6 +31,7 @@ KFLOW_INT_COLUMNS = ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port"
                      "in_pkts", "out_bytes", "out_pkts")
 CUSTOMS_PER_FLOW = 19
 METADATA_WAIT_S = 45.0
+OUTCOMES_WAIT_S = 120.0
 
 
 class TransientError(Exception):
@@ -64,6 +68,11 @@ class Pipeline:
         self.codec_ledger = Codec("ledger")
         self.codec_meta = Codec("vpc_metadata")
         self.metadata = MetadataFollower(self.settings, self.codec_meta)
+        self.outcomes = OutcomeStore(window_s=self.settings.dedup_window)
+        self.outcome_follower = OutcomeFollower(self.settings, self.codec_ledger, self.codec_dead, self.outcomes)
+        self.parsing: dict[str, tuple[str, float]] = {}  # key -> (etag, parsed at) for objects in flight
+        self.progress: dict[str, dict] = {}  # sink: key -> {etag, chunks, done bitmap, chf, flows}
+        self.sync_needed = {"parse": True, "sink": True}  # set on every partition assignment
         self.devices: dict[str, object] = {}
         self.device_locks: dict[str, asyncio.Lock] = {}
         self.became_leader_at: float | None = None
@@ -81,6 +90,9 @@ class Pipeline:
                   "etag": ref.get("etag", ""), "stage": stage, "reason": reason, "at": _now_ms(),
                   "size": int(ref.get("size", 0) or 0)}
         await self.send(self.topics.deadletter, record["key"], self.codec_dead.encode(record))
+        if record["key"] and record["etag"]:
+            self.outcomes.record(record["key"], record["etag"], QUARANTINED)
+        self.parsing.pop(record["key"], None)
         metrics.DEADLETTERED.labels(stage=stage).inc()
         log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", record["key"], stage,
                   reason)
@@ -103,6 +115,17 @@ class Pipeline:
         if auth:
             self.rt.health.fatal = (f"COS rejected the credentials ({self.rt.scrub(words)}); check IBM_COS_API_KEY / "
                                     "IBM_SERVICE_INSTANCE or the HMAC keys")
+
+    async def sync_outcomes(self, stage: str) -> None:
+        """After a (re)assignment, read the ledger and dead letters up to now before the first decision:
+        objects another worker finished moments ago must not be sent again."""
+        if not self.sync_needed[stage]:
+            return
+        synced = await self.rt.run_sync(self.outcome_follower.follower.sync, OUTCOMES_WAIT_S)
+        if not synced:
+            log.warning("%s: outcomes of other workers could not be read in %ss; continuing (duplicates possible)",
+                        stage, OUTCOMES_WAIT_S)
+        self.sync_needed[stage] = False
 
     # ---------------------------------------------------------------- leader: poll
     def list_bucket(self):
@@ -248,7 +271,7 @@ class Pipeline:
             out.append(self.codec_flows.encode(record))
         return out
 
-    async def handle_object(self, seen, raw: bytes) -> None:
+    async def handle_object(self, raw: bytes) -> None:
         started = time.perf_counter()
         try:
             ref = self.codec_ref.decode(raw)
@@ -256,19 +279,22 @@ class Pipeline:
             await self.deadletter({"key": ""}, "decode", f"objects message is not a valid object reference: {exc}")
             return
         key, etag = ref["key"], ref["etag"]
-        state = seen.get(key)
-        if state and state.get("etag") == etag:
-            status = state.get("status")
-            if status in ("deadlettered", "dry_run") or not ref.get("republish"):
-                metrics.OBJECTS_SKIPPED.labels(reason=f"already_{status}").inc()
+        await self.sync_outcomes("parse")
+        outcome = self.outcomes.outcome(key, etag)
+        if outcome is not None:
+            metrics.OBJECTS_SKIPPED.labels(reason=f"already_{outcome}").inc()
+            return
+        in_flight = self.parsing.get(key)
+        if in_flight and in_flight[0] == etag:
+            if not ref.get("republish"):
+                metrics.OBJECTS_SKIPPED.labels(reason="in_flight").inc()
                 return
             log.info("parse: object %r still in the bucket long after it was parsed; parsing it again "
-                     "(already accepted chunks are not re-sent)", key)
+                     "(chunks already accepted are not sent again)", key)
         try:
             doc = await self.retry_forever(f"download of {key!r}", self.download_and_parse, ref)
         except FlowLogError as exc:
             await self.deadletter(ref, exc.stage, exc.reason)
-            seen[key] = {"etag": etag, "status": "deadlettered", "at": _now_ms()}
             return
         if doc is None:
             metrics.OBJECTS_SKIPPED.labels(reason="vanished").inc()
@@ -277,13 +303,13 @@ class Pipeline:
         metrics.OBJECTS_PARSED.inc()
         metrics.FLOWS_PARSED.inc(doc.flow_count)
         if self.settings.dry_run:
-            seen[key] = {"etag": etag, "status": "dry_run", "at": _now_ms()}
+            self.parsing[key] = (etag, time.time())
             log.info("parse: dry run: %r parsed, %d flows", key, doc.flow_count)
             return
         messages = await self.rt.run_sync(self.encode_flow_chunks, ref, doc)
         for message in messages:
             await self.send(self.topics.flows, key, message)
-        seen[key] = {"etag": etag, "status": "parsed", "at": _now_ms()}
+        self.parsing[key] = (etag, time.time())
         self.rt.health.progressed()
         metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
 
@@ -383,7 +409,7 @@ class Pipeline:
             status, retry_after = int(result), getattr(self.rt.kentik, "last_retry_after", None)
         return PostResult(int(status), retry_after, f"HTTP {status}")
 
-    async def handle_kflow(self, deliveries, raw: bytes, event_key: bytes | None) -> None:
+    async def handle_kflow(self, raw: bytes, event_key: bytes | None) -> None:
         started = time.perf_counter()
         try:
             batch = self.codec_kflow.decode(raw)
@@ -392,11 +418,13 @@ class Pipeline:
             await self.deadletter({"key": key}, "decode", f"kflow message could not be decoded: {exc}")
             return
         key, etag, chunk, chunks = batch["key"], batch["etag"], batch["chunk"], batch["chunks"]
-        state = deliveries.get(key)
+        await self.sync_outcomes("sink")
+        if self.outcomes.outcome(key, etag) == DELIVERED:
+            metrics.CHF_SKIPPED_DUPLICATE.inc(batch["flow_count"])
+            return
+        state = self.progress.get(key)
         if not state or state.get("etag") != etag or state.get("chunks") != chunks:
             state = {"etag": etag, "chunks": chunks, "done": 0, "chf": 0, "flows": 0, "status": "delivering"}
-        if state["status"] == "deadlettered":
-            return
         bit = 1 << chunk
         if state["done"] & bit:
             metrics.CHF_SKIPPED_DUPLICATE.inc(batch["flow_count"])
@@ -415,14 +443,14 @@ class Pipeline:
                     await deliver(encode, post, batch["flow_count"], what=what, health=self.rt.health)
                 except BatchRefused as exc:
                     await self.deadletter(batch, "sink", f"{what}: {exc}")
-                    deliveries[key] = dict(state, status="deadlettered")
+                    self.progress.pop(key, None)
                     return
                 metrics.CHF_DELIVERED.inc(batch["flow_count"])
             state = dict(state, done=state["done"] | bit, chf=state["chf"] + batch["flow_count"],
                          flows=state["flows"] + batch["source_flows"])
-            deliveries[key] = state
-        if state["done"] == (1 << chunks) - 1 and state["status"] != "completed":
-            await self.complete(deliveries, batch, state)
+            self.progress[key] = state
+        if state["done"] == (1 << chunks) - 1:
+            await self.complete(batch, state)
         metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
     def delete_sync(self, key: str) -> None:
@@ -440,7 +468,7 @@ class Pipeline:
             raise TransientError(f"delete of {key!r} failed: {problem}")
         metrics.COS_OPERATIONS.labels(operation="delete", result="ok").inc()
 
-    async def complete(self, deliveries, batch: dict, state: dict) -> None:
+    async def complete(self, batch: dict, state: dict) -> None:
         """Every chunk was accepted: delete the object (unless kept), then write the ledger record."""
         key = batch["key"]
         deleted = False
@@ -452,7 +480,9 @@ class Pipeline:
                   "chf": state["chf"], "device_name": batch["device_name"], "delivered_at": _now_ms(),
                   "deleted": deleted}
         await self.send(self.topics.ledger, key, self.codec_ledger.encode(record))
-        deliveries[key] = dict(state, status="completed", at=_now_ms())
+        self.outcomes.record(key, batch["etag"], DELIVERED)
+        self.progress.pop(key, None)
+        self.parsing.pop(key, None)
         metrics.OBJECTS_COMPLETED.inc()
         if batch.get("last_modified"):
             metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - batch["last_modified"] / 1000))
@@ -466,17 +496,6 @@ def register(app, topics, runtime) -> Pipeline:
     from streams import web
 
     pipeline = Pipeline(app, topics, runtime)
-    partitions = runtime.settings.partitions
-    import faust
-
-    def state_schema():
-        return faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
-
-    seen = app.Table("objects-seen", default=None, partitions=partitions, schema=state_schema(),
-                     extra_topic_configs={"cleanup.policy": "compact"})
-    deliveries = app.Table("deliveries", default=None, partitions=partitions, schema=state_schema(),
-                           extra_topic_configs={"cleanup.policy": "compact"})
-
     async def guarded(stage: str, event, handler) -> None:
         try:
             await handler()
@@ -494,7 +513,7 @@ def register(app, topics, runtime) -> Pipeline:
     @app.agent(topics.objects, concurrency=1, name="parse")
     async def parse_agent(stream):
         async for event in stream.events():
-            await guarded("parse", event, lambda: pipeline.handle_object(SeenView(seen, event.key), event.value))
+            await guarded("parse", event, lambda: pipeline.handle_object(event.value))
 
     @app.agent(topics.flows, concurrency=1, name="enrich")
     async def enrich_agent(stream):
@@ -504,12 +523,16 @@ def register(app, topics, runtime) -> Pipeline:
     @app.agent(topics.kflow, concurrency=1, name="sink")
     async def sink_agent(stream):
         async for event in stream.events():
-            await guarded("sink", event, lambda: pipeline.handle_kflow(SeenView(deliveries, event.key),
-                                                                        event.value, event.key))
+            await guarded("sink", event, lambda: pipeline.handle_kflow(event.value, event.key))
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs):
+        pipeline.sync_needed.update(parse=True, sink=True)
 
     @app.task
-    async def start_metadata_follower():
+    async def start_followers():
         pipeline.metadata.start()
+        pipeline.outcome_follower.start()
 
     @app.task
     async def poller():
@@ -525,17 +548,3 @@ def register(app, topics, runtime) -> Pipeline:
 
     web.register(app, pipeline)
     return pipeline
-
-
-class SeenView:
-    """A table seen through one object key: `get(key)` / `[key] = value` use the event's raw key bytes."""
-
-    def __init__(self, table, raw_key: bytes):
-        self.table = table
-        self.raw_key = raw_key
-
-    def get(self, key: str):
-        return self.table.get(self.raw_key)
-
-    def __setitem__(self, key: str, value) -> None:
-        self.table[self.raw_key] = value

@@ -78,9 +78,14 @@ def prepare(objects: int, *, bad: int = 0, tricky: int = 0, seed: int = 11, mean
 
 
 def kentik(env: dict[str, str], route: str):
+    """A Kentik stand-in inspection route; list routes are unwrapped (flows, devices, requests)."""
     reply = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + route, timeout=30)
     reply.raise_for_status()
-    return reply.json()
+    body = reply.json()
+    for name in ("flows", "devices", "requests", "heartbeats"):
+        if isinstance(body, dict) and isinstance(body.get(name), list):
+            return body[name]
+    return body
 
 
 def read_topic(env: dict[str, str], topic: str, timeout_s: float = 10.0) -> list[tuple[bytes, bytes, int]]:

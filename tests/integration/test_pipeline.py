@@ -52,8 +52,8 @@ def test_customs_and_fixed_fields_follow_the_translation_rules(run):
     for flow in flows:
         customs = flow["customs"]
         assert len(customs) == 19 and set(customs) == {f"STR{i:02d}" for i in range(19)}
-        assert flow["sampleRate"] == 100 and flow["sampleAdj"] is True and flow["big"] is False
-        assert flow["appProtocol"] == 0
+        assert flow["sample_rate"] == 100 and flow["sample_adj"] is True and flow["big"] is False
+        assert flow["app_protocol"] == 0
         assert customs["STR04"] == account and customs["STR09"] == "vnics"
         assert customs["STR12"] in ("accepted", "rejected")
         assert customs["STR18"] in ("inbound", "outbound")

@@ -1,0 +1,79 @@
+"""What happened to each object (key + ETag): delivered, or quarantined — the memory behind "never twice".
+
+Every worker follows the `ledger` (delivered objects) and `deadletter` (quarantined objects) topics in full
+and remembers key → (ETag, outcome, when). The parse stage consults it before downloading: an object seen
+again with the same ETag — a second listing, a new leader, a replay of `objects` — is skipped; a changed
+ETag is new content and is processed. Entries older than the window are forgotten, so memory is bounded
+by the objects of that window, not by the bucket's history.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+DELIVERED = "delivered"
+QUARANTINED = "quarantined"
+
+
+class OutcomeStore:
+    """key → (etag, outcome, at_s); thread-safe; fed by the follower and by this worker's own writes."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._entries: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()
+        self._last_prune = time.time()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(self, key: str, etag: str, outcome: str, at_s: float | None = None) -> None:
+        at_s = time.time() if at_s is None else at_s
+        with self._lock:
+            previous = self._entries.get(key)
+            # a quarantine of an ETag that was already delivered (e.g. a late duplicate) must not hide it
+            if previous and previous[0] == etag and previous[1] == DELIVERED and outcome == QUARANTINED:
+                return
+            self._entries[key] = (etag, outcome, at_s)
+            if at_s - self._last_prune > 60:
+                self._prune(time.time())
+
+    def outcome(self, key: str, etag: str) -> str | None:
+        """DELIVERED or QUARANTINED if this exact content (key + ETag) had that outcome; else None."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != etag:
+            return None
+        return entry[1]
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        for key in [k for k, (_, _, at) in self._entries.items() if at < horizon]:
+            del self._entries[key]
+        self._last_prune = now
+
+
+class OutcomeFollower:
+    """Feeds an OutcomeStore from the `ledger` and `deadletter` topics."""
+
+    def __init__(self, settings, ledger_codec, deadletter_codec, store: OutcomeStore):
+        from streams.follower import TopicFollower
+
+        self.store = store
+        self.ledger_topic = settings.topic("ledger")
+        self.ledger_codec = ledger_codec
+        self.deadletter_codec = deadletter_codec
+        self.follower = TopicFollower(settings, [self.ledger_topic, settings.topic("deadletter")], self._on_message,
+                                      "outcomes")
+        self.caught_up = self.follower.caught_up
+
+    def start(self) -> None:
+        self.follower.start()
+
+    def _on_message(self, topic: str, key: bytes, value: bytes) -> None:
+        if topic == self.ledger_topic:
+            record = self.ledger_codec.decode(value)
+            self.store.record(record["key"], record["etag"], DELIVERED, record["delivered_at"] / 1000)
+        else:
+            record = self.deadletter_codec.decode(value)
+            if record["key"] and record["etag"]:
+                self.store.record(record["key"], record["etag"], QUARANTINED, record["at"] / 1000)
