@@ -35,6 +35,10 @@ DEFAULT_TOPIC_SPECS: tuple[TopicSpec, ...] = (
     # one record per region (key = region), read whole by every enrich worker
     TopicSpec("vpc-metadata", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
                                   "segment.ms": str(DAY_MS), "compression.type": "producer"}),
+    # sink state: chunks of in-flight objects already accepted (key = object key), read whole by every worker
+    TopicSpec("progress", None, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+                                 "segment.ms": str(DAY_MS), "delete.retention.ms": str(DAY_MS),
+                                 "compression.type": "producer"}),
     TopicSpec("deadletter", None, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS),
                                    "compression.type": "producer"}),
     TopicSpec("ledger", None, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS),

@@ -78,26 +78,24 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
     remaining: list[str] = []
     last_line = 0.0
     done = False
-    first_delivery = None
+    workers_started = time.monotonic()
     try:
         while time.monotonic() - started < timeout_s:
             time.sleep(2)
             infos = [p.info() for p in procs]
             counts = sum_counts(infos)
             remaining = [o.key for o in list_objects(client, bucket, "")]
-            if counts.get("chf_delivered") and first_delivery is None:
-                first_delivery = time.monotonic()
             dead = [p.name for p in procs if not p.alive]
             if dead:
                 raise SystemExit(f"demo: worker(s) {dead} exited; last log lines:\n{procs[0].log_tail()}")
             if time.monotonic() - last_line >= 2:
                 last_line = time.monotonic()
-                rate = counts.get("chf_delivered", 0) / max(1e-6, time.monotonic() - (first_delivery or started))
+                rate = counts.get("flows_parsed", 0) / max(1e-6, time.monotonic() - workers_started)
                 leader = next((p.name for p, i in zip(procs, infos) if i and i.get("leader")), "-")
                 _say(f"  listed {counts.get('objects_listed', 0):>6}  parsed {counts.get('objects_parsed', 0):>5}  "
                      f"delivered {counts.get('objects_completed', 0):>5}  deleted {counts.get('objects_deleted', 0):>5}"
                      f"  quarantined {counts.get('deadlettered', 0):>3}  kflow {counts.get('chf_delivered', 0):>8}"
-                     f"  ({rate:,.0f}/s)  in bucket {len(remaining):>5}  leader {leader}")
+                     f"  ({rate:,.0f} flows/s)  in bucket {len(remaining):>5}  leader {leader}")
             if set(remaining) <= bad_keys and counts.get("deadlettered", 0) >= len(bad_keys) \
                     and counts.get("objects_completed", 0) >= len(good):
                 done = True

@@ -63,6 +63,7 @@ class Topics:
     vpc_metadata: faust.TopicT
     deadletter: faust.TopicT
     ledger: faust.TopicT
+    progress: faust.TopicT
 
 
 def make_topics(app: faust.App, settings: Settings) -> Topics:
@@ -71,7 +72,8 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
                          value_serializer="raw", partitions=settings.partitions, internal=False)
 
     return Topics(objects=topic("objects"), flows=topic("flows"), kflow=topic("kflow"),
-                  vpc_metadata=topic("vpc-metadata"), deadletter=topic("deadletter"), ledger=topic("ledger"))
+                  vpc_metadata=topic("vpc-metadata"), deadletter=topic("deadletter"), ledger=topic("ledger"),
+                  progress=topic("progress"))
 
 
 settings = Settings.from_env()

@@ -1,5 +1,8 @@
 """What happened to each object (key + ETag): delivered, or quarantined — the memory behind "never twice".
 
+Also the delivery progress of objects split into several chunks (topic `progress`), so a worker that takes
+over a partition in the middle of an object knows which chunks Kentik already accepted.
+
 Every worker follows the `ledger` (delivered objects) and `deadletter` (quarantined objects) topics in full
 and remembers key → (ETag, outcome, when). The parse stage consults it before downloading: an object seen
 again with the same ETag — a second listing, a new leader, a replay of `objects` — is skipped; a changed
@@ -52,27 +55,57 @@ class OutcomeStore:
         self._last_prune = now
 
 
-class OutcomeFollower:
-    """Feeds an OutcomeStore from the `ledger` and `deadletter` topics."""
+class ProgressStore:
+    """key → the newest progress record (ETag, chunks, done chunk numbers) of objects being delivered."""
 
-    def __init__(self, settings, ledger_codec, deadletter_codec, store: OutcomeStore):
+    def __init__(self):
+        self._entries: dict[str, dict] = {}
+
+    def record(self, progress: dict) -> None:
+        self._entries[progress["key"]] = progress
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def get(self, key: str, etag: str) -> dict | None:
+        entry = self._entries.get(key)
+        return entry if entry is not None and entry["etag"] == etag else None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class OutcomeFollower:
+    """Feeds an OutcomeStore from `ledger` and `deadletter`, and a ProgressStore from `progress`."""
+
+    def __init__(self, settings, ledger_codec, deadletter_codec, progress_codec, store: OutcomeStore,
+                 progress: ProgressStore):
         from streams.follower import TopicFollower
 
         self.store = store
+        self.progress = progress
         self.ledger_topic = settings.topic("ledger")
+        self.progress_topic = settings.topic("progress")
         self.ledger_codec = ledger_codec
         self.deadletter_codec = deadletter_codec
-        self.follower = TopicFollower(settings, [self.ledger_topic, settings.topic("deadletter")], self._on_message,
-                                      "outcomes")
+        self.progress_codec = progress_codec
+        self.follower = TopicFollower(settings, [self.ledger_topic, settings.topic("deadletter"),
+                                                 self.progress_topic], self._on_message, "outcomes")
         self.caught_up = self.follower.caught_up
 
     def start(self) -> None:
         self.follower.start()
 
     def _on_message(self, topic: str, key: bytes, value: bytes) -> None:
-        if topic == self.ledger_topic:
+        if topic == self.progress_topic:
+            if value is None:  # tombstone: the object finished
+                self.progress.forget(key.decode())
+            else:
+                self.progress.record(self.progress_codec.decode(value))
+        elif topic == self.ledger_topic:
             record = self.ledger_codec.decode(value)
             self.store.record(record["key"], record["etag"], DELIVERED, record["delivered_at"] / 1000)
+            self.progress.forget(record["key"])
         else:
             record = self.deadletter_codec.decode(value)
             if record["key"] and record["etag"]:

@@ -21,7 +21,7 @@ from streams.avro import AvroDecodeError, Codec
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.flowlog import FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
 from streams.metadata import MetadataFollower, fetch_snapshots
-from streams.outcomes import DELIVERED, QUARANTINED, OutcomeFollower, OutcomeStore
+from streams.outcomes import DELIVERED, QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
 from streams.poller import PublishLedger
 from streams.translate import device_name_for_subnet, translate_batch
 
@@ -67,9 +67,12 @@ class Pipeline:
         self.codec_dead = Codec("deadletter")
         self.codec_ledger = Codec("ledger")
         self.codec_meta = Codec("vpc_metadata")
+        self.codec_progress = Codec("progress")
         self.metadata = MetadataFollower(self.settings, self.codec_meta)
         self.outcomes = OutcomeStore(window_s=self.settings.dedup_window)
-        self.outcome_follower = OutcomeFollower(self.settings, self.codec_ledger, self.codec_dead, self.outcomes)
+        self.shared_progress = ProgressStore()
+        self.outcome_follower = OutcomeFollower(self.settings, self.codec_ledger, self.codec_dead,
+                                                self.codec_progress, self.outcomes, self.shared_progress)
         self.parsing: dict[str, tuple[str, float]] = {}  # key -> (etag, parsed at) for objects in flight
         self.progress: dict[str, dict] = {}  # sink: key -> {etag, chunks, done bitmap, chf, flows}
         self.sync_needed = {"parse": True, "sink": True}  # set on every partition assignment
@@ -424,7 +427,12 @@ class Pipeline:
             return
         state = self.progress.get(key)
         if not state or state.get("etag") != etag or state.get("chunks") != chunks:
-            state = {"etag": etag, "chunks": chunks, "done": 0, "chf": 0, "flows": 0, "status": "delivering"}
+            shared = self.shared_progress.get(key, etag)  # another worker may have started this object
+            if shared is not None and shared["chunks"] == chunks:
+                state = {"etag": etag, "chunks": chunks, "done": sum(1 << c for c in set(shared["done"])),
+                         "chf": shared["chf"], "flows": shared["flows"]}
+            else:
+                state = {"etag": etag, "chunks": chunks, "done": 0, "chf": 0, "flows": 0}
         bit = 1 << chunk
         if state["done"] & bit:
             metrics.CHF_SKIPPED_DUPLICATE.inc(batch["flow_count"])
@@ -449,9 +457,18 @@ class Pipeline:
             state = dict(state, done=state["done"] | bit, chf=state["chf"] + batch["flow_count"],
                          flows=state["flows"] + batch["source_flows"])
             self.progress[key] = state
+            if chunks > 1 and state["done"] != (1 << chunks) - 1:
+                await self.record_progress(batch, state)
         if state["done"] == (1 << chunks) - 1:
             await self.complete(batch, state)
         metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
+
+    async def record_progress(self, batch: dict, state: dict) -> None:
+        """Tell every worker which chunks of this object Kentik accepted (compacted `progress` topic)."""
+        record = {"bucket": batch["bucket"], "key": batch["key"], "etag": batch["etag"], "chunks": state["chunks"],
+                  "done": [c for c in range(state["chunks"]) if state["done"] >> c & 1], "flows": state["flows"],
+                  "chf": state["chf"], "at": _now_ms()}
+        await self.send(self.topics.progress, batch["key"], self.codec_progress.encode(record))
 
     def delete_sync(self, key: str) -> None:
         from connectors.cos import delete_objects
@@ -481,6 +498,9 @@ class Pipeline:
                   "deleted": deleted}
         await self.send(self.topics.ledger, key, self.codec_ledger.encode(record))
         self.outcomes.record(key, batch["etag"], DELIVERED)
+        if state["chunks"] > 1:  # tombstone: the object's progress is no longer needed
+            future = await self.topics.progress.send(key=key.encode(), value=None, force=True)
+            await future
         self.progress.pop(key, None)
         self.parsing.pop(key, None)
         metrics.OBJECTS_COMPLETED.inc()

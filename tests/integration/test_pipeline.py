@@ -27,8 +27,9 @@ def run(stack):
     kinds = [k for k in BAD_KINDS if k in badinputs.BAD_KINDS]
     assert len(kinds) >= 8, f"bad-input catalogue lacks kinds: {sorted(badinputs.BAD_KINDS)}"
     r = prepare(40, bad=len(kinds), tricky=2, bad_kinds=kinds, seed=21)
-    r.start_worker("w1")
-    r.start_worker("w2")
+    # small chunks: most objects span several messages, so partitions change hands mid-object
+    r.start_worker("w1", BLUEFLOW_CHUNK_FLOWS="25")
+    r.start_worker("w2", BLUEFLOW_CHUNK_FLOWS="25")
     try:
         done = wait_for(lambda: r.bucket_keys() <= r.bad_keys and r.counts().get("deadlettered", 0) >= len(r.bad_keys),
                         timeout_s=240, interval_s=2)
