@@ -104,7 +104,7 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
         for p in procs:
             p.stop()
     elapsed = time.monotonic() - started
-    accepted = kentik_stats(env).get("flows_accepted")
+    accepted = (kentik_stats(env).get("kentik") or {}).get("flows_accepted")
     _say(f"demo: {'finished' if done else 'TIMED OUT'} in {elapsed:.1f}s; kflow owed {owed_chf}, delivered "
          f"{counts.get('chf_delivered', 0)} (Kentik stand-in accepted {accepted}); objects deleted "
          f"{counts.get('objects_deleted', 0)} of {len(good)}; quarantined {counts.get('deadlettered', 0)} of "

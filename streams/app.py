@@ -42,6 +42,8 @@ def make_app(settings: Settings) -> faust.App:
         producer_compression_type=os.environ.get("BLUEFLOW_KAFKA_COMPRESSION", "zstd") or None,
         producer_max_request_size=1_000_000,
         broker_commit_every=100,
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_interval=2.0,
         stream_wait_empty=True,
         web_enabled=True,
