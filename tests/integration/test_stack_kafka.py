@@ -89,12 +89,13 @@ def test_ensure_topics_creates_configures_and_is_idempotent(stack):
     names = [prefix + s.name for s in DEFAULT_TOPIC_SPECS]
     assert sorted(first.created) == sorted(names)
     assert {n.removeprefix(prefix) for n in names} == {"objects", "flows", "kflow", "vpc-metadata", "deadletter",
-                                                      "ledger"}
+                                                      "ledger", "progress"}
     assert first.existing == [] and first.mismatched == {}
 
     configs = describe_topic_configs(conf, names)
     day = 24 * 3600 * 1000
     assert configs[prefix + "vpc-metadata"]["cleanup.policy"] == "compact"
+    assert configs[prefix + "progress"]["cleanup.policy"] == "compact"
     for short, days in (("objects", 7), ("flows", 7), ("kflow", 7), ("deadletter", 30), ("ledger", 30)):
         assert configs[prefix + short]["cleanup.policy"] == "delete"
         assert configs[prefix + short]["retention.ms"] == str(days * day)
