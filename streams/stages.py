@@ -283,12 +283,12 @@ class Pipeline:
             return
         key, etag = ref["key"], ref["etag"]
         await self.sync_outcomes("parse")
-        outcome = self.outcomes.outcome(key, etag)
+        outcome = None if ref.get("force") else self.outcomes.outcome(key, etag)
         if outcome is not None:
             metrics.OBJECTS_SKIPPED.labels(reason=f"already_{outcome}").inc()
             return
         in_flight = self.parsing.get(key)
-        if in_flight and in_flight[0] == etag:
+        if in_flight and in_flight[0] == etag and not ref.get("force"):
             if not ref.get("republish"):
                 metrics.OBJECTS_SKIPPED.labels(reason="in_flight").inc()
                 return
@@ -327,6 +327,7 @@ class Pipeline:
                   "subnet_id": key_info.subnet_id, "region": key_info.region,
                   "zone": (subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone),
                   "chunk": batch["chunk"], "chunks": batch["chunks"], "source_flows": batch["flow_count"],
+                  "replay": bool(batch.get("replay")),
                   "flow_count": 0, "strings": [], "custom_idx": []}
         for column in KFLOW_INT_COLUMNS:
             record[column] = []
@@ -421,6 +422,13 @@ class Pipeline:
             await self.deadletter({"key": key}, "decode", f"kflow message could not be decoded: {exc}")
             return
         key, etag, chunk, chunks = batch["key"], batch["etag"], batch["chunk"], batch["chunks"]
+        if batch.get("replay"):  # `blueflow replay`: send again on purpose; no dedup, no delete, no ledger
+            try:
+                await self.deliver_batch(batch)
+            except BatchRefused as exc:
+                await self.deadletter(batch, "sink", f"replayed {exc}")
+            metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
+            return
         await self.sync_outcomes("sink")
         if self.outcomes.outcome(key, etag) == DELIVERED:
             metrics.CHF_SKIPPED_DUPLICATE.inc(batch["flow_count"])
@@ -438,22 +446,12 @@ class Pipeline:
             metrics.CHF_SKIPPED_DUPLICATE.inc(batch["flow_count"])
         else:
             if batch["flow_count"] and not self.settings.dry_run:
-                device = await self.device_for(batch)
-                what = f"chunk {chunk + 1}/{chunks} of {key!r} ({batch['flow_count']} flows, device {device.name})"
-
-                async def encode(start, stop):
-                    return await self.rt.run_sync(self.encode_body, batch, device, start, stop)
-
-                async def post(body):
-                    return await self.rt.run_sync(self.post_sync, device, body)
-
                 try:
-                    await deliver(encode, post, batch["flow_count"], what=what, health=self.rt.health)
+                    await self.deliver_batch(batch)
                 except BatchRefused as exc:
-                    await self.deadletter(batch, "sink", f"{what}: {exc}")
+                    await self.deadletter(batch, "sink", str(exc))
                     self.progress.pop(key, None)
                     return
-                metrics.CHF_DELIVERED.inc(batch["flow_count"])
             state = dict(state, done=state["done"] | bit, chf=state["chf"] + batch["flow_count"],
                          flows=state["flows"] + batch["source_flows"])
             self.progress[key] = state
@@ -469,6 +467,24 @@ class Pipeline:
                   "done": [c for c in range(state["chunks"]) if state["done"] >> c & 1], "flows": state["flows"],
                   "chf": state["chf"], "at": _now_ms()}
         await self.send(self.topics.progress, batch["key"], self.codec_progress.encode(record))
+
+    async def deliver_batch(self, batch: dict) -> None:
+        """Get every record of one kflow batch accepted by Kentik (raises BatchRefused for permanent refusals)."""
+        device = await self.device_for(batch)
+        what = (f"chunk {batch['chunk'] + 1}/{batch['chunks']} of {batch['key']!r} ({batch['flow_count']} flows, "
+                f"device {device.name})")
+
+        async def encode(start, stop):
+            return await self.rt.run_sync(self.encode_body, batch, device, start, stop)
+
+        async def post(body):
+            return await self.rt.run_sync(self.post_sync, device, body)
+
+        try:
+            await deliver(encode, post, batch["flow_count"], what=what, health=self.rt.health)
+        except BatchRefused as exc:
+            raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
+        metrics.CHF_DELIVERED.inc(batch["flow_count"])
 
     def delete_sync(self, key: str) -> None:
         from connectors.cos import delete_objects
