@@ -78,7 +78,7 @@ class Pipeline:
         self.sync_needed = {"parse": True, "sink": True}  # set on every partition assignment
         self.devices: dict[str, object] = {}
         self.device_locks: dict[str, asyncio.Lock] = {}
-        self.became_leader_at: float | None = None
+        self.metadata_waited = False
         self.export_started = False
 
     # ---------------------------------------------------------------- shared helpers
@@ -343,8 +343,11 @@ class Pipeline:
             key = (event_key or b"").decode(errors="replace")
             await self.deadletter({"key": key}, "decode", f"flows message could not be decoded: {exc}")
             return
-        if not self.metadata.first_snapshot.is_set():
-            await self.rt.run_sync(self.metadata.wait_ready, METADATA_WAIT_S)
+        if not self.metadata_waited:  # once per process: a missing VPC API must not slow every batch
+            self.metadata_waited = True
+            if not await self.rt.run_sync(self.metadata.wait_ready, METADATA_WAIT_S):
+                log.warning("enrich: no VPC metadata after %ss; labelling flows with ids from the object keys "
+                            "until it arrives", METADATA_WAIT_S)
         try:
             message, chf = await self.rt.run_sync(self.translate, batch)
         except FlowLogError as exc:
