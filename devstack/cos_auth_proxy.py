@@ -6,6 +6,11 @@ checks the bearer token with the IAM stand-in (`GET /_emulator/verify?token=...`
 briefly) and forwards the request, minus the Authorization header, to an internal S3Proxy running with
 `authorization=none` on the same filesystem basedir as the HMAC S3Proxy. Bodies stream both ways.
 
+For the fault suite (devstack/faults.py) the proxy also keeps a request log (method, path, object keys of a
+multi-object delete, status, wall-clock time) at `GET /_emulator/requests`, and takes the stand-ins' fault
+injection (`POST /_emulator/faults`, devstack/standins/common.py) so COS get/delete failures can be injected;
+`POST /_emulator/reset` clears both. Tokens are never logged.
+
 Run: python -m devstack.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
 """
 
@@ -15,12 +20,16 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import re
 import time
+from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
+
+from devstack.standins import common
 
 log = logging.getLogger("blueflow.cos_auth_proxy")
 
@@ -74,10 +83,53 @@ class TokenVerifier:
         return False, f"IAM rejected the token (HTTP {resp.status}): {text[:200]}"
 
 
+REQUEST_LOG = web.AppKey("blueflow_request_log", list)
+MAX_LOG = 500_000
+_KEY_RE = re.compile(rb"<Key>(.*?)</Key>", re.S)
+
+
+def deleted_keys(body: bytes) -> list[str]:
+    """The object keys named in a multi-object delete request body (S3 `<Delete><Object><Key>`)."""
+    from xml.sax.saxutils import unescape
+
+    return [unescape(m.decode("utf-8", "replace"), {"&quot;": '"', "&apos;": "'"}) for m in _KEY_RE.findall(body)]
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler):
+    """Record every S3 request (not the control routes): method, path, query, keys, status, time."""
+    if request.path.startswith("/_emulator/"):
+        return await handler(request)
+    entry = {"method": request.method, "path": unquote(request.path), "query": request.query_string,
+             "status": 0, "at": time.time()}
+    request["log_entry"] = entry
+    try:
+        response = await handler(request)
+        entry["status"] = response.status
+        return response
+    finally:
+        entry["done_at"] = time.time()
+        log_list = request.app[REQUEST_LOG]
+        if len(log_list) >= MAX_LOG:
+            del log_list[: MAX_LOG // 10]
+        log_list.append(entry)
+
+
+async def _get_requests(request: web.Request) -> web.Response:
+    since = float(request.query.get("since", "0") or 0)
+    return web.json_response({"requests": [e for e in request.app[REQUEST_LOG] if e["at"] >= since]})
+
+
 def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.Application:
     """Build the proxy application. `upstream` is the base URL of the authorization=none S3Proxy."""
     upstream = upstream.rstrip("/")
-    app = web.Application(client_max_size=0)
+    app = web.Application(client_max_size=0, middlewares=[request_log_middleware, common.fault_middleware])
+    app[common.FAULTS] = []
+    app[common.STATS] = {"requests": {}, "faults_applied": 0}
+    app[REQUEST_LOG] = []
+    app[common.RESET_HOOKS] = [lambda a: a[REQUEST_LOG].clear()]
+    common.add_emulator_routes(app)
+    app.router.add_get("/_emulator/requests", _get_requests)
 
     async def on_startup(app: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=300)
@@ -105,6 +157,10 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.App
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
         has_body = request.body_exists
         data = request.content if has_body else None
+        if has_body and request.method == "POST" and "delete" in request.query:
+            data = await request.read()  # small XML; the log needs its keys
+            if "log_entry" in request:
+                request["log_entry"]["keys"] = deleted_keys(data)
         if has_body and "Content-Length" not in request.headers:
             headers.pop("Content-Length", None)
         # encoded=True: forward the path and query byte for byte (keys hold percent-encoded CRNs).

@@ -666,6 +666,70 @@ def ensure_up(keep_data: bool = False, log: Callable[[str], None] = print) -> di
         return _up_locked(keep_data=keep_data, log=log)
 
 
+# ---------------------------------------------------------------- one component (fault tests)
+
+def _component_env(cmd: list[str]) -> dict[str, str]:
+    env = dict(os.environ)
+    if cmd and cmd[0] == sys.executable:
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+    else:
+        env["JAVA_HOME"] = str(Path(cmd[0]).resolve().parent.parent)
+    return env
+
+
+def stop_component(name: str, *, kill: bool = False, timeout: float = 30.0) -> bool:
+    """Stop one running component (e.g. 'kafka', 's3proxy', 'kentik'), keeping its data and its entry in
+    pids.json so `start_component` can start it again. SIGTERM (or SIGKILL with `kill`), then wait.
+    Returns True if it was running."""
+    with _lock():
+        pids = _load_pids()
+        if name not in pids:
+            raise StackError(f"no component {name!r} (have {sorted(pids)})")
+        e = pids[name]
+        if not _group_alive(e["pgid"]):
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(e["pgid"], signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _group_alive(e["pgid"]) and time.monotonic() < deadline:
+            _reap()
+            time.sleep(0.1)
+        if _group_alive(e["pgid"]):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(e["pgid"], signal.SIGKILL)
+            while _group_alive(e["pgid"]):
+                _reap()
+                time.sleep(0.1)
+        _reap()
+        return True
+
+
+def start_component(name: str, *, cmd: list[str] | None = None, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    """Start one stopped component again with its recorded command line (or `cmd`, which is then recorded)
+    and wait until its port answers. Kafka keeps its formatted data directory."""
+    with _lock():
+        pids = _load_pids()
+        if name not in pids:
+            raise StackError(f"no component {name!r} (have {sorted(pids)})")
+        old = pids[name]
+        if _group_alive(old["pgid"]):
+            raise StackError(f"{name} is still running (pid {old['pid']}); stop_component first")
+        command = list(cmd or old["cmd"])
+        entry = _spawn(name, command, env=_component_env(command), port=old.get("port"))
+        pids[name] = entry
+        _save_pids(pids)
+    port = entry.get("port")
+    if port:
+        _wait(name, lambda: _port_open(port), time.monotonic() + timeout, entry)
+    return entry
+
+
+def component_cmd(name: str) -> list[str]:
+    """The recorded command line of a component."""
+    return list(_load_pids()[name]["cmd"])
+
+
 # ---------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,18 +14,10 @@ import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from connectors.kentik import PostResult  # status (0 = transport error), retry_after, reason
 from streams import metrics
 
 log = logging.getLogger("blueflow.sink")
-
-
-@dataclass(frozen=True)
-class PostResult:
-    """What one flow-ingest call returned: HTTP status (0 = transport error), Retry-After, words."""
-
-    status: int
-    retry_after: float | None = None
-    detail: str = ""
 
 
 class BatchRefused(Exception):
@@ -98,12 +90,12 @@ async def deliver(encode: Encode, post: Post, count: int, *, what: str, health, 
                 delay = policy.backoff(attempt, result.retry_after)
                 attempt += 1
                 log.warning("sink: delivery of %s failed (%s); retry %d in %.1fs", what,
-                            result.detail or f"HTTP {status}", attempt, delay)
+                            result.reason or f"HTTP {status}", attempt, delay)
                 await sleep(delay)
                 continue
             permanent += 1
             if permanent >= policy.max_permanent_attempts:
-                raise BatchRefused(status, result.detail)
+                raise BatchRefused(status, result.reason or f"HTTP {status}")
             await sleep(policy.backoff(attempt, None))
             attempt += 1
     return accepted

@@ -274,12 +274,10 @@ class Pipeline:
             out.append(self.codec_flows.encode(record))
         return out
 
-    async def handle_object(self, raw: bytes) -> None:
+    async def handle_object(self, raw: bytes, event_key: bytes | None) -> None:
         started = time.perf_counter()
-        try:
-            ref = self.codec_ref.decode(raw)
-        except AvroDecodeError as exc:
-            await self.deadletter({"key": ""}, "decode", f"objects message is not a valid object reference: {exc}")
+        ref = await self.decode_or_quarantine(self.codec_ref, raw, event_key, "objects")
+        if ref is None:
             return
         key, etag = ref["key"], ref["etag"]
         await self.sync_outcomes("parse")
@@ -317,7 +315,7 @@ class Pipeline:
         metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
 
     # ---------------------------------------------------------------- enrich
-    def translate(self, batch: dict) -> bytes:
+    def translate(self, batch: dict) -> tuple[bytes, int]:
         key_info = parse_object_key(batch["key"])
         index = self.metadata.index
         kflow = translate_batch(key_info, batch["header"], batch["columns"], index) if batch["flow_count"] else None
@@ -335,13 +333,19 @@ class Pipeline:
             record.update(kflow)
         return self.codec_kflow.encode(record), record["flow_count"]
 
-    async def handle_flows(self, raw: bytes, event_key: bytes | None) -> None:
-        started = time.perf_counter()
+    async def decode_or_quarantine(self, codec, raw: bytes, event_key: bytes | None, topic: str) -> dict | None:
+        """The decoded record, or None after dead-lettering a message no reader can decode."""
         try:
-            batch = self.codec_flows.decode(raw)
+            return codec.decode(raw)
         except AvroDecodeError as exc:
             key = (event_key or b"").decode(errors="replace")
-            await self.deadletter({"key": key}, "decode", f"flows message could not be decoded: {exc}")
+            await self.deadletter({"key": key}, "decode", f"{topic} message could not be decoded: {exc}")
+            return None
+
+    async def handle_flows(self, raw: bytes, event_key: bytes | None) -> None:
+        started = time.perf_counter()
+        batch = await self.decode_or_quarantine(self.codec_flows, raw, event_key, "flows")
+        if batch is None:
             return
         if not self.metadata_waited:  # once per process: a missing VPC API must not slow every batch
             self.metadata_waited = True
@@ -407,22 +411,14 @@ class Pipeline:
         from connectors.kentik import KentikTransportError
 
         try:
-            result = self.rt.kentik.post_flows(device, body)
+            return self.rt.kentik.post_flows_result(device, body)
         except KentikTransportError as exc:
-            return PostResult(0, None, str(exc))
-        if isinstance(result, tuple):
-            status, retry_after = result[0], result[1]
-        else:
-            status, retry_after = int(result), getattr(self.rt.kentik, "last_retry_after", None)
-        return PostResult(int(status), retry_after, f"HTTP {status}")
+            return PostResult(0, None, self.rt.scrub(str(exc)))
 
     async def handle_kflow(self, raw: bytes, event_key: bytes | None) -> None:
         started = time.perf_counter()
-        try:
-            batch = self.codec_kflow.decode(raw)
-        except AvroDecodeError as exc:
-            key = (event_key or b"").decode(errors="replace")
-            await self.deadletter({"key": key}, "decode", f"kflow message could not be decoded: {exc}")
+        batch = await self.decode_or_quarantine(self.codec_kflow, raw, event_key, "kflow")
+        if batch is None:
             return
         key, etag, chunk, chunks = batch["key"], batch["etag"], batch["chunk"], batch["chunks"]
         if batch.get("replay"):  # `blueflow replay`: send again on purpose; no dedup, no delete, no ledger
@@ -552,7 +548,7 @@ def register(app, topics, runtime) -> Pipeline:
     @app.agent(topics.objects, concurrency=1, name="parse")
     async def parse_agent(stream):
         async for event in stream.events():
-            await guarded("parse", event, lambda: pipeline.handle_object(event.value))
+            await guarded("parse", event, lambda: pipeline.handle_object(event.value, event.key))
 
     @app.agent(topics.flows, concurrency=1, name="enrich")
     async def enrich_agent(stream):

@@ -12,6 +12,7 @@ from devstack import stack
 from devstack.demo import empty_bucket, hmac_client
 from devstack.generator import generate_objects, write_objects
 from devstack.workers import WorkerProcess, run_environment, sum_counts
+from devstack.workers import wait_until as wait_for  # noqa: F401  (tests import it from here)
 from devstack.world import build_world
 
 
@@ -110,12 +111,3 @@ def read_topic(env: dict[str, str], topic: str, timeout_s: float = 10.0) -> list
         return out
     finally:
         consumer.close()
-
-
-def wait_for(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
