@@ -32,8 +32,31 @@ def progress_counts() -> dict:
     }
 
 
+AGENT_TOPIC_SUFFIXES = ("objects", "flows", "kflow")
+
+
+def observe_consumer(app, pipeline) -> None:
+    """Feed this worker's consumer lag (agent topics only) and committed offsets into its Health."""
+    from streams.runtime import consumer_lag
+
+    try:
+        consumer = app.consumer
+        prefix = pipeline.settings.topic_prefix if hasattr(pipeline.settings, "topic_prefix") else ""
+        names = {f"{prefix}{suffix}" for suffix in AGENT_TOPIC_SUFFIXES}
+        assignment = [tp for tp in consumer.assignment() if tp.topic in names]
+        lag, total = consumer_lag(assignment, consumer.highwater, consumer._committed_offset.get,  # noqa: SLF001
+                                  consumer._read_offset.get)  # noqa: SLF001
+    except Exception:  # no consumer yet, or not assigned: nothing to observe
+        return
+    pipeline.rt.health.observe_consumer(lag, total)
+
+
 def register(app, pipeline) -> None:
     rt = pipeline.rt
+
+    @app.timer(2.0)
+    async def watch_consumer():
+        observe_consumer(app, pipeline)
 
     @app.page("/service/info")
     async def service_info(web, request):
@@ -43,6 +66,7 @@ def register(app, pipeline) -> None:
             "leader": bool(app.is_leader()),
             "uptime_s": round(time.time() - rt.started_at, 1),
             "healthy": not rt.health.problems(rt.settings.unhealthy_after),
+            "lag": rt.health.lag,
             "problems": rt.health.problems(rt.settings.unhealthy_after),
             "metadata_regions": sorted(pipeline.metadata.snapshots),
             "devices_cached": len(pipeline.devices),
@@ -52,6 +76,7 @@ def register(app, pipeline) -> None:
 
     @app.page("/healthz")
     async def healthz(web, request):
+        observe_consumer(app, pipeline)
         problems = rt.health.problems(rt.settings.unhealthy_after)
         metrics.HEALTHY.set(0 if problems else 1)
         body = {"status": "unhealthy" if problems else "ok", "problems": problems}
