@@ -92,7 +92,7 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
                 last_line = time.monotonic()
                 rate = counts.get("flows_parsed", 0) / max(1e-6, time.monotonic() - workers_started)
                 leader = next((p.name for p, i in zip(procs, infos) if i and i.get("leader")), "-")
-                _say(f"  published {counts.get("objects_published", 0):>5}  parsed {counts.get('objects_parsed', 0):>5}  "
+                _say(f"  published {counts.get('objects_published', 0):>5}  parsed {counts.get('objects_parsed', 0):>5}  "
                      f"delivered {counts.get('objects_completed', 0):>5}  deleted {counts.get('objects_deleted', 0):>5}"
                      f"  quarantined {counts.get('deadlettered', 0):>3}  kflow {counts.get('chf_delivered', 0):>8}"
                      f"  ({rate:,.0f} flows/s)  in bucket {len(remaining):>5}  leader {leader}")
