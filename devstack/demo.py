@@ -44,14 +44,27 @@ def kentik_stats(env: dict[str, str]) -> dict:
         return {}
 
 
-def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout_s: float) -> dict:
+def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout_s: float,
+             keep_stack: bool = False) -> dict:
+    """The whole demo; stops the stack at the end if it started it (unless keep_stack)."""
+    started = time.monotonic()
+    _say("demo: starting the local stack (first run downloads Kafka and S3Proxy from Maven Central)…")
+    started_stack = not stack.is_up()
+    env = stack.ensure_up(log=_say)
+    try:
+        return _run(env, started, objects=objects, mean_flows=mean_flows, bad=bad, workers=workers, seed=seed,
+                    timeout_s=timeout_s)
+    finally:
+        if started_stack and not keep_stack:
+            stack.down(log=_say)
+
+
+def _run(env: dict[str, str], started: float, *, objects: int, mean_flows: int, bad: int, workers: int, seed: int,
+         timeout_s: float) -> dict:
     from connectors.cos import list_objects
     from devstack.generator import generate_objects, write_objects
     from devstack.world import build_world
 
-    started = time.monotonic()
-    _say("demo: starting the local stack (first run downloads Kafka and S3Proxy from Maven Central)…")
-    env = stack.ensure_up(log=_say)
     bucket = env["BLUEFLOW_BUCKET"]
     client = hmac_client(env)
     removed = empty_bucket(client, bucket)

@@ -148,12 +148,13 @@ def generate(ctx) -> None:
 @click.option("--workers", default=2, show_default=True, help="Worker processes.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--timeout", default=600, show_default=True, help="Give up after this many seconds.")
-def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout: int) -> None:
+@click.option("--keep-stack", is_flag=True, help="Leave the local stack running afterwards (to inspect it).")
+def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout: int, keep_stack: bool) -> None:
     """Stack up, generate, run workers until the bucket is drained; print progress and a JSON summary."""
     from devstack.demo import run_demo
 
     summary = run_demo(objects=objects, mean_flows=mean_flows, bad=bad, workers=workers, seed=seed,
-                       timeout_s=timeout)
+                       timeout_s=timeout, keep_stack=keep_stack)
     ok = summary.pop("ok", True)
     click.echo(json.dumps(summary))
     sys.exit(0 if ok else 1)

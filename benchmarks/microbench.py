@@ -1,0 +1,128 @@
+"""In-process CPU cost of each pipeline stage, and of the floor, on the benchmark's own objects.
+
+The worker runs these same functions (streams/stages.py) with Kafka, COS and HTTP around them; here they run
+back to back on one thread, timed with the process CPU clock, so a run's worker CPU can be split into
+"the stage functions" and "everything else" (Faust, Kafka clients, HTTP, threads). The floor is what no
+implementation can avoid: gunzip + orjson.loads of every object.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from collections import defaultdict
+
+import orjson
+
+from streams.avro import Codec
+from streams.flowlog import iter_chunks, parse_object_bytes, parse_object_key
+from streams.stages import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS
+from streams.translate import device_name_for_subnet, translate_batch
+
+STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",
+          "chf_encode", "frame_body")
+DEVICE_ID = 100001
+FIELD_IDS = [20000 + j for j in range(CUSTOMS_PER_FLOW)]
+
+
+def floor_seconds(bodies) -> float:
+    """CPU seconds of gunzip + orjson.loads over the bodies."""
+    t0 = time.process_time()
+    for body in bodies:
+        orjson.loads(zlib.decompress(body, 47) if body[:2] == b"\x1f\x8b" else body)
+    return time.process_time() - t0
+
+
+def _kflow_record(batch: dict, kflow: dict | None, key_info) -> dict:
+    """The enrich stage's kflow_batch record (as Pipeline.translate builds it)."""
+    record = {"bucket": batch["bucket"], "key": batch["key"], "etag": batch["etag"], "size": batch["size"],
+              "last_modified": batch["last_modified"], "device_name": device_name_for_subnet(key_info.subnet_id),
+              "subnet_id": key_info.subnet_id, "region": key_info.region, "zone": key_info.subnet_zone,
+              "chunk": batch["chunk"], "chunks": batch["chunks"], "source_flows": batch["flow_count"],
+              "replay": False, "flow_count": 0, "strings": [], "custom_idx": []}
+    for column in KFLOW_INT_COLUMNS:
+        record[column] = []
+    if kflow is not None:
+        record.update(kflow)
+    return record
+
+
+def stage_seconds(objects, index, chunk_flows: int = 2000) -> dict:
+    """CPU seconds per stage over all objects, plus bytes of the Kafka values and /chf bodies produced."""
+    from connectors.kflow import encode_packed_chf, frame_body
+
+    cf, ck = Codec("flow_batch"), Codec("kflow_batch")
+    sec: dict[str, float] = defaultdict(float)
+    size = {"flows_topic": 0, "kflow_topic": 0, "chf_body": 0}
+    clock = time.process_time
+    for obj in objects:
+        t = clock()
+        doc = parse_object_bytes([obj.body])
+        t1 = clock()
+        sec["parse"] += t1 - t
+        chunks = list(iter_chunks(doc, chunk_flows)) or [None]
+        header = doc.header
+        for number, columns in enumerate(chunks):
+            count = len(columns["direction"]) if columns else 0
+            rec = {"bucket": "b", "key": obj.key, "etag": "e" * 32, "size": len(obj.body), "last_modified": 0,
+                   "header": header, "chunk": number, "chunks": len(chunks), "flow_count": count,
+                   "columns": columns or {}}
+            t = clock()
+            raw = cf.encode(rec)
+            t1 = clock()
+            batch = cf.decode(raw)
+            t2 = clock()
+            sec["flow_avro_encode"] += t1 - t
+            sec["flow_avro_decode"] += t2 - t1
+            size["flows_topic"] += len(raw)
+            key_info = parse_object_key(batch["key"])
+            kflow = translate_batch(key_info, batch["header"], batch["columns"], index) if count else None
+            t3 = clock()
+            sec["translate"] += t3 - t2
+            kraw = ck.encode(_kflow_record(batch, kflow, key_info))
+            t4 = clock()
+            kb = ck.decode(kraw)
+            t5 = clock()
+            sec["kflow_avro_encode"] += t4 - t3
+            sec["kflow_avro_decode"] += t5 - t4
+            size["kflow_topic"] += len(kraw)
+            if kb["flow_count"]:
+                packed = encode_packed_chf(kb, DEVICE_ID, FIELD_IDS)
+                t6 = clock()
+                body = frame_body(packed)
+                t7 = clock()
+                sec["chf_encode"] += t6 - t5
+                sec["frame_body"] += t7 - t6
+                size["chf_body"] += len(body)
+    return {"seconds": {s: sec.get(s, 0.0) for s in STAGES}, "bytes": size}
+
+
+def per_flow_us(seconds: dict[str, float], flows: int) -> dict[str, float]:
+    return {k: round(v * 1e6 / flows, 3) if flows else None for k, v in seconds.items()}
+
+
+def run_microbench(objects, index, flows: int) -> dict:
+    """µs per IBM flow of the floor and of each stage (and their total) on these objects."""
+    bodies = [o.body for o in objects]
+    floor = floor_seconds(bodies)
+    stages = stage_seconds(objects, index)
+    total = sum(stages["seconds"].values())
+    return {"floor_us_per_flow": floor * 1e6 / flows if flows else None,
+            "stages_us_per_flow": per_flow_us(stages["seconds"], flows),
+            "stages_total_us_per_flow": round(total * 1e6 / flows, 3) if flows else None,
+            "uncompressed_bytes_per_flow": {k: round(v / flows, 1) for k, v in stages["bytes"].items()} if flows else {}}
+
+
+def load_index(env: dict[str, str]):
+    """The IP index the workers build, fetched from the stack's VPC stand-in (None if it cannot be had)."""
+    from connectors.vpc import fetch_region_metadata
+    from streams.ipindex import IpIndex
+
+    snaps = []
+    for region in env.get("BLUEFLOW_REGIONS", "us-south,eu-de").split(","):
+        try:
+            snaps.append(fetch_region_metadata(region, env["IBM_VPC_API_KEY"], iam_url=env["BLUEFLOW_IAM_URL"],
+                                               service_url=env["BLUEFLOW_VPC_URL_TEMPLATE"].format(region=region),
+                                               max_retries=1, retry_interval=1.0))
+        except Exception:  # noqa: BLE001 - the bench still runs, translate then uses key fallbacks
+            continue
+    return IpIndex.from_snapshots(snaps) if snaps else None

@@ -1,0 +1,571 @@
+"""The fault suite: "nothing lost, nothing deleted early, bad input quarantined", proved on the local stack.
+
+`python -m devstack.faults [--quick] [--scenarios a,b] [--objects N]` runs each scenario on the real local
+stack (devstack/stack.py; started if needed) with two or more real workers (IAM path, through
+devstack/cos_auth_proxy.py, whose request log gives per-object deletion times), injects its faults, waits
+until the bucket holds only bad objects, and asks the referee (devstack/referee.py) what was owed and what
+Kentik accepted. It writes `faults-report.json` in the working directory: one entry per scenario with
+scenario, owed, accepted, lost, duplicates, early_deletes, recovery_s and details. Exit code 0 when every
+scenario has lost == 0 and early_deletes == 0 (and its own checks passed).
+
+early_deletes counts objects whose deletion began before their last owed record was accepted, objects
+deleted with owed records missing, and bad objects deleted at all. recovery_s is the time from the end of
+the fault (component back, faults cleared, last worker restarted) until the bucket was drained.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from devstack import stack
+from devstack.referee import accepted_record, compare, owed_records
+from devstack.workers import WorkerProcess, run_environment, wait_until
+
+SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets")
+QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
+SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
+SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
+
+
+# ---------------------------------------------------------------- a run: bucket, workers, observations
+
+@dataclass
+class FaultRun:
+    """One scenario's isolated run: topic prefix, generated objects, workers, stand-in endpoints."""
+
+    env: dict[str, str]
+    run_id: str
+    objects: list
+    bad_keys: set[str]
+    log_dir: Path
+    worker_overrides: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    retired: list[WorkerProcess] = field(default_factory=list)
+    kentik_before: list[dict] = field(default_factory=list)  # flows saved before a stand-in restart
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def good(self) -> list:
+        return [o for o in self.objects if o.key not in self.bad_keys]
+
+    @property
+    def proxy(self) -> str:
+        return self.env["BLUEFLOW_COS_IAM_ENDPOINT"]
+
+    def worker_env(self, **overrides: str) -> dict[str, str]:
+        base = {"BLUEFLOW_COS_ENDPOINT": self.env["BLUEFLOW_COS_IAM_ENDPOINT"], "BLUEFLOW_COS_HMAC_ACCESS_KEY": "",
+                "BLUEFLOW_COS_HMAC_SECRET_KEY": "", "BLUEFLOW_CHUNK_FLOWS": "40"}
+        base.update(self.worker_overrides)
+        base.update(overrides)
+        return run_environment(self.env, self.run_id, **base)
+
+    def start(self, name: str, **overrides: str) -> WorkerProcess:
+        old = self.workers.get(name)
+        if old is not None:
+            self.retired.append(old)
+        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir, ("--devstack",)).start()
+        self.workers[name] = worker
+        return worker
+
+    def live(self) -> list[WorkerProcess]:
+        return [w for w in self.workers.values() if w.alive]
+
+    def leader(self) -> WorkerProcess | None:
+        for w in self.live():
+            info = w.info()
+            if info and info.get("leader"):
+                return w
+        return None
+
+    def stop_all(self) -> None:
+        for w in list(self.workers.values()):
+            w.stop(20)
+
+    def bucket_keys(self) -> set[str]:
+        from connectors.cos import list_objects
+        from devstack.demo import hmac_client
+
+        return {o.key for o in list_objects(hmac_client(self.env), self.env["BLUEFLOW_BUCKET"], "")}
+
+    def drained(self) -> bool:
+        try:
+            return self.bucket_keys() <= self.bad_keys and len(self.deadletters()) >= len(self.bad_keys)
+        except Exception:  # noqa: BLE001 - S3Proxy may be down during the fault
+            return False
+
+    def deadletters(self) -> dict[str, list[dict]]:
+        from streams.avro import Codec
+
+        if not self.bad_keys:
+            return {}
+        codec = Codec("deadletter")
+        out: dict[str, list[dict]] = {}
+        for _, value, _ in read_topic(self.env, f"{self.run_id}.deadletter", 10):
+            record = codec.decode(value)
+            out.setdefault(record["key"], []).append(record)
+        return out
+
+    def flows(self) -> list[dict]:
+        reply = requests.get(self.env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=120)
+        reply.raise_for_status()
+        return self.kentik_before + reply.json()["flows"]
+
+    def proxy_requests(self) -> list[dict]:
+        reply = requests.get(self.proxy + "/_emulator/requests", timeout=60)
+        reply.raise_for_status()
+        return reply.json()["requests"]
+
+    def all_workers(self) -> list[WorkerProcess]:
+        return self.retired + list(self.workers.values())
+
+
+def read_topic(env: dict[str, str], topic: str, timeout_s: float = 10.0) -> list[tuple[bytes, bytes, int]]:
+    """Every message of `topic` (key, value, timestamp ms), from the beginning to the current end."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": env["BLUEFLOW_KAFKA_BOOTSTRAP"], "group.id": f"faults-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            return []
+        partitions = sorted(meta.topics[topic].partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        starts = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out, positions = [], dict(starts)
+        deadline = time.monotonic() + timeout_s
+        while any(positions[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            positions[msg.partition()] = msg.offset() + 1
+            out.append((msg.key(), msg.value(), msg.timestamp()[1]))
+        return out
+    finally:
+        consumer.close()
+
+
+def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str] | None = None,
+            mean_flows: float = 30, log: Callable[[str], None] = print) -> FaultRun:
+    """Empty bucket, Kentik stand-in and proxy log reset; the generated objects written."""
+    from devstack.demo import empty_bucket, hmac_client
+    from devstack.generator import generate_objects, write_objects
+    from devstack.world import build_world
+
+    client = hmac_client(env)
+    empty_bucket(client, env["BLUEFLOW_BUCKET"])
+    for url in (env["BLUEFLOW_KENTIK_EMULATOR"], env["BLUEFLOW_COS_IAM_ENDPOINT"], env["BLUEFLOW_IAM_URL"],
+                vpc_root(env)):
+        requests.post(url + "/_emulator/reset", timeout=10).raise_for_status()
+    world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
+    bad_kinds = list(bad_kinds or [])
+    generated = generate_objects(world, objects=objects, seed=seed, mean_flows=mean_flows, bad=len(bad_kinds),
+                                 bad_kinds=bad_kinds or None, empty_share=0.1)
+    result = write_objects(client, env["BLUEFLOW_BUCKET"], generated)
+    if result.failed:
+        raise RuntimeError(f"could not write objects: {result.failed[:3]}")
+    run_id = f"f{uuid.uuid4().hex[:10]}"
+    bad = {o.key for o in generated if o.kind not in ("good", "empty")}
+    log(f"  {len(generated)} objects written ({len(bad)} bad), run {run_id}")
+    return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id)
+
+
+def vpc_root(env: dict[str, str]) -> str:
+    return env["BLUEFLOW_VPC_URL_TEMPLATE"].split("/{region}")[0]
+
+
+def inject(url: str, *faults: dict) -> None:
+    requests.post(url + "/_emulator/faults", json=list(faults), timeout=10).raise_for_status()
+
+
+# ---------------------------------------------------------------- the verdict of one scenario
+
+def deletion_times(requests_log: list[dict], bucket: str) -> dict[str, float]:
+    """Object key -> start time of its first successful delete, from the proxy's request log."""
+    out: dict[str, float] = {}
+    prefix = f"/{bucket}/"
+    for entry in requests_log:
+        if entry["status"] not in (200, 204):
+            continue
+        keys: list[str] = []
+        if entry["method"] == "POST" and "delete" in entry.get("query", ""):
+            keys = entry.get("keys") or []
+        elif entry["method"] == "DELETE" and entry["path"].startswith(prefix):
+            keys = [entry["path"][len(prefix):]]
+        for key in keys:
+            out[key] = min(out.get(key, entry["at"]), entry["at"])
+    return out
+
+
+def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | None) -> dict:
+    """Referee verdict plus early deletes, dead-letter checks and per-scenario notes."""
+    from streams.avro import Codec
+
+    flows = run.flows()
+    verdict = compare(run.good, flows)
+    got = Counter(accepted_record(f) for f in flows)
+    incomplete = set()
+    for obj in run.good:
+        need = Counter(owed_records(obj))
+        if any(got[r] < n for r, n in need.items()):
+            incomplete.add(obj.key)
+    deleted = deletion_times(run.proxy_requests(), run.env["BLUEFLOW_BUCKET"])
+    ledger_codec = Codec("ledger")
+    ledger = {}
+    for _, value, _ in read_topic(run.env, f"{run.run_id}.ledger", 15):
+        record = ledger_codec.decode(value)
+        ledger[record["key"]] = record
+    early: list[str] = []
+    for obj in run.good:
+        at = deleted.get(obj.key)
+        if at is None and ledger.get(obj.key, {}).get("deleted"):
+            at = ledger[obj.key]["delivered_at"] / 1000.0  # deleted outside the proxy (HMAC path)
+        if at is None:
+            continue
+        last = verdict.last_accept_by_object.get(obj.key)
+        if obj.key in incomplete or (last is not None and at < last):
+            early.append(obj.key)
+    bad_deleted = sorted(k for k in run.bad_keys if k in deleted)
+    letters = run.deadletters()
+    unclear = sorted(k for k in run.bad_keys if not letters.get(k) or
+                     not all(r["stage"] and len(r["reason"]) > 15 for r in letters[k]))
+    remaining = run.bucket_keys()
+    entry = {
+        "scenario": scenario, "owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
+        "duplicates": verdict.duplicates, "early_deletes": len(early) + len(bad_deleted),
+        "recovery_s": round(drained_at - fault_end, 1) if drained_at is not None else None,
+        "details": {
+            "objects": len(run.objects), "bad_objects": len(run.bad_keys), "unexpected": verdict.unexpected,
+            "drained": drained_at is not None, "good_left_in_bucket": len(remaining - run.bad_keys),
+            "bad_left_in_bucket": len(remaining & run.bad_keys), "bad_deleted": bad_deleted[:5],
+            "early_deleted": early[:5], "deadlettered": len(letters),
+            "deadletter_unclear": unclear[:5], "deadletter_repeats": sum(len(v) - 1 for v in letters.values()),
+            "ledger_records": len(ledger), "run_id": run.run_id, **run.notes,
+        },
+    }
+    problems = []
+    if verdict.lost or entry["early_deletes"]:
+        problems.append("lost or deleted early")
+    if drained_at is None:
+        problems.append("bucket not drained")
+    if unclear or remaining & run.bad_keys != run.bad_keys:
+        problems.append("bad input not quarantined (or deleted)")
+    problems += run.notes.get("problems", [])
+    entry["ok"] = not problems
+    entry["problems"] = problems
+    return entry
+
+
+# ---------------------------------------------------------------- scenarios (fault actions)
+
+def _progress_started(run: FaultRun, timeout: float = 120) -> bool:
+    """Wait until the first objects were delivered and deleted (so faults land mid-stream)."""
+    total = len(run.good)
+    return wait_until(lambda: len(run.bucket_keys() - run.bad_keys) < total * 0.9, timeout, 1.0)
+
+
+def fault_kill9(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    kills = 5 if quick else 8
+    done = 0
+    while done < kills:
+        time.sleep(rng.uniform(1.5, 5.0))
+        target = run.leader() if done % 2 == 0 else None
+        if target is None:
+            live = run.live()
+            leader = run.leader()
+            followers = [w for w in live if w is not leader] or live
+            target = rng.choice(followers)
+        role = "leader" if done % 2 == 0 else "follower"
+        target.kill()
+        run.notes.setdefault("kills", []).append(f"{target.name}:{role}")
+        time.sleep(rng.uniform(0.5, 3.0))
+        run.start(target.name)
+        done += 1
+    return time.time()
+
+
+def fault_sigterm(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    exits = []
+    for _ in range(2 if quick else 4):
+        time.sleep(rng.uniform(2.0, 5.0))
+        target = rng.choice(run.live())
+        t0 = time.monotonic()
+        code = target.stop(45)
+        exits.append({"worker": target.name, "exit": code, "seconds": round(time.monotonic() - t0, 1)})
+        run.start(target.name)
+    run.notes["sigterm_exits"] = exits
+    slow = [e for e in exits if e["exit"] != 0 or e["seconds"] > 40]
+    if slow:
+        run.notes.setdefault("problems", []).append(f"unclean SIGTERM shutdowns: {slow}")
+    return time.time()
+
+
+def fault_kafka(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    time.sleep(rng.uniform(2.0, 4.0))
+    stack.stop_component("kafka")
+    down = 10 if quick else 20
+    time.sleep(down)
+    stack.start_component("kafka")
+    run.notes["kafka_down_s"] = down
+    return time.time()
+
+
+def _healthz(w: WorkerProcess) -> tuple[int, list]:
+    try:
+        reply = requests.get(f"http://127.0.0.1:{w.port}/healthz", timeout=3)
+        return reply.status_code, reply.json().get("problems", [])
+    except (requests.RequestException, ValueError):
+        return 0, []
+
+
+def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    n = 4 if quick else 10
+    inject(url, {"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
+           {"status": 429, "count": n, "path_prefix": "/chf"}, {"latency_ms": 35000, "count": 2, "path_prefix": "/chf"},
+           {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"})
+    wait_until(lambda: not requests.get(url + "/_emulator/faults", timeout=5).json()["faults"], 180, 2)
+    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted
+    for w in run.live():
+        w.stop(30)
+    for name in list(run.workers):
+        run.start(name, KENTIK_API_TOKEN="wrong-token-on-purpose")
+    before = len(run.flows())
+    unhealthy = wait_until(lambda: any(_healthz(w)[0] == 503 for w in run.live()), 90, 2)
+    time.sleep(5)
+    after = len(run.flows())
+    statuses = {w.name: _healthz(w) for w in run.live()}
+    run.notes["auth_phase"] = {"unhealthy_seen": unhealthy, "accepted_during_401": after - before,
+                               "healthz": {k: v[0] for k, v in statuses.items()},
+                               "problems": [p for _, ps in statuses.values() for p in ps][:2]}
+    if not unhealthy or after != before:
+        run.notes.setdefault("problems", []).append("401 phase: worker not unhealthy or flows accepted")
+    for w in run.live():
+        w.stop(30)
+    for name in list(run.workers):  # credentials fixed, workers restarted
+        run.start(name)
+    return time.time()
+
+
+def fault_s3proxy(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    time.sleep(rng.uniform(2.0, 4.0))
+    for name in ("s3proxy", "s3proxy-open"):
+        stack.stop_component(name)
+    down = 15 if quick else 30
+    seen = []
+    end = time.monotonic() + down
+    while time.monotonic() < end:
+        seen += [_healthz(w)[0] for w in run.live()]
+        time.sleep(2)
+    for name in ("s3proxy", "s3proxy-open"):
+        stack.start_component(name)
+    run.notes["s3proxy_down_s"] = down
+    run.notes["unhealthy_seen_while_down"] = 503 in seen
+    n = 5 if quick else 15
+    inject(run.proxy, {"status": 500, "count": n, "method": "GET", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}/"},
+           {"status": 503, "count": n, "method": "POST", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}"},
+           {"drop": True, "count": 2, "method": "GET", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}/"})
+    wait_until(lambda: not requests.get(run.proxy + "/_emulator/faults", timeout=5).json()["faults"], 120, 2)
+    stats = requests.get(run.proxy + "/_emulator/stats", timeout=5).json()
+    run.notes["cos_faults_applied"] = stats.get("faults_applied")
+    return time.time()
+
+
+def fault_rebalance(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    for i in range(3 if quick else 6):
+        name = f"w{3 + i % 2}"
+        run.start(name)
+        time.sleep(rng.uniform(3.0, 8.0))
+        w = run.workers[name]
+        if i % 3 == 2:
+            w.kill()
+        else:
+            w.stop(30)
+        time.sleep(rng.uniform(1.0, 3.0))
+    return time.time()
+
+
+def fault_none(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    return time.time()
+
+
+def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    time.sleep(2)
+    inject(run.env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 3, "path_prefix": "/identity"},
+           {"status": 503, "count": 3, "path_prefix": "/identity"})
+    wait_until(lambda: not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults",
+                                        timeout=5).json()["faults"], 60, 2)
+    return time.time()
+
+
+# ---------------------------------------------------------------- secrets
+
+def secret_values() -> list[str]:
+    return [SECRET_IAM, SECRET_KENTIK, stack.HMAC_SECRET_KEY]
+
+
+def scan_for_secrets(run: FaultRun, metrics_texts: list[str]) -> dict:
+    """Occurrences of each secret in worker logs, /metrics texts and every message of every run topic."""
+    from confluent_kafka.admin import AdminClient
+
+    hits: dict[str, int] = {}
+    secrets = [s.encode() for s in secret_values()]
+    def count(where: str, data: bytes) -> None:
+        for s in secrets:
+            n = data.count(s)
+            if n:
+                hits[where] = hits.get(where, 0) + n
+    lines = 0
+    for w in run.all_workers():
+        try:
+            data = w.log_path.read_bytes()
+        except OSError:
+            continue
+        lines += data.count(b"\n")
+        count(f"log:{w.name}", data)
+    for i, text in enumerate(metrics_texts):
+        count(f"metrics:{i}", text.encode())
+    admin = AdminClient({"bootstrap.servers": run.env["BLUEFLOW_KAFKA_BOOTSTRAP"]})
+    topics = sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(run.run_id))
+    messages = 0
+    for topic in topics:
+        for key, value, _ in read_topic(run.env, topic, 30):
+            messages += 1
+            count(f"topic:{topic}", (key or b"") + (value or b""))
+    return {"secret_hits": hits, "log_lines": lines, "metrics_pages": len(metrics_texts), "topics": len(topics),
+            "messages": messages}
+
+
+def _replace_arg(cmd: list[str], flag: str, value: str, *, append: bool = False) -> list[str]:
+    out = list(cmd)
+    if append or flag not in out:
+        return out + [flag, value]
+    out[out.index(flag) + 1] = value
+    return out
+
+
+# ---------------------------------------------------------------- running scenarios
+
+ACTIONS: dict[str, Callable] = {
+    "kill9": fault_kill9, "sigterm": fault_sigterm, "kafka": fault_kafka, "kentik": fault_kentik,
+    "s3proxy": fault_s3proxy, "rebalance": fault_rebalance, "badinput": fault_none, "iamvpc": fault_iamvpc,
+    "secrets": fault_none,
+}
+
+
+def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
+                 log: Callable[[str], None] = print) -> dict:
+    from devstack import badinputs
+
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    bad_kinds = ["not_gzip", "bad_ip"]
+    if name == "badinput":
+        bad_kinds = list(badinputs.BAD_KINDS)
+    restore: list[tuple[str, list[str]]] = []
+    overrides: dict[str, str] = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
+    if name == "secrets":
+        for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
+                                               ("kentik", "--token", SECRET_KENTIK, False)):
+            original = stack.component_cmd(component)
+            restore.append((component, original))
+            stack.stop_component(component)
+            stack.start_component(component, cmd=_replace_arg(original, flag, value, append=append))
+        overrides.update(IBM_COS_API_KEY=SECRET_IAM, IBM_VPC_API_KEY=SECRET_IAM, KENTIK_API_TOKEN=SECRET_KENTIK)
+    if name == "iamvpc":
+        inject(vpc_root(env), {"status": 500, "count": 0, "path_prefix": "/"})
+        overrides["BLUEFLOW_METADATA_INTERVAL"] = "5"
+    run = None
+    try:
+        run = prepare(env, objects, seed=seed, bad_kinds=bad_kinds, log=log)
+        if name == "iamvpc":  # prepare() reset the stand-ins: inject after it
+            inject(vpc_root(env), {"status": 500, "count": 0, "path_prefix": "/"}, )
+        run.worker_overrides = overrides
+        run.start("w1")
+        run.start("w2")
+        if name == "secrets":  # the HMAC path too, so the HMAC secret is in play
+            run.start("w3", BLUEFLOW_COS_ENDPOINT=env["BLUEFLOW_COS_ENDPOINT"],
+                      BLUEFLOW_COS_HMAC_ACCESS_KEY=env["BLUEFLOW_COS_HMAC_ACCESS_KEY"],
+                      BLUEFLOW_COS_HMAC_SECRET_KEY=env["BLUEFLOW_COS_HMAC_SECRET_KEY"])
+            inject(env["BLUEFLOW_KENTIK_EMULATOR"], {"status": 500, "count": 3, "path_prefix": "/chf"})
+        if not _progress_started(run):
+            run.notes.setdefault("problems", []).append("no object finished within 120 s of the start")
+        fault_end = ACTIONS[name](run, rng, quick)
+        if name == "iamvpc":
+            requests.post(vpc_root(env) + "/_emulator/reset", timeout=10)
+        timeout = 300 if quick else 900
+        drained = wait_until(run.drained, timeout, 2.0)
+        drained_at = time.time() if drained else None
+        if name == "secrets":
+            texts = []
+            for w in run.live():
+                try:
+                    texts.append(requests.get(f"http://127.0.0.1:{w.port}/metrics", timeout=10).text)
+                except requests.RequestException:
+                    pass
+        if name == "iamvpc":
+            logs = "".join(w.log_path.read_text(errors="replace") for w in run.all_workers() if w.log_path.exists())
+            run.notes["metadata_fallback_logged"] = "enrichment falls back" in logs or "ids from the object keys" in logs
+        run.stop_all()
+        if name == "secrets":
+            run.notes.update(scan_for_secrets(run, texts))
+            if run.notes["secret_hits"]:
+                run.notes.setdefault("problems", []).append(f"secrets leaked: {run.notes['secret_hits']}")
+        entry = judge(run, name, fault_end, drained_at)
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+        entry = {"scenario": name, "owed": None, "accepted": None, "lost": None, "duplicates": None,
+                 "early_deletes": None, "recovery_s": None, "ok": False, "problems": [f"{type(exc).__name__}: {exc}"],
+                 "details": {"run_id": run.run_id if run else None}}
+        if run is not None:
+            run.stop_all()
+    finally:
+        for component, cmd in restore:
+            stack.stop_component(component)
+            stack.start_component(component, cmd=cmd)
+        for component in ("kafka", "s3proxy", "s3proxy-open"):  # never leave the stack broken
+            if not any(r["name"] == component and r["alive"] for r in stack.status()):
+                stack.start_component(component)
+    entry["details"]["wall_s"] = round(time.monotonic() - t0, 1)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m devstack.faults", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few hundred objects, fewer faults")
+    ap.add_argument("--scenarios", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--objects", type=int, default=0, help="objects per scenario (default 300 quick, 2000 full)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--report", default="faults-report.json")
+    args = ap.parse_args(argv)
+    names = [s for s in args.scenarios.split(",") if s] or list(SCENARIOS)
+    unknown = [s for s in names if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
+    objects = args.objects or (300 if args.quick else 2000)
+    env = stack.ensure_up()
+    report: list[dict] = []
+    for i, name in enumerate(names):
+        print(f"[faults] {name}: {objects} objects ...", flush=True)
+        entry = run_scenario(name, env, objects, args.quick, args.seed + i)
+        report.append(entry)
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"[faults] {name}: owed={entry['owed']} accepted={entry['accepted']} lost={entry['lost']} "
+              f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
+              f"recovery_s={entry['recovery_s']} {'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}",
+              flush=True)
+    return 0 if all(e["ok"] for e in report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

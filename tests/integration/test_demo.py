@@ -1,0 +1,31 @@
+"""`blueflow demo` as a user runs it: it ends with one JSON line whose numbers add up."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from devstack.generator import generate_objects
+from devstack.world import build_world
+
+pytestmark = pytest.mark.stack
+
+
+def test_demo_ends_with_a_json_line_that_matches_what_was_owed(stack):
+    args = ["--objects", "30", "--mean-flows", "80", "--bad", "3", "--seed", "5", "--timeout", "240"]
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "demo", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    summary = json.loads(lines[0])
+    assert set(summary) == {"objects_written", "flows_written", "kflow_delivered", "objects_deleted", "deadlettered"}
+    world = build_world(seed=int(stack["BLUEFLOW_WORLD_SEED"]), regions=tuple(stack["BLUEFLOW_REGIONS"].split(",")))
+    generated = generate_objects(world, objects=30, seed=5, mean_flows=80, bad=3)
+    good = [o for o in generated if o.kind in ("good", "empty")]
+    assert summary == {"objects_written": 33, "flows_written": sum(o.flow_count for o in good),
+                       "kflow_delivered": sum(o.chf_count for o in good), "objects_deleted": len(good),
+                       "deadlettered": 3}
+    assert "published" in done.stderr and "finished in" in done.stderr  # live progress and a summary
