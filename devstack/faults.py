@@ -251,7 +251,8 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
             "bad_left_in_bucket": len(remaining & run.bad_keys), "bad_deleted": bad_deleted[:5],
             "early_deleted": early[:5], "deadlettered": len(letters),
             "deadletter_unclear": unclear[:5], "deadletter_repeats": sum(len(v) - 1 for v in letters.values()),
-            "ledger_records": len(ledger), "run_id": run.run_id, **run.notes,
+            "ledger_records": len(ledger), "deletes_seen_at_proxy": len(deleted),
+            "good_deleted_seen": len({o.key for o in run.good} & set(deleted)), "run_id": run.run_id, **run.notes,
         },
     }
     problems = []

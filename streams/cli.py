@@ -1,4 +1,5 @@
-"""The `blueflow` command: worker, devstack, generate, demo, topics.
+"""The `blueflow` command: worker, devstack, generate, demo, topics, and the operator's replay, deadletter
+and status.
 
 `blueflow worker` takes Kentik Blueflow's flags (`--bucket_name=...`, also written without the leading `--`
 as Kentik's published manifests do) and environment variables, so switching is a one-line change.
@@ -179,6 +180,165 @@ def topics_ensure(use_devstack: bool) -> None:
     result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
                            partitions=settings.partitions, replication_factor=settings.replication)
     click.echo(json.dumps(dataclasses.asdict(result)))
+
+
+# ---------------------------------------------------------------- operations: replay, deadletter, status
+OPS_OPTIONS = ("kafka_bootstrap", "topic_prefix", "app_id", "bucket_name", "service_endpoint", "cos_prefix")
+
+
+def ops_settings(func):
+    """Options shared by the operator commands: --devstack and the settings that locate the deployment."""
+    for name in reversed(OPS_OPTIONS):
+        option = next(o for o in OPTIONS if o.name == name)
+        func = click.option(f"--{name}", default=None, help=f"{option.help} [env {option.env}]")(func)
+    return click.option("--devstack", "use_devstack", is_flag=True,
+                        help="Take unset settings from .devstack/env (the local stack).")(func)
+
+
+def _ops_settings(use_devstack: bool, values: dict) -> Settings:
+    if use_devstack:
+        for key, value in load_devstack_env().items():
+            os.environ.setdefault(key, value)
+    _apply_worker_options({k: values.pop(k, None) for k in OPS_OPTIONS})
+    return Settings.from_env()
+
+
+@main.command()
+@click.option("--stage", type=click.Choice(["enrich", "sink"]), required=True,
+              help="enrich: re-read `flows` (re-enrich with current VPC metadata); sink: re-read `kflow` (send "
+                   "to Kentik again).")
+@click.option("--from", "from_", required=True, help="Start (inclusive): ISO 8601, epoch seconds, or 2h / 15m ago.")
+@click.option("--to", default=None, help="End (exclusive); default: the end of the topic when replay starts.")
+@click.option("--include-replays", is_flag=True, help="Also re-send records that an earlier replay wrote.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a line.")
+@ops_settings
+def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_json: bool, use_devstack: bool,
+           **values) -> None:
+    """Send a time range of a stage's input topic through that stage again (live consumers untouched)."""
+    import time as _time
+
+    from streams.replay import parse_time, run_replay
+
+    settings = _ops_settings(use_devstack, values)
+    now = int(_time.time() * 1000)
+    try:
+        from_ms = parse_time(from_, now)
+        to_ms = parse_time(to, now) if to else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if to_ms is not None and to_ms <= from_ms:
+        raise click.BadParameter("--to must be after --from")
+    bar = {}
+
+    def on_total(total: int) -> None:
+        if sys.stderr.isatty() and not as_json:
+            from rich.progress import Progress
+
+            bar["p"] = Progress(transient=True)
+            bar["p"].start()
+            bar["task"] = bar["p"].add_task(f"replay {stage}", total=total)
+
+    def on_progress(n: int) -> None:
+        if "p" in bar:
+            bar["p"].advance(bar["task"], n)
+
+    try:
+        summary = run_replay(settings, stage, from_ms, to_ms, include_replays=include_replays, on_total=on_total,
+                             on_progress=on_progress)
+    finally:
+        if "p" in bar:
+            bar["p"].stop()
+    click.echo(json.dumps(summary.as_dict()) if as_json else summary.line())
+    sys.exit(0 if summary.ok else 1)
+
+
+@main.group()
+def deadletter() -> None:
+    """Quarantined objects: list them, show one, retry one or all."""
+
+
+@deadletter.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: the newest record per object key.")
+@ops_settings
+def deadletter_list(as_json: bool, use_devstack: bool, **values) -> None:
+    """Every quarantined object (newest dead letter per key) and why."""
+    from streams.deadletters import newest_per_key, read_letters, table_lines
+
+    settings = _ops_settings(use_devstack, values)
+    letters = newest_per_key(read_letters(settings))
+    if as_json:
+        click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(letters),
+                               "objects": [item.as_dict() for item in letters]}))
+    else:
+        for line in table_lines(letters):
+            click.echo(line)
+        click.echo(f"{len(letters)} quarantined objects in {settings.topic('deadletter')}")
+
+
+@deadletter.command("show")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True)
+@ops_settings
+def deadletter_show(key: str, as_json: bool, use_devstack: bool, **values) -> None:
+    """Every dead letter of KEY and the object's current state in the bucket."""
+    from streams.deadletters import object_state, read_letters
+
+    settings = _ops_settings(use_devstack, values)
+    history = [item.as_dict() for item in read_letters(settings) if item.key == key]
+    doc = {"key": key, "records": sorted(history, key=lambda r: (r["at"], r["offset"])),
+           "object": object_state(settings, key)}
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        if not history:
+            click.echo(f"no dead letter for {key!r}")
+        for r in doc["records"]:
+            click.echo(f"{r['at_iso']}  stage {r['stage']}  etag {r['etag']}  size {r['size']}\n    {r['reason']}")
+        click.echo(f"in bucket now: {json.dumps(doc['object'])}")
+    sys.exit(0 if history else 1)
+
+
+@deadletter.command("retry")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every quarantined object still in the bucket.")
+@click.option("--json", "as_json", is_flag=True)
+@ops_settings
+def deadletter_retry(keys: tuple[str, ...], retry_all: bool, as_json: bool, use_devstack: bool, **values) -> None:
+    """Process quarantined objects again (forced): the object must still be in the bucket."""
+    from streams.deadletters import newest_per_key, read_letters, retry as do_retry
+
+    settings = _ops_settings(use_devstack, values)
+    if retry_all == bool(keys):
+        raise click.UsageError("give object KEYS or --all (not both)")
+    targets = [item.key for item in newest_per_key(read_letters(settings)) if item.key] if retry_all else list(keys)
+    results = do_retry(settings, targets)
+    if as_json:
+        click.echo(json.dumps({"results": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.key}  {r.detail}")
+        click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@main.command()
+@click.option("--worker", "workers", multiple=True, default=("http://127.0.0.1:8083",), show_default=True,
+              help="A worker's HTTP base URL (repeat for each worker).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
+@click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
+@ops_settings
+def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
+           **values) -> None:
+    """Live view of lag per stage, objects in flight, rates, Kentik and COS results, dead letters."""
+    from streams import status as status_mod
+
+    settings = _ops_settings(use_devstack, values)
+    if as_json:
+        doc = status_mod.collect(settings, list(workers), interval=interval, with_bucket=not no_bucket)
+        click.echo(json.dumps(doc))
+        sys.exit(0 if doc["healthy"] and not doc["errors"] else 1)
+    status_mod.live(settings, list(workers), interval, not no_bucket)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class OutcomeStore:
         self.window_s = window_s
         self._entries: dict[str, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
-        self._last_prune = time.time()
+        self._last_prune = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -38,8 +38,8 @@ class OutcomeStore:
             if previous and previous[0] == etag and previous[1] == DELIVERED and outcome == QUARANTINED:
                 return
             self._entries[key] = (etag, outcome, at_s)
-            if at_s - self._last_prune > 60:
-                self._prune(time.time())
+            if at_s - self._last_prune > 60:  # records carry their own time: prune relative to the newest
+                self._prune(at_s)
 
     def outcome(self, key: str, etag: str) -> str | None:
         """DELIVERED or QUARANTINED if this exact content (key + ETag) had that outcome; else None."""
