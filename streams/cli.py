@@ -304,7 +304,9 @@ def deadletter_show(key: str, as_json: bool, use_devstack: bool, **values) -> No
 @click.option("--json", "as_json", is_flag=True)
 @ops_settings
 def deadletter_retry(keys: tuple[str, ...], retry_all: bool, as_json: bool, use_devstack: bool, **values) -> None:
-    """Process quarantined objects again (forced): the object must still be in the bucket."""
+    """Process quarantined objects again (forced): the object must still be in the bucket.
+
+    With --all, objects that are no longer in the bucket are reported and skipped."""
     from streams.deadletters import newest_per_key, read_letters, retry as do_retry
 
     settings = _ops_settings(use_devstack, values)
@@ -318,7 +320,8 @@ def deadletter_retry(keys: tuple[str, ...], retry_all: bool, as_json: bool, use_
         for r in results:
             click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.key}  {r.detail}")
         click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    # with --all, objects no longer in the bucket (fixed and delivered since) are not failures
+    sys.exit(0 if all(r.ok or (retry_all and r.gone) for r in results) else 1)
 
 
 @main.command()

@@ -116,9 +116,10 @@ class RetryResult:
     ok: bool
     detail: str
     etag: str = ""
+    gone: bool = False  # no longer in the bucket (delivered after a fix, or removed)
 
     def as_dict(self) -> dict:
-        return {"key": self.key, "ok": self.ok, "detail": self.detail, "etag": self.etag}
+        return {"key": self.key, "ok": self.ok, "detail": self.detail, "etag": self.etag, "gone": self.gone}
 
 
 def retry(settings, keys: list[str]) -> list[RetryResult]:
@@ -152,7 +153,7 @@ def retry(settings, keys: list[str]) -> list[RetryResult]:
             results.append(RetryResult(key, False, f"HEAD failed: {exc}"))
             continue
         if head is None:
-            results.append(RetryResult(key, False, f"not in bucket {settings.bucket_name!r} any more"))
+            results.append(RetryResult(key, False, f"not in bucket {settings.bucket_name!r} any more", gone=True))
             continue
         ref = object_ref_for_retry(settings.bucket_name, key, head, int(time.time() * 1000))
         result = RetryResult(key, True, f"published to {topic} (force)", ref["etag"])

@@ -47,6 +47,9 @@ OBJECT_AGE_SECONDS = Histogram("blueflow_object_delivery_age_seconds",
                                registry=REGISTRY)
 IS_LEADER = Gauge("blueflow_is_leader", "1 when this worker polls COS and the VPC API.", registry=REGISTRY)
 HEALTHY = Gauge("blueflow_healthy", "1 when /healthz answers 200.", registry=REGISTRY)
+CONSUMER_LAG = Gauge("blueflow_consumer_lag",
+                     "Messages of this worker's assigned objects/flows/kflow partitions not yet committed.",
+                     registry=REGISTRY)
 METADATA_ENDPOINTS = Gauge("blueflow_metadata_endpoints", "IP endpoints in this worker's VPC index.",
                            registry=REGISTRY)
 

@@ -112,6 +112,8 @@ class ReplaySummary:
             return "the end" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(
                 timespec="seconds").replace("+00:00", "Z")
 
+        if self.failed and not self.in_range:
+            return f"replay {self.stage}: nothing re-sent: {self.failed[0]}"
         unit = "flows" if self.stage == "enrich" else "kflow records"
         text = (f"replay {self.stage}: {self.sent} of {self.in_range} messages of {self.topic} ({self.flows} {unit}) "
                 f"from {when(self.from_ms)} to {when(self.to_ms)} re-sent over {self.partitions} partitions in "

@@ -82,7 +82,7 @@ def worker_sample(url: str, timeout: float = 3.0) -> dict:
         info = requests.get(base + "/service/info", timeout=timeout).json()
         text = requests.get(base + "/metrics", timeout=timeout).text
     except Exception as exc:  # a worker that is down is reported, not fatal
-        out["error"] = f"{type(exc).__name__}: {exc}"
+        out["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
         return out
     samples = parse_metrics(text)
     out.update(ok=True, leader=bool(info.get("leader")), healthy=bool(info.get("healthy")),

@@ -1,0 +1,104 @@
+"""Pure parts of the operator commands: replay time ranges, dead-letter listing, status arithmetic."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from streams.avro import Codec
+from streams.deadletters import Letter, newest_per_key, object_ref_for_retry, table_lines
+from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
+from streams.status import bucket_summary, by_label, parse_metrics, rates, render, stage_lag
+
+NOW = 1_800_000_000_000
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("now", NOW), ("15m", NOW - 900_000), ("-2h", NOW - 7_200_000), ("1d", NOW - 86_400_000),
+    ("1795766400", 1_795_766_400_000), ("1795766400123", 1_795_766_400_123),
+    ("2026-11-27T08:00:00Z", 1_795_766_400_000), ("2026-11-27T08:00:00", 1_795_766_400_000),
+    ("2026-11-27T09:00:00+01:00", 1_795_766_400_000),
+])
+def test_parse_time_accepts_iso_epoch_and_durations_ago(text, expected):
+    assert parse_time(text, NOW) == expected
+
+
+def test_parse_time_says_what_it_accepts():
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_time("yesterday", NOW)
+
+
+def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
+    marks = {0: (0, 10), 1: (5, 20), 2: (0, 7)}
+    ranges = partition_ranges({0: 3, 1: 2, 2: -1}, {0: 8, 1: -1, 2: -1}, marks)
+    assert ranges == [PartitionRange(0, 3, 8), PartitionRange(1, 5, 20), PartitionRange(2, 7, 7)]
+    assert [r.size for r in ranges] == [5, 15, 0]
+    assert partition_ranges({0: 4}, None, {0: (0, 9)}) == [PartitionRange(0, 4, 9)]
+
+
+def test_mark_replay_sets_the_flag_and_skips_earlier_replays():
+    codec = Codec("kflow_batch")
+    record = {"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r", "zone": "z",
+              "chunk": 0, "chunks": 1, "flow_count": 0}
+    raw = codec.encode(record)
+    value, decoded = mark_replay(codec, raw)
+    assert codec.decode(value)["replay"] is True and decoded["key"] == "k"
+    assert mark_replay(codec, value) == (None, codec.decode(value))
+    assert mark_replay(codec, value, include_replays=True)[0] is not None
+
+
+def test_newest_dead_letter_per_key_newest_first():
+    def letter(key, at, offset, reason):
+        return Letter({"key": key, "at": at, "stage": "json", "reason": reason, "etag": "e"}, 0, offset)
+
+    newest = newest_per_key([letter("a", 1, 0, "old"), letter("b", 5, 1, "b"), letter("a", 9, 2, "new")])
+    assert [(x.key, x.record["reason"]) for x in newest] == [("a", "new"), ("b", "b")]
+    lines = table_lines(newest)
+    assert len(lines) == 3 and "new" in lines[1]
+
+
+def test_retry_reference_uses_the_current_etag_and_forces():
+    head = SimpleNamespace(etag='"abc"', size=12, last_modified=99)
+    ref = object_ref_for_retry("bucket", "key", head, NOW)
+    assert ref["etag"] == "abc" and ref["force"] is True and ref["republish"] is False
+    Codec("object_ref").encode(ref)  # valid against the schema
+
+
+def test_stage_lag_counts_uncommitted_partitions_from_zero():
+    assert stage_lag({0: 10, 1: 4}, {0: 7}) == {"lag": 7, "end": 14, "committed": 7,
+                                                "partitions": {"0": 3, "1": 4}}
+    assert stage_lag({0: 5}, {0: -1001})["lag"] == 5  # OFFSET_INVALID: nothing committed
+
+
+def test_bucket_summary_ignores_quarantined_objects_for_age():
+    obj = SimpleNamespace
+    listing = [obj(key="a", etag="1", size=10, last_modified=NOW - 60_000),
+               obj(key="b", etag="2", size=5, last_modified=NOW - 5_000)]
+    assert bucket_summary(listing, {("a", "1")}, NOW) == {"objects": 2, "bytes": 15, "pending": 1,
+                                                          "quarantined": 1, "oldest_pending_age_s": 5.0}
+
+
+def test_rates_and_metric_parsing():
+    assert rates({"flows_parsed": 10}, {"flows_parsed": 30}, 2.0)["flows_parsed_per_s"] == 10.0
+    text = ('blueflow_kentik_requests_total{result="200"} 4.0\nblueflow_kentik_requests_total{result="429"} 1.0\n'
+            'blueflow_cos_operations_total{operation="get",result="error"} 2.0\n')
+    samples = parse_metrics(text)
+    assert by_label(samples, "blueflow_kentik_requests_total", "result") == {"200": 4, "429": 1}
+    assert by_label(samples, "blueflow_cos_operations_total", "operation", result="error") == {"get": 2}
+
+
+def test_render_draws_a_status_document():
+    from rich.console import Console
+
+    doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": False,
+           "workers": [{"url": "http://w1", "ok": True, "leader": True, "healthy": True, "problems": [],
+                        "uptime_s": 5, "lag": 0, "error": None},
+                       {"url": "http://w2", "ok": False, "error": "refused"}],
+           "lag": {"sink": {"topic": "blueflow.kflow", "lag": 3, "end": 9}}, "in_flight": 2,
+           "bucket": {"oldest_pending_age_s": 12.0}, "rates": {"flows_parsed_per_s": 1.5},
+           "counts": {}, "kentik": {"200": 4}, "cos_errors": {}, "deadletters": {"objects": 1, "by_stage": {"json": 1}},
+           "errors": ["worker http://w2: refused"]}
+    console = Console(record=True, width=120)
+    console.print(render(doc))
+    text = console.export_text()
+    assert "UNHEALTHY" in text and "blueflow.kflow" in text and "200: 4" in text and "down" in text
