@@ -126,3 +126,29 @@ def load_index(env: dict[str, str]):
         except Exception:  # noqa: BLE001 - the bench still runs, translate then uses key fallbacks
             continue
     return IpIndex.from_snapshots(snaps) if snaps else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.microbench [W1|W2] [--quick]`: the stage table alone (profile it with pyinstrument)."""
+    import argparse
+    import json
+
+    from devstack import stack
+    from devstack.world import build_world
+
+    from benchmarks.workloads import build_objects, workloads
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.microbench")
+    p.add_argument("workload", nargs="?", default="W1")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    env = stack.read_env()
+    world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
+    objects = build_objects(world, workloads(args.quick)[args.workload.upper()])
+    flows = sum(o.flow_count for o in objects)
+    print(json.dumps(run_microbench(objects, load_index(env), flows), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -63,6 +63,18 @@ def proc_hwm_kb(pid: int) -> int | None:
     return measure.proc_status_kb(text, "VmHWM") if text else None
 
 
+def stack_cpu_s() -> dict[str, float]:
+    """CPU seconds so far of each local-stack process (Kafka, S3Proxy, stand-ins), from its pids.json."""
+    from devstack import stack
+
+    out = {}
+    for name, entry in stack._load_pids().items():
+        cpu = proc_cpu_s(int(entry.get("pid", 0))) if entry.get("pid") else None
+        if cpu is not None:
+            out[name] = cpu
+    return out
+
+
 def worker_metrics(port: int) -> list:
     try:
         reply = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
@@ -147,6 +159,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
     log_dir = stack.state_dir() / "logs" / run_id
     workers = [WorkerProcess(f"w{i}", worker_env, log_dir, ("--devstack",)) for i in range(n_workers)]
     startup_cpu: dict[int, float] = {}
+    stack_before = stack_cpu_s()
     t0 = time.monotonic()
     for w in workers:
         w.start()
@@ -177,6 +190,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
         cpu = [proc_cpu_s(w.proc.pid) or 0.0 for w in workers]
         hwm = [proc_hwm_kb(w.proc.pid) or 0 for w in workers]
         samples = measure.merge_samples(worker_metrics(w.port) for w in workers)
+        stack_after = stack_cpu_s()
     finally:
         threads = [threading.Thread(target=w.stop, args=(20.0,)) for w in workers]
         for t in threads:
@@ -201,6 +215,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
             "kentik_bytes": measure.metric_sum(samples, "blueflow_kentik_request_bytes_total"),
             "kentik_requests": measure.metric_sum(samples, "blueflow_kentik_requests_total"),
             "stage_seconds": measure.stage_seconds(samples), "latencies": latencies,
+            "stack_cpu_s": {k: round(v - stack_before.get(k, 0.0), 2) for k, v in stack_after.items()},
             "referee": {"owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
                         "duplicates": verdict.duplicates, "unexpected": verdict.unexpected}}
 
@@ -215,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run before giving up")
     p.add_argument("--w1-objects", type=int, default=None, help="override W1's object count")
     p.add_argument("--no-microbench", action="store_true")
+    p.add_argument("--tag", default=None,
+                   help="write results/<sha>-<tag>.json only (a partial or experimental run), not latest.json")
     args = p.parse_args(argv)
 
     from dataclasses import replace
@@ -263,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                 kafka_bytes_by_topic={k.split(".", 1)[-1]: v for k, v in raw["kafka_by_topic"].items()},
                 stage_wall_seconds={k: {"sum": round(v["sum"], 2), "count": int(v["count"])}
                                     for k, v in raw["stage_seconds"].items()},
-                referee=raw["referee"], **common))
+                referee=raw["referee"], stack_cpu_s_during_run=raw["stack_cpu_s"],
+                machine_cpu_busy_share=measure.rnd((raw["cpu_s"] + sum(raw["stack_cpu_s"].values()))
+                                                  / (raw["wall_s"] * common["cpus_available"]), 2),
+                **common))
         micro = None
         if not args.no_microbench:
             index = load_index(env)
@@ -287,8 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         r["targets"] = measure.TARGETS
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(runs, indent=2)
-    (RESULTS_DIR / "latest.json").write_text(text + "\n")
-    (RESULTS_DIR / f"{sha}.json").write_text(text + "\n")
+    if args.tag:
+        (RESULTS_DIR / f"{sha}-{args.tag}.json").write_text(text + "\n")
+    else:
+        (RESULTS_DIR / "latest.json").write_text(text + "\n")
+        (RESULTS_DIR / f"{sha}.json").write_text(text + "\n")
     print(measure.format_table(runs))
     print("scaling 2 workers / 1 worker (flows/s): " + ", ".join(f"{k} {v}" for k, v in scale.items()))
     print(f"CPUs: {common['cpus_available']} available (shared with the stack); commit {common['git_commit']}")

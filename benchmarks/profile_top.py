@@ -1,0 +1,71 @@
+"""Top frames of a py-spy raw (collapsed-stack) profile: `python -m benchmarks.profile_top FILE [--match TEXT]`.
+
+py-spy's `--format raw` writes one line per distinct stack: 'frame;frame;... count'. With --subprocesses the
+first frames name the process; `--match` keeps only stacks whose process line contains TEXT (default: the
+worker, 'streams.cli worker'). Prints the top frames by self samples and by inclusive samples (a frame counted
+once per stack), as shares of all kept samples.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+
+_LOC = re.compile(r"\s*\((.*?)(?::\d+)?\)$")
+
+
+def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
+    """(frames, samples) per line of a collapsed-stack file."""
+    out = []
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        out.append((stack.split(";"), int(count)))
+    return out
+
+
+def frame_name(frame: str) -> str:
+    """'func (path/file.py:123)' -> 'func (path/file.py)': lines merged so one function is one row."""
+    return _LOC.sub(lambda m: f" ({m.group(1)})", frame)
+
+
+def top_frames(stacks: list[tuple[list[str], int]], match: str = "streams.cli worker", n: int = 25):
+    """(total samples, self top-n, inclusive top-n) over the stacks of processes matching `match`."""
+    self_c: Counter = Counter()
+    incl_c: Counter = Counter()
+    total = 0
+    for frames, count in stacks:
+        if match and not any(match in f for f in frames[:2]):
+            continue
+        frames = [f for f in frames if not f.startswith("process ")]
+        if not frames:
+            continue
+        total += count
+        names = [frame_name(f) for f in frames]
+        self_c[names[-1]] += count
+        for name in set(names):
+            incl_c[name] += count
+    return total, self_c.most_common(n), incl_c.most_common(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_top")
+    p.add_argument("file")
+    p.add_argument("--match", default="streams.cli worker")
+    p.add_argument("-n", type=int, default=25)
+    args = p.parse_args(argv)
+    with open(args.file) as f:
+        total, self_top, incl_top = top_frames(parse_collapsed(f.read()), args.match, args.n)
+    print(f"{total} samples")
+    print("\nself %   frame")
+    for name, c in self_top:
+        print(f"{100 * c / total:6.1f}   {name}")
+    print("\ninclusive %   frame")
+    for name, c in incl_top:
+        print(f"{100 * c / total:6.1f}   {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
