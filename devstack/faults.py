@@ -208,18 +208,35 @@ def deletion_times(requests_log: list[dict], bucket: str) -> dict[str, float]:
     return out
 
 
+def first_complete_times(objects, flows: list[dict]) -> dict[str, float | None]:
+    """Per object, when Kentik had accepted every owed record for the first time (stand-in clock): for a
+    record owed n times, its n-th earliest acceptance. Later duplicates (a re-sent chunk) do not count,
+    so a deletion between the first acceptance and a duplicate is not early. None if a record is missing."""
+    times: dict[tuple, list[float]] = {}
+    for flow in flows:
+        times.setdefault(accepted_record(flow), []).append(float(flow.get("received_at", 0.0)))
+    for values in times.values():
+        values.sort()
+    out: dict[str, float | None] = {}
+    for obj in objects:
+        latest = 0.0
+        for record, n in Counter(owed_records(obj)).items():
+            seen = times.get(record, [])
+            if len(seen) < n:
+                latest = None
+                break
+            latest = max(latest, seen[n - 1])
+        out[obj.key] = latest
+    return out
+
+
 def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | None) -> dict:
     """Referee verdict plus early deletes, dead-letter checks and per-scenario notes."""
     from streams.avro import Codec
 
     flows = run.flows()
     verdict = compare(run.good, flows)
-    got = Counter(accepted_record(f) for f in flows)
-    incomplete = set()
-    for obj in run.good:
-        need = Counter(owed_records(obj))
-        if any(got[r] < n for r, n in need.items()):
-            incomplete.add(obj.key)
+    needed_by = first_complete_times(run.good, flows)
     deleted = deletion_times(run.proxy_requests(), run.env["BLUEFLOW_BUCKET"])
     ledger_codec = Codec("ledger")
     ledger = {}
@@ -233,8 +250,8 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
             at = ledger[obj.key]["delivered_at"] / 1000.0  # deleted outside the proxy (HMAC path)
         if at is None:
             continue
-        last = verdict.last_accept_by_object.get(obj.key)
-        if obj.key in incomplete or (last is not None and at < last):
+        needed = needed_by.get(obj.key)  # None: some owed record never arrived
+        if needed is None or at < needed:
             early.append(obj.key)
     bad_deleted = sorted(k for k in run.bad_keys if k in deleted)
     letters = run.deadletters()
@@ -330,21 +347,30 @@ def _healthz(w: WorkerProcess) -> tuple[int, list]:
         return 0, []
 
 
-def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
-    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    n = 4 if quick else 10
-    inject(url, {"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
-           {"status": 429, "count": n, "path_prefix": "/chf"}, {"latency_ms": 35000, "count": 2, "path_prefix": "/chf"},
-           {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"})
-    wait_until(lambda: not requests.get(url + "/_emulator/faults", timeout=5).json()["faults"], 180, 2)
-    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted
+def _stop_checked(run: FaultRun, note: str, grace_s: float = 30.0, *, strict: bool = True) -> None:
+    """SIGTERM every live worker (SIGKILL after `grace_s`); record exit codes and seconds. With `strict`, an
+    unclean stop is a problem of the scenario; otherwise it is only reported (known issue, see the report)."""
+    exits = []
     for w in run.live():
-        w.stop(30)
+        t0 = time.monotonic()
+        code = w.stop(grace_s)
+        exits.append({"worker": w.name, "exit": code, "seconds": round(time.monotonic() - t0, 1)})
+    run.notes[note] = exits
+    bad = [e for e in exits if e["exit"] != 0]
+    if bad and strict:
+        run.notes.setdefault("problems", []).append(f"unclean SIGTERM shutdown ({note}): {bad}")
+
+
+def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    """401 first (while most work is pending), then, with the credentials fixed, 500/503/429/latency/drops."""
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted
+    _stop_checked(run, "sigterm_before_401")
     for name in list(run.workers):
         run.start(name, KENTIK_API_TOKEN="wrong-token-on-purpose")
     before = len(run.flows())
     unhealthy = wait_until(lambda: any(_healthz(w)[0] == 503 for w in run.live()), 90, 2)
-    time.sleep(5)
+    time.sleep(3)
     after = len(run.flows())
     statuses = {w.name: _healthz(w) for w in run.live()}
     run.notes["auth_phase"] = {"unhealthy_seen": unhealthy, "accepted_during_401": after - before,
@@ -352,15 +378,30 @@ def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
                                "problems": [p for _, ps in statuses.values() for p in ps][:2]}
     if not unhealthy or after != before:
         run.notes.setdefault("problems", []).append("401 phase: worker not unhealthy or flows accepted")
-    for w in run.live():
-        w.stop(30)
+    # known issue: a sink stuck in the 401 retry loop keeps Faust's wait_empty() from finishing, so SIGTERM
+    # needs the SIGKILL fallback (the batch is not committed: nothing lost); reported, not failed here
+    _stop_checked(run, "sigterm_while_401", 20.0, strict=False)
+    n = 4 if quick else 10
+    inject(url, {"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
+           {"status": 429, "count": n, "path_prefix": "/chf"},
+           {"latency_ms": 2500 if quick else 35000, "count": 2, "path_prefix": "/chf"},
+           {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"})
     for name in list(run.workers):  # credentials fixed, workers restarted
         run.start(name)
+    wait_until(lambda: not requests.get(url + "/_emulator/faults", timeout=5).json()["faults"] or run.drained(),
+               180, 2)
+    run.notes["kentik_faults_applied"] = requests.get(url + "/_emulator/stats", timeout=5).json().get("faults_applied")
     return time.time()
 
 
 def fault_s3proxy(run: FaultRun, rng: random.Random, quick: bool) -> float:
-    time.sleep(rng.uniform(2.0, 4.0))
+    bucket = run.env["BLUEFLOW_BUCKET"]
+    n = 5 if quick else 15
+    inject(run.proxy, {"status": 500, "count": n, "method": "GET", "path_prefix": f"/{bucket}/"},
+           {"status": 503, "count": n, "method": "POST", "path_prefix": f"/{bucket}"},
+           {"drop": True, "count": 2, "method": "GET", "path_prefix": f"/{bucket}/"})
+    time.sleep(rng.uniform(1.0, 2.0))
+    run.notes["good_left_at_outage"] = len(run.bucket_keys() - run.bad_keys)
     for name in ("s3proxy", "s3proxy-open"):
         stack.stop_component(name)
     down = 15 if quick else 30
@@ -373,11 +414,8 @@ def fault_s3proxy(run: FaultRun, rng: random.Random, quick: bool) -> float:
         stack.start_component(name)
     run.notes["s3proxy_down_s"] = down
     run.notes["unhealthy_seen_while_down"] = 503 in seen
-    n = 5 if quick else 15
-    inject(run.proxy, {"status": 500, "count": n, "method": "GET", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}/"},
-           {"status": 503, "count": n, "method": "POST", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}"},
-           {"drop": True, "count": 2, "method": "GET", "path_prefix": f"/{run.env['BLUEFLOW_BUCKET']}/"})
-    wait_until(lambda: not requests.get(run.proxy + "/_emulator/faults", timeout=5).json()["faults"], 120, 2)
+    wait_until(lambda: not requests.get(run.proxy + "/_emulator/faults", timeout=5).json()["faults"]
+               or run.drained(), 120, 2)
     stats = requests.get(run.proxy + "/_emulator/stats", timeout=5).json()
     run.notes["cos_faults_applied"] = stats.get("faults_applied")
     return time.time()
@@ -502,6 +540,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             inject(env["BLUEFLOW_KENTIK_EMULATOR"], {"status": 500, "count": 3, "path_prefix": "/chf"})
         if not _progress_started(run):
             run.notes.setdefault("problems", []).append("no object finished within 120 s of the start")
+        run.notes["good_left_at_fault_start"] = len(run.bucket_keys() - run.bad_keys)
         fault_end = ACTIONS[name](run, rng, quick)
         if name == "iamvpc":
             requests.post(vpc_root(env) + "/_emulator/reset", timeout=10)
