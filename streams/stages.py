@@ -221,6 +221,23 @@ class Pipeline:
             except Exception as exc:
                 log.warning("heartbeat: export status %s not sent: %s", status, self.rt.scrub(str(exc)))
 
+    async def progress_log_loop(self, every_s: float = 30.0) -> None:
+        """One INFO line per interval with what this worker did since the last one (per-object lines are DEBUG)."""
+        from streams.web import progress_counts
+
+        last = progress_counts()
+        while True:
+            await asyncio.sleep(every_s)
+            now = progress_counts()
+            delta = {k: now[k] - last.get(k, 0) for k in now}
+            if any(delta.values()):
+                log.info("progress (last %.0fs): %d objects parsed, %d flows, %d kflow records accepted by Kentik, "
+                         "%d objects completed, %d deleted, %d quarantined, %d skipped as already done",
+                         every_s, delta["objects_parsed"], delta["flows_parsed"], delta["chf_delivered"],
+                         delta["objects_completed"], delta["objects_deleted"], delta["deadlettered"],
+                         delta["objects_skipped"])
+            last = now
+
     # ---------------------------------------------------------------- parse
     def download_and_parse(self, ref: dict):
         """Blocking: stream the object through the parser. Returns the FlowDocument or None if it vanished."""
@@ -336,7 +353,7 @@ class Pipeline:
     async def decode_or_quarantine(self, codec, raw: bytes, event_key: bytes | None, topic: str) -> dict | None:
         """The decoded record, or None after dead-lettering a message no reader can decode."""
         try:
-            return codec.decode(raw)
+            return await self.rt.run_sync(codec.decode, raw)  # decoding a batch is CPU work: off the loop
         except AvroDecodeError as exc:
             key = (event_key or b"").decode(errors="replace")
             await self.deadletter({"key": key}, "decode", f"{topic} message could not be decoded: {exc}")
@@ -522,7 +539,7 @@ class Pipeline:
         if batch.get("last_modified"):
             metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - batch["last_modified"] / 1000))
         self.rt.health.progressed()
-        log.info("sink: %r delivered (%d flows, %d kflow records)%s", key, state["flows"], state["chf"],
+        log.debug("sink: %r delivered (%d flows, %d kflow records)%s", key, state["flows"], state["chf"],
                  " and deleted" if deleted else "; object kept")
 
 
@@ -580,6 +597,10 @@ def register(app, topics, runtime) -> Pipeline:
     @app.task
     async def heartbeat():
         await pipeline.heartbeat_loop()
+
+    @app.task
+    async def progress_log():
+        await pipeline.progress_log_loop()
 
     web.register(app, pipeline)
     return pipeline
