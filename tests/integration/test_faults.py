@@ -1,0 +1,83 @@
+"""The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
+secrets; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+
+One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
+report; a failing scenario shows its details (run id, problems) in the assertion message.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets")
+
+
+@pytest.fixture(scope="module")
+def report(stack, tmp_path_factory):
+    from devstack import faults
+
+    path = tmp_path_factory.mktemp("faults") / "faults-report.json"
+    faults.main(["--quick", "--objects", "80", "--scenarios", ",".join(SCENARIOS), "--report", str(path)])
+    entries = json.loads(path.read_text())
+    return {e["scenario"]: e for e in entries}
+
+
+def test_the_report_has_one_entry_per_scenario_with_the_agreed_keys(report):
+    assert set(report) == set(SCENARIOS)
+    for entry in report.values():
+        assert {"scenario", "owed", "accepted", "lost", "duplicates", "early_deletes", "recovery_s",
+                "details"} <= set(entry)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_nothing_lost_nothing_deleted_early(report, scenario):
+    entry = report[scenario]
+    assert entry["problems"] == [], entry
+    assert entry["owed"] > 500, entry
+    assert entry["lost"] == 0 and entry["early_deletes"] == 0, entry
+    assert entry["accepted"] == entry["owed"] + entry["duplicates"], entry
+    details = entry["details"]
+    assert details["drained"] and details["good_left_in_bucket"] == 0, entry
+    assert details["bad_left_in_bucket"] == details["bad_objects"] == details["deadlettered"], entry
+    assert details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1 or scenario == "secrets"
+
+
+def test_crashes_repeat_at_most_the_chunks_in_flight(report):
+    entry = report["kill9"]
+    assert len(entry["details"]["kills"]) >= 5
+    assert entry["duplicates"] < entry["owed"] * 0.2, entry
+
+
+def test_kentik_401_turns_workers_unhealthy_and_nothing_is_accepted(report):
+    auth = report["kentik"]["details"]["auth_phase"]
+    assert auth["unhealthy_seen"] and auth["accepted_during_401"] == 0
+    assert any("Kentik rejected the credentials" in p for p in auth["problems"])
+    assert all(e["exit"] == 0 for e in report["kentik"]["details"]["sigterm_before_401"])
+
+
+@pytest.mark.xfail(reason="a sink stuck retrying a 401 blocks Faust's wait_empty(): SIGTERM never finishes "
+                          "(stream_wait_empty=True); nothing is lost, but the worker needs SIGKILL", strict=False)
+def test_workers_stop_on_sigterm_even_while_kentik_rejects_the_credentials(report):
+    exits = report["kentik"]["details"]["sigterm_while_401"]
+    assert exits and all(e["exit"] == 0 for e in exits), exits
+
+
+def test_a_stalled_worker_reports_unhealthy_while_s3_is_down(report):
+    assert report["s3proxy"]["details"]["unhealthy_seen_while_down"] is True
+    assert report["s3proxy"]["details"]["cos_faults_applied"] >= 5
+
+
+def test_every_bad_input_kind_is_quarantined_with_a_reason(report):
+    details = report["badinput"]["details"]
+    assert details["bad_objects"] >= 20
+    assert details["deadletter_unclear"] == [] and details["bad_deleted"] == []
+
+
+def test_no_secret_appears_in_logs_metrics_or_topics(report):
+    details = report["secrets"]["details"]
+    assert details["secret_hits"] == {}
+    assert details["log_lines"] > 50 and details["metrics_pages"] >= 2 and details["topics"] >= 5
+    assert details["messages"] > 100
