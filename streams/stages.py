@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 from streams import metrics
@@ -100,6 +101,24 @@ class Pipeline:
         log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", record["key"], stage,
                   reason)
 
+    async def pause(self, delay_s: float) -> None:
+        """Sleep between retries; if the worker is asked to stop meanwhile, leave at once WITHOUT acking.
+
+        Faust waits for the current event before it stops, and acks it when the agent returns or raises, so
+        neither is allowed here: the process exits like a crash (nothing committed past the unfinished
+        message), and the worker that takes over the partition sends it again. Nothing is lost."""
+        deadline = time.monotonic() + delay_s
+        while True:
+            if self.app.should_stop or getattr(self.app, "_blueflow_stopping", False):
+                log.warning("stopping while a message is still being retried: exiting without committing it; "
+                            "the next worker of this partition will process it again")
+                logging.shutdown()
+                os._exit(0)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(0.5, remaining))
+
     async def retry_forever(self, what: str, fn, *args):
         """Run a blocking call until it stops raising TransientError-like failures."""
         attempt = 0
@@ -110,8 +129,7 @@ class Pipeline:
                 attempt += 1
                 delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
                 log.warning("%s failed (%s); retry %d in %.1fs", what, self.rt.scrub(str(exc)), attempt, delay)
-                self.rt.health.pending = True
-                await asyncio.sleep(delay)
+                await self.pause(delay)
 
     def note_cos_failure(self, exc: Exception) -> None:
         auth, words = _cos_problem(exc)
@@ -197,13 +215,13 @@ class Pipeline:
             await asyncio.sleep(1.0)
 
     async def heartbeat_loop(self) -> None:
-        last = 0.0
+        last = float("-inf")
         while True:
             await asyncio.sleep(1.0)
             if self.settings.dry_run or not self.settings.export_id or not self.app.is_leader():
                 continue
-            if time.monotonic() - last < self.settings.heartbeat_interval and self.export_started:
-                continue
+            if time.monotonic() - last < self.settings.heartbeat_interval:
+                continue  # START at once, then one status per interval (also while Kentik refuses it)
             last = time.monotonic()
             health = self.rt.health
             if not self.export_started:
@@ -409,7 +427,7 @@ class Pipeline:
                     delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
                     log.warning("sink: device %s not resolved (%s); retry in %.1fs", name,
                                 self.rt.scrub(str(exc)), delay)
-                    await asyncio.sleep(delay)
+                    await self.pause(delay)
 
     def encode_body(self, batch: dict, device, start: int, stop: int) -> bytes:
         from connectors.kflow import encode_packed_chf, frame_body
@@ -497,7 +515,7 @@ class Pipeline:
             return await self.rt.run_sync(self.post_sync, device, body)
 
         try:
-            await deliver(encode, post, batch["flow_count"], what=what, health=self.rt.health)
+            await deliver(encode, post, batch["flow_count"], what=what, health=self.rt.health, sleep=self.pause)
         except BatchRefused as exc:
             raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
         metrics.CHF_DELIVERED.inc(batch["flow_count"])

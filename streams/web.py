@@ -49,6 +49,7 @@ def observe_consumer(app, pipeline) -> None:
     except Exception:  # no consumer yet, or not assigned: nothing to observe
         return
     pipeline.rt.health.observe_consumer(lag, total)
+    metrics.CONSUMER_LAG.set(lag)
 
 
 def register(app, pipeline) -> None:

@@ -58,8 +58,6 @@ def test_kentik_401_turns_workers_unhealthy_and_nothing_is_accepted(report):
     assert all(e["exit"] == 0 for e in report["kentik"]["details"]["sigterm_before_401"])
 
 
-@pytest.mark.xfail(reason="a sink stuck retrying a 401 blocks Faust's wait_empty(): SIGTERM never finishes "
-                          "(stream_wait_empty=True); nothing is lost, but the worker needs SIGKILL", strict=False)
 def test_workers_stop_on_sigterm_even_while_kentik_rejects_the_credentials(report):
     exits = report["kentik"]["details"]["sigterm_while_401"]
     assert exits and all(e["exit"] == 0 for e in exits), exits
