@@ -108,7 +108,8 @@ def test_ensure_topics_creates_configures_and_is_idempotent(stack):
 
     other = ensure_topics(conf, prefix=prefix, partitions=6)
     assert other.created == []
-    assert set(other.mismatched) == {prefix + s for s in ("objects", "flows", "kflow", "deadletter", "ledger")}
+    assert set(other.mismatched) == {prefix + s for s in ("objects", "flows", "kflow", "deadletter", "ledger",
+                                                          "progress")}
     assert "has 4 partitions" in other.mismatched[prefix + "flows"]
 
 
