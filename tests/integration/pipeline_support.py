@@ -10,6 +10,7 @@ import requests
 
 from devstack import stack
 from devstack.demo import empty_bucket, hmac_client
+from devstack.faults import read_topic  # noqa: F401  (tests import it from here)
 from devstack.generator import generate_objects, write_objects
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 from devstack.workers import wait_until as wait_for  # noqa: F401  (tests import it from here)
@@ -89,25 +90,3 @@ def kentik(env: dict[str, str], route: str):
     return body
 
 
-def read_topic(env: dict[str, str], topic: str, timeout_s: float = 10.0) -> list[tuple[bytes, bytes, int]]:
-    """Every message of `topic` (key, value, timestamp ms), read from the beginning to the current end."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": env["BLUEFLOW_KAFKA_BOOTSTRAP"], "group.id": f"test-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        partitions = sorted(meta.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        out, positions = [], {p: 0 for p in partitions}
-        deadline = time.monotonic() + timeout_s
-        while any(positions[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            positions[msg.partition()] = msg.offset() + 1
-            out.append((msg.key(), msg.value(), msg.timestamp()[1]))
-        return out
-    finally:
-        consumer.close()
