@@ -142,6 +142,15 @@ def generate(ctx) -> None:
     sys.exit(generator_main(args))
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def faults(ctx) -> None:
+    """Run the reliability suite on the local stack; writes faults-report.json (`blueflow faults --help-suite`)."""
+    from devstack.faults import main as faults_main
+
+    sys.exit(faults_main(["--help" if a == "--help-suite" else a for a in ctx.args]))
+
+
 @main.command()
 @click.option("--objects", default=300, show_default=True, help="Good objects to generate.")
 @click.option("--mean-flows", default=200, show_default=True, help="Mean flows per non-empty object.")
