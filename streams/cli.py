@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 
@@ -81,7 +82,17 @@ def _worker_command() -> click.Command:
 
         level = {"debug": "debug", "warning": "warning", "error": "error"}.get(settings.log_level.lower(), "info")
         worker = faust.Worker(app, loglevel=level)
-        worker.execute_from_commandline()
+        try:
+            worker.execute_from_commandline()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
+        # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     return click.Command("worker", params=params, callback=run,
                          help="Run a pipeline worker (run several to scale; one of them leads).")

@@ -570,7 +570,12 @@ def register(app, topics, runtime) -> Pipeline:
         try:
             await handler()
         except asyncio.CancelledError:
-            raise
+            # Faust cancels agents when it stops and then acks the current event in a `finally`: leaving now
+            # would commit a message whose work is unfinished. Exit like a crash instead (nothing committed
+            # past it); the worker that takes over processes it again.
+            log.warning("%s: stopped in the middle of a message; exiting without acknowledging it", stage)
+            logging.shutdown()
+            os._exit(0)
         except Exception as exc:  # never let Faust ack-and-skip silently: quarantine with context
             key = (event.key or b"").decode(errors="replace") if isinstance(event.key, bytes) else str(event.key)
             log.exception("%s: unexpected failure on %r", stage, key)
