@@ -33,7 +33,6 @@ def make_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=brokers,
         broker_credentials=_broker_credentials(settings),
-        store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,
@@ -50,7 +49,6 @@ def make_app(settings: Settings) -> faust.App:
         web_host="0.0.0.0",
         web_port=settings.http_port,
         web_in_thread=False,
-        table_cleanup_interval=60.0,
         logging_config=None,
     )
 

@@ -1,7 +1,6 @@
 """Helpers for the end-to-end tests: a prepared bucket, worker runs, topic reading, stand-in inspection."""
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
