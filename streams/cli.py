@@ -48,6 +48,40 @@ def _apply_worker_options(values: dict) -> None:
         os.environ[option.env] = str(value)
 
 
+STOP_GRACE_S = 15.0
+
+
+def _exit_after(grace_s: float) -> None:
+    """Leave the process `grace_s` seconds from now, whatever is still running (a daemon timer)."""
+    import threading
+
+    def leave() -> None:
+        logging.getLogger("blueflow").warning("worker did not stop within %.0fs of the signal; exiting now "
+                                              "(unfinished work is not committed and will be redone)", grace_s)
+        os._exit(0)
+
+    timer = threading.Timer(grace_s, leave)
+    timer.daemon = True
+    timer.start()
+
+
+def _graceful_worker_class():
+    import faust
+
+    class GracefulWorker(faust.Worker):
+        """A Faust worker whose stop on SIGTERM/SIGINT is bounded: Kubernetes and tests can rely on it."""
+
+        def _on_sigterm(self) -> None:
+            _exit_after(STOP_GRACE_S)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            _exit_after(STOP_GRACE_S)
+            super()._on_sigint()
+
+    return GracefulWorker
+
+
 def _worker_command() -> click.Command:
     params = []
     for option in OPTIONS:
@@ -76,17 +110,19 @@ def _worker_command() -> click.Command:
                                partitions=settings.partitions, replication_factor=settings.replication)
         for name, problem in result.mismatched.items():
             click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
-        import faust
-
         from streams.app import app
 
+        GracefulWorker = _graceful_worker_class()
         level = {"debug": "debug", "warning": "warning", "error": "error"}.get(settings.log_level.lower(), "info")
-        worker = faust.Worker(app, loglevel=level)
+        worker = GracefulWorker(app, loglevel=level)
         try:
             worker.execute_from_commandline()
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # a crash reason re-raised after shutdown: say it, then leave all the same
+            logging.getLogger("blueflow").exception("worker stopped after a failure")
+            code = 1
         # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
         # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
         logging.shutdown()
