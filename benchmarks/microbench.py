@@ -1,9 +1,9 @@
 """In-process CPU cost of each pipeline stage, and of the floor, on the benchmark's own objects.
 
-The worker runs these same functions (streams/stages.py) with Kafka, COS and HTTP around them; here they run
-back to back on one thread, timed with the process CPU clock, so a run's worker CPU can be split into
-"the stage functions" and "everything else" (Faust, Kafka clients, HTTP, threads). The floor is what no
-implementation can avoid: gunzip + orjson.loads of every object.
+The worker runs these same stage cores (streams/stages/parse.py, enrich.py, sink.py) with Kafka, COS and
+HTTP around them; here they run back to back on one thread, timed with the process CPU clock, so a run's
+worker CPU can be split into "the stage functions" and "everything else" (Faust, Kafka clients, HTTP,
+threads). The floor is what no implementation can avoid: gunzip + orjson.loads of every object.
 """
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ from collections import defaultdict
 
 import orjson
 
-from streams.avro import Codec
-from streams.flowlog import iter_chunks, parse_object_bytes, parse_object_key
-from streams.stages import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS
-from streams.translate import device_name_for_subnet, translate_batch
+from connectors.kflow import N_CUSTOM
+from streams.flowlog import parse_object_bytes
+from streams.records import FlowChunk, KflowChunk, ObjectRef
+from streams.stages.enrich import kflow_chunk
+from streams.stages.parse import flow_chunks
 
 STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",
           "chf_encode", "frame_body")
 DEVICE_ID = 100001
-FIELD_IDS = [20000 + j for j in range(CUSTOMS_PER_FLOW)]
+FIELD_IDS = [20000 + j for j in range(N_CUSTOM)]
 
 
 def floor_seconds(bodies) -> float:
@@ -32,61 +33,40 @@ def floor_seconds(bodies) -> float:
     return time.process_time() - t0
 
 
-def _kflow_record(batch: dict, kflow: dict | None, key_info) -> dict:
-    """The enrich stage's kflow_batch record (as Pipeline.translate builds it)."""
-    record = {"bucket": batch["bucket"], "key": batch["key"], "etag": batch["etag"], "size": batch["size"],
-              "last_modified": batch["last_modified"], "device_name": device_name_for_subnet(key_info.subnet_id),
-              "subnet_id": key_info.subnet_id, "region": key_info.region, "zone": key_info.subnet_zone,
-              "chunk": batch["chunk"], "chunks": batch["chunks"], "source_flows": batch["flow_count"],
-              "replay": False, "flow_count": 0, "strings": [], "custom_idx": []}
-    for column in KFLOW_INT_COLUMNS:
-        record[column] = []
-    if kflow is not None:
-        record.update(kflow)
-    return record
-
-
 def stage_seconds(objects, index, chunk_flows: int = 2000) -> dict:
     """CPU seconds per stage over all objects, plus bytes of the Kafka values and /chf bodies produced."""
     from connectors.kflow import encode_packed_chf, frame_body
 
-    cf, ck = Codec("flow_batch"), Codec("kflow_batch")
     sec: dict[str, float] = defaultdict(float)
     size = {"flows_topic": 0, "kflow_topic": 0, "chf_body": 0}
     clock = time.process_time
     for obj in objects:
+        ref = ObjectRef(bucket="b", key=obj.key, etag="e" * 32, size=len(obj.body))
         t = clock()
         doc = parse_object_bytes([obj.body])
-        t1 = clock()
-        sec["parse"] += t1 - t
-        chunks = list(iter_chunks(doc, chunk_flows)) or [None]
-        header = doc.header
-        for number, columns in enumerate(chunks):
-            count = len(columns["direction"]) if columns else 0
-            rec = {"bucket": "b", "key": obj.key, "etag": "e" * 32, "size": len(obj.body), "last_modified": 0,
-                   "header": header, "chunk": number, "chunks": len(chunks), "flow_count": count,
-                   "columns": columns or {}}
+        chunks = flow_chunks(ref, doc, chunk_flows)
+        sec["parse"] += clock() - t
+        for chunk in chunks:
             t = clock()
-            raw = cf.encode(rec)
+            raw = chunk.encode()
             t1 = clock()
-            batch = cf.decode(raw)
+            flow = FlowChunk.decode(raw)
             t2 = clock()
             sec["flow_avro_encode"] += t1 - t
             sec["flow_avro_decode"] += t2 - t1
             size["flows_topic"] += len(raw)
-            key_info = parse_object_key(batch["key"])
-            kflow = translate_batch(key_info, batch["header"], batch["columns"], index) if count else None
+            kflow = kflow_chunk(flow, index)
             t3 = clock()
             sec["translate"] += t3 - t2
-            kraw = ck.encode(_kflow_record(batch, kflow, key_info))
+            kraw = kflow.encode()
             t4 = clock()
-            kb = ck.decode(kraw)
+            kb = KflowChunk.decode(kraw)
             t5 = clock()
             sec["kflow_avro_encode"] += t4 - t3
             sec["kflow_avro_decode"] += t5 - t4
             size["kflow_topic"] += len(kraw)
-            if kb["flow_count"]:
-                packed = encode_packed_chf(kb, DEVICE_ID, FIELD_IDS)
+            if kb.flow_count:
+                packed = encode_packed_chf(kb.slice(0, kb.flow_count), DEVICE_ID, FIELD_IDS)
                 t6 = clock()
                 body = frame_body(packed)
                 t7 = clock()

@@ -95,14 +95,13 @@ def make_cos_client(endpoint_url: str, *, api_key: str | None = None, service_in
     common = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=max_pool_connections,
                   retries={"total_max_attempts": max_attempts, "mode": "standard"})
     if hmac_access_key and hmac_secret_key:
-        return ibm_boto3.client("s3", endpoint_url=endpoint_url, aws_access_key_id=hmac_access_key,
-                                aws_secret_access_key=hmac_secret_key,
-                                config=Config(signature_version="s3v4", **common))
+        return _register_conditional_delete(ibm_boto3.client(
+            "s3", endpoint_url=endpoint_url, aws_access_key_id=hmac_access_key, aws_secret_access_key=hmac_secret_key,
+            config=Config(signature_version="s3v4", **common)))
     if api_key:
-        return ibm_boto3.client("s3", endpoint_url=endpoint_url, ibm_api_key_id=api_key,
-                                ibm_service_instance_id=service_instance,
-                                ibm_auth_endpoint=iam_token_url or DEFAULT_TOKEN_URL,
-                                config=Config(signature_version="oauth", **common))
+        return _register_conditional_delete(ibm_boto3.client(
+            "s3", endpoint_url=endpoint_url, ibm_api_key_id=api_key, ibm_service_instance_id=service_instance,
+            ibm_auth_endpoint=iam_token_url or DEFAULT_TOKEN_URL, config=Config(signature_version="oauth", **common)))
     raise ValueError("make_cos_client needs an IAM api_key or both HMAC keys")
 
 
@@ -247,6 +246,56 @@ def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, s
             flush()
     flush()
     return result
+
+
+DELETED, GONE, CHANGED = "deleted", "gone", "changed"
+
+
+def delete_if_unchanged(client: Any, bucket: str, key: str, etag: str) -> str:
+    """Delete `key` only if it is still the version `etag`: DELETED, GONE (nothing to delete) or CHANGED
+    (a new version was written since; it is left for the pipeline to process).
+
+    A HEAD right before a single-key DELETE compares the ETag, and the DELETE carries `If-Match: "etag"` so a
+    server that supports conditional deletes refuses a changed object atomically (412 → CHANGED). Where the
+    server ignores If-Match (IBM COS, S3Proxy), an overwrite landing between the HEAD and the DELETE — the
+    few milliseconds of one round trip — is the remaining race window. A single-key DELETE puts the key in
+    the URL, so keys that the DeleteObjects XML cannot carry (control characters) are deleted too."""
+    head = head_object(client, bucket, key)
+    if head is None:
+        return GONE
+    if head.etag != etag:
+        return CHANGED
+    try:
+        client.delete_object(Bucket=bucket, Key=key, **{_IF_MATCH_PARAM: f'"{etag}"'})
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return CHANGED
+        if not _is_missing(exc):
+            raise _error("delete", bucket, key, exc) from None
+    except BotoCoreError as exc:
+        raise _error("delete", bucket, key, exc) from None
+    return DELETED
+
+
+_IF_MATCH_PARAM = "BlueflowIfMatch"  # not an S3 parameter: moved into the If-Match header by the hooks below
+
+
+def _stash_if_match(params: dict, context: dict, **_: Any) -> None:
+    value = params.pop(_IF_MATCH_PARAM, None)
+    if value:
+        context["blueflow_if_match"] = value
+
+
+def _send_if_match(params: dict, context: dict, **_: Any) -> None:
+    value = context.get("blueflow_if_match")
+    if value:
+        params["headers"]["If-Match"] = value
+
+
+def _register_conditional_delete(client: Any) -> Any:
+    client.meta.events.register("before-parameter-build.s3.DeleteObject", _stash_if_match)
+    client.meta.events.register("before-call.s3.DeleteObject", _send_if_match)
+    return client
 
 
 def delete_object(client: Any, bucket: str, key: str) -> None:

@@ -81,7 +81,6 @@ runtime = Runtime(settings)
 app = make_app(settings)
 topics = make_topics(app, settings)
 
-# Stage modules register their agents, tables, timers and pages on import.
-from streams import stages  # noqa: E402  (registration needs app, topics and runtime above)
+from streams import topology  # noqa: E402
 
-stages.register(app, topics, runtime)
+context = topology.build(app, topics, runtime)

@@ -238,6 +238,16 @@ def topics_ensure(use_devstack: bool) -> None:
     click.echo(json.dumps(dataclasses.asdict(result)))
 
 
+@main.command()
+@click.option("--topic_prefix", default=None, help="Prefix of every topic name. [env BLUEFLOW_TOPIC_PREFIX]")
+def topology(topic_prefix: str | None) -> None:
+    """Print the pipeline's graph (agents, leader tasks, topics), read from the code that wires it."""
+    from streams.topology import describe
+
+    prefix = topic_prefix if topic_prefix is not None else os.environ.get("BLUEFLOW_TOPIC_PREFIX", "blueflow.")
+    click.echo(describe(lambda name: prefix + name))
+
+
 # ---------------------------------------------------------------- operations: replay, deadletter, status
 OPS_OPTIONS = ("kafka_bootstrap", "topic_prefix", "app_id", "bucket_name", "service_endpoint", "cos_prefix")
 

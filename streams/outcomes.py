@@ -56,20 +56,20 @@ class OutcomeStore:
 
 
 class ProgressStore:
-    """key → the newest progress record (ETag, chunks, done chunk numbers) of objects being delivered."""
+    """key → the newest Progress record (ETag, chunks, done chunk numbers) of objects being delivered."""
 
     def __init__(self):
-        self._entries: dict[str, dict] = {}
+        self._entries: dict = {}
 
-    def record(self, progress: dict) -> None:
-        self._entries[progress["key"]] = progress
+    def record(self, progress) -> None:
+        self._entries[progress.key] = progress
 
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
 
-    def get(self, key: str, etag: str) -> dict | None:
+    def get(self, key: str, etag: str):
         entry = self._entries.get(key)
-        return entry if entry is not None and entry["etag"] == etag else None
+        return entry if entry is not None and entry.etag == etag else None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -78,17 +78,13 @@ class ProgressStore:
 class OutcomeFollower:
     """Feeds an OutcomeStore from `ledger` and `deadletter`, and a ProgressStore from `progress`."""
 
-    def __init__(self, settings, ledger_codec, deadletter_codec, progress_codec, store: OutcomeStore,
-                 progress: ProgressStore):
+    def __init__(self, settings, store: OutcomeStore, progress: ProgressStore):
         from streams.follower import TopicFollower
 
         self.store = store
         self.progress = progress
         self.ledger_topic = settings.topic("ledger")
         self.progress_topic = settings.topic("progress")
-        self.ledger_codec = ledger_codec
-        self.deadletter_codec = deadletter_codec
-        self.progress_codec = progress_codec
         self.follower = TopicFollower(settings, [self.ledger_topic, settings.topic("deadletter"),
                                                  self.progress_topic], self._on_message, "outcomes")
         self.caught_up = self.follower.caught_up
@@ -97,16 +93,18 @@ class OutcomeFollower:
         self.follower.start()
 
     def _on_message(self, topic: str, key: bytes, value: bytes) -> None:
+        from streams.records import DeadLetter, LedgerEntry, Progress
+
         if topic == self.progress_topic:
             if value is None:  # tombstone: the object finished
                 self.progress.forget(key.decode())
             else:
-                self.progress.record(self.progress_codec.decode(value))
+                self.progress.record(Progress.decode(value))
         elif topic == self.ledger_topic:
-            record = self.ledger_codec.decode(value)
-            self.store.record(record["key"], record["etag"], DELIVERED, record["delivered_at"] / 1000)
-            self.progress.forget(record["key"])
+            entry = LedgerEntry.decode(value)
+            self.store.record(entry.key, entry.etag, DELIVERED, entry.delivered_at / 1000)
+            self.progress.forget(entry.key)
         else:
-            record = self.deadletter_codec.decode(value)
-            if record["key"] and record["etag"]:
-                self.store.record(record["key"], record["etag"], QUARANTINED, record["at"] / 1000)
+            letter = DeadLetter.decode(value)
+            if letter.key and letter.etag:
+                self.store.record(letter.key, letter.etag, QUARANTINED, letter.at / 1000)

@@ -35,6 +35,15 @@ class Health:
     pending: bool = False
     lag: int | None = None
     committed_total: int | None = None
+    failing_steps: dict = field(default_factory=dict)  # step -> (reason, since monotonic)
+
+    def failing(self, step: str, reason: str) -> None:
+        """`step` (e.g. "finalize: delete") failed again; it counts as a stall once it has failed for long."""
+        since = self.failing_steps.get(step, (reason, time.monotonic()))[1]
+        self.failing_steps[step] = (reason, since)
+
+    def ok(self, step: str) -> None:
+        self.failing_steps.pop(step, None)
 
     def progressed(self) -> None:
         self.last_progress = time.monotonic()
@@ -60,6 +69,10 @@ class Health:
         problems = []
         if self.fatal:
             problems.append(self.fatal)
+        now = time.monotonic()
+        for step, (reason, since) in sorted(self.failing_steps.items()):
+            if now - since > unhealthy_after:
+                problems.append(f"{step} failing for {now - since:.0f}s: {reason}")
         idle = time.monotonic() - self.last_progress
         if self.work_pending and idle > unhealthy_after:
             what = f"{self.lag} messages" if self.lag else "work"

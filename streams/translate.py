@@ -14,21 +14,15 @@ import struct
 from itertools import chain, compress
 from typing import Any, Mapping, NamedTuple
 
+from connectors.kflow import INT_COLUMNS  # the kflow integer columns, defined once
 from streams.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [
-    "CUSTOM_COLUMNS", "CUSTOM_LABELS", "INT_COLUMNS", "EndNames", "device_name_for_subnet", "local_end",
+    "CUSTOM_COLUMNS", "INT_COLUMNS", "EndNames", "device_name_for_subnet", "local_end",
     "remote_end", "translate_batch", "custom_values",
 ]
 
 CUSTOM_COLUMNS = tuple(f"STR{i:02d}" for i in range(19))
-CUSTOM_LABELS = (
-    "Start Time", "End Time", "Src Region", "Dst Region", "Account", "Src Instance", "Src Availability Zone",
-    "Src VPC", "Src Subnet", "Endpoint Type", "Src Vnic", "Record Type", "Action", "Dst Instance",
-    "Dst Availability Zone", "Dst VPC", "Dst Subnet", "Dst Vnic", "Direction",
-)
-INT_COLUMNS = ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "protocol",
-               "in_bytes", "in_pkts", "out_bytes", "out_pkts")
 _DIRECTION_WORD = {"I": "inbound", "O": "outbound"}
 _BAD_DEVICE_CHARS = re.compile(r"[^a-z0-9_]")
 _IP_UNPACK = struct.Struct("!I").unpack

@@ -1,5 +1,6 @@
 """The outcome store behind "never twice": exact key + ETag, bounded by a time window."""
 from streams.outcomes import DELIVERED, QUARANTINED, OutcomeStore, ProgressStore
+from streams.records import Progress
 
 
 def test_outcome_is_per_key_and_etag():
@@ -29,8 +30,8 @@ def test_entries_older_than_the_window_are_forgotten():
 
 def test_progress_is_found_only_for_the_same_etag_and_forgotten_when_done():
     progress = ProgressStore()
-    progress.record({"key": "a.gz", "etag": "e1", "chunks": 3, "done": [0, 2], "flows": 10, "chf": 18, "at": 0})
-    assert progress.get("a.gz", "e1")["done"] == [0, 2]
+    progress.record(Progress(bucket="b", key="a.gz", etag="e1", chunks=3, done=[0, 2], flows=10, chf=18, at=0))
+    assert progress.get("a.gz", "e1").done == [0, 2]
     assert progress.get("a.gz", "e2") is None
     progress.forget("a.gz")
     assert progress.get("a.gz", "e1") is None

@@ -2,7 +2,7 @@
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from streams.poller import PublishLedger
+from streams.stages.poll import PublishLedger
 
 Obj = namedtuple("Obj", "key etag size last_modified")
 T0 = datetime(2024, 5, 14, 9, 10, tzinfo=timezone.utc)

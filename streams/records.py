@@ -1,0 +1,200 @@
+"""The typed records of blueflow's topics and their Avro form (schemas/*.avsc) — the one place that maps
+between them.
+
+objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk · ledger → LedgerEntry ·
+deadletter → DeadLetter · progress → Progress (compacted; None value = tombstone) · vpc-metadata → MetadataRecord.
+Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import Any, ClassVar, TypeVar
+
+from connectors.kflow import INT_COLUMNS, N_CUSTOM
+from streams.avro import AvroDecodeError, Codec
+
+__all__ = [
+    "AvroDecodeError", "DeadLetter", "FlowChunk", "KFLOW_INT_COLUMNS", "KflowChunk", "LedgerEntry",
+    "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms",
+]
+
+KFLOW_INT_COLUMNS = INT_COLUMNS  # the integer columns of a kflow batch, defined once in connectors.kflow
+KFLOW_COLUMNS = KFLOW_INT_COLUMNS + ("strings", "custom_idx")
+CUSTOMS_PER_FLOW = N_CUSTOM  # custom_idx holds 19 string indexes per kflow record (STR00..STR18)
+
+R = TypeVar("R", bound="Record")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@cache
+def _codec(schema: str) -> Codec:
+    return Codec(schema)
+
+
+@cache
+def _names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+class Record:
+    """Base of the topic records: `encode()` to Avro bytes, `decode(raw)` back (raises AvroDecodeError)."""
+
+    SCHEMA: ClassVar[str]
+
+    def to_avro(self) -> dict:
+        return {name: getattr(self, name) for name in _names(type(self))}
+
+    @classmethod
+    def from_avro(cls: type[R], record: dict) -> R:
+        return cls(**{name: record[name] for name in _names(cls) if name in record})
+
+    def encode(self) -> bytes:
+        return _codec(self.SCHEMA).encode(self.to_avro())
+
+    @classmethod
+    def decode(cls: type[R], raw: bytes) -> R:
+        return cls.from_avro(_codec(cls.SCHEMA).decode(raw))
+
+
+@dataclass(slots=True)
+class ObjectRef(Record):
+    """One object of the bucket, as listed (topic `objects`)."""
+
+    SCHEMA: ClassVar[str] = "object_ref"
+    bucket: str
+    key: str
+    etag: str = ""
+    size: int = 0
+    last_modified: int = 0
+    published_at: int = 0
+    republish: bool = False
+    force: bool = False
+
+
+@dataclass(slots=True)
+class FlowChunk(Record):
+    """Up to `chunk_flows` IBM flow records of one object, as columns (topic `flows`)."""
+
+    SCHEMA: ClassVar[str] = "flow_batch"
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    header: dict
+    chunk: int
+    chunks: int
+    flow_count: int
+    columns: dict
+    replay: bool = False
+
+    @classmethod
+    def of(cls, ref: ObjectRef, header: dict, chunk: int, chunks: int, columns: dict | None) -> "FlowChunk":
+        count = len(columns["direction"]) if columns else 0
+        return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
+                   columns or {})
+
+
+@dataclass(slots=True)
+class KflowChunk(Record):
+    """The kflow records translated from one FlowChunk (topic `kflow`): integer columns, dictionary-encoded
+    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the object's identity."""
+
+    SCHEMA: ClassVar[str] = "kflow_batch"
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    device_name: str
+    subnet_id: str
+    region: str
+    zone: str
+    chunk: int
+    chunks: int
+    source_flows: int  # IBM flow records of the FlowChunk this came from
+    flow_count: int = 0  # kflow records
+    columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> list
+    replay: bool = False
+
+    def to_avro(self) -> dict:
+        record = {name: getattr(self, name) for name in _names(type(self)) if name != "columns"}
+        for name in KFLOW_COLUMNS:
+            record[name] = self.columns.get(name, [])
+        return record
+
+    @classmethod
+    def from_avro(cls, record: dict) -> "KflowChunk":
+        columns = {name: record.pop(name, []) for name in KFLOW_COLUMNS}
+        chunk = super(KflowChunk, cls).from_avro(record)
+        chunk.columns = columns
+        return chunk
+
+    def slice(self, start: int, stop: int) -> dict:
+        """Columns of records [start, stop) (for a 413 split); the whole columns when that is everything."""
+        if start == 0 and stop == self.flow_count:
+            return dict(self.columns, flow_count=self.flow_count)
+        part: dict[str, Any] = {c: self.columns[c][start:stop] for c in KFLOW_INT_COLUMNS}
+        part["strings"] = self.columns["strings"]
+        part["custom_idx"] = self.columns["custom_idx"][start * CUSTOMS_PER_FLOW:stop * CUSTOMS_PER_FLOW]
+        part["flow_count"] = stop - start
+        return part
+
+
+@dataclass(slots=True)
+class LedgerEntry(Record):
+    """An object whose every flow Kentik accepted (topic `ledger`)."""
+
+    SCHEMA: ClassVar[str] = "ledger"
+    bucket: str
+    key: str
+    etag: str
+    flows: int
+    chf: int
+    device_name: str
+    delivered_at: int
+    deleted: bool
+
+
+@dataclass(slots=True)
+class DeadLetter(Record):
+    """An object (or message) quarantined with a reason; the object stays in the bucket (topic `deadletter`)."""
+
+    SCHEMA: ClassVar[str] = "deadletter"
+    bucket: str
+    key: str
+    etag: str
+    stage: str
+    reason: str
+    at: int
+    size: int = 0
+
+
+@dataclass(slots=True)
+class Progress(Record):
+    """Chunks of one object Kentik already accepted (topic `progress`, compacted by key)."""
+
+    SCHEMA: ClassVar[str] = "progress"
+    bucket: str
+    key: str
+    etag: str
+    chunks: int
+    done: list
+    flows: int = 0
+    chf: int = 0
+    at: int = 0
+
+
+@dataclass(slots=True)
+class MetadataRecord(Record):
+    """One region's VPC metadata snapshot as JSON (topic `vpc-metadata`, compacted by region)."""
+
+    SCHEMA: ClassVar[str] = "vpc_metadata"
+    region: str
+    fetched_at: float
+    json: str

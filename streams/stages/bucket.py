@@ -1,0 +1,68 @@
+"""The stages' COS calls (blocking; run on the thread pool): list, open, version-checked delete.
+
+Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
+never quarantine them. A failure COS itself calls permanent (`CosError.transient` False: access denied,
+bad credentials) also makes the worker unhealthy with the cause, until a call of that kind succeeds again.
+"""
+from __future__ import annotations
+
+from connectors import cos
+from streams import metrics
+from streams.retry import Transient
+
+
+def _failed(ctx, operation: str, exc: Exception, words: str) -> Transient:
+    metrics.COS_OPERATIONS.labels(operation=operation, result="error").inc()
+    if isinstance(exc, cos.CosError) and not exc.transient:
+        ctx.health.fatal = (f"COS refused {operation} ({exc.code}: {ctx.rt.scrub(exc.reason)}); check "
+                            "IBM_COS_API_KEY / IBM_SERVICE_INSTANCE or the HMAC keys and their role (Writer)")
+    return Transient(f"{words}: {exc}")
+
+
+def _succeeded(ctx, operation: str) -> None:
+    metrics.COS_OPERATIONS.labels(operation=operation, result="ok").inc()
+    if ctx.health.fatal.startswith(f"COS refused {operation}"):
+        ctx.health.fatal = ""
+
+
+def list_bucket(ctx) -> list[cos.ObjectInfo]:
+    s = ctx.settings
+    try:
+        listing = list(cos.list_objects(ctx.rt.cos, s.bucket_name, s.cos_prefix))
+    except Exception as exc:
+        raise _failed(ctx, "list", exc, f"listing bucket {s.bucket_name!r} failed") from None
+    _succeeded(ctx, "list")
+    return listing
+
+
+def open_version(ctx, bucket: str, key: str, etag: str):
+    """The object's byte chunks if it still is version `etag`; None if it vanished or changed since listed
+    (a changed object is listed again with its new ETag and processed as the new version it is)."""
+    try:
+        chunks = cos.open_object(ctx.rt.cos, bucket, key, etag=etag or None)
+    except Exception as exc:
+        raise _failed(ctx, "get", exc, f"download of {key!r} failed") from None
+    if chunks is None:
+        metrics.COS_OPERATIONS.labels(operation="get", result="vanished").inc()
+        return None
+    return chunks
+
+
+def download_broke(ctx, key: str, exc: Exception) -> Transient:
+    """A download that broke off mid-stream: transient, never a bad object."""
+    metrics.COS_OPERATIONS.labels(operation="get", result="error").inc()
+    return Transient(f"download of {key!r} broke off: {exc}")
+
+
+def download_done(ctx) -> None:
+    _succeeded(ctx, "get")
+
+
+def delete_version(ctx, bucket: str, key: str, etag: str) -> str:
+    """cos.DELETED, cos.GONE or cos.CHANGED (see connectors.cos.delete_if_unchanged)."""
+    try:
+        result = cos.delete_if_unchanged(ctx.rt.cos, bucket, key, etag)
+    except Exception as exc:
+        raise _failed(ctx, "delete", exc, f"delete of {key!r} failed") from None
+    _succeeded(ctx, "delete")
+    return result

@@ -1,0 +1,126 @@
+"""What the stages of one worker process share: settings, clients, topics, the outcome and progress stores,
+VPC metadata, and the three I/O helpers every stage uses — send, quarantine, sync outcomes.
+
+Rules that keep delivery safe under Faust (architecture.md): agent concurrency 1; every exception is caught
+inside the agent (Faust acks an event when its agent raises); every send is awaited until the broker acked
+it; values are raw bytes decoded by the stages, so a poison message is dead-lettered, not skipped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from streams import metrics
+from streams.metadata import MetadataFollower
+from streams.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
+from streams.avro import AvroDecodeError, Codec
+from streams.records import DeadLetter, Record, now_ms
+from streams.retry import Pauser, Transient, retry_transient
+
+log = logging.getLogger("blueflow")
+
+OUTCOMES_WAIT_S = 120.0
+
+
+@dataclass
+class StageContext:
+    """Per-process state of the pipeline (one per worker; the stages get it as their first argument)."""
+
+    app: object
+    topics: object
+    rt: object  # streams.runtime.Runtime: settings, clients, thread pool, health, scrub
+    outcomes: OutcomeStore
+    shared_progress: ProgressStore
+    outcome_follower: OutcomeFollower
+    metadata: MetadataFollower
+    in_flight: dict = field(default_factory=dict)  # parse: key -> (etag, parsed at) of objects not yet finished
+    sync_needed: dict = field(default_factory=lambda: {"parse": True, "sink": True})
+    metadata_waited: bool = False
+    sink_progress: dict = field(default_factory=dict)  # sink: key -> ObjectProgress of objects being delivered
+    devices: object = None  # streams.stages.devices.Devices
+    pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
+
+    def __post_init__(self):
+        if self.pause is None:
+            self.pause = Pauser(self.should_stop)
+
+    @classmethod
+    def create(cls, app, topics, runtime) -> "StageContext":
+        settings = runtime.settings
+        outcomes = OutcomeStore(window_s=settings.dedup_window)
+        shared = ProgressStore()
+        follower = OutcomeFollower(settings, outcomes, shared)
+        from streams.stages.devices import Devices
+
+        return cls(app, topics, runtime, outcomes, shared, follower, MetadataFollower(settings, Codec("vpc_metadata")),
+                   devices=Devices())
+
+    @property
+    def settings(self):
+        return self.rt.settings
+
+    @property
+    def health(self):
+        return self.rt.health
+
+    def should_stop(self) -> bool:
+        return bool(self.app.should_stop)
+
+    # ------------------------------------------------------------------ I/O helpers
+    async def send(self, topic, key: str, record: Record | bytes | None) -> None:
+        """Send and wait until the broker has the message (Faust's send only enqueues). None = tombstone."""
+        value = record.encode() if isinstance(record, Record) else record
+        future = await topic.send(key=key.encode(), value=value, force=True)
+        await future
+
+    async def quarantine(self, item, stage: str, reason: str) -> None:
+        """Dead-letter an object (any record with bucket/key/etag/size) with a reason; it stays in the bucket."""
+        reason = self.rt.scrub(reason)
+        letter = DeadLetter(bucket=getattr(item, "bucket", "") or self.settings.bucket_name,
+                            key=getattr(item, "key", ""), etag=getattr(item, "etag", ""), stage=stage,
+                            reason=reason, at=now_ms(), size=int(getattr(item, "size", 0) or 0))
+        await self.send(self.topics.deadletter, letter.key, letter)
+        if letter.key and letter.etag:
+            self.outcomes.record(letter.key, letter.etag, QUARANTINED)
+        self.in_flight.pop(letter.key, None)
+        metrics.DEADLETTERED.labels(stage=stage).inc()
+        log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", letter.key, stage,
+                  reason)
+
+    async def decode(self, record_type: type[Record], raw: bytes, event_key: bytes | None, topic: str):
+        """The decoded record, or None after dead-lettering a message no reader can decode."""
+        try:
+            return await self.rt.run_sync(record_type.decode, raw)  # decoding a batch is CPU work: off the loop
+        except AvroDecodeError as exc:
+            key = (event_key or b"").decode(errors="replace")
+            await self.quarantine(_Unknown(key), "decode", f"{topic} message could not be decoded: {exc}")
+            return None
+
+    async def sync_outcomes(self, stage: str) -> None:
+        """After a (re)assignment, read the ledger and dead letters up to now before the first decision:
+        objects another worker finished moments ago must not be sent again."""
+        if not self.sync_needed[stage]:
+            return
+        synced = await self.rt.run_sync(self.outcome_follower.follower.sync, OUTCOMES_WAIT_S)
+        if not synced:
+            log.warning("%s: outcomes of other workers could not be read in %ss; continuing (duplicates possible)",
+                        stage, OUTCOMES_WAIT_S)
+        self.sync_needed[stage] = False
+
+    async def retry(self, what: str, step: str, fn, *args):
+        """Run blocking `fn(*args)` on the thread pool until it stops raising Transient (one retry policy)."""
+        return await retry_transient(what, lambda: self.rt.run_sync(fn, *args), pause=self.pause,
+                                     health=self.health, step=step, scrub=self.rt.scrub)
+
+
+@dataclass
+class _Unknown:
+    """A message whose object is unknown (undecodable): only its Kafka key is."""
+
+    key: str
+    bucket: str = ""
+    etag: str = ""
+    size: int = 0
+
+
+__all__ = ["StageContext", "Transient"]

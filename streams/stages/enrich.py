@@ -1,0 +1,70 @@
+"""Stage enrich: flows → kflow. Translate one FlowChunk into kflow records labelled with IBM VPC metadata
+(spec/kentik.md; the rules live in streams/translate.py). Without metadata the labels fall back to the ids
+in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
+
+Pure core: `kflow_chunk(flow chunk, ip index)`. Shell: `handle`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from streams import metrics
+from streams.flowlog import FlowLogError, parse_object_key
+from streams.records import FlowChunk, KflowChunk
+from streams.translate import device_name_for_subnet, translate_batch
+
+log = logging.getLogger("blueflow")
+
+METADATA_WAIT_S = 45.0
+
+
+def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
+    """The KflowChunk translated from `flow` with the IP index (None = no metadata: ids from the key)."""
+    key_info = parse_object_key(flow.key)
+    subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
+    out = KflowChunk(bucket=flow.bucket, key=flow.key, etag=flow.etag, size=flow.size,
+                     last_modified=flow.last_modified, device_name=device_name_for_subnet(key_info.subnet_id),
+                     subnet_id=key_info.subnet_id, region=key_info.region,
+                     zone=(subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone),
+                     chunk=flow.chunk, chunks=flow.chunks, source_flows=flow.flow_count, replay=bool(flow.replay))
+    if flow.flow_count:
+        columns = translate_batch(key_info, flow.header, flow.columns, index)
+        out.flow_count = columns.pop("flow_count")
+        out.columns = columns
+    return out
+
+
+def translate_and_encode(flow: FlowChunk, index) -> tuple[bytes, int]:
+    chunk = kflow_chunk(flow, index)
+    return chunk.encode(), chunk.flow_count
+
+
+async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
+    started = time.perf_counter()
+    flow = await ctx.decode(FlowChunk, raw, event_key, "flows")
+    if flow is None:
+        return
+    await _first_wait_for_metadata(ctx)
+    try:
+        message, count = await ctx.rt.run_sync(translate_and_encode, flow, ctx.metadata.index)
+    except FlowLogError as exc:
+        await ctx.quarantine(flow, exc.stage, exc.reason)
+        return
+    except Exception as exc:
+        await ctx.quarantine(flow, "enrich", f"translation failed on chunk {flow.chunk}: {exc!r}")
+        return
+    await ctx.send(ctx.topics.kflow, flow.key, message)
+    metrics.CHF_TRANSLATED.inc(count)
+    metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
+
+
+async def _first_wait_for_metadata(ctx) -> None:
+    """Once per process, give the VPC metadata follower a bounded moment to load, so the first flows get
+    names; after that (or without metadata) flows are labelled with what is there, never held."""
+    if ctx.metadata_waited:
+        return
+    ctx.metadata_waited = True
+    if not await ctx.rt.run_sync(ctx.metadata.wait_ready, METADATA_WAIT_S):
+        log.warning("enrich: no VPC metadata after %ss; labelling flows with ids from the object keys until it "
+                    "arrives", METADATA_WAIT_S)

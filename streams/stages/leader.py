@@ -1,0 +1,92 @@
+"""The leader's other loops: VPC metadata refresh (→ compacted `vpc-metadata`) and the Kentik export
+status heartbeat. Plus every worker's 30 s progress line. Failures here are logged and retried on the
+next interval; they never hold a stage (enrichment falls back to ids from the object keys).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+
+from streams import metrics
+from streams.metadata import fetch_snapshots
+from streams.records import MetadataRecord
+
+log = logging.getLogger("blueflow")
+
+
+async def metadata_loop(ctx) -> None:
+    """Leader task: fetch every region's VPC metadata every `metadata_interval` and publish the snapshots."""
+    last_fetch = 0.0
+    while True:
+        try:
+            if not ctx.app.is_leader():
+                last_fetch = 0.0
+            elif time.monotonic() - last_fetch >= ctx.settings.metadata_interval:
+                last_fetch = time.monotonic()
+                await _refresh_metadata(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("metadata: refresh failed: %s", ctx.rt.scrub(str(exc)))
+        await asyncio.sleep(1.0)
+
+
+async def _refresh_metadata(ctx) -> None:
+    snapshots, problems = await ctx.rt.run_sync(fetch_snapshots, ctx.settings)
+    for problem in problems:
+        log.warning("metadata: %s; enrichment falls back to ids from the object keys", ctx.rt.scrub(problem))
+    for snapshot in snapshots:
+        record = MetadataRecord(region=snapshot["region"], fetched_at=float(snapshot.get("fetched_at", 0)),
+                                json=orjson.dumps(snapshot).decode())
+        await ctx.send(ctx.topics.vpc_metadata, record.region, record)
+
+
+def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
+    """(status, message) of the next export heartbeat: START once, then ERROR with the cause, or OK."""
+    if not started:
+        return "START", "blueflow worker started"
+    if fatal:
+        return "ERROR", fatal
+    return "OK", (f"delivered {int(metrics.counter_value(metrics.CHF_DELIVERED))} flows, deleted "
+                  f"{int(metrics.counter_value(metrics.OBJECTS_DELETED))} objects, quarantined "
+                  f"{int(metrics.counter_value(metrics.DEADLETTERED))}")
+
+
+async def heartbeat_loop(ctx) -> None:
+    """Leader task: START at once, then one status per `heartbeat_interval` (also while Kentik refuses it)."""
+    last, started = float("-inf"), False
+    while True:
+        await asyncio.sleep(1.0)
+        s = ctx.settings
+        if s.dry_run or not s.export_id or not ctx.app.is_leader():
+            continue
+        if time.monotonic() - last < s.heartbeat_interval:
+            continue
+        last = time.monotonic()
+        status, message = heartbeat_status(started, ctx.health.fatal)
+        try:
+            await ctx.rt.run_sync(ctx.rt.kentik.heartbeat, s.export_id, status, message)
+            started = True
+        except Exception as exc:
+            log.warning("heartbeat: export status %s not sent: %s", status, ctx.rt.scrub(str(exc)))
+
+
+async def progress_log_loop(ctx, every_s: float = 30.0) -> None:
+    """One INFO line per interval with what this worker did since the last one (per-object lines are DEBUG)."""
+    from streams.web import progress_counts
+
+    last = progress_counts()
+    while True:
+        await asyncio.sleep(every_s)
+        now = progress_counts()
+        delta = {k: now[k] - last.get(k, 0) for k in now}
+        if any(delta.values()):
+            log.info("progress (last %.0fs): %d objects parsed, %d flows, %d kflow records accepted by Kentik, "
+                     "%d objects completed, %d deleted, %d quarantined, %d skipped as already done",
+                     every_s, delta["objects_parsed"], delta["flows_parsed"], delta["chf_delivered"],
+                     delta["objects_completed"], delta["objects_deleted"], delta["deadlettered"],
+                     delta["objects_skipped"])
+        last = now

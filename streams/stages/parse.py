@@ -1,0 +1,117 @@
+"""Stage parse: objects → flows. Download one listed object (the exact version listed), parse and validate
+it, and publish its flows as FlowChunk messages of at most `chunk_flows` flows; a bad object is quarantined
+(it stays in the bucket).
+
+Pure core: `admit` (process, or skip and why) and `flow_chunks` (document → FlowChunk records).
+Shell: `handle` (decode, dedup, download, publish).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from streams import metrics
+from streams.flowlog import FlowDocument, FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
+from streams.records import FlowChunk, ObjectRef
+from streams.stages import bucket
+
+log = logging.getLogger("blueflow")
+
+
+@dataclass(frozen=True)
+class Admission:
+    process: bool
+    skip_reason: str = ""  # already_delivered | already_quarantined | in_flight (metric label)
+    reparse: bool = False  # stuck object parsed again (chunks already accepted are not sent again)
+
+
+def admit(ref: ObjectRef, outcome: str | None, in_flight: tuple[str, float] | None) -> Admission:
+    """Whether to process this reference: an object whose key + ETag already has an outcome is skipped (unless
+    an operator forced it); one this worker is still delivering is skipped unless the poller says it is
+    stuck (republish)."""
+    if ref.force:
+        return Admission(True)
+    if outcome is not None:
+        return Admission(False, f"already_{outcome}")
+    if in_flight is not None and in_flight[0] == ref.etag:
+        if not ref.republish:
+            return Admission(False, "in_flight")
+        return Admission(True, reparse=True)
+    return Admission(True)
+
+
+def flow_chunks(ref: ObjectRef, doc: FlowDocument, chunk_flows: int) -> list[FlowChunk]:
+    """The FlowChunk records of a parsed object: at least one (an empty object gives one empty chunk)."""
+    header = doc.header
+    columns = list(iter_chunks(doc, chunk_flows)) if doc.flow_count else [None]
+    return [FlowChunk.of(ref, header, number, len(columns), cols) for number, cols in enumerate(columns)]
+
+
+def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
+    """Blocking: stream the object through the parser. None if it vanished or changed since it was listed.
+    Raises FlowLogError for a bad object, Transient for a COS problem."""
+    parse_object_key(ref.key)  # unknown layouts are quarantined before any download
+    chunks = bucket.open_version(ctx, ref.bucket, ref.key, ref.etag)
+    if chunks is None:
+        return None
+    failure: list[Exception] = []
+
+    def guarded():
+        try:
+            yield from chunks
+        except Exception as exc:  # a broken download is transient, never a bad object
+            failure.append(exc)
+            raise
+
+    try:
+        doc = parse_object_bytes(guarded())
+    except Exception as exc:
+        if failure:
+            raise bucket.download_broke(ctx, ref.key, failure[0]) from None
+        if isinstance(exc, FlowLogError):
+            raise
+        raise FlowLogError("parse", f"unexpected parser failure: {exc}") from None
+    bucket.download_done(ctx)
+    return doc
+
+
+async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
+    started = time.perf_counter()
+    ref = await ctx.decode(ObjectRef, raw, event_key, "objects")
+    if ref is None:
+        return
+    await ctx.sync_outcomes("parse")
+    admission = admit(ref, ctx.outcomes.outcome(ref.key, ref.etag), ctx.in_flight.get(ref.key))
+    if not admission.process:
+        metrics.OBJECTS_SKIPPED.labels(reason=admission.skip_reason).inc()
+        return
+    if admission.reparse:
+        log.info("parse: object %r still in the bucket long after it was parsed; parsing it again "
+                 "(chunks already accepted are not sent again)", ref.key)
+    try:
+        doc = await ctx.retry(f"download of {ref.key!r}", "parse: download", download_and_parse, ctx, ref)
+    except FlowLogError as exc:
+        await ctx.quarantine(ref, exc.stage, exc.reason)
+        return
+    if doc is None:
+        metrics.OBJECTS_SKIPPED.labels(reason="vanished").inc()
+        log.info("parse: object %r vanished or changed since it was listed (a new version is listed anew)",
+                 ref.key)
+        return
+    metrics.OBJECTS_PARSED.inc()
+    metrics.FLOWS_PARSED.inc(doc.flow_count)
+    if ctx.settings.dry_run:
+        ctx.in_flight[ref.key] = (ref.etag, time.time())
+        log.info("parse: dry run: %r parsed, %d flows", ref.key, doc.flow_count)
+        return
+    messages = await ctx.rt.run_sync(_encode_chunks, ref, doc, ctx.settings.chunk_flows)
+    for message in messages:
+        await ctx.send(ctx.topics.flows, ref.key, message)
+    ctx.in_flight[ref.key] = (ref.etag, time.time())
+    ctx.health.progressed()
+    metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
+
+
+def _encode_chunks(ref: ObjectRef, doc: FlowDocument, chunk_flows: int) -> list[bytes]:
+    return [chunk.encode() for chunk in flow_chunks(ref, doc, chunk_flows)]

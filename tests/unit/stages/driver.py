@@ -1,0 +1,218 @@
+"""A broker-free test driver for the stages (think Kafka Streams' TopologyTestDriver).
+
+The real stage shells (`parse.handle`, `enrich.handle`, `sink.handle` and `finalize`) run against in-memory
+topics, an in-memory S3 client that speaks the boto calls connectors.cos makes (including If-Match on GET
+and DELETE), and a Kentik client whose answers a test scripts. Every effect is appended to `effects` in
+order, so tests can assert what was posted, deleted, ledgered and dead-lettered — and in which order.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+
+from ibm_botocore.exceptions import ClientError
+
+from connectors.kentik import Device, PostResult
+from streams.metadata import MetadataFollower
+from streams.outcomes import OutcomeStore, ProgressStore
+from streams.records import DeadLetter, FlowChunk, KflowChunk, LedgerEntry, ObjectRef, Progress
+from streams.runtime import Health
+from streams.settings import Settings
+from streams.stages import enrich, parse, sink
+from streams.stages.context import StageContext
+from streams.stages.devices import Devices
+
+TOPICS = ("objects", "flows", "kflow", "deadletter", "ledger", "progress", "vpc_metadata")
+
+
+class _Sent:
+    def __await__(self):
+        if False:
+            yield
+        return None
+
+
+@dataclass
+class FakeTopic:
+    name: str
+    effects: list
+    messages: list = field(default_factory=list)
+
+    async def send(self, key: bytes, value: bytes | None, force: bool = False):
+        self.messages.append((key, value))
+        self.effects.append((self.name, key.decode()))
+        return _Sent()
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, "op")
+
+
+class _Body:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def iter_chunks(self, size: int):
+        for i in range(0, len(self.data), size):
+            yield self.data[i:i + size]
+
+    def close(self):
+        pass
+
+
+class FakeS3:
+    """The S3 calls connectors.cos makes, on a dict key -> (etag, body)."""
+
+    def __init__(self, effects: list):
+        self.objects: dict[str, tuple[str, bytes]] = {}
+        self.effects = effects
+        self.fail_deletes = 0
+
+    def put(self, key: str, body: bytes) -> str:
+        etag = hashlib.md5(body).hexdigest()
+        self.objects[key] = (etag, body)
+        return etag
+
+    def head_object(self, Bucket, Key):
+        if Key not in self.objects:
+            raise _client_error("404", 404)
+        etag, body = self.objects[Key]
+        return {"ETag": f'"{etag}"', "ContentLength": len(body), "Metadata": {}}
+
+    def get_object(self, Bucket, Key, IfMatch=None):
+        if Key not in self.objects:
+            raise _client_error("NoSuchKey", 404)
+        etag, body = self.objects[Key]
+        if IfMatch and IfMatch.strip('"') != etag:
+            raise _client_error("PreconditionFailed", 412)
+        return {"ETag": f'"{etag}"', "ContentLength": len(body), "Metadata": {}, "Body": _Body(body)}
+
+    def delete_object(self, Bucket, Key, BlueflowIfMatch=None):
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            raise _client_error("ServiceUnavailable", 503)
+        if Key in self.objects and BlueflowIfMatch and BlueflowIfMatch.strip('"') != self.objects[Key][0]:
+            raise _client_error("PreconditionFailed", 412)
+        self.objects.pop(Key, None)
+        self.effects.append(("delete", Key))
+
+
+class FakeKentik:
+    """Kentik's device API and /chf: `answers` is a list of statuses to give, then 200 for ever."""
+
+    def __init__(self, effects: list):
+        self.effects = effects
+        self.answers: list[int] = []
+        self.posts: list[tuple[str, int]] = []
+
+    def resolve_device(self, name, plan_id, export_id, region, zone, description=""):
+        return Device(id=100, name=name, company_id="1", custom_ids={f"STR{i:02d}": 2000 + i for i in range(19)})
+
+    def post_flows_result(self, device, body: bytes) -> PostResult:
+        status = self.answers.pop(0) if self.answers else 200
+        self.posts.append((device.name, len(body)))
+        self.effects.append(("post", status))
+        return PostResult(status, None, "scripted")
+
+    def heartbeat(self, export_id, status, message=""):
+        return 200
+
+
+class FakeApp:
+    should_stop = False
+
+    def is_leader(self) -> bool:
+        return True
+
+
+class FakeRuntime:
+    def __init__(self, settings: Settings, effects: list, cos: FakeS3, kentik: FakeKentik):
+        self.settings, self.effects, self.cos, self.kentik = settings, effects, cos, kentik
+        self.health = Health()
+
+    async def run_sync(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def scrub(self, text: str) -> str:
+        return text
+
+
+class Driver:
+    """One worker's stages on in-memory topics; `other()` makes a second worker on the same bucket/Kentik."""
+
+    def __init__(self, *, cos: FakeS3 | None = None, kentik: FakeKentik | None = None, effects: list | None = None,
+                 **settings):
+        self.effects = effects if effects is not None else []
+        env = {"BLUEFLOW_BUCKET": "flowlogs", "BLUEFLOW_CHUNK_FLOWS": "50", "BLUEFLOW_REGIONS": "us-south"}
+        env.update({k: str(v) for k, v in settings.items()})
+        self.settings = Settings.from_env(env)
+        self.cos = cos or FakeS3(self.effects)
+        self.kentik = kentik or FakeKentik(self.effects)
+        self.topics = _Topics(self.effects)
+        rt = FakeRuntime(self.settings, self.effects, self.cos, self.kentik)
+        self.ctx = StageContext(FakeApp(), self.topics, rt, OutcomeStore(3600), ProgressStore(), None,
+                                MetadataFollower.__new__(MetadataFollower), devices=Devices(),
+                                sync_needed={"parse": False, "sink": False}, metadata_waited=True, pause=_no_pause)
+        self.ctx.metadata.index = None
+        
+
+    def other(self, **settings) -> "Driver":
+        return Driver(cos=self.cos, kentik=self.kentik, effects=self.effects, **settings)
+
+    def run(self, coro):
+        return asyncio.run(coro)
+
+    # ---------------------------------------------------------------- feeding the stages
+    def ref(self, key: str, **extra) -> ObjectRef:
+        etag = self.cos.objects[key][0]
+        return ObjectRef(bucket="flowlogs", key=key, etag=etag, size=len(self.cos.objects[key][1]), **extra)
+
+    def parse(self, ref: ObjectRef) -> None:
+        self.run(parse.handle(self.ctx, ref.encode(), ref.key.encode()))
+
+    def enrich_all(self) -> None:
+        for key, value in self.topics.flows.drain():
+            self.run(enrich.handle(self.ctx, value, key))
+
+    def sink(self, raw: bytes) -> None:
+        self.run(sink.handle(self.ctx, raw, b"k"))
+
+    def kflow_messages(self) -> list[bytes]:
+        return [value for _, value in self.topics.kflow.drain()]
+
+    def share_progress_with(self, other: "Driver") -> None:
+        """What the outcome follower does: another worker's progress records reach this worker."""
+        for _, value in self.topics.progress.messages:
+            if value is not None:
+                other.ctx.shared_progress.record(Progress.decode(value))
+
+    # ---------------------------------------------------------------- reading the effects
+    def ledger(self) -> list[LedgerEntry]:
+        return [LedgerEntry.decode(v) for _, v in self.topics.ledger.messages]
+
+    def deadletters(self) -> list[DeadLetter]:
+        return [DeadLetter.decode(v) for _, v in self.topics.deadletter.messages]
+
+    def flow_chunks(self) -> list[FlowChunk]:
+        return [FlowChunk.decode(v) for _, v in self.topics.flows.messages]
+
+    def kflow_chunks(self, raws: list[bytes]) -> list[KflowChunk]:
+        return [KflowChunk.decode(v) for v in raws]
+
+
+async def _no_pause(delay_s: float) -> None:
+    return None
+
+
+class _Queue(FakeTopic):
+    def drain(self) -> list:
+        out, self.messages = self.messages, []
+        return out
+
+
+class _Topics:
+    def __init__(self, effects: list):
+        for name in TOPICS:
+            setattr(self, name, _Queue(name, effects))
