@@ -5,7 +5,7 @@ percent-encoded CRNs, one gzip-compressed JSON document per object, the header c
 realistic flow mixes consistent with the World (so remote-end enrichment hits exact IPs and subnet CIDRs),
 empty objects and optional bad inputs from `devstack.badinputs`. I/O lives at the edges: `write_objects`
 uploads with ibm_boto3, `main(argv)` reads the devstack settings, uploads, writes a manifest and prints a
-one-line JSON summary. Shapes follow /work/shared/spec/ibm-flow-logs.md.
+one-line JSON summary. Shapes follow docs/ibm-flow-logs.md.
 """
 from __future__ import annotations
 
@@ -676,22 +676,14 @@ def _cos_client(settings: dict[str, str]) -> Any:
     if not endpoint:
         raise SystemExit("generate: BLUEFLOW_COS_ENDPOINT is not set (run `blueflow devstack up` or export it)")
     access, secret = settings.get("BLUEFLOW_COS_HMAC_ACCESS_KEY"), settings.get("BLUEFLOW_COS_HMAC_SECRET_KEY")
-    try:
-        from connectors.cos import make_cos_client
-    except ImportError:
-        make_cos_client = None
-    if make_cos_client is not None:
-        if access and secret:
-            return make_cos_client(endpoint, hmac_access_key=access, hmac_secret_key=secret)
-        return make_cos_client(endpoint, api_key=settings.get("IBM_COS_API_KEY"),
-                               service_instance=settings.get("IBM_SERVICE_INSTANCE"),
-                               iam_token_url=(settings["BLUEFLOW_IAM_URL"].rstrip("/") + "/identity/token"
-                                              if settings.get("BLUEFLOW_IAM_URL") else None))
-    import ibm_boto3  # fallback while connectors.cos is not there: HMAC only
-    from ibm_botocore.client import Config
-    return ibm_boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
-                            config=Config(signature_version="s3v4", max_pool_connections=32),
-                            region_name="us-south")
+    from connectors.cos import make_cos_client
+
+    if access and secret:
+        return make_cos_client(endpoint, hmac_access_key=access, hmac_secret_key=secret)
+    return make_cos_client(endpoint, api_key=settings.get("IBM_COS_API_KEY"),
+                           service_instance=settings.get("IBM_SERVICE_INSTANCE"),
+                           iam_token_url=(settings["BLUEFLOW_IAM_URL"].rstrip("/") + "/identity/token"
+                                          if settings.get("BLUEFLOW_IAM_URL") else None))
 
 
 def _ensure_bucket(client: Any, bucket: str) -> None:

@@ -1,6 +1,6 @@
 """The referee: what Kentik is owed for a set of generated objects, and how it compares with what arrived.
 
-Written from spec/kentik.md on its own (not from streams/translate.py), so the tests check the pipeline
+Written from docs/translation.md on its own (not from streams/translate.py), so the tests check the pipeline
 against the rules rather than against itself. Each owed kflow record is identified by a tuple of its
 decoded fields; the comparison counts lost and duplicated records and finds, per object, when its last
 record was accepted (to check "delivered, then deleted").

@@ -25,7 +25,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Data model (see /tmp/bf/contracts.md). Extra fields beyond the contract have defaults.
+# Data model. Extra fields have defaults.
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Getting one batch of kflow records accepted by Kentik, whatever it takes.
 
-Policy (spec/kentik.md): success is HTTP 200 only. Transport errors, 429 and 5xx are retried forever with
+Policy (docs/kentik.md): success is HTTP 200 only. Transport errors, 429 and 5xx are retried forever with
 capped exponential backoff and jitter (honouring Retry-After). 401/403 mean the credentials are wrong: the
 worker reports unhealthy and keeps retrying slowly without advancing, so nothing is lost and nothing
 after it is committed. 413 splits the batch in halves. Other 4xx are permanent: the batch is refused and

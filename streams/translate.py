@@ -1,4 +1,4 @@
-"""Translate a batch of IBM flow records (columns) into kflow/CHF columns: the rules of spec/kentik.md.
+"""Translate a batch of IBM flow records (columns) into kflow/CHF columns: the rules of docs/translation.md.
 
 Pure and per batch: every lookup (timestamps, IPv4 integers, remote ends from the IP index, the 17 custom
 indexes that depend on the ends) is done once per distinct value, then the per-flow work is C-level
@@ -98,83 +98,17 @@ def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, 
     `header` is a FlowDocument, or a mapping with capture_start_time/capture_end_time (the flow_batch
     record's header). `index` is an IpIndex (lookup / subnet_info / instance_name) or None (no metadata).
     """
-    st = columns["start_time"]
-    et = columns["end_time"]
-    dirs = columns["direction"]
-    acts = columns["action"]
-    ini = columns["initiator_ip"]
-    tgt = columns["target_ip"]
-    iport = columns["initiator_port"]
-    tport = columns["target_port"]
-    proto = columns["transport_protocol"]
-    bfi = columns["bytes_from_initiator"]
-    pfi = columns["packets_from_initiator"]
-    bft = columns["bytes_from_target"]
-    pft = columns["packets_from_target"]
+    st, ini, tgt = columns["start_time"], columns["initiator_ip"], columns["target_ip"]
     n = len(st)
-    cap_s = _hget(header, "capture_start_time")
-    cap_e = _hget(header, "capture_end_time")
-
     strings: dict[str, int] = {}
-
-    def intern(s: str) -> int:
-        i = strings.get(s)
-        if i is None:
-            i = strings[s] = len(strings)
-        return i
-
-    # per distinct timestamp string: custom index and epoch seconds
-    st_idx = {s: intern(s or cap_s) for s in dict.fromkeys(st)}
-    et_idx = {s: intern(s or cap_e) for s in dict.fromkeys(et)}
-    ts_of = {s: _epoch(s or cap_s) for s in st_idx}
-    ip_of = {ip: _ip_int(ip) for ip in chain(dict.fromkeys(ini), dict.fromkeys(tgt))}
-
-    # constant customs of this object, the local end, and per distinct remote IP its end
-    acct = intern(key_info.account)
-    ept = intern(key_info.endpoint_type)
-    rtype = intern(key_info.record_type)
+    t = _Tables(strings, columns, _hget(header, "capture_start_time"), _hget(header, "capture_end_time"))
+    keys = list(zip(ini, tgt, columns["direction"], columns["action"]))
     local = local_end(key_info, index)
-    loc = tuple(map(intern, local))
-    ends: dict[str, tuple] = {}
-    act_idx = {a: intern(a) for a in dict.fromkeys(acts)}
-    dir_idx = {d: intern(_DIRECTION_WORD.get(d, d)) for d in dict.fromkeys(dirs)}
-
-    # STR02..STR18 of a CHF from end s to end d (EndNames order: region, zone, vpc, subnet, instance, vnic),
-    # per distinct (initiator, target, direction, action)
-    fwd_tail: dict[tuple, tuple] = {}
-    rev_tail: dict[tuple, tuple] = {}
-    keys = list(zip(ini, tgt, dirs, acts))
-    for k in dict.fromkeys(keys):
-        i_ip, t_ip, d, a = k
-        remote_ip = t_ip if d == "O" else i_ip  # "O": the initiator is the local vNIC
-        r = ends.get(remote_ip)
-        if r is None:
-            r = ends[remote_ip] = tuple(map(intern, remote_end(remote_ip, index)))
-        s_, d_ = (loc, r) if d == "O" else (r, loc)
-        ai = act_idx[a]
-        di = dir_idx[d]
-        fwd_tail[k] = (s_[0], d_[0], acct, s_[4], s_[1], s_[2], s_[3], ept, s_[5], rtype, ai,
-                       d_[4], d_[1], d_[2], d_[3], d_[5], di)
-        rev_tail[k] = (d_[0], s_[0], acct, d_[4], d_[1], d_[2], d_[3], ept, d_[5], rtype, ai,
-                       s_[4], s_[1], s_[2], s_[3], s_[5], di)
-
-    heads = list(zip(map(st_idx.__getitem__, st), map(et_idx.__getitem__, et)))
-    add = tuple.__add__
-    custom = list(chain.from_iterable(map(add, heads, map(fwd_tail.__getitem__, keys))))
-
-    ts = list(map(ts_of.__getitem__, st))
-    a_src = list(map(ip_of.__getitem__, ini))
-    a_dst = list(map(ip_of.__getitem__, tgt))
-    # forward CHF leaves the local vNIC (out*) iff direction is "O"
-    out_f = [d == "O" for d in dirs]
-    in_bytes = [0 if o else b for o, b in zip(out_f, bfi)]
-    in_pkts = [0 if o else p for o, p in zip(out_f, pfi)]
-    out_bytes = [b if o else 0 for o, b in zip(out_f, bfi)]
-    out_pkts = [p if o else 0 for o, p in zip(out_f, pfi)]
-    src_port = list(iport)
-    dst_port = list(tport)
-    protocol = list(proto)
-
+    fwd_tail, rev_tail = _end_customs(t.intern, keys, key_info, local, index)
+    heads = list(zip(map(t.st_idx.__getitem__, st), map(t.et_idx.__getitem__, columns["end_time"])))
+    custom = list(chain.from_iterable(map(tuple.__add__, heads, map(fwd_tail.__getitem__, keys))))
+    out = _forward(columns, t)
+    bft, pft = columns["bytes_from_target"], columns["packets_from_target"]
     mask = [b > 0 or p > 0 for b, p in zip(bft, pft)]
     n_rev = sum(mask)
     if n_rev:
@@ -184,46 +118,87 @@ def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, 
         else:
             def sel(c):
                 return list(compress(c, mask))
-        r_keys = sel(keys)
-        custom.extend(chain.from_iterable(map(add, sel(heads), map(rev_tail.__getitem__, r_keys))))
-        r_st = sel(st)
-        ts.extend(map(ts_of.__getitem__, r_st))
-        r_ini = sel(ini)
-        r_tgt = sel(tgt)
-        a_src.extend(map(ip_of.__getitem__, r_tgt))
-        a_dst.extend(map(ip_of.__getitem__, r_ini))
-        src_port.extend(sel(tport))
-        dst_port.extend(sel(iport))
-        protocol.extend(sel(proto))
-        # reverse CHF leaves the local vNIC iff direction is "I" (the target is local)
-        out_r = [d == "I" for d in sel(dirs)]
-        r_b = sel(bft)
-        r_p = sel(pft)
-        in_bytes.extend([0 if o else b for o, b in zip(out_r, r_b)])
-        in_pkts.extend([0 if o else p for o, p in zip(out_r, r_p)])
-        out_bytes.extend([b if o else 0 for o, b in zip(out_r, r_b)])
-        out_pkts.extend([p if o else 0 for o, p in zip(out_r, r_p)])
+        custom.extend(chain.from_iterable(map(tuple.__add__, sel(heads), map(rev_tail.__getitem__, sel(keys)))))
+        _append_reverse(out, columns, t, sel)
+    out.update({"device_name": device_name_for_subnet(key_info.subnet_id), "subnet_id": key_info.subnet_id,
+                "region": key_info.region, "zone": local.zone, "flow_count": n + n_rev, "source_flows": n,
+                "strings": list(strings), "custom_idx": custom})
+    return out
 
+
+class _Tables:
+    """Per distinct value, once per batch: string indexes, epoch seconds of start times, IPv4 integers."""
+
+    def __init__(self, strings: dict[str, int], columns: Mapping[str, list], cap_s: str, cap_e: str):
+        self.strings = strings
+        self.st_idx = {s: self.intern(s or cap_s) for s in dict.fromkeys(columns["start_time"])}
+        self.et_idx = {s: self.intern(s or cap_e) for s in dict.fromkeys(columns["end_time"])}
+        self.ts_of = {s: _epoch(s or cap_s) for s in self.st_idx}
+        self.ip_of = {ip: _ip_int(ip) for ip in chain(dict.fromkeys(columns["initiator_ip"]),
+                                                       dict.fromkeys(columns["target_ip"]))}
+
+    def intern(self, s: str) -> int:
+        i = self.strings.get(s)
+        if i is None:
+            i = self.strings[s] = len(self.strings)
+        return i
+
+
+def _end_customs(intern, keys: list[tuple], key_info: ObjectKeyInfo, local: EndNames, index: Any):
+    """STR02..STR18 of the forward and the reverse CHF, per distinct (initiator, target, direction, action);
+    ends in EndNames order (region, zone, vpc, subnet, instance, vnic)."""
+    acct, ept, rtype = intern(key_info.account), intern(key_info.endpoint_type), intern(key_info.record_type)
+    loc = tuple(map(intern, local))
+    ends: dict[str, tuple] = {}
+    fwd_tail: dict[tuple, tuple] = {}
+    rev_tail: dict[tuple, tuple] = {}
+    for k in dict.fromkeys(keys):
+        i_ip, t_ip, d, a = k
+        remote_ip = t_ip if d == "O" else i_ip  # "O": the initiator is the local vNIC
+        r = ends.get(remote_ip)
+        if r is None:
+            r = ends[remote_ip] = tuple(map(intern, remote_end(remote_ip, index)))
+        s_, d_ = (loc, r) if d == "O" else (r, loc)
+        ai, di = intern(a), intern(_DIRECTION_WORD.get(d, d))
+        fwd_tail[k] = (s_[0], d_[0], acct, s_[4], s_[1], s_[2], s_[3], ept, s_[5], rtype, ai,
+                       d_[4], d_[1], d_[2], d_[3], d_[5], di)
+        rev_tail[k] = (d_[0], s_[0], acct, d_[4], d_[1], d_[2], d_[3], ept, d_[5], rtype, ai,
+                       s_[4], s_[1], s_[2], s_[3], s_[5], di)
+    return fwd_tail, rev_tail
+
+
+def _forward(columns: Mapping[str, list], t: _Tables) -> dict[str, list]:
+    """The integer columns of the forward CHF (initiator → target), one per IBM record."""
+    bfi, pfi = columns["bytes_from_initiator"], columns["packets_from_initiator"]
+    out_f = [d == "O" for d in columns["direction"]]  # forward CHF leaves the local vNIC iff direction is "O"
     return {
-        "device_name": device_name_for_subnet(key_info.subnet_id),
-        "subnet_id": key_info.subnet_id,
-        "region": key_info.region,
-        "zone": local.zone,
-        "flow_count": n + n_rev,
-        "source_flows": n,
-        "timestamp": ts,
-        "src_addr": a_src,
-        "dst_addr": a_dst,
-        "src_port": src_port,
-        "dst_port": dst_port,
-        "protocol": protocol,
-        "in_bytes": in_bytes,
-        "in_pkts": in_pkts,
-        "out_bytes": out_bytes,
-        "out_pkts": out_pkts,
-        "strings": list(strings),
-        "custom_idx": custom,
+        "timestamp": list(map(t.ts_of.__getitem__, columns["start_time"])),
+        "src_addr": list(map(t.ip_of.__getitem__, columns["initiator_ip"])),
+        "dst_addr": list(map(t.ip_of.__getitem__, columns["target_ip"])),
+        "src_port": list(columns["initiator_port"]),
+        "dst_port": list(columns["target_port"]),
+        "protocol": list(columns["transport_protocol"]),
+        "in_bytes": [0 if o else b for o, b in zip(out_f, bfi)],
+        "in_pkts": [0 if o else p for o, p in zip(out_f, pfi)],
+        "out_bytes": [b if o else 0 for o, b in zip(out_f, bfi)],
+        "out_pkts": [p if o else 0 for o, p in zip(out_f, pfi)],
     }
+
+
+def _append_reverse(out: dict[str, list], columns: Mapping[str, list], t: _Tables, sel) -> None:
+    """Append the reverse CHF (target → initiator) of the records `sel` picks (those with target traffic)."""
+    out["timestamp"].extend(map(t.ts_of.__getitem__, sel(columns["start_time"])))
+    out["src_addr"].extend(map(t.ip_of.__getitem__, sel(columns["target_ip"])))
+    out["dst_addr"].extend(map(t.ip_of.__getitem__, sel(columns["initiator_ip"])))
+    out["src_port"].extend(sel(columns["target_port"]))
+    out["dst_port"].extend(sel(columns["initiator_port"]))
+    out["protocol"].extend(sel(columns["transport_protocol"]))
+    out_r = [d == "I" for d in sel(columns["direction"])]  # reverse leaves the local vNIC iff direction is "I"
+    r_b, r_p = sel(columns["bytes_from_target"]), sel(columns["packets_from_target"])
+    out["in_bytes"].extend([0 if o else b for o, b in zip(out_r, r_b)])
+    out["in_pkts"].extend([0 if o else p for o, p in zip(out_r, r_p)])
+    out["out_bytes"].extend([b if o else 0 for o, b in zip(out_r, r_b)])
+    out["out_pkts"].extend([p if o else 0 for o, p in zip(out_r, r_p)])
 
 
 def custom_values(batch: Mapping, i: int) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Kentik stand-in: device API (/api/internal and /api/v5), flow ingest (POST /chf) and inspection.
 
-Behaves like the parts of Kentik that blueflow talks to (see /work/shared/spec/kentik.md):
+Behaves like the parts of Kentik that blueflow talks to (see docs/kentik.md):
 
 * ``GET {root}/device/{name}`` -> 200 ``{"device": ...}`` / 404; ``POST {root}/device/`` -> 201 (no
   custom columns in the answer, like Kentik); ``PUT {root}/cloudExport/status/{export_id}`` records a

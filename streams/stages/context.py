@@ -1,7 +1,7 @@
 """What the stages of one worker process share: settings, clients, topics, the outcome and progress stores,
 VPC metadata, and the three I/O helpers every stage uses — send, quarantine, sync outcomes.
 
-Rules that keep delivery safe under Faust (architecture.md): agent concurrency 1; every exception is caught
+Rules that keep delivery safe under Faust (docs/architecture.md): agent concurrency 1; every exception is caught
 inside the agent (Faust acks an event when its agent raises); every send is awaited until the broker acked
 it; values are raw bytes decoded by the stages, so a poison message is dead-lettered, not skipped.
 """

@@ -1,5 +1,5 @@
 """Stage enrich: flows → kflow. Translate one FlowChunk into kflow records labelled with IBM VPC metadata
-(spec/kentik.md; the rules live in streams/translate.py). Without metadata the labels fall back to the ids
+(docs/translation.md; implemented in streams/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
 
 Pure core: `kflow_chunk(flow chunk, ip index)`. Shell: `handle`.
@@ -11,7 +11,7 @@ import time
 
 from streams import metrics
 from streams.flowlog import FlowLogError, parse_object_key
-from streams.records import FlowChunk, KflowChunk
+from streams.records import KFLOW_COLUMNS, FlowChunk, KflowChunk
 from streams.translate import device_name_for_subnet, translate_batch
 
 log = logging.getLogger("blueflow")
@@ -29,9 +29,9 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
                      zone=(subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone),
                      chunk=flow.chunk, chunks=flow.chunks, source_flows=flow.flow_count, replay=bool(flow.replay))
     if flow.flow_count:
-        columns = translate_batch(key_info, flow.header, flow.columns, index)
-        out.flow_count = columns.pop("flow_count")
-        out.columns = columns
+        translated = translate_batch(key_info, flow.header, flow.columns, index)
+        out.flow_count = translated["flow_count"]
+        out.columns = {name: translated[name] for name in KFLOW_COLUMNS}
     return out
 
 
