@@ -85,14 +85,12 @@ async def _guarded(ctx: StageContext, stage: str, event, handle) -> None:
     except asyncio.CancelledError:
         exit_without_ack(f"{stage}: stopped in the middle of a message")
     except Exception as exc:
-        key = (event.key or b"").decode(errors="replace") if isinstance(event.key, bytes) else str(event.key)
-        log.exception("%s: unexpected failure on %r", stage, key)
-        from streams.stages.context import _Unknown
-
+        unknown = ctx.unknown(event.key)
+        log.exception("%s: unexpected failure on %r", stage, unknown.key)
         try:
-            await ctx.quarantine(_Unknown(key), stage, f"unexpected failure: {exc!r}")
+            await ctx.quarantine(unknown, stage, f"unexpected failure: {exc!r}")
         except Exception:
-            log.exception("%s: could not even dead-letter %r", stage, key)
+            log.exception("%s: could not even dead-letter %r", stage, unknown.key)
             raise
 
 

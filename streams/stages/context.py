@@ -92,9 +92,15 @@ class StageContext:
         try:
             return await self.rt.run_sync(record_type.decode, raw)  # decoding a batch is CPU work: off the loop
         except AvroDecodeError as exc:
-            key = (event_key or b"").decode(errors="replace")
-            await self.quarantine(_Unknown(key), "decode", f"{topic} message could not be decoded: {exc}")
+            await self.quarantine(self.unknown(event_key), "decode", f"{topic} message could not be decoded: {exc}")
             return None
+
+    @staticmethod
+    def unknown(event_key) -> "_Unknown":
+        """A stand-in for the object of a message that could not be decoded: only its Kafka key is known."""
+        if isinstance(event_key, bytes):
+            return _Unknown(event_key.decode(errors="replace"))
+        return _Unknown("" if event_key is None else str(event_key))
 
     async def sync_outcomes(self, stage: str) -> None:
         """After a (re)assignment, read the ledger and dead letters up to now before the first decision:

@@ -2,14 +2,16 @@
 (docs/translation.md; implemented in streams/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
 
-Pure core: `kflow_chunk(flow chunk, ip index)`. Shell: `handle`.
+Pure core: `kflow_chunk(flow chunk, ip index)` and `process` (raw message → Enriched). Shell: `handle`.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from streams import metrics
+from streams.avro import AvroDecodeError
 from streams.flowlog import FlowLogError, parse_object_key
 from streams.records import KFLOW_COLUMNS, FlowChunk, KflowChunk
 from streams.translate import device_name_for_subnet, translate_batch
@@ -35,27 +37,41 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
     return out
 
 
-def translate_and_encode(flow: FlowChunk, index) -> tuple[bytes, int]:
-    chunk = kflow_chunk(flow, index)
-    return chunk.encode(), chunk.flow_count
+@dataclass(frozen=True)
+class Enriched:
+    """What one flows message became: the kflow message, or why it could not be (errors are values)."""
+
+    flow: FlowChunk | None
+    message: bytes = b""
+    count: int = 0
+    stage: str = ""
+    reason: str = ""
+
+
+def process(raw: bytes, index) -> Enriched:
+    """Blocking, one hand-off per message: decode the FlowChunk, translate, encode the KflowChunk."""
+    try:
+        flow = FlowChunk.decode(raw)
+    except AvroDecodeError as exc:
+        return Enriched(None, stage="decode", reason=f"flows message could not be decoded: {exc}")
+    try:
+        chunk = kflow_chunk(flow, index)
+        return Enriched(flow, chunk.encode(), chunk.flow_count)
+    except FlowLogError as exc:
+        return Enriched(flow, stage=exc.stage, reason=exc.reason)
+    except Exception as exc:
+        return Enriched(flow, stage="enrich", reason=f"translation failed on chunk {flow.chunk}: {exc!r}")
 
 
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
-    flow = await ctx.decode(FlowChunk, raw, event_key, "flows")
-    if flow is None:
-        return
     await _first_wait_for_metadata(ctx)
-    try:
-        message, count = await ctx.rt.run_sync(translate_and_encode, flow, ctx.metadata.index)
-    except FlowLogError as exc:
-        await ctx.quarantine(flow, exc.stage, exc.reason)
+    result = await ctx.rt.run_sync(process, raw, ctx.metadata.index)
+    if result.reason:
+        await ctx.quarantine(result.flow or ctx.unknown(event_key), result.stage, result.reason)
         return
-    except Exception as exc:
-        await ctx.quarantine(flow, "enrich", f"translation failed on chunk {flow.chunk}: {exc!r}")
-        return
-    await ctx.send(ctx.topics.kflow, flow.key, message)
-    metrics.CHF_TRANSLATED.inc(count)
+    await ctx.send(ctx.topics.kflow, result.flow.key, result.message)
+    metrics.CHF_TRANSLATED.inc(result.count)
     metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
 
 

@@ -89,29 +89,34 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     if admission.reparse:
         log.info("parse: object %r still in the bucket long after it was parsed; parsing it again "
                  "(chunks already accepted are not sent again)", ref.key)
-    try:
-        doc = await ctx.retry(f"download of {ref.key!r}", "parse: download", download_and_parse, ctx, ref)
+    try:  # one hand-off to the thread pool: download, parse and encode together
+        fetched = await ctx.retry(f"download of {ref.key!r}", "parse: download", fetch, ctx, ref)
     except FlowLogError as exc:
         await ctx.quarantine(ref, exc.stage, exc.reason)
         return
-    if doc is None:
+    if fetched is None:
         metrics.OBJECTS_SKIPPED.labels(reason="vanished").inc()
         log.info("parse: object %r vanished or changed since it was listed (a new version is listed anew)",
                  ref.key)
         return
+    flow_count, messages = fetched
     metrics.OBJECTS_PARSED.inc()
-    metrics.FLOWS_PARSED.inc(doc.flow_count)
-    if ctx.settings.dry_run:
-        ctx.in_flight[ref.key] = (ref.etag, time.time())
-        log.info("parse: dry run: %r parsed, %d flows", ref.key, doc.flow_count)
-        return
-    messages = await ctx.rt.run_sync(_encode_chunks, ref, doc, ctx.settings.chunk_flows)
+    metrics.FLOWS_PARSED.inc(flow_count)
     for message in messages:
         await ctx.send(ctx.topics.flows, ref.key, message)
     ctx.in_flight[ref.key] = (ref.etag, time.time())
+    if ctx.settings.dry_run:
+        log.info("parse: dry run: %r parsed, %d flows", ref.key, flow_count)
     ctx.health.progressed()
     metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
 
 
-def _encode_chunks(ref: ObjectRef, doc: FlowDocument, chunk_flows: int) -> list[bytes]:
-    return [chunk.encode() for chunk in flow_chunks(ref, doc, chunk_flows)]
+def fetch(ctx, ref: ObjectRef) -> tuple[int, list[bytes]] | None:
+    """Blocking: (flows, encoded FlowChunk messages) of the object — none in a dry run — or None if it
+    vanished or changed since it was listed."""
+    doc = download_and_parse(ctx, ref)
+    if doc is None:
+        return None
+    if ctx.settings.dry_run:
+        return doc.flow_count, []
+    return doc.flow_count, [chunk.encode() for chunk in flow_chunks(ref, doc, ctx.settings.chunk_flows)]

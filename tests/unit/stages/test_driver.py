@@ -159,3 +159,13 @@ def test_kflow_chunk_round_trip_keeps_columns(objects):
     chunk = KflowChunk.decode(raws[0])
     again = KflowChunk.decode(chunk.encode())
     assert again == chunk and again.flow_count == len(again.columns["timestamp"]) > 0
+
+
+def test_undecodable_flows_message_is_dead_lettered_with_its_kafka_key():
+    from streams.stages import enrich
+
+    d = Driver()
+    d.run(enrich.handle(d.ctx, b"\xc3\x01garbage", b"some/key.gz"))
+    [letter] = d.deadletters()
+    assert (letter.key, letter.stage) == ("some/key.gz", "decode")
+    assert "flows message could not be decoded" in letter.reason and not d.topics.kflow.messages
