@@ -27,11 +27,12 @@ from typing import Callable
 
 import requests
 
-from devstack import stack
+from devstack import hostile, stack
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
 
-SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets")
+SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets",
+             "overwrite", "ctrlkeys", "delete403")
 QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
 SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
 SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
@@ -499,7 +500,7 @@ def _replace_arg(cmd: list[str], flag: str, value: str, *, append: bool = False)
 ACTIONS: dict[str, Callable] = {
     "kill9": fault_kill9, "sigterm": fault_sigterm, "kafka": fault_kafka, "kentik": fault_kentik,
     "s3proxy": fault_s3proxy, "rebalance": fault_rebalance, "badinput": fault_none, "iamvpc": fault_iamvpc,
-    "secrets": fault_none,
+    "secrets": fault_none, **hostile.ACTIONS,
 }
 
 
@@ -514,6 +515,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         bad_kinds = list(badinputs.BAD_KINDS)
     restore: list[tuple[str, list[str]]] = []
     overrides: dict[str, str] = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
+    overrides.update(hostile.OVERRIDES.get(name, {}))
     if name == "secrets":
         for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
                                                ("kentik", "--token", SECRET_KENTIK, False)):

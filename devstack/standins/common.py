@@ -12,7 +12,7 @@ What every stand-in gets from here:
       then either drop the connection (`drop`), answer with `status` (an IBM-style JSON error,
       `Retry-After: 0` on 429/503), or, with neither, pass the request on (pure latency).
       Several faults queue up; the first matching one is used. Answers `{"faults": [...]}`.
-    - `GET /_emulator/faults` lists pending faults.
+    - `GET /_emulator/faults` lists pending faults; `DELETE /_emulator/faults` clears them (nothing else).
     - `POST /_emulator/reset` clears faults and counters and runs the app's `reset_hooks`.
     - `GET /_emulator/stats` `{"requests": {"METHOD /path": n}, "faults_applied": n}`.
 * `fault_middleware`: installed by `make_base_app()`; it also counts requests for the stats.
@@ -136,6 +136,11 @@ async def _get_faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": [f.as_json() for f in request.app[FAULTS]]})
 
 
+async def _clear_faults(request: web.Request) -> web.Response:
+    request.app[FAULTS].clear()
+    return web.json_response({"faults": []})
+
+
 async def _reset(request: web.Request) -> web.Response:
     request.app[FAULTS].clear()
     request.app[STATS].update(requests={}, faults_applied=0)
@@ -153,6 +158,7 @@ async def _stats(request: web.Request) -> web.Response:
 def add_emulator_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/faults", _post_faults)
     app.router.add_get("/_emulator/faults", _get_faults)
+    app.router.add_delete("/_emulator/faults", _clear_faults)
     app.router.add_post("/_emulator/reset", _reset)
     app.router.add_get("/_emulator/stats", _stats)
 
