@@ -13,6 +13,7 @@ Maintainers regenerate the lock after changing a version in devstack/maven/*.pom
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -192,8 +193,12 @@ def _plan(name: str, comp: dict[str, Any], target: Path) -> tuple[Path | None, l
     return staging, [e for e in comp["jars"] if jar_name(e) not in good]
 
 
-def _install(staging: Path, target: Path) -> None:
-    """Replace `target` by the complete `staging` directory."""
+def _install(staging: Path, target: Path, marker_text: str) -> None:
+    """Replace `target` by the complete `staging` directory (unless another process just installed the same)."""
+    with contextlib.suppress(OSError):
+        if (target / MARKER).read_text() == marker_text:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
     old = target.parent / f".{target.name}.{os.getpid()}.old"
     if target.exists():
         target.rename(old)
@@ -204,12 +209,12 @@ def _install(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def ensure(names: list[str] | None = None, log: Callable[[str], None] = print,
-           repository: str | None = None, lock: dict[str, Any] | None = None) -> dict[str, Path]:
+def ensure(log: Callable[[str], None] = print, repository: str | None = None,
+           lock: dict[str, Any] | None = None) -> dict[str, Path]:
     """{component: directory holding exactly its locked jars}, downloading what is missing."""
     lock = lock or load_lock()
     repository = repository or os.environ.get("BLUEFLOW_MAVEN_REPOSITORY") or lock.get("repository") or REPOSITORY
-    comps = {n: lock["components"][n] for n in (names or lock["components"])}
+    comps = lock["components"]
     dirs = {n: cache_dir() / f"{n}-{c['version']}" for n, c in comps.items()}
     jobs: list[tuple[dict[str, Any], Path]] = []
     staged: dict[str, Path] = {}
@@ -228,10 +233,13 @@ def ensure(names: list[str] | None = None, log: Callable[[str], None] = print,
     what = ", ".join(f"{n} {comps[n]['version']}" for n in staged)
     log(f"fetching {what}: {len(jobs)} jars, {total / 1024 / 1024:.1f} MB from {repository} (first run only) ...")
     progress = Progress(len(jobs), total, log)
+    ex = ThreadPoolExecutor(PARALLEL)
     try:
-        with ThreadPoolExecutor(PARALLEL) as ex:
+        try:
             futures = [ex.submit(_download, e, dest, repository, progress) for e, dest in jobs]
             errors = [str(f.exception()) for f in futures if f.exception() is not None]
+        finally:  # on Ctrl-C: no new downloads; the running ones end before their files are removed
+            ex.shutdown(wait=True, cancel_futures=True)
         progress.finish()
         if errors:
             raise JarError(f"{len(errors)} of {len(jobs)} jars failed:\n" + "\n".join(errors))
@@ -241,7 +249,7 @@ def ensure(names: list[str] | None = None, log: Callable[[str], None] = print,
         raise
     for n, staging in staged.items():
         (staging / MARKER).write_text(stamp(n, comps[n]))
-        _install(staging, dirs[n])
+        _install(staging, dirs[n], stamp(n, comps[n]))
     log(f"  {what}: {len(jobs)} jars verified in {time.monotonic() - progress.t0:.1f}s -> {cache_dir()}")
     return dirs
 
