@@ -22,7 +22,6 @@ import hashlib
 import logging
 import re
 import time
-from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 import aiohttp
@@ -100,7 +99,7 @@ async def request_log_middleware(request: web.Request, handler):
     """Record every S3 request (not the control routes): method, path, query, keys, status, time."""
     if request.path.startswith("/_emulator/"):
         return await handler(request)
-    entry = {"method": request.method, "path": unquote(request.path), "query": request.query_string,
+    entry = {"method": request.method, "path": request.path, "query": request.query_string,  # decoded once
              "status": 0, "at": time.time()}
     request["log_entry"] = entry
     try:
@@ -189,7 +188,7 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.App
             return _s3_error(502, "ServiceUnavailable", f"COS stand-in upstream failed: {type(exc).__name__}",
                              resource)
 
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # keys may hold any character, newlines too
     return app
 
 
