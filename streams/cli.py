@@ -127,7 +127,7 @@ def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
 # ---------------------------------------------------------------- operations: replay, deadletter, status
 def ops_settings(func):
     """Options shared by the operator commands: --devstack and the settings that locate the deployment."""
-    return with_options([n for n in OPS_OPTIONS if n not in ("kafka_sasl_password",)])(func)
+    return with_options(OPS_OPTIONS)(func)  # secrets are skipped: environment only
 
 
 def _ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
