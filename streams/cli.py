@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import metadata
 
 import click
 
+from streams.metrics import VERSION
 from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
 from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
 from streams.worker_cli import ensure_topics_for, worker_command
@@ -31,13 +31,6 @@ def normalise_blueflow_args(argv: list[str]) -> list[str]:
             arg = "--" + arg.lstrip("-")
         out.append(arg)
     return out
-
-
-def version() -> str:
-    try:
-        return metadata.version("blueflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def dev_command(name: str) -> click.Command:
@@ -85,7 +78,7 @@ def run_one_line(group_main, args, prog_name: str, **kw):
 @click.group(cls=BlueflowGroup, name="blueflow",
              epilog="Development tools (local stack, generator, demo, fault suite): blueflow-dev --help. "
                     "Exit status: 0 ok, 1 failed, 2 bad flag or setting, 3 Kafka unreachable.")
-@click.version_option(version(), "--version", prog_name="blueflow", message="%(prog)s %(version)s")
+@click.version_option(VERSION, "--version", prog_name="blueflow", message="%(prog)s %(version)s")
 def main() -> None:
     """blueflow: IBM Cloud VPC flow logs into Kentik, through Kafka."""
 
