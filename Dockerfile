@@ -1,18 +1,25 @@
-# blueflow worker image: slim, non-root. `docker run blueflow --bucket_name=...` starts a worker,
-# exactly like `kentik/blueflow:v1 --bucket_name=...`.
+# blueflow worker image: slim, non-root, the product only (streams/, connectors/, schemas/ — no devstack/,
+# tests/ or benchmarks/). `docker run blueflow --bucket_name=...` starts a worker, exactly like
+# `kentik/blueflow:v1 --bucket_name=...`. Layers: dependencies first (rebuilt only when pyproject.toml
+# changes), then the source (any code change rebuilds only the small blueflow wheel).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > requirements.txt \
+ && pip wheel --no-cache-dir --wheel-dir /deps -r requirements.txt
+COPY README.md ./
 COPY streams streams
 COPY connectors connectors
 COPY schemas schemas
-COPY devstack devstack
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /app .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 blueflow
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY --from=build /deps /deps
+RUN pip install --no-cache-dir --no-index /deps/*.whl && rm -rf /deps
+COPY --from=build /app /app
+RUN pip install --no-cache-dir --no-index --no-deps /app/*.whl && rm -rf /app
 USER 10001
 WORKDIR /home/blueflow
 EXPOSE 8083

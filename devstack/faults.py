@@ -583,7 +583,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m devstack.faults", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="blueflow-dev faults", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few hundred objects, fewer faults")
     ap.add_argument("--scenarios", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     ap.add_argument("--objects", type=int, default=0, help="objects per scenario (default 300 quick, 2000 full)")

@@ -653,10 +653,12 @@ def write_objects(cos_client: Any, bucket: str, objects: Iterable[GeneratedObjec
 
 
 def load_devstack_env(paths: Sequence[Path] | None = None) -> dict[str, str]:
-    """Settings: .devstack/env (KEY=value lines) overlaid by the process environment."""
+    """Settings: the local stack's env file (KEY=value lines, in $BLUEFLOW_DEVSTACK_DIR or .devstack) overlaid by
+    the process environment."""
     found: dict[str, str] = {}
-    candidates = paths if paths is not None else [Path.cwd() / ".devstack" / "env",
-                                                  Path(__file__).resolve().parents[1] / ".devstack" / "env"]
+    from devstack.stack import state_dir  # honours $BLUEFLOW_DEVSTACK_DIR
+
+    candidates = paths if paths is not None else [state_dir() / "env"]
     for p in candidates:
         if p.is_file():
             for line in p.read_text().splitlines():
@@ -708,7 +710,7 @@ def _parse_start(value: str | None) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="blueflow generate", description="Write synthetic IBM VPC flow logs.")
+    p = argparse.ArgumentParser(prog="blueflow-dev generate", description="Write synthetic IBM VPC flow logs.")
     p.add_argument("--objects", type=int, default=100, help="flow-log objects (good + empty)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bad", type=int, default=0, help="extra bad-input objects (cycling the catalogue)")
@@ -757,7 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         bucket = args.bucket or settings.get("BLUEFLOW_BUCKET")
         if not bucket:
-            raise SystemExit("generate: no bucket (--bucket or BLUEFLOW_BUCKET)")
+            raise SystemExit("generate: no bucket: give --bucket, set BLUEFLOW_BUCKET, or start the local stack "
+                             "(blueflow-dev devstack up; it writes $BLUEFLOW_DEVSTACK_DIR/env)")
         client = _cos_client(settings)
         _ensure_bucket(client, bucket)
         res = write_objects(client, bucket, objs, workers=args.workers, on_written=account)

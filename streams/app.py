@@ -1,7 +1,8 @@
-"""The blueflow Faust app: one app, every stage, configured from the environment.
+"""The blueflow Faust app: one app, every stage, configured by a Settings object (`build(settings)`).
 
-Run with `blueflow worker ...` or `faust -A streams.app worker`. Topics carry raw bytes; every stage decodes
-Avro itself so a poison message is dead-lettered instead of silently skipped by Faust.
+Run with `blueflow worker ...` or `faust -A streams.app worker` (then `app` is built from the environment).
+Topics carry raw bytes; every stage decodes Avro itself so a poison message is dead-lettered instead of
+silently skipped by Faust.
 """
 from __future__ import annotations
 
@@ -76,11 +77,21 @@ def make_topics(app: faust.App, settings: Settings) -> Topics:
                   progress=topic("progress"))
 
 
-settings = Settings.from_env()
-runtime = Runtime(settings)
-app = make_app(settings)
-topics = make_topics(app, settings)
+def build(settings: Settings) -> faust.App:
+    """The app with every stage registered, configured by `settings` (nothing is read from the environment)."""
+    runtime = Runtime(settings)
+    app = make_app(settings)
+    topics = make_topics(app, settings)
+    from streams import topology
 
-from streams import topology  # noqa: E402
+    topology.build(app, topics, runtime)
+    return app
 
-context = topology.build(app, topics, runtime)
+
+def __getattr__(name: str):
+    """`faust -A streams.app worker`: `app` built from the environment on first use, not at import."""
+    if name == "app":
+        app = build(Settings.from_env())
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,20 +1,25 @@
-"""The `blueflow` command: worker, devstack, generate, demo, topics, and the operator's replay, deadletter
-and status.
+"""The `blueflow` command — the product: worker, topics, and the operator's replay, deadletter and status.
 
 `blueflow worker` takes Kentik Blueflow's flags (`--bucket_name=...`, also written without the leading `--`
-as Kentik's published manifests do) and environment variables, so switching is a one-line change.
+as Kentik's published manifests do) and environment variables, so switching is a one-line change. Every
+option comes from the table in streams/settings.py (streams/options.py turns it into typed flags). The
+development tools (local stack, generator, demo, fault suite) are `blueflow-dev` (devstack/cli.py); `blueflow
+demo|faults|generate|devstack` forward to it where it is installed. Exit status: 0 ok, 1 the operation
+failed, 2 a bad flag or setting, 3 Kafka did not answer.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import logging
-import os
 import sys
 
 import click
 
-from streams.settings import BLUEFLOW_FLAG_NAMES, OPTIONS, Settings, missing_for_worker
+from streams.metrics import VERSION
+from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
+from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
+from streams.worker_cli import ensure_topics_for, worker_command
+
+DEV_COMMANDS = ("demo", "faults", "generate", "devstack")
 
 
 def normalise_blueflow_args(argv: list[str]) -> list[str]:
@@ -28,193 +33,57 @@ def normalise_blueflow_args(argv: list[str]) -> list[str]:
     return out
 
 
-def load_devstack_env(path: str | None = None) -> dict[str, str]:
-    """KEY=value lines of `.devstack/env` (written by `blueflow devstack up`), or {} if absent."""
-    from devstack.stack import read_env
-
+def dev_command(name: str) -> click.Command:
+    """A development tool of `blueflow-dev`, or a command that says it is not installed here."""
     try:
-        return dict(read_env())
-    except FileNotFoundError:
-        return {}
+        from devstack.cli import main as dev_main
+    except ImportError:
+        def missing() -> None:
+            raise click.UsageError(f"`blueflow {name}` is a development tool (blueflow-dev), not part of this "
+                                   "installation; run it from a source checkout (pip install -e .)")
 
-
-def _apply_worker_options(values: dict) -> None:
-    for option in OPTIONS:
-        value = values.get(option.name)
-        if value is None:
-            continue
-        if option.kind == "bool":
-            value = "true" if value else "false"
-        os.environ[option.env] = str(value)
-
-
-STOP_GRACE_S = 15.0
-
-
-def _exit_after(grace_s: float) -> None:
-    """Leave the process `grace_s` seconds from now, whatever is still running (a daemon timer)."""
-    import threading
-
-    def leave() -> None:
-        logging.getLogger("blueflow").warning("worker did not stop within %.0fs of the signal; exiting now "
-                                              "(unfinished work is not committed and will be redone)", grace_s)
-        os._exit(0)
-
-    timer = threading.Timer(grace_s, leave)
-    timer.daemon = True
-    timer.start()
-
-
-def _graceful_worker_class():
-    import faust
-
-    class GracefulWorker(faust.Worker):
-        """A Faust worker whose stop on SIGTERM/SIGINT is bounded: Kubernetes and tests can rely on it."""
-
-        def _on_sigterm(self) -> None:
-            _exit_after(STOP_GRACE_S)
-            super()._on_sigterm()
-
-        def _on_sigint(self) -> None:
-            _exit_after(STOP_GRACE_S)
-            super()._on_sigint()
-
-    return GracefulWorker
-
-
-def _worker_command() -> click.Command:
-    params = []
-    for option in OPTIONS:
-        if option.secret:
-            continue  # secrets come from the environment only, never from a command line (ps shows it)
-        if option.kind == "bool":
-            params.append(click.Option([f"--{option.name}"], is_flag=True, default=None, help=option.help))
-        else:
-            params.append(click.Option([f"--{option.name}"], default=None, help=f"{option.help} [env {option.env}]"))
-    params.append(click.Option(["--devstack"], is_flag=True, default=False,
-                               help="Take unset settings from .devstack/env (the local stack)."))
-
-    def run(devstack: bool, **values):
-        if devstack:
-            for key, value in load_devstack_env().items():
-                os.environ.setdefault(key, value)
-        _apply_worker_options(values)
-        settings = Settings.from_env()
-        problems = missing_for_worker(settings)
-        if problems:
-            raise click.UsageError("cannot start the worker:\n  - " + "\n  - ".join(problems))
-        from connectors.kafka_admin import ensure_topics
-        from streams.follower import kafka_client_config
-
-        result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
-                               partitions=settings.partitions, replication_factor=settings.replication)
-        for name, problem in result.mismatched.items():
-            click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
-        from streams.app import app
-
-        GracefulWorker = _graceful_worker_class()
-        level = {"debug": "debug", "warning": "warning", "error": "error"}.get(settings.log_level.lower(), "info")
-        worker = GracefulWorker(app, loglevel=level)
-        try:
-            worker.execute_from_commandline()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:  # a crash reason re-raised after shutdown: say it, then leave all the same
-            logging.getLogger("blueflow").exception("worker stopped after a failure")
-            code = 1
-        # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
-        # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-    return click.Command("worker", params=params, callback=run,
-                         help="Run a pipeline worker (run several to scale; one of them leads).")
+        return click.Command(name, callback=missing, add_help_option=False,
+                             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    return dev_main.get_command(click.Context(dev_main), name)
 
 
 class BlueflowGroup(click.Group):
-    def main(self, args=None, *a, **kw):
+    """v1-style arguments, dev-tool forwarding, and errors as one line with a documented exit status."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        return command if command is not None or cmd_name not in DEV_COMMANDS else dev_command(cmd_name)
+
+    def main(self, args=None, prog_name=None, **kw):
         args = normalise_blueflow_args(list(sys.argv[1:] if args is None else args))
         if args and args[0].startswith("--") and args[0] not in ("--help", "--version"):
             args.insert(0, "worker")  # `blueflow --bucket_name=...` works like `kentik/blueflow:v1 --bucket_name=...`
-        return super().main(args, *a, **kw)
+        return run_one_line(super().main, args, prog_name or self.name, **kw)
 
 
-@click.group(cls=BlueflowGroup)
+def run_one_line(group_main, args, prog_name: str, **kw):
+    """Run a Click group; a usage or dependency error is one line on stderr and its exit status."""
+    try:
+        code = group_main(args, prog_name=prog_name, standalone_mode=False, **kw)
+    except click.ClickException as exc:
+        command = " ".join([prog_name] + [a for a in args[:2] if not a.startswith("-")])
+        click.echo(f"{command}: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=BlueflowGroup, name="blueflow",
+             epilog="Development tools (local stack, generator, demo, fault suite): blueflow-dev --help. "
+                    "Exit status: 0 ok, 1 failed, 2 bad flag or setting, 3 Kafka unreachable.")
+@click.version_option(VERSION, "--version", prog_name="blueflow", message="%(prog)s %(version)s")
 def main() -> None:
     """blueflow: IBM Cloud VPC flow logs into Kentik, through Kafka."""
 
 
-main.add_command(_worker_command())
-
-
-@main.group()
-def devstack() -> None:
-    """The local stack: Apache Kafka, S3Proxy and the IAM, VPC and Kentik stand-ins on 127.0.0.1."""
-
-
-@devstack.command("up")
-def devstack_up() -> None:
-    """Start the stack (downloads the jars from Maven Central on first use); writes .devstack/env."""
-    from devstack import stack
-
-    sys.exit(stack.main(["up"]))
-
-
-@devstack.command("down")
-def devstack_down() -> None:
-    """Stop every process of the stack."""
-    from devstack import stack
-
-    sys.exit(stack.main(["down"]))
-
-
-@devstack.command("status")
-def devstack_status() -> None:
-    """Show each component, its pid, port and whether it is alive."""
-    from devstack import stack
-
-    sys.exit(stack.main(["status"]))
-
-
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def generate(ctx) -> None:
-    """Write synthetic IBM flow-log objects into the bucket (see `blueflow generate --help-generator`)."""
-    from devstack.generator import main as generator_main
-
-    args = ["--help" if a == "--help-generator" else a for a in ctx.args]
-    sys.exit(generator_main(args))
-
-
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def faults(ctx) -> None:
-    """Run the reliability suite on the local stack; writes faults-report.json (`blueflow faults --help-suite`)."""
-    from devstack.faults import main as faults_main
-
-    sys.exit(faults_main(["--help" if a == "--help-suite" else a for a in ctx.args]))
-
-
-@main.command()
-@click.option("--objects", default=300, show_default=True, help="Good objects to generate.")
-@click.option("--mean-flows", default=200, show_default=True, help="Mean flows per non-empty object.")
-@click.option("--bad", default=4, show_default=True, help="Bad objects (quarantined, left in the bucket).")
-@click.option("--workers", default=2, show_default=True, help="Worker processes.")
-@click.option("--seed", default=7, show_default=True)
-@click.option("--timeout", default=600, show_default=True, help="Give up after this many seconds.")
-@click.option("--keep-stack", is_flag=True, help="Leave the local stack running afterwards (to inspect it).")
-def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout: int, keep_stack: bool) -> None:
-    """Stack up, generate, run workers until the bucket is drained; print progress and a JSON summary."""
-    from devstack.demo import run_demo
-
-    summary = run_demo(objects=objects, mean_flows=mean_flows, bad=bad, workers=workers, seed=seed,
-                       timeout_s=timeout, keep_stack=keep_stack)
-    ok = summary.pop("ok", True)
-    click.echo(json.dumps(summary))
-    sys.exit(0 if ok else 1)
+main.add_command(worker_command())
 
 
 @main.group()
@@ -223,50 +92,57 @@ def topics() -> None:
 
 
 @topics.command("ensure")
-@click.option("--devstack", "use_devstack", is_flag=True, help="Use .devstack/env for unset settings.")
-def topics_ensure(use_devstack: bool) -> None:
-    """Create the pipeline's topics (partitions, retention, compaction); existing ones are left alone."""
-    if use_devstack:
-        for key, value in load_devstack_env().items():
-            os.environ.setdefault(key, value)
-    settings = Settings.from_env()
-    from connectors.kafka_admin import ensure_topics
-    from streams.follower import kafka_client_config
+@click.option("--dry-run", is_flag=True, help="Print what would be created; do not contact Kafka.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@with_options(TOPIC_OPTIONS)
+def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
+    """Create the pipeline's topics (partitions, replication, retention, compaction); existing ones are left
+    alone. Prints, per topic, what a managed cluster's operator needs to create it by hand."""
+    from streams.kafka_check import plan_json, plan_lines, topic_plan
+    from streams.logthrottle import configure_command_logging
 
-    result = ensure_topics(kafka_client_config(settings), prefix=settings.topic_prefix,
-                           partitions=settings.partitions, replication_factor=settings.replication)
-    click.echo(json.dumps(dataclasses.asdict(result)))
+    configure_command_logging()
+    settings = settings_for(values, TOPIC_OPTIONS)
+    plan = topic_plan(settings.topic_prefix, settings.partitions, settings.replication)
+    result = None
+    if not dry_run:
+        result = ensure_topics_for(settings, require_kafka(settings))
+    else:
+        kafka_conf(settings)  # still check that the settings could work
+    if as_json:
+        click.echo(json.dumps(plan_json(plan, result)))
+    else:
+        for line in plan_lines(plan, result):
+            click.echo(line)
+    sys.exit(1 if result is not None and result.mismatched else 0)
 
 
 @main.command()
-@click.option("--topic_prefix", default=None, help="Prefix of every topic name. [env BLUEFLOW_TOPIC_PREFIX]")
-def topology(topic_prefix: str | None) -> None:
+@with_options(["topic_prefix"])
+def topology(**values) -> None:
     """Print the pipeline's graph (agents, leader tasks, topics), read from the code that wires it."""
     from streams.topology import describe
 
-    prefix = topic_prefix if topic_prefix is not None else os.environ.get("BLUEFLOW_TOPIC_PREFIX", "blueflow.")
-    click.echo(describe(lambda name: prefix + name))
+    settings = settings_for(values, ["topic_prefix"])
+    click.echo(describe(settings.topic))
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status
-OPS_OPTIONS = ("kafka_bootstrap", "topic_prefix", "app_id", "bucket_name", "service_endpoint", "cos_prefix")
-
-
 def ops_settings(func):
     """Options shared by the operator commands: --devstack and the settings that locate the deployment."""
-    for name in reversed(OPS_OPTIONS):
-        option = next(o for o in OPTIONS if o.name == name)
-        func = click.option(f"--{name}", default=None, help=f"{option.help} [env {option.env}]")(func)
-    return click.option("--devstack", "use_devstack", is_flag=True,
-                        help="Take unset settings from .devstack/env (the local stack).")(func)
+    return with_options(OPS_OPTIONS)(func)  # secrets are skipped: environment only
 
 
-def _ops_settings(use_devstack: bool, values: dict) -> Settings:
-    if use_devstack:
-        for key, value in load_devstack_env().items():
-            os.environ.setdefault(key, value)
-    _apply_worker_options({k: values.pop(k, None) for k in OPS_OPTIONS})
-    return Settings.from_env()
+def _ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
+    """The command's Settings (bad values of what it uses: exit 2); Kafka checked first (unreachable: exit 3)."""
+    from streams.logthrottle import configure_command_logging
+
+    configure_command_logging()
+    values["use_devstack"] = use_devstack
+    settings = settings_for(values, OPS_OPTIONS)
+    if needs_kafka:
+        require_kafka(settings)
+    return settings
 
 
 @main.command()
@@ -402,7 +278,7 @@ def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: 
     """Live view of lag per stage, objects in flight, rates, Kentik and COS results, dead letters."""
     from streams import status as status_mod
 
-    settings = _ops_settings(use_devstack, values)
+    settings = _ops_settings(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
     if as_json:
         doc = status_mod.collect(settings, list(workers), interval=interval, with_bucket=not no_bucket)
         click.echo(json.dumps(doc))

@@ -20,8 +20,10 @@ def kafka_client_config(settings) -> dict:
     """confluent-kafka settings for this deployment (Event Streams SASL_SSL when configured)."""
     from connectors.kafka_admin import kafka_config
 
-    return kafka_config(bootstrap=settings.kafka_bootstrap, security_protocol=settings.kafka_security_protocol,
+    conf = kafka_config(bootstrap=settings.kafka_bootstrap, security_protocol=settings.kafka_security_protocol,
                         sasl_username=settings.kafka_sasl_username, sasl_password=settings.kafka_sasl_password)
+    conf["logger"] = logging.getLogger("blueflow.kafka")  # librdkafka's lines via logging (throttled), not stderr
+    return conf
 
 
 class TopicFollower:

@@ -5,9 +5,27 @@ No label ever holds a secret or an object key (keys would explode cardinality).
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+from importlib import metadata
 
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector,
+                               generate_latest)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("blueflow")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+VERSION = _version()
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds...
+PlatformCollector(registry=REGISTRY)  # python_info
+BUILD_INFO = Gauge("blueflow_build_info", "Always 1; the labels say which blueflow and Python this worker runs.",
+                   ["version", "python"], registry=REGISTRY)
+BUILD_INFO.labels(version=VERSION, python=platform.python_version()).set(1)
 
 OBJECTS_LISTED = Counter("blueflow_objects_listed_total", "Objects seen in bucket listings (leader).",
                          registry=REGISTRY)
@@ -46,12 +64,20 @@ OBJECT_AGE_SECONDS = Histogram("blueflow_object_delivery_age_seconds",
                                buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
                                registry=REGISTRY)
 IS_LEADER = Gauge("blueflow_is_leader", "1 when this worker polls COS and the VPC API.", registry=REGISTRY)
-HEALTHY = Gauge("blueflow_healthy", "1 when /healthz answers 200.", registry=REGISTRY)
+HEALTHY = Gauge("blueflow_healthy", "1 when /healthz would answer 200 (recomputed every few seconds).",
+                registry=REGISTRY)
 CONSUMER_LAG = Gauge("blueflow_consumer_lag",
                      "Messages of this worker's assigned objects/flows/kflow partitions not yet committed.",
                      registry=REGISTRY)
 METADATA_ENDPOINTS = Gauge("blueflow_metadata_endpoints", "IP endpoints in this worker's VPC index.",
                            registry=REGISTRY)
+
+
+def update_health(health, unhealthy_after: float) -> list[str]:
+    """The worker's current health problems (none = healthy), also set on `blueflow_healthy`."""
+    problems = health.problems(unhealthy_after)
+    HEALTHY.set(0 if problems else 1)
+    return problems
 
 
 def render() -> bytes:

@@ -1,28 +1,36 @@
 """Worker configuration: one table of options, read from flags or the environment.
 
-Every option has a flag (Blueflow's own names where Blueflow had one) and an environment variable.
-`blueflow worker` turns flags into environment variables, and the Faust app reads the environment, so
-`faust -A streams.app worker` and `blueflow worker --bucket_name=...` configure the same thing.
-Secrets are marked: they are never printed, logged or exposed by `/service/info`.
+Every option has a flag (Blueflow's own names where Blueflow had one) and an environment variable. The table
+is the one source: `streams/options.py` turns it into typed Click options (help text, env var, default),
+`Settings.resolve` into the typed settings a command hands to what it runs (flags over environment over the
+local stack's env file over defaults), and `convert` checks every value the same way whatever its source.
+Secrets are marked: they come only from the environment and are never printed, logged or exposed by
+`/service/info`.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import Mapping
+from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)
 class Option:
-    """One configuration option: flag name, env var, default, meaning."""
+    """One configuration option: flag name, env var, default, meaning, and how a value is checked."""
 
     name: str
     env: str
     default: str
     help: str
     secret: bool = False
-    kind: str = "str"  # str | int | float | bool
+    kind: str = "str"  # str | int | float | bool | choice
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None  # smallest accepted number (int/float)
+    maximum: float | None = None
 
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT", "SSL")
 
 OPTIONS: tuple[Option, ...] = (
     # --- Blueflow-compatible flags and env vars -------------------------------------------------------
@@ -31,12 +39,14 @@ OPTIONS: tuple[Option, ...] = (
            "COS endpoint, e.g. s3.direct.us-east.cloud-object-storage.appdomain.cloud (https:// is added "
            "when no scheme is given)."),
     Option("api_email", "KENTIK_API_EMAIL", "", "E-mail of the Kentik user whose API token is used."),
-    Option("plan_id", "KENTIK_PLAN_ID", "0", "Kentik plan id the per-subnet devices are created in.", kind="int"),
+    Option("plan_id", "KENTIK_PLAN_ID", "0", "Kentik plan id the per-subnet devices are created in.", kind="int",
+           minimum=0),
     Option("export_id", "KENTIK_EXPORT_ID", "0", "Kentik cloud export id (devices and status heartbeats).",
-           kind="int"),
+           kind="int", minimum=0),
     Option("regions", "BLUEFLOW_REGIONS", "us-south",
            "Comma-separated IBM regions whose VPC metadata labels the flows."),
-    Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "debug, info, warning or error."),
+    Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "How much the worker logs.", kind="choice",
+           choices=LOG_LEVELS),
     Option("ibm_vpc_api_key", "IBM_VPC_API_KEY", "", "IBM Cloud API key for the VPC API.", secret=True),
     Option("kentik_api_token", "KENTIK_API_TOKEN", "", "Kentik API token.", secret=True),
     Option("ibm_cos_api_key", "IBM_COS_API_KEY", "", "COS service credential API key (IAM auth).", secret=True),
@@ -58,54 +68,128 @@ OPTIONS: tuple[Option, ...] = (
     Option("kafka_bootstrap", "BLUEFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092",
            "Kafka bootstrap servers (Event Streams: the kafka_brokers_sasl list, comma-separated)."),
     Option("kafka_security_protocol", "BLUEFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
-           "PLAINTEXT or SASL_SSL (IBM Event Streams)."),
+           "PLAINTEXT, or SASL_SSL for IBM Event Streams.", kind="choice",
+           choices=KAFKA_PROTOCOLS),
     Option("kafka_sasl_username", "BLUEFLOW_KAFKA_SASL_USERNAME", "token", "SASL PLAIN user (Event Streams: token)."),
     Option("kafka_sasl_password", "BLUEFLOW_KAFKA_SASL_PASSWORD", "",
            "SASL PLAIN password (Event Streams: the service API key).", secret=True),
     Option("topic_prefix", "BLUEFLOW_TOPIC_PREFIX", "blueflow.", "Prefix of every topic name."),
     Option("partitions", "BLUEFLOW_PARTITIONS", "8", "Partitions of the data topics (the unit of scaling).",
-           kind="int"),
+           kind="int", minimum=1),
     Option("replication", "BLUEFLOW_REPLICATION", "1",
-           "Replication factor of the topics blueflow creates (Event Streams: 3).", kind="int"),
+           "Replication factor of the topics blueflow creates (Event Streams: 3).", kind="int",
+           minimum=1),
     Option("app_id", "BLUEFLOW_APP_ID", "blueflow", "Consumer group / Faust app id."),
-    Option("http_port", "BLUEFLOW_HTTP_PORT", "8083", "Port of /service/info, /healthz and /metrics.", kind="int"),
-    Option("poll_interval", "BLUEFLOW_POLL_INTERVAL", "30", "Seconds between bucket listings.", kind="float"),
+    Option("http_port", "BLUEFLOW_HTTP_PORT", "8083", "Port of /service/info, /healthz and /metrics.", kind="int",
+           minimum=1, maximum=65535),
+    Option("poll_interval", "BLUEFLOW_POLL_INTERVAL", "30", "Seconds between bucket listings.", kind="float",
+           minimum=0.1),
     Option("metadata_interval", "BLUEFLOW_METADATA_INTERVAL", "600", "Seconds between VPC metadata refreshes.",
-           kind="float"),
+           kind="float", minimum=1),
     Option("heartbeat_interval", "BLUEFLOW_HEARTBEAT_INTERVAL", "60",
-           "Seconds between Kentik export status heartbeats.", kind="float"),
+           "Seconds between Kentik export status heartbeats.", kind="float", minimum=1),
     Option("stuck_after", "BLUEFLOW_STUCK_AFTER", "1800",
-           "Seconds after which an object still in the bucket is published again.", kind="float"),
+           "Seconds after which an object still in the bucket is published again.", kind="float",
+           minimum=1),
     Option("dedup_window", "BLUEFLOW_DEDUP_WINDOW", "604800",
            "Seconds an object's outcome is remembered to skip it when seen again (keep ≥ the objects topic's "
-           "retention).", kind="float"),
+           "retention).", kind="float", minimum=0),
     Option("chunk_flows", "BLUEFLOW_CHUNK_FLOWS", "2000", "Flows per message on the flows and kflow topics.",
-           kind="int"),
+           kind="int", minimum=1),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),
     Option("unhealthy_after", "BLUEFLOW_UNHEALTHY_AFTER", "300",
-           "Seconds without progress while work is pending before /healthz fails.", kind="float"),
+           "Seconds without progress while work is pending before /healthz fails.", kind="float",
+           minimum=1),
 )
 
 BLUEFLOW_FLAG_NAMES = ("bucket_name", "service_endpoint", "api_email", "plan_id", "export_id", "regions", "log_level")
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+BY_NAME = {o.name: o for o in OPTIONS}
+
+# Options each kind of command reads; a command validates only these (a bad value elsewhere is not its concern).
+KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_username", "kafka_sasl_password",
+                 "topic_prefix")
+TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
+COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
+               "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
+OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id",)
+ALL_OPTIONS = tuple(o.name for o in OPTIONS)
 
 
-def _convert(option: Option, raw: str):
-    if option.kind == "int":
-        return int(raw or 0)
-    if option.kind == "float":
-        return float(raw or 0)
+class SettingError(ValueError):
+    """A value that cannot be used, with where it came from (the flag, the env var, the .devstack env file)."""
+
+    def __init__(self, option: Option, source: str, raw: str, reason: str):
+        self.option, self.source, self.raw, self.reason = option, source, raw, reason
+        where = {"flag": f"--{option.name}", "env": option.env,
+                 "devstack": f"{option.env} (from the local stack's env file)"}.get(source, option.name)
+        shown = "(secret)" if option.secret else repr(raw)
+        super().__init__(f"invalid value {shown} for {where}: {reason}")
+
+
+def convert(option: Option, raw: str):
+    """The typed value of `raw` for `option`; ValueError(reason in operator words) when it is not one."""
+    text = raw.strip()
     if option.kind == "bool":
-        return raw.strip().lower() in _TRUE
-    return raw
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError("expected true or false")
+    if option.kind == "choice":
+        for choice in option.choices:
+            if text.lower() == choice.lower():
+                return choice
+        raise ValueError("expected one of " + ", ".join(option.choices))
+    if option.kind not in ("int", "float"):
+        return raw
+    try:
+        value = int(text) if option.kind == "int" else float(text)
+    except ValueError:
+        raise ValueError("expected a whole number" if option.kind == "int" else "expected a number of seconds "
+                         "(e.g. 30 or 2.5, no unit)") from None
+    if option.minimum is not None and value < option.minimum:
+        raise ValueError(f"must be at least {option.minimum:g}")
+    if option.maximum is not None and value > option.maximum:
+        raise ValueError(f"must be at most {option.maximum:g}")
+    return value
+
+
+def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devstack: Mapping[str, str],
+                   uses: Iterable[str]) -> dict:
+    """Every option's typed value: a flag, else the environment, else the local stack's env file, else the
+    default. Options in `uses` must be valid (SettingError otherwise); the others fall back to their default
+    when their value is bad, because the command at hand never reads them."""
+    used = set(uses)
+    values = {}
+    for option in OPTIONS:
+        default = convert(option, option.default)
+        flag = flags.get(option.name)
+        if flag is not None and not isinstance(flag, str):
+            values[option.name] = flag  # already typed (click converted it with `convert`)
+            continue
+        for source, raw in (("flag", flag), ("env", environ.get(option.env)), ("devstack", devstack.get(option.env))):
+            if raw is None:
+                continue
+            if raw.strip() == "" and option.kind in ("int", "float", "choice"):
+                raw = option.default  # an empty variable means "not set"
+            try:
+                values[option.name] = convert(option, raw)
+            except ValueError as exc:
+                if option.name in used:
+                    raise SettingError(option, source, raw, str(exc)) from None
+                values[option.name] = default
+            break
+        else:
+            values[option.name] = default
+    return values
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The worker's configuration, typed. Build it with `Settings.from_env()`."""
+    """The worker's configuration, typed. Build it with `Settings.resolve(...)` or `Settings.from_env()`."""
 
     bucket_name: str
     service_endpoint: str
@@ -145,10 +229,17 @@ class Settings:
     unhealthy_after: float
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
+                devstack: Mapping[str, str] | None = None, uses: Iterable[str] = ALL_OPTIONS) -> "Settings":
+        """Settings from flags over the environment over the local stack's env over defaults (see
+        `resolve_values`). Raises SettingError naming the flag or variable of the first bad value."""
         env = os.environ if environ is None else environ
-        values = {o.name: _convert(o, env.get(o.env, o.default)) for o in OPTIONS}
-        return cls(**values)
+        return cls(**resolve_values(flags or {}, env, devstack or {}, uses))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Every option from the environment (`faust -A streams.app worker`); every value is checked."""
+        return cls.resolve(environ=environ)
 
     @property
     def region_list(self) -> list[str]:

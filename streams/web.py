@@ -10,7 +10,7 @@ import time
 
 from streams import metrics
 
-VERSION = "0.1.0"
+VERSION = metrics.VERSION
 
 
 def progress_counts() -> dict:
@@ -58,6 +58,7 @@ def register(app, pipeline) -> None:
     @app.timer(2.0)
     async def watch_consumer():
         observe_consumer(app, pipeline)
+        metrics.update_health(rt.health, rt.settings.unhealthy_after)  # blueflow_healthy without a /healthz call
 
     @app.page("/service/info")
     async def service_info(web, request):
@@ -78,8 +79,7 @@ def register(app, pipeline) -> None:
     @app.page("/healthz")
     async def healthz(web, request):
         observe_consumer(app, pipeline)
-        problems = rt.health.problems(rt.settings.unhealthy_after)
-        metrics.HEALTHY.set(0 if problems else 1)
+        problems = metrics.update_health(rt.health, rt.settings.unhealthy_after)
         body = {"status": "unhealthy" if problems else "ok", "problems": problems}
         return web.json(body, status=503 if problems else 200)
 

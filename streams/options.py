@@ -1,0 +1,133 @@
+"""Click options from the option table (streams/settings.py), and Settings from what a command was given.
+
+Each command declares the options it takes as flags and the options it reads (`uses`); the flags are typed by
+the table (`convert`, so a flag and its environment variable are checked the same way), the help shows the
+variable and the default, and `settings_for` builds the Settings the command hands on. A bad value is a
+UsageError naming the flag or variable: one line, exit status 2 (see `streams.cli.BlueflowGroup`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import click
+
+from streams.settings import BY_NAME, Option, SettingError, Settings, convert
+
+DEVSTACK_FLAG = "use_devstack"
+
+
+class OptionType(click.ParamType):
+    """A Click type that checks a flag with the table's `convert`."""
+
+    def __init__(self, option: Option):
+        self.option = option
+        self.name = {"int": "integer", "float": "seconds", "choice": "choice"}.get(option.kind, "text")
+
+    def get_metavar(self, param, ctx=None) -> str:  # noqa: ARG002 - Click's signature
+        if self.option.kind == "choice":
+            return "[" + "|".join(c.lower() if self.option.name == "log_level" else c
+                                  for c in self.option.choices) + "]"
+        return {"int": "INTEGER", "float": "SECONDS"}.get(self.option.kind, "TEXT")
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return convert(self.option, value)
+        except ValueError as exc:
+            raise click.UsageError(str(SettingError(self.option, "flag", value, str(exc))), ctx) from None
+
+
+def help_text(option: Option) -> str:
+    default = {"": "", "false": "off", "true": "on"}.get(option.default, option.default)
+    return f"{option.help}  [env {option.env}" + (f"; default: {default}]" if default else "]")
+
+
+def _flag_attrs(option: Option) -> dict:
+    if option.secret:
+        raise ValueError(f"{option.name} is a secret: environment only ({option.env})")
+    if option.kind == "bool":
+        return {"is_flag": True, "default": None, "help": help_text(option)}
+    return {"type": OptionType(option), "default": None, "help": help_text(option)}
+
+
+def click_option(option: Option) -> click.Option:
+    """The `--name` flag of a (non-secret) option: typed, with its variable and default in --help."""
+    return click.Option([f"--{option.name}"], **_flag_attrs(option))
+
+
+DEVSTACK_ATTRS = {"is_flag": True, "default": False,
+                  "help": "Take unset settings from the local stack's env file (blueflow-dev devstack up; "
+                          "$BLUEFLOW_DEVSTACK_DIR)."}
+
+
+def devstack_option() -> click.Option:
+    return click.Option(["--devstack", DEVSTACK_FLAG], **DEVSTACK_ATTRS)
+
+
+def with_options(names: Iterable[str]):
+    """Decorator: add the flags of `names` (secrets skipped) and --devstack to a Click command."""
+    def decorate(func):
+        for name in reversed([n for n in names if not BY_NAME[n].secret]):
+            func = click.option(f"--{name}", **_flag_attrs(BY_NAME[name]))(func)
+        return click.option("--devstack", DEVSTACK_FLAG, **DEVSTACK_ATTRS)(func)
+    return decorate
+
+
+def load_devstack_env() -> dict[str, str]:
+    """The running local stack's settings (honours $BLUEFLOW_DEVSTACK_DIR); UsageError when there are none."""
+    try:
+        from devstack.stack import read_env, state_dir
+    except ImportError:
+        raise click.UsageError("--devstack needs the development tools (a source checkout: pip install -e .); "
+                               "they are not part of this installation") from None
+    env = read_env()
+    if not env:
+        raise click.UsageError(f"--devstack: no local stack settings in {state_dir()}/env.json "
+                               "(start it with `blueflow-dev devstack up`, or set BLUEFLOW_DEVSTACK_DIR)")
+    return env
+
+
+def settings_for(values: dict, uses: Iterable[str]) -> Settings:
+    """Settings from a command's flag values (popped from `values`), the environment and, with --devstack,
+    the local stack's env. Raises UsageError (exit 2) for a bad value of an option the command uses."""
+    use_devstack = values.pop(DEVSTACK_FLAG, False)
+    flags = {name: values.pop(name) for name in list(values) if name in BY_NAME}
+    devstack = load_devstack_env() if use_devstack else {}
+    try:
+        return Settings.resolve(flags, os.environ, devstack, uses)
+    except SettingError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+# Exit statuses of every blueflow command (README "Exit status").
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class Unavailable(click.ClickException):
+    """A dependency (Kafka) did not answer: one line, exit status 3."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+def kafka_conf(settings: Settings) -> dict:
+    """The confluent-kafka settings of `settings`; UsageError when they cannot work (SASL without password)."""
+    from streams.follower import kafka_client_config
+
+    try:
+        return kafka_client_config(settings)
+    except ValueError as exc:
+        raise click.UsageError(f"{exc}: set BLUEFLOW_KAFKA_SASL_PASSWORD") from None
+
+
+def require_kafka(settings: Settings) -> dict:
+    """The Kafka settings, once the cluster answered; Unavailable (exit 3) with one clear line otherwise."""
+    from streams.kafka_check import KafkaUnreachable, probe
+
+    conf = kafka_conf(settings)
+    try:
+        probe(conf)
+    except KafkaUnreachable as exc:
+        raise Unavailable(str(exc)) from None
+    return conf

@@ -1,0 +1,107 @@
+"""`blueflow worker`: settings from flags, environment and (with --devstack) the local stack, Kafka checked
+and the topics ensured, then the Faust app of `streams.app.build(settings)` run by a worker whose stop is
+bounded and whose Kafka reconnect chatter is throttled to one line per window.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+import click
+
+from streams.options import Unavailable, click_option, devstack_option, require_kafka, settings_for
+from streams.settings import ALL_OPTIONS, OPTIONS, Settings, missing_for_worker
+
+STOP_GRACE_S = 15.0
+log = logging.getLogger("blueflow")
+
+
+def _exit_after(grace_s: float) -> None:
+    """Leave the process `grace_s` seconds from now, whatever is still running (a daemon timer)."""
+    def leave() -> None:
+        log.warning("worker did not stop within %.0fs of the signal; exiting now "
+                    "(unfinished work is not committed and will be redone)", grace_s)
+        os._exit(0)
+
+    timer = threading.Timer(grace_s, leave)
+    timer.daemon = True
+    timer.start()
+
+
+def _graceful_worker_class():
+    import faust
+
+    from streams import logthrottle
+
+    class GracefulWorker(faust.Worker):
+        """A Faust worker whose stop on SIGTERM/SIGINT is bounded: Kubernetes and tests can rely on it."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            logthrottle.install(logger)
+
+        def _on_sigterm(self) -> None:
+            _exit_after(STOP_GRACE_S)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            _exit_after(STOP_GRACE_S)
+            super()._on_sigint()
+
+    return GracefulWorker
+
+
+def ensure_topics_for(settings: Settings, conf: dict):
+    """Create the missing topics (quietly: a failure is an exception, not a log flood)."""
+    from connectors.kafka_admin import ensure_topics
+    from streams.kafka_check import QUIET
+
+    try:
+        return ensure_topics(dict(conf, **QUIET), prefix=settings.topic_prefix, partitions=settings.partitions,
+                             replication_factor=settings.replication)
+    except Exception as exc:  # noqa: BLE001 - KafkaException or RuntimeError from a refused creation
+        raise Unavailable(f"could not create the topics on Kafka at {settings.kafka_bootstrap}: {exc}; "
+                          "check that the credential may create topics, or create them as "
+                          "`blueflow topics ensure --dry-run` prints") from None
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the Faust worker until it stops; the exit status."""
+    from streams.app import build
+
+    GracefulWorker = _graceful_worker_class()
+    worker = GracefulWorker(build(settings), loglevel=settings.log_level)
+    try:
+        worker.execute_from_commandline()
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # a crash reason re-raised after shutdown: say it, then leave all the same
+        log.exception("worker stopped after a failure")
+        return 1
+
+
+def _run(**values) -> None:
+    settings = settings_for(values, ALL_OPTIONS)
+    problems = missing_for_worker(settings)
+    if problems:
+        raise click.UsageError("cannot start the worker: " + "; ".join(problems))
+    conf = require_kafka(settings)
+    for name, problem in ensure_topics_for(settings, conf).mismatched.items():
+        click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
+    code = run_worker(settings)
+    # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
+    # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def worker_command() -> click.Command:
+    params = [click_option(o) for o in OPTIONS if not o.secret]  # secrets: environment only (ps shows flags)
+    return click.Command("worker", params=params + [devstack_option()], callback=_run,
+                         help="Run a pipeline worker (run several to scale; one of them leads). Every flag "
+                              "also has an environment variable; secrets are read from the environment only.")
