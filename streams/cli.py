@@ -245,7 +245,7 @@ def topology(topic_prefix: str | None) -> None:
     from streams.topology import describe
 
     prefix = topic_prefix if topic_prefix is not None else os.environ.get("BLUEFLOW_TOPIC_PREFIX", "blueflow.")
-    click.echo(describe(lambda name: prefix + name))
+    click.echo(describe(lambda name: prefix + name, os.environ.get("BLUEFLOW_SINK") or "kentik"))
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status
