@@ -85,7 +85,6 @@ IBM_FIELDS = tuple(Field(name, ie, VARIABLE, PEN, column) for ie, (name, column)
 ), start=1))
 TEMPLATE_FIELDS = FIXED_FIELDS + IBM_FIELDS
 N_CUSTOM = 19
-_STRINGS_PER_RECORD = len(IBM_FIELDS)
 _STRING_COLS = tuple(int(f.column[3:]) for f in IBM_FIELDS)
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
@@ -132,15 +131,14 @@ def template_message(domain: int, sequence: int, export_time: int) -> bytes:
 # ---------------------------------------------------------------- the batch path
 @dataclass
 class EncodedRecords:
-    """Data records of one batch: `pieces` (k per record, joined in order) and each record's byte length."""
+    """Data records of one batch, each as bytes (TEMPLATE_FIELDS order), and each one's byte length."""
 
-    pieces: list
+    records: list
     lengths: list
-    per_record: int
 
     @property
     def count(self) -> int:
-        return len(self.lengths)
+        return len(self.records)
 
 
 class IpfixEncodeError(ValueError):
@@ -183,40 +181,34 @@ def fixed_part(columns: dict, n: int, local_vnic: str) -> bytes:
     starts = columns["timestamp"][:n]
     _put(view, "I", 24, starts)
     end_of = [epoch_seconds(s) or 0 for s in strings]  # per distinct string; missing end = start
-    _put(view, "I", 28, map(max, map(end_of.__getitem__, idx[1::N_CUSTOM]), starts))
+    _put(view, "I", 28, map(max, map(end_of.__getitem__, idx[1:n * N_CUSTOM:N_CUSTOM]), starts))
     _put(view, "H", 32, columns["src_port"][:n])
     _put(view, "H", 34, columns["dst_port"][:n])
     _put(view, "B", 36, columns["protocol"][:n])
     # The local vNIC is the observation point: a record whose source vNIC is it leaves it (egress).
-    egress = list(map(_index_of(strings, local_vnic).__eq__, idx[10::N_CUSTOM]))
+    egress = list(map(_index_of(strings, local_vnic).__eq__, idx[10:n * N_CUSTOM:N_CUSTOM]))
     _put(view, "B", 37, egress)
     # Source = initiator exactly when "leaves the local vNIC" equals "the connection is outbound" (STR18).
-    outbound = map(_index_of(strings, "outbound").__eq__, idx[18::N_CUSTOM])
+    outbound = map(_index_of(strings, "outbound").__eq__, idx[18:n * N_CUSTOM:N_CUSTOM])
     _put(view, "B", 38, map((REVERSE_INITIATOR, INITIATOR).__getitem__, map(eq, egress, outbound)))
     status_of = [FORWARDED if s == "accepted" else DROPPED_ACL_DENY if s == "rejected" else STATUS_UNKNOWN
                  for s in strings]
-    _put(view, "B", 39, map(status_of.__getitem__, idx[12::N_CUSTOM]))
+    _put(view, "B", 39, map(status_of.__getitem__, idx[12:n * N_CUSTOM:N_CUSTOM]))
     return bytes(buf)
 
 
 def encode_records(columns: dict, count: int, local_vnic: str) -> EncodedRecords:
     """Data records (TEMPLATE_FIELDS) of the first `count` kflow records of `columns`."""
-    k = 1 + _STRINGS_PER_RECORD
     if not count:
-        return EncodedRecords([], [], k)
+        return EncodedRecords([], [])
     fixed = fixed_part(columns, count, local_vnic)
-    pieces: list = [None] * (count * k)
-    pieces[0::k] = map(fixed.__getitem__, map(slice, range(0, len(fixed), FIXED_BYTES),
-                                              range(FIXED_BYTES, len(fixed) + 1, FIXED_BYTES)))
-    encoded = [varlen(cut_utf8(s)) for s in columns["strings"]]
-    sizes = list(map(len, encoded))
-    lengths = [FIXED_BYTES] * count
+    rows = map(fixed.__getitem__, map(slice, range(0, len(fixed), FIXED_BYTES),
+                                      range(FIXED_BYTES, len(fixed) + 1, FIXED_BYTES)))
+    encoded = [varlen(cut_utf8(s)) for s in columns["strings"]]  # each distinct string once
     idx = columns["custom_idx"]
-    for position, col in enumerate(_STRING_COLS, start=1):
-        column = idx[col::N_CUSTOM][:count]
-        pieces[position::k] = map(encoded.__getitem__, column)
-        lengths = list(map(add, lengths, map(sizes.__getitem__, column)))
-    return EncodedRecords(pieces, lengths, k)
+    strings = (map(encoded.__getitem__, idx[col:count * N_CUSTOM:N_CUSTOM]) for col in _STRING_COLS)
+    records = list(map(b"".join, zip(rows, *strings)))
+    return EncodedRecords(records, list(map(len, records)))
 
 
 def frame_messages(records: EncodedRecords, domain: int, first_sequence: int, export_time: int,
@@ -226,12 +218,12 @@ def frame_messages(records: EncodedRecords, domain: int, first_sequence: int, ex
     overhead = MESSAGE_HEADER.size + SET_HEADER.size
     budget = max_bytes - overhead
     ends = list(accumulate(records.lengths))
-    out, start, sent_bytes, k = [], 0, 0, records.per_record
+    out, start, sent_bytes = [], 0, 0
     while start < records.count:
         stop = bisect_right(ends, sent_bytes + budget, lo=start)
         if stop == start:
             raise ValueError(f"one IPFIX record of {records.lengths[start]} bytes does not fit {max_bytes}")
-        body = set_bytes(TEMPLATE_ID, b"".join(records.pieces[start * k:stop * k]))
+        body = set_bytes(TEMPLATE_ID, b"".join(records.records[start:stop]))
         out.append((message(domain, first_sequence + start, export_time, body), stop - start))
         sent_bytes, start = ends[stop - 1], stop
     return out

@@ -22,7 +22,7 @@ class Message:
 def _value(raw: bytes, ie: int, pen: int):
     if pen:
         return raw.decode("utf-8")
-    if ie in (8, 12):
+    if ie in (8, 12, 15):
         return str(ipaddress.IPv4Address(raw))
     return int.from_bytes(raw, "big")
 
