@@ -58,20 +58,24 @@ class Field:
         return struct.pack("!HH", self.ie, self.length)
 
 
-# Record layout: fixed part (40 bytes, every multi-byte field aligned to its size), then the strings.
+# Record layout: fixed part (56 bytes, every multi-byte field aligned to its size), then the strings.
+# Times are sent twice: flowStart/EndSeconds, and flowStart/EndMilliseconds because nfdump 1.7 (Debian 12's)
+# reads only the latter; IBM's times have whole seconds, so both say the same.
 FIXED_FIELDS = (
-    Field("octetDeltaCount", 1, 8, column="in_bytes+out_bytes"),  # offset 0
-    Field("packetDeltaCount", 2, 8, column="in_pkts+out_pkts"),  # 8
-    Field("sourceIPv4Address", 8, 4, column="src_addr"),  # 16
-    Field("destinationIPv4Address", 12, 4, column="dst_addr"),  # 20
-    Field("flowStartSeconds", 150, 4, column="timestamp"),  # 24
-    Field("flowEndSeconds", 151, 4, column="STR01"),  # 28
-    Field("sourceTransportPort", 7, 2, column="src_port"),  # 32
-    Field("destinationTransportPort", 11, 2, column="dst_port"),  # 34
-    Field("protocolIdentifier", 4, 1, column="protocol"),  # 36
-    Field("flowDirection", 61, 1, column="STR10"),  # 37
-    Field("biflowDirection", 239, 1, column="STR18"),  # 38
-    Field("forwardingStatus", 89, 1, column="STR12"),  # 39
+    Field("octetDeltaCount", 1, 8, column="in_bytes+out_bytes"),
+    Field("packetDeltaCount", 2, 8, column="in_pkts+out_pkts"),
+    Field("flowStartMilliseconds", 152, 8, column="timestamp"),
+    Field("flowEndMilliseconds", 153, 8, column="STR01"),
+    Field("sourceIPv4Address", 8, 4, column="src_addr"),
+    Field("destinationIPv4Address", 12, 4, column="dst_addr"),
+    Field("flowStartSeconds", 150, 4, column="timestamp"),
+    Field("flowEndSeconds", 151, 4, column="STR01"),
+    Field("sourceTransportPort", 7, 2, column="src_port"),
+    Field("destinationTransportPort", 11, 2, column="dst_port"),
+    Field("protocolIdentifier", 4, 1, column="protocol"),
+    Field("flowDirection", 61, 1, column="STR10"),
+    Field("biflowDirection", 239, 1, column="STR18"),
+    Field("forwardingStatus", 89, 1, column="STR12"),
 )
 FIXED_BYTES = sum(f.length for f in FIXED_FIELDS)
 IBM_FIELDS = tuple(Field(name, ie, VARIABLE, PEN, column) for ie, (name, column) in enumerate((
@@ -145,21 +149,21 @@ class IpfixEncodeError(ValueError):
     """A kflow value IPFIX cannot carry (e.g. a time before 1970 or after 2106 in a 4-byte seconds field)."""
 
 
-def _put(view: memoryview, fmt: str, offset: int, values) -> None:
-    """Write `values` big-endian into field `offset` of every FIXED_BYTES-long record of `view`."""
+_OFFSETS = dict(zip((f.name for f in FIXED_FIELDS), accumulate((f.length for f in FIXED_FIELDS), initial=0)))
+_FORMATS = {8: "Q", 4: "I", 2: "H", 1: "B"}
+_LENGTHS = {f.name: f.length for f in FIXED_FIELDS}
+
+
+def _put(view: memoryview, name: str, values) -> None:
+    """Write `values` big-endian as element `name` of every FIXED_BYTES-long record of `view`."""
+    fmt, size = _FORMATS[_LENGTHS[name]], _LENGTHS[name]
     try:
         column = array(fmt, values)
     except OverflowError:
-        name = next(f.name for f in FIXED_FIELDS if _offset(f) == offset)
-        raise IpfixEncodeError(f"a value of {name} does not fit its {array(fmt).itemsize} bytes") from None
-    if not _BIG_ENDIAN_HOST and column.itemsize > 1:
+        raise IpfixEncodeError(f"a value of {name} does not fit its {size} bytes") from None
+    if not _BIG_ENDIAN_HOST and size > 1:
         column.byteswap()
-    size = column.itemsize
-    view.cast(fmt)[offset // size::FIXED_BYTES // size] = column
-
-
-def _offset(target: Field) -> int:
-    return sum(f.length for f in FIXED_FIELDS[:FIXED_FIELDS.index(target)])
+    view.cast(fmt)[_OFFSETS[name] // size::FIXED_BYTES // size] = column
 
 
 def _index_of(strings: list, value: str) -> int:
@@ -170,30 +174,33 @@ def _index_of(strings: list, value: str) -> int:
 
 
 def fixed_part(columns: dict, n: int, local_vnic: str) -> bytes:
-    """The 40-byte fixed part of n records, concatenated (layout: FIXED_FIELDS)."""
+    """The fixed part of n records, concatenated (layout: FIXED_FIELDS)."""
     strings, idx = columns["strings"], columns["custom_idx"]
     buf = bytearray(n * FIXED_BYTES)
     view = memoryview(buf)
-    _put(view, "Q", 0, map(add, columns["in_bytes"][:n], columns["out_bytes"][:n]))
-    _put(view, "Q", 8, map(add, columns["in_pkts"][:n], columns["out_pkts"][:n]))
-    _put(view, "I", 16, columns["src_addr"][:n])
-    _put(view, "I", 20, columns["dst_addr"][:n])
+    _put(view, "octetDeltaCount", map(add, columns["in_bytes"][:n], columns["out_bytes"][:n]))
+    _put(view, "packetDeltaCount", map(add, columns["in_pkts"][:n], columns["out_pkts"][:n]))
     starts = columns["timestamp"][:n]
-    _put(view, "I", 24, starts)
     end_of = [epoch_seconds(s) or 0 for s in strings]  # per distinct string; missing end = start
-    _put(view, "I", 28, map(max, map(end_of.__getitem__, idx[1:n * N_CUSTOM:N_CUSTOM]), starts))
-    _put(view, "H", 32, columns["src_port"][:n])
-    _put(view, "H", 34, columns["dst_port"][:n])
-    _put(view, "B", 36, columns["protocol"][:n])
+    ends = list(map(max, map(end_of.__getitem__, idx[1:n * N_CUSTOM:N_CUSTOM]), starts))
+    _put(view, "flowStartSeconds", starts)
+    _put(view, "flowEndSeconds", ends)
+    _put(view, "flowStartMilliseconds", map((1000).__mul__, starts))
+    _put(view, "flowEndMilliseconds", map((1000).__mul__, ends))
+    _put(view, "sourceIPv4Address", columns["src_addr"][:n])
+    _put(view, "destinationIPv4Address", columns["dst_addr"][:n])
+    _put(view, "sourceTransportPort", columns["src_port"][:n])
+    _put(view, "destinationTransportPort", columns["dst_port"][:n])
+    _put(view, "protocolIdentifier", columns["protocol"][:n])
     # The local vNIC is the observation point: a record whose source vNIC is it leaves it (egress).
     egress = list(map(_index_of(strings, local_vnic).__eq__, idx[10:n * N_CUSTOM:N_CUSTOM]))
-    _put(view, "B", 37, egress)
+    _put(view, "flowDirection", egress)
     # Source = initiator exactly when "leaves the local vNIC" equals "the connection is outbound" (STR18).
     outbound = map(_index_of(strings, "outbound").__eq__, idx[18:n * N_CUSTOM:N_CUSTOM])
-    _put(view, "B", 38, map((REVERSE_INITIATOR, INITIATOR).__getitem__, map(eq, egress, outbound)))
+    _put(view, "biflowDirection", map((REVERSE_INITIATOR, INITIATOR).__getitem__, map(eq, egress, outbound)))
     status_of = [FORWARDED if s == "accepted" else DROPPED_ACL_DENY if s == "rejected" else STATUS_UNKNOWN
                  for s in strings]
-    _put(view, "B", 39, map(status_of.__getitem__, idx[12:n * N_CUSTOM:N_CUSTOM]))
+    _put(view, "forwardingStatus", map(status_of.__getitem__, idx[12:n * N_CUSTOM:N_CUSTOM]))
     return bytes(buf)
 
 

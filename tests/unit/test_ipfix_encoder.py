@@ -55,10 +55,10 @@ def test_enterprise_field_specifier_and_variable_length_encoding():
 def test_blueflow_template_lists_every_element_once():
     t = decode(ipfix.template_message(9, 0, 1), {}).templates[ipfix.TEMPLATE_ID]
     standard = [(ie, length) for ie, length, pen in t if not pen]
-    assert standard == [(1, 8), (2, 8), (8, 4), (12, 4), (150, 4), (151, 4), (7, 2), (11, 2), (4, 1), (61, 1),
-                        (239, 1), (89, 1)]
+    assert standard == [(1, 8), (2, 8), (152, 8), (153, 8), (8, 4), (12, 4), (150, 4), (151, 4), (7, 2), (11, 2),
+                        (4, 1), (61, 1), (239, 1), (89, 1)]
     assert [(ie, length, pen) for ie, length, pen in t if pen] == [(i, 0xFFFF, 32473) for i in range(1, 14)]
-    assert len(ipfix.TEMPLATE_SET) == 4 + 4 + 12 * 4 + 13 * 8
+    assert len(ipfix.TEMPLATE_SET) == 4 + 4 + 14 * 4 + 13 * 8
 
 
 STRINGS = ["", "accepted", "rejected", "inbound", "outbound", "us-south", "vnic-local", "vnic-remote",
@@ -88,7 +88,8 @@ def expected(cols: dict, i: int, local: str) -> dict:
     ip = lambda v: socket.inet_ntoa(struct.pack("!I", v))  # noqa: E731
     rec = {(0, 1): cols["in_bytes"][i] + cols["out_bytes"][i], (0, 2): cols["in_pkts"][i] + cols["out_pkts"][i],
            (0, 8): ip(cols["src_addr"][i]), (0, 12): ip(cols["dst_addr"][i]), (0, 150): cols["timestamp"][i],
-           (0, 151): max(end, cols["timestamp"][i]), (0, 7): cols["src_port"][i], (0, 11): cols["dst_port"][i],
+           (0, 151): max(end, cols["timestamp"][i]), (0, 152): cols["timestamp"][i] * 1000,
+           (0, 153): max(end, cols["timestamp"][i]) * 1000, (0, 7): cols["src_port"][i], (0, 11): cols["dst_port"][i],
            (0, 4): cols["protocol"][i], (0, 61): int(egress),
            (0, 239): 1 if egress == (s[18] == "outbound") else 2,
            (0, 89): {"accepted": 64, "rejected": 129}.get(s[12], 0)}
@@ -132,7 +133,8 @@ def test_direction_action_and_times_of_a_forward_and_reverse_pair():
     assert [(r[(0, 61)], r[(0, 239)], r[(0, 89)], r[(0, 1)], r[(0, 2)]) for r in (a, b)] == [
         (ipfix.INGRESS, ipfix.INITIATOR, ipfix.DROPPED_ACL_DENY, 100, 2),
         (ipfix.EGRESS, ipfix.REVERSE_INITIATOR, ipfix.DROPPED_ACL_DENY, 300, 3)]
-    assert (a[(0, 150)], a[(0, 151)]) == (1714557609, 1714557900)
+    assert (a[(0, 150)], a[(0, 151)], a[(0, 152)], a[(0, 153)]) == (1714557609, 1714557900, 1714557609000,
+                                                                    1714557900000)
 
 
 def test_long_names_are_cut_at_a_character_boundary_and_a_record_always_fits_a_datagram():

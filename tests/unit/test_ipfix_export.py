@@ -29,6 +29,9 @@ class Clock:
         return self.now
 
 
+TEMPLATE_BYTES = len(ipfix.template_message(0, 0, 0))
+
+
 def data_message(domain: int, sequence: int) -> bytes:
     return ipfix.message(domain, sequence, 0, ipfix.set_bytes(ipfix.TEMPLATE_ID, b""))
 
@@ -140,7 +143,7 @@ def test_tcp_templates_once_per_connection_and_again_after_a_reconnect():
     assert exporter.max_bytes == 65000
     for seq in (0, 4, 9):
         exporter.send(0, 3, data_message(3, seq))
-    wait_for(lambda: collector.streams and len(collector.streams[0]) == 160 + 16 + 3 * 20)
+    wait_for(lambda: collector.streams and len(collector.streams[0]) == TEMPLATE_BYTES + 3 * 20)
     kinds = [(m.sequence, bool(m.templates)) for m in decode_stream(bytes(collector.streams[0]))]
     assert kinds == [(0, True), (0, False), (4, False), (9, False)]
     collector.drop_connections()
@@ -149,7 +152,7 @@ def test_tcp_templates_once_per_connection_and_again_after_a_reconnect():
             exporter.send(0, 3, data_message(3, 9))
             wait_for(lambda: True)
     exporter.send(0, 3, data_message(3, 12))  # a new session: template first again
-    wait_for(lambda: len(collector.streams) == 2 and len(collector.streams[1]) == 160 + 16 + 20)
+    wait_for(lambda: len(collector.streams) == 2 and len(collector.streams[1]) == TEMPLATE_BYTES + 20)
     assert [(m.sequence, bool(m.templates)) for m in decode_stream(bytes(collector.streams[1]))] == [
         (12, True), (12, False)]
     exporter.close()
