@@ -187,3 +187,21 @@ def test_a_flow_log_object_shows_up_field_by_field_in_nfdump(nfcapd):
         region = r[(ipfix.PEN, 1)] if r[(0, 61)] == ipfix.EGRESS else r[(ipfix.PEN, 2)]
         assert local in {e["local_vnic"] for e in expected}
         assert region in {e["region"] for e in expected}
+
+
+@pytest.mark.stack
+def test_a_worker_with_the_ipfix_sink_empties_the_bucket_into_nfcapd(stack, nfcapd):
+    from tests.integration.pipeline_support import kentik, prepare, wait_for
+
+    run = prepare(10, seed=23, mean_flows=80, empty_share=0.0)
+    expected = [e for o in run.objects for e in owed(o)]
+    worker = run.start_worker("ipfix", BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=nfcapd.address,
+                              BLUEFLOW_CHUNK_FLOWS="40")
+    try:
+        assert wait_for(lambda: not run.bucket_keys(), 180, interval_s=1), (run.counts(), run.logs())
+        nfcapd.wait_for_records(len(expected))
+    finally:
+        worker.stop()
+    rows = nfcapd.stop_and_read()
+    assert Counter(tuple(r[k] for k in CSV_FIELDS) for r in rows) == Counter(map(as_csv, expected))
+    assert kentik(run.env, "/_emulator/flows") == []  # the Kentik sink did not run
