@@ -11,6 +11,7 @@ Pure core: `observation_domain`, `encode_chunk`. Shell: `handle`, `deliver_chunk
 """
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 
@@ -23,6 +24,7 @@ from streams.records import KflowChunk
 from streams.retry import Transient
 from streams.stages import sink
 
+log = logging.getLogger("blueflow")
 
 class IpfixRefused(BatchRefused):
     """A chunk IPFIX cannot carry: the object is quarantined with this reason (it stays in the bucket)."""
@@ -34,7 +36,7 @@ class IpfixRefused(BatchRefused):
 
 def observation_domain(setting: str, subnet_id: str) -> int:
     """The Observation Domain ID of a subnet's records: a fixed number, or (`subnet`) a stable non-zero
-    32-bit id of the subnet (CRC-32 of its id; docs/ipfix.md lists it per subnet in the worker log)."""
+    32-bit id of the subnet (CRC-32 of its id; the worker logs it when it first exports the subnet)."""
     if setting != "subnet":
         return int(setting)
     return zlib.crc32(subnet_id.encode()) or 1
@@ -52,6 +54,8 @@ def encode_chunk(chunk: KflowChunk, exporter: Exporter, domain: int, export_time
     """The Messages of one chunk (framed once, for every collector), sequence numbers reserved in order."""
     records = encode_records(chunk.columns, chunk.flow_count, local_vnic(chunk.key))
     first = exporter.reserve(domain, records.count)
+    if first == 0:
+        log.info("ipfix: subnet %s is exported as observation domain %d", chunk.subnet_id, domain)
     return frame_messages(records, domain, first, export_time, exporter.max_bytes)
 
 
