@@ -158,13 +158,17 @@ class KentikClient:
                               op="get device") from None
 
     def create_device(self, name: str, plan_id: Any, export_id: Any, region: str, zone: str,
-                      description: str = "") -> Device:
-        body = {"device": {
-            "device_name": name, "device_type": "host-nprobe-dns-www", "device_subtype": "ibm_subnet",
+                      description: str = "", *, device_type: str = "host-nprobe-dns-www",
+                      device_subtype: str = "ibm_subnet") -> Device:
+        """Create device ``name`` in ``plan_id``; tied to the IBM cloud export ``export_id`` (with its region and
+        zone) when one is given, else by plan only (Kentik accounts without an IBM export)."""
+        device = {
+            "device_name": name, "device_type": device_type, "device_subtype": device_subtype,
             "device_description": description or name, "device_sample_rate": "1", "device_bgp_type": "none",
-            "plan_id": _maybe_int(plan_id), "cloud_export_id": _maybe_int(export_id),
-            "cloud_region": region, "cloud_zone": zone, "sending_ips": []}}
-        resp = self._request("create device", "POST", f"{self.api_root}/device/", json=body)
+            "plan_id": _maybe_int(plan_id), "sending_ips": []}
+        if export_id:
+            device.update(cloud_export_id=_maybe_int(export_id), cloud_region=region, cloud_zone=zone)
+        resp = self._request("create device", "POST", f"{self.api_root}/device/", json={"device": device})
         if resp.status_code not in (200, 201):
             raise self._fail(f"create device {name}", resp)
         dev = self.get_device(name)   # the create answer lacks the custom columns
@@ -173,13 +177,14 @@ class KentikClient:
         return dev
 
     def resolve_device(self, name: str, plan_id: Any, export_id: Any, region: str, zone: str,
-                       description: str = "") -> Device:
-        """The device called ``name``; created first if Kentik does not know it."""
+                       description: str = "", **kind: str) -> Device:
+        """The device called ``name``; created first (``kind``: device_type, device_subtype) if Kentik does
+        not know it."""
         dev = self.get_device(name)
         if dev is not None:
             return dev
         try:
-            return self.create_device(name, plan_id, export_id, region, zone, description)
+            return self.create_device(name, plan_id, export_id, region, zone, description, **kind)
         except KentikError as exc:
             if exc.status in (400, 409):     # someone else created it meanwhile
                 dev = self.get_device(name)

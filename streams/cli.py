@@ -118,13 +118,13 @@ def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
 
 
 @main.command()
-@with_options(["topic_prefix"])
+@with_options(["topic_prefix", "sink"])
 def topology(**values) -> None:
     """Print the pipeline's graph (agents, leader tasks, topics), read from the code that wires it."""
     from streams.topology import describe
 
-    settings = settings_for(values, ["topic_prefix"])
-    click.echo(describe(settings.topic))
+    settings = settings_for(values, ["topic_prefix", "sink"])
+    click.echo(describe(settings.topic, settings.sink))
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status

@@ -102,6 +102,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("unhealthy_after", "BLUEFLOW_UNHEALTHY_AFTER", "300",
            "Seconds without progress while work is pending before /healthz fails.", kind="float",
            minimum=1),
+    # --- sink choice (docs/ipfix.md) --------------------------------------------------------------------
+    Option("sink", "BLUEFLOW_SINK", "kentik", "Where flows go: kentik (Kentik /chf) or ipfix (IPFIX collectors).",
+           choices=("kentik", "ipfix")),
+    Option("ipfix_collectors", "BLUEFLOW_IPFIX_COLLECTORS", "", "IPFIX collectors, host:port[,host:port...]."),
+    Option("ipfix_transport", "BLUEFLOW_IPFIX_TRANSPORT", "udp", "IPFIX transport: udp or tcp.",
+           choices=("udp", "tcp")),
+    Option("ipfix_domain", "BLUEFLOW_IPFIX_DOMAIN", "subnet",
+           "IPFIX observation domain: subnet (one per IBM subnet, from its id) or a fixed number."),
+    Option("kentik_device_type", "BLUEFLOW_KENTIK_DEVICE_TYPE", "host-nprobe-dns-www",
+           "device_type of the Kentik devices blueflow creates."),
+    Option("kentik_device_subtype", "BLUEFLOW_KENTIK_DEVICE_SUBTYPE", "ibm_subnet",
+           "device_subtype of the Kentik devices blueflow creates (ibm_subnet carries the 19 custom columns)."),
 )
 
 BLUEFLOW_FLAG_NAMES = ("bucket_name", "service_endpoint", "api_email", "plan_id", "export_id", "regions", "log_level")
@@ -227,6 +239,12 @@ class Settings:
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float
+    sink: str
+    ipfix_collectors: str
+    ipfix_transport: str
+    ipfix_domain: str
+    kentik_device_type: str
+    kentik_device_subtype: str
 
     @classmethod
     def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
@@ -284,9 +302,28 @@ def missing_for_worker(settings: Settings) -> list[str]:
     if not has_hmac and not (settings.ibm_cos_api_key and settings.ibm_service_instance):
         problems.append("COS credentials: set IBM_COS_API_KEY and IBM_SERVICE_INSTANCE, or the HMAC pair "
                         "BLUEFLOW_COS_HMAC_ACCESS_KEY / BLUEFLOW_COS_HMAC_SECRET_KEY")
-    if not settings.dry_run:
+    if settings.sink == "ipfix":
+        problems.extend(ipfix_problems(settings))
+    elif settings.sink != "kentik":
+        problems.append(f"--sink must be kentik or ipfix, not {settings.sink!r}")
+    elif not settings.dry_run:
         if not settings.kentik_api_token:
             problems.append("KENTIK_API_TOKEN is required")
         if not settings.api_email:
             problems.append("--api_email (or KENTIK_API_EMAIL) is required")
+    return problems
+
+
+def ipfix_problems(settings: Settings) -> list[str]:
+    from connectors.ipfix_export import TRANSPORTS, parse_collectors
+
+    problems = []
+    try:
+        parse_collectors(settings.ipfix_collectors)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if settings.ipfix_transport not in TRANSPORTS:
+        problems.append(f"--ipfix_transport must be udp or tcp, not {settings.ipfix_transport!r}")
+    if settings.ipfix_domain != "subnet" and not settings.ipfix_domain.isdigit():
+        problems.append(f"--ipfix_domain must be subnet or a number, not {settings.ipfix_domain!r}")
     return problems

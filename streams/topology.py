@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from streams.retry import exit_without_ack
-from streams.stages import enrich, leader, parse, poll, sink
+from streams.stages import enrich, ipfix_sink, leader, parse, poll, sink
 from streams.stages.context import StageContext
 
 log = logging.getLogger("blueflow")
@@ -42,12 +42,24 @@ class Task:
     loop: Callable[..., Awaitable[None]]
 
 
+SINKS = {  # --sink chooses the agent that reads kflow; both finalize the same way
+    "kentik": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle,
+                    "Kentik POST /chf; finalize: COS DELETE if unchanged, ledger, progress tombstone"),
+    "ipfix": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), ipfix_sink.handle,
+                   "IPFIX export to the collectors (UDP/TCP); finalize: COS DELETE if unchanged, ledger, "
+                   "progress tombstone"),
+}
 AGENTS = (
     Agent("parse", "objects", ("flows", "deadletter"), parse.handle, "COS GET (the listed version)"),
     Agent("enrich", "flows", ("kflow", "deadletter"), enrich.handle, "VPC metadata from the IP index"),
-    Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle,
-          "Kentik POST /chf; finalize: COS DELETE if unchanged, ledger, progress tombstone"),
+    SINKS["kentik"],
 )
+
+
+def agents(sink_name: str = "kentik") -> tuple[Agent, ...]:
+    """The agents of a deployment: parse, enrich and the chosen sink."""
+    return AGENTS[:-1] + (SINKS[sink_name],)
+
 TASKS = (
     Task("poll", True, "COS bucket listing", ("objects",), poll.poll_loop),
     Task("metadata", True, "IBM VPC API (per region)", ("vpc-metadata",), leader.metadata_loop),
@@ -61,10 +73,10 @@ FOLLOWERS = (
 )
 
 
-def describe(topic=lambda name: name) -> str:
+def describe(topic=lambda name: name, sink_name: str = "kentik") -> str:
     """The topology as text: agents with their source and sink topics, leader tasks, followers."""
     lines = ["Agents (every worker, one per partition set; concurrency 1):"]
-    for a in AGENTS:
+    for a in agents(sink_name):
         lines.append(f"  {a.name:<8} {topic(a.source)} -> {', '.join(topic(s) for s in a.sinks)}")
         lines.append(f"  {'':<8} effects: {a.effects}")
     lines.append("Tasks:")
@@ -117,7 +129,7 @@ def build(app, topics, runtime) -> StageContext:
 
     ctx = StageContext.create(app, topics, runtime)
     by_name = {"objects": topics.objects, "flows": topics.flows, "kflow": topics.kflow}
-    for spec in AGENTS:
+    for spec in agents(runtime.settings.sink):
         _register_agent(app, ctx, spec, by_name[spec.source])
     for spec in TASKS:
         _register_task(app, ctx, spec)

@@ -38,6 +38,7 @@ class StageContext:
     metadata_waited: bool = False
     sink_progress: dict = field(default_factory=dict)  # sink: key -> ObjectProgress of objects being delivered
     devices: object = None  # streams.stages.devices.Devices
+    ipfix: object = None  # connectors.ipfix_export.Exporter of the ipfix sink, made on first use
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
 
     def __post_init__(self):

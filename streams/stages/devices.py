@@ -1,6 +1,7 @@
 """The Kentik device of each IBM subnet (`ibm_<subnet id>`), resolved once per process and cached.
 
-A device is found or created in the configured plan and export; its 19 custom column ids (STR00..STR18)
+A device is found or created in the configured plan (and IBM cloud export when `--export_id` is set; without
+one by plan only), of type `--kentik_device_type` / `--kentik_device_subtype`; its 19 custom column ids (STR00..STR18)
 must all exist — a device without them is a Kentik configuration problem: the sink waits (unhealthy, with
 the cause) and looks again, it never sends flows with made-up column ids.
 """
@@ -36,7 +37,9 @@ def _resolve(ctx, name: str, region: str, zone: str, subnet_id: str) -> tuple[De
     s = ctx.settings
     try:
         device = ctx.rt.kentik.resolve_device(name, plan_id=s.plan_id, export_id=s.export_id, region=region,
-                                              zone=zone, description=f"IBM VPC subnet {subnet_id} (blueflow)")
+                                              zone=zone, description=f"IBM VPC subnet {subnet_id} (blueflow)",
+                                              device_type=s.kentik_device_type,
+                                              device_subtype=s.kentik_device_subtype)
         return device, device.custom_field_ids()
     except KentikError as exc:
         if exc.status in (401, 403):

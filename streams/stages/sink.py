@@ -77,7 +77,9 @@ def decide(chunk: KflowChunk, outcome: str | None, local: ObjectProgress | None,
     return Decision(Action.SKIP_CHUNK if local.has(chunk.chunk) else Action.DELIVER, local)
 
 
-async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
+async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None:
+    """`deliver(ctx, chunk)`: how a chunk is handed over (default: Kentik; the ipfix sink passes its own)."""
+    deliver = deliver or deliver_chunk
     started = time.perf_counter()
     chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
     if chunk is None:
@@ -88,24 +90,24 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
                       ctx.shared_progress.get(chunk.key, chunk.etag))
     if decision.action is Action.REPLAY:
         try:
-            await deliver_chunk(ctx, chunk)
+            await deliver(ctx, chunk)
         except BatchRefused as exc:
             await ctx.quarantine(chunk, "sink", f"replayed {exc}")
     elif decision.action is Action.SKIP_OBJECT:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
-        await _deliver_and_account(ctx, chunk, decision)
+        await _deliver_and_account(ctx, chunk, decision, deliver)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision) -> None:
+async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver) -> None:
     progress = decision.progress
     if decision.action is Action.SKIP_CHUNK:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
         if chunk.flow_count and not ctx.settings.dry_run:
             try:
-                await deliver_chunk(ctx, chunk)
+                await deliver(ctx, chunk)
             except BatchRefused as exc:
                 await ctx.quarantine(chunk, "sink", str(exc))
                 ctx.sink_progress.pop(chunk.key, None)

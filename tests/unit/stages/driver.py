@@ -107,7 +107,7 @@ class FakeKentik:
         self.answers: list[int] = []
         self.posts: list[tuple[str, int]] = []
 
-    def resolve_device(self, name, plan_id, export_id, region, zone, description=""):
+    def resolve_device(self, name, plan_id, export_id, region, zone, description="", **kind):
         return Device(id=100, name=name, company_id="1", custom_ids={f"STR{i:02d}": 2000 + i for i in range(19)})
 
     def post_flows_result(self, device, body: bytes) -> PostResult:

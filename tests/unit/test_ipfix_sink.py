@@ -1,0 +1,145 @@
+"""The ipfix sink stage end to end without a broker (tests/unit/stages/driver.py) against loopback collectors:
+every record of every chunk reaches every collector before the one delete; a collector that is down holds the
+object (nothing deleted) until it comes back; a chunk IPFIX cannot carry is quarantined, the object kept."""
+from __future__ import annotations
+
+import random
+import socket
+import zlib
+
+import pytest
+
+from devstack import generator
+from devstack.world import build_world
+from streams import topology
+from streams.settings import Settings, missing_for_worker
+from streams.stages import ipfix_sink
+from tests.unit.ipfix_decoder import decode, decode_stream
+from tests.unit.stages.driver import Driver
+from tests.unit.test_ipfix_export import TcpCollector, wait_for
+
+
+@pytest.fixture(scope="module")
+def big_object():
+    objs = generator.generate_objects(build_world(seed=1), objects=40, seed=3, mean_flows=140, empty_share=0.0)
+    return max(objs, key=lambda o: o.flow_count)
+
+
+def parsed(d: Driver, obj) -> list[bytes]:
+    d.cos.put(obj.key, obj.body)
+    d.parse(d.ref(obj.key))
+    d.enrich_all()
+    return d.kflow_messages()
+
+
+def export(d: Driver, raw: bytes) -> None:
+    d.run(ipfix_sink.handle(d.ctx, raw, b"k"))
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.settimeout(0.5)
+    return sock
+
+
+def drain(sock: socket.socket) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65535))
+        except socket.timeout:
+            return out
+
+
+def test_every_record_reaches_every_udp_collector_before_the_one_delete(big_object):
+    a, b = udp_socket(), udp_socket()
+    collectors = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b))
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=collectors)
+    raws = parsed(d, big_object)
+    chunks = d.kflow_chunks(raws)
+    assert len(raws) >= 4
+    shuffled = raws + raws[:2]
+    random.Random(5).shuffle(shuffled)
+    complete_at = max(shuffled.index(raw) for raw in raws)  # the first moment every chunk was seen
+    for raw in shuffled[:complete_at]:
+        export(d, raw)
+    assert big_object.key in d.cos.objects and not d.ledger()
+    for raw in shuffled[complete_at:]:
+        export(d, raw)
+    assert big_object.key not in d.cos.objects and [e[0] for e in d.effects if e[0] in ("delete", "ledger")] == [
+        "delete", "ledger"]
+    [entry] = d.ledger()
+    assert (entry.flows, entry.chf, entry.deleted) == (big_object.flow_count, big_object.chf_count, True)
+    domain = zlib.crc32(chunks[0].subnet_id.encode())
+    for sock in (a, b):
+        templates: dict = {}
+        messages = [decode(m, templates) for m in drain(sock)]
+        data = [m for m in messages if m.records]
+        assert messages[0].templates and all(m.domain == domain for m in messages)
+        assert sum(len(m.records) for m in data) == big_object.chf_count  # each chunk once, duplicates skipped
+        # RFC 7011 §3.1: each Message's sequence number counts the domain's data records sent before it
+        assert [m.sequence for m in data] == [sum(len(p.records) for p in data[:i]) for i in range(len(data))]
+        pairs = {(r[(0, 8)], r[(0, 12)], r[(0, 7)], r[(0, 11)], r[(0, 1)]) for m in data for r in m.records}
+        assert len(pairs) > big_object.chf_count // 2
+        sock.close()
+    assert not d.kentik.posts
+
+
+def test_a_collector_that_is_down_holds_the_object_until_it_is_back(big_object):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))  # bound, not yet listening: connections are refused
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_TRANSPORT="tcp",
+               BLUEFLOW_IPFIX_COLLECTORS=f"127.0.0.1:{listener.getsockname()[1]}")
+    raws = parsed(d, big_object)
+    refusals, collector = [], []
+
+    async def pause(delay: float) -> None:
+        refusals.append(delay)
+        assert big_object.key in d.cos.objects and not d.ledger()  # nothing deleted while it is down
+        assert "sink: ipfix" in d.ctx.health.failing_steps
+        if len(refusals) == 3:
+            collector.append(TcpCollector(listener))
+
+    d.ctx.pause = pause
+    for raw in raws:
+        export(d, raw)
+    assert len(refusals) == 3 and "sink: ipfix" not in d.ctx.health.failing_steps
+    assert big_object.key not in d.cos.objects and d.ledger()[0].deleted
+    stream = collector[0].streams
+    wait_for(lambda: stream and sum(len(m.records) for m in decode_stream(bytes(stream[0]))) == big_object.chf_count)
+    collector[0].close()
+
+
+def test_a_chunk_ipfix_cannot_carry_is_quarantined_and_the_object_kept(big_object):
+    sock = udp_socket()
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=f"127.0.0.1:{sock.getsockname()[1]}")
+    raws = parsed(d, big_object)
+    bad = d.kflow_chunks(raws[:1])[0]
+    bad.columns["timestamp"][0] = 2 ** 40  # after 2106: no 4-byte flowStartSeconds holds it
+    export(d, bad.encode())
+    [letter] = d.deadletters()
+    assert letter.key == big_object.key and letter.stage == "sink"
+    assert "IPFIX cannot carry" in letter.reason and "flowStartSeconds" in letter.reason
+    assert big_object.key in d.cos.objects and not d.ledger()
+    sock.close()
+
+
+def test_domain_setting_and_sink_choice():
+    assert ipfix_sink.observation_domain("subnet", "0717-abc") == zlib.crc32(b"0717-abc")
+    assert ipfix_sink.observation_domain("42", "0717-abc") == 42
+    assert topology.agents("ipfix")[-1].handle is ipfix_sink.handle
+    assert topology.agents()[-1] == topology.SINKS["kentik"]
+    assert "IPFIX export" in topology.describe(sink_name="ipfix")
+    base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
+            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s"}
+    ok = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "10.0.0.5:4739"})
+    assert missing_for_worker(ok) == []  # no Kentik credentials needed for the ipfix sink
+    bad = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_TRANSPORT": "sctp",
+                             "BLUEFLOW_IPFIX_DOMAIN": "per-vpc"})
+    assert [p.split(":")[0] for p in missing_for_worker(bad)] == [
+        "no IPFIX collector given", "--ipfix_transport must be udp or tcp, not 'sctp'",
+        "--ipfix_domain must be subnet or a number, not 'per-vpc'"]
+    assert missing_for_worker(Settings.from_env({**base, "BLUEFLOW_SINK": "s3"})) == [
+        "--sink must be kentik or ipfix, not 's3'"]
