@@ -54,6 +54,7 @@ class FaultRun:
     retired: list[WorkerProcess] = field(default_factory=list)
     kentik_before: list[dict] = field(default_factory=list)  # flows saved before a stand-in restart
     notes: dict = field(default_factory=dict)
+    rewritten_at: dict[str, float] = field(default_factory=dict)  # key -> when the scenario overwrote it
 
     @property
     def good(self) -> list:
@@ -192,8 +193,11 @@ def inject(url: str, *faults: dict) -> None:
 
 # ---------------------------------------------------------------- the verdict of one scenario
 
-def deletion_times(requests_log: list[dict], bucket: str) -> dict[str, float]:
-    """Object key -> start time of its first successful delete, from the proxy's request log."""
+def deletion_times(requests_log: list[dict], bucket: str,
+                   after: dict[str, float] | None = None) -> dict[str, float]:
+    """Object key -> start time of its first successful delete, from the proxy's request log; for a key in
+    `after` (rewritten by the scenario at that time) only deletes after the rewrite count."""
+    after = after or {}
     out: dict[str, float] = {}
     prefix = f"/{bucket}/"
     for entry in requests_log:
@@ -205,7 +209,8 @@ def deletion_times(requests_log: list[dict], bucket: str) -> dict[str, float]:
         elif entry["method"] == "DELETE" and entry["path"].startswith(prefix):
             keys = [entry["path"][len(prefix):]]
         for key in keys:
-            out[key] = min(out.get(key, entry["at"]), entry["at"])
+            if entry["at"] >= after.get(key, 0.0):
+                out[key] = min(out.get(key, entry["at"]), entry["at"])
     return out
 
 
@@ -238,7 +243,7 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
     flows = run.flows()
     verdict = compare(run.good, flows)
     needed_by = first_complete_times(run.good, flows)
-    deleted = deletion_times(run.proxy_requests(), run.env["BLUEFLOW_BUCKET"])
+    deleted = deletion_times(run.proxy_requests(), run.env["BLUEFLOW_BUCKET"], run.rewritten_at)
     ledger_codec = Codec("ledger")
     ledger = {}
     for _, value, _ in read_topic(run.env, f"{run.run_id}.ledger", 15):

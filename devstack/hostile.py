@@ -54,9 +54,11 @@ def fault_overwrite(run, rng: random.Random, quick: bool) -> float:
     by_key = {o.key: i for i, o in enumerate(run.objects)}
     for victim, new in zip(valid, _fresh_bodies(run, len(valid), rng.randrange(1 << 30))):
         _put(run, victim, new.body, new.metadata)
+        run.rewritten_at[victim] = time.time()  # deletes before this were of the first version
         run.objects[by_key[victim]] = dataclasses.replace(new, key=victim)  # the new version is what is owed
     for victim in garbage:
         _put(run, victim, b"overwritten with something that is not a flow log", {})
+        run.rewritten_at[victim] = time.time()
         run.bad_keys.add(victim)
     run.notes["overwritten"] = {"valid": len(valid), "garbage": len(garbage)}
     return time.time()
