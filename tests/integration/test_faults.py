@@ -1,5 +1,5 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
-secrets; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+secrets, objects overwritten in flight, control-character keys, COS refusing deletes; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
 
 One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.stack
 
-SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets")
+SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "overwrite", "ctrlkeys", "delete403")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,10 @@ def test_nothing_lost_nothing_deleted_early(report, scenario):
     assert entry["problems"] == [], entry
     assert entry["owed"] > 500, entry
     assert entry["lost"] == 0 and entry["early_deletes"] == 0, entry
-    assert entry["accepted"] == entry["owed"] + entry["duplicates"], entry
     details = entry["details"]
+    # `unexpected`: flows of first versions the overwrite scenario replaced (read or not: neither owed nor lost)
+    assert entry["accepted"] == entry["owed"] + entry["duplicates"] + details["unexpected"], entry
+    assert details["unexpected"] == 0 or scenario == "overwrite", entry
     assert details["drained"] and details["good_left_in_bucket"] == 0, entry
     assert details["bad_left_in_bucket"] == details["bad_objects"] == details["deadlettered"], entry
     assert details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1 or scenario == "secrets"
@@ -79,3 +81,19 @@ def test_no_secret_appears_in_logs_metrics_or_topics(report):
     assert details["secret_hits"] == {}
     assert details["log_lines"] > 50 and details["metrics_pages"] >= 2 and details["topics"] >= 5
     assert details["messages"] > 100
+
+
+def test_an_object_overwritten_in_flight_is_never_deleted_unread(report):
+    details = report["overwrite"]["details"]
+    assert details["overwritten"]["valid"] >= 5 and details["overwritten"]["garbage"] == 2
+    assert details["bad_left_in_bucket"] == details["bad_objects"] == 4  # 2 bad inputs + 2 overwritten with garbage
+
+
+def test_keys_with_control_characters_are_delivered_and_deleted(report):
+    assert report["ctrlkeys"]["details"]["control_character_keys"] == 8
+
+
+def test_cos_refusing_deletes_makes_workers_unhealthy_with_the_cause(report):
+    details = report["delete403"]["details"]["delete403"]
+    assert details["unhealthy_with_cause"], details
+    assert any("delete" in p for p in details["problems"]), details
