@@ -103,6 +103,12 @@ def _worker_command() -> click.Command:
         problems = missing_for_worker(settings)
         if problems:
             raise click.UsageError("cannot start the worker:\n  - " + "\n  - ".join(problems))
+        from streams import logs
+
+        try:  # every record of every logger passes the scrubber from here on (streams/logs.py)
+            handler = logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         from connectors.kafka_admin import ensure_topics
         from streams.follower import kafka_client_config
 
@@ -113,8 +119,10 @@ def _worker_command() -> click.Command:
         from streams.app import app
 
         GracefulWorker = _graceful_worker_class()
-        level = {"debug": "debug", "warning": "warning", "error": "error"}.get(settings.log_level.lower(), "info")
-        worker = GracefulWorker(app, loglevel=level)
+        app.conf.loghandlers = [handler]  # Faust/mode reset the root logger: it gets our handler back
+        worker = GracefulWorker(app, loglevel=settings.log_level.lower(), quiet=settings.log_format == "json",
+                                logging_config=logs.faust_logging_config(settings.log_level))
+        worker.spinner = None  # a terminal nicety that also turns the root logger to DEBUG; never in a service
         try:
             worker.execute_from_commandline()
             code = 0
