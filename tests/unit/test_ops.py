@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from streams.avro import Codec
-from streams.deadletters import Letter, newest_per_key, object_ref_for_retry, table_lines
+from streams.deadletters import Letter, newest_per_key, numbered, object_ref_for_retry, resolve, table_lines
 from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
 from streams.status import bucket_summary, by_label, parse_metrics, rates, render, stage_lag
 
@@ -53,8 +53,42 @@ def test_newest_dead_letter_per_key_newest_first():
 
     newest = newest_per_key([letter("a", 1, 0, "old"), letter("b", 5, 1, "b"), letter("a", 9, 2, "new")])
     assert [(x.key, x.record["reason"]) for x in newest] == [("a", "new"), ("b", "b")]
-    lines = table_lines(newest)
-    assert len(lines) == 3 and "new" in lines[1]
+    rows = numbered([letter("a", 1, 0, "old"), letter("b", 5, 1, "b"), letter("a", 9, 2, "new")])
+    assert [(n, x.key) for n, x in rows] == [(1, "b"), (2, "a")]  # oldest first: new ones get new numbers
+    lines = table_lines(rows)
+    assert len(lines) == 5 and lines[3].startswith("2  ") and lines[3].endswith("  a") and "new" in lines[4]
+
+
+HOSTILE = "logs/" + "x" * 90 + "/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.gz"
+SHOWN = "logs/" + "x" * 90 + r"/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.gz"
+
+
+def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped():
+    from streams.textsafe import is_safe
+
+    rows = numbered([Letter({"key": HOSTILE, "at": 1, "stage": "json\x1b[31m", "reason": "bad\nline\x07"}, 0, 0)])
+    lines = table_lines(rows)
+    assert len(lines) == 3 and all(is_safe(line) for line in lines)
+    assert lines[1].endswith(SHOWN) and "…" not in lines[1] and r"json\x1b[31m" in lines[1]
+    assert lines[2].endswith(r"reason: bad\nline\x07")
+
+
+def test_show_and_retry_accept_the_list_number_or_the_key_as_printed():
+    rows = numbered([Letter({"key": HOSTILE, "at": 1}, 0, 0), Letter({"key": "plain", "at": 2}, 0, 1)])
+    assert resolve(rows, [], [1, 2]) == ([HOSTILE, "plain"], [])
+    assert resolve(rows, [SHOWN, "plain", "never-quarantined"], []) == ([HOSTILE, "plain", "never-quarantined"], [])
+    assert resolve(rows, [], [3])[1] == ["no dead letter #3: `blueflow deadletter list` numbers 2 objects (1-2)"]
+
+
+def test_retry_without_a_target_says_what_to_give():
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, ["deadletter", "retry"])
+    assert result.exit_code == 2 and "nothing to retry: give object KEYS, --index N" in result.output
+    result = CliRunner().invoke(main, ["deadletter", "retry", "k", "--all"])
+    assert result.exit_code == 2 and "without KEYS or --index" in result.output
 
 
 def test_retry_reference_uses_the_current_etag_and_forces():
