@@ -416,23 +416,39 @@ def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all:
 
 
 @main.command()
-@click.option("--worker", "workers", multiple=True, default=("http://127.0.0.1:8083",), show_default=True,
-              help="A worker's HTTP base URL (repeat for each worker).")
+@click.option("--worker", "workers", multiple=True,
+              help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
+                   "--devstack, the workers running on the local stack (and their app id and topic prefix).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
 @click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
 @ops_settings
 def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
            **values) -> None:
-    """Live view of lag per stage, objects in flight, rates, Kentik and COS results, dead letters."""
+    """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
+    and COS results, dead letters. --json prints one document."""
     from streams import status as status_mod
 
+    urls = list(workers)
+    if use_devstack and not urls:
+        from devstack.workers import discover
+
+        urls, run = status_mod.devstack_workers(discover())
+        for name, env in (("app_id", "BLUEFLOW_APP_ID"), ("topic_prefix", "BLUEFLOW_TOPIC_PREFIX")):
+            if urls and values.get(name) is None and env not in os.environ:
+                values[name] = run[name]
+        if run.get("other_runs"):
+            click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
+                       f"(app id {escape(run['app_id'])})", err=True)
     settings = _ops_settings(use_devstack, values)
+    urls = urls or ["http://127.0.0.1:8083"]
     if as_json:
-        doc = status_mod.collect(settings, list(workers), interval=interval, with_bucket=not no_bucket)
+        doc = status_mod.collect(settings, urls, interval=interval, with_bucket=not no_bucket)
         click.echo(json.dumps(doc))
         sys.exit(0 if doc["healthy"] and not doc["errors"] else 1)
-    status_mod.live(settings, list(workers), interval, not no_bucket)
+    from streams.statusview import live
+
+    live(settings, urls, interval, not no_bucket)
 
 
 if __name__ == "__main__":

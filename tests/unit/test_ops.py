@@ -8,7 +8,8 @@ import pytest
 from streams.avro import Codec
 from streams.deadletters import Letter, newest_per_key, numbered, object_ref_for_retry, resolve, table_lines
 from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
-from streams.status import bucket_summary, by_label, parse_metrics, rates, render, stage_lag
+from streams.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
+from streams.statusview import render
 
 NOW = 1_800_000_000_000
 
@@ -136,3 +137,46 @@ def test_render_draws_a_status_document():
     console.print(render(doc))
     text = console.export_text()
     assert "UNHEALTHY" in text and "blueflow.kflow" in text and "200: 4" in text and "down" in text
+
+
+def test_render_shows_errors_whole_and_escapes_every_outside_string():
+    from rich.console import Console
+
+    from streams.textsafe import is_safe
+
+    cause = "Max retries exceeded with url: /service/info (Caused by NewConnectionError: [Errno 111] " \
+            "Connection refused) " + "x" * 150 + " THE-CAUSE-AT-THE-END"
+    doc = {"app_id": "run\x1b]0;title\x07", "at": "2026-11-27T08:00:00Z", "healthy": False,
+           "workers": [{"url": "http://w2", "ok": False, "error": "ConnectionError: " + cause},
+                       {"url": "http://w1", "ok": True, "leader": False, "healthy": False, "uptime_s": 5, "lag": 7,
+                        "problems": ["delete of k\x1b[2J failed"], "counts": {"objects_completed": 3},
+                        "rates": {"flows_parsed_per_s": 12.5, "chf_delivered_per_s": 10.0}, "error": None}],
+           "lag": None, "in_flight": None, "bucket": None, "rates": None, "counts": {}, "kentik": {},
+           "cos_errors": {}, "errors": ["worker http://w2: ConnectionError: " + cause],
+           "deadletters": {"objects": 1, "by_stage": {"json": 1},
+                           "newest": [{"at_iso": "2026-11-27T07:59:00Z", "stage": "json", "key": HOSTILE,
+                                       "reason": "not gzip\n[CRITICAL] forged"}]}}
+    console = Console(record=True, width=240, force_terminal=True)
+    console.print(render(doc))
+    text = console.export_text()
+    assert all(is_safe(line) for line in text.splitlines())
+    assert text.count("THE-CAUSE-AT-THE-END") == 2  # in the errors and in the worker's row, nothing cut
+    assert "12.5" in text and "10" in text and r"k\x1b[2J failed" in text and r"\n[CRITICAL] forged" in text
+    assert "".join(text.split()).count("".join(SHOWN.split())[:60]) == 1  # the hostile key, folded, whole
+
+
+def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
+    from devstack.workers import discover
+
+    records = [{"url": "http://127.0.0.1:1", "pid": 11, "app_id": "told", "topic_prefix": "told.", "started_at": 1},
+               {"url": "http://127.0.0.1:2", "pid": 12, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 5},
+               {"url": "http://127.0.0.1:3", "pid": 13, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 6},
+               {"url": "http://127.0.0.1:4", "pid": 14, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 7}]
+    for i, record in enumerate(records):
+        (tmp_path / f"w{i}.json").write_text(__import__("json").dumps(record))
+    live = discover(tmp_path, alive=lambda pid: pid != 14)
+    assert [r["pid"] for r in live] == [13, 12, 11] and not (tmp_path / "w3.json").exists()  # dead one forgotten
+    urls, run = devstack_workers(live)
+    assert urls == ["http://127.0.0.1:3", "http://127.0.0.1:2"]
+    assert run == {"app_id": "tnew", "topic_prefix": "tnew.", "other_runs": 1}
+    assert devstack_workers([]) == ([], {})
