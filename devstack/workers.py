@@ -76,8 +76,9 @@ class WorkerProcess:
 
     def _record(self) -> None:
         record = {"url": f"http://127.0.0.1:{self.port}", "pid": self.proc.pid, "name": self.name,
-                  "app_id": self.env.get("BLUEFLOW_APP_ID", ""), "topic_prefix": self.env.get("BLUEFLOW_TOPIC_PREFIX", ""),
-                  "started_at": time.time(), "log": str(self.log_path)}
+                  "app_id": self.env.get("BLUEFLOW_APP_ID", ""),
+                  "topic_prefix": self.env.get("BLUEFLOW_TOPIC_PREFIX", ""), "started_at": time.time(),
+                  "log": str(self.log_path)}
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
         self.record_path.write_text(json.dumps(record) + "\n")
 
