@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 import uuid
@@ -31,7 +32,9 @@ from devstack import stack
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
 
-SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets")
+SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets",
+             "secrets_debug")
+SECRET_SCENARIOS = ("secrets", "secrets_debug")
 QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
 SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
 SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
@@ -486,6 +489,52 @@ def scan_for_secrets(run: FaultRun, metrics_texts: list[str]) -> dict:
             "messages": messages}
 
 
+# Credentials whose values nobody configured (IAM bearer tokens are JWTs; SigV4 signatures are hex): their
+# shape is what gives them away in a log.
+CREDENTIAL_SHAPES = {
+    "jwt": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    "bearer": re.compile(r"(?i)bearer\s+(?!\*\*\*)[A-Za-z0-9\-._~+/]{8,}"),
+    "sigv4": re.compile(r"Signature=(?!\*\*\*)[0-9a-f]{16,}"),
+    "kentik_header": re.compile(r"(?i)x-ch-auth-api-token['\"]?\s*[:=]\s*b?['\"]?(?!\*\*\*)[^\s'\"\\]{4,}"),
+}
+
+
+def credential_hits(text: str) -> dict[str, int]:
+    """How often each credential shape occurs in `text` (a worker log): {} when none."""
+    hits = {name: len(pattern.findall(text)) for name, pattern in CREDENTIAL_SHAPES.items()}
+    return {name: n for name, n in hits.items() if n}
+
+
+def scan_logs_for_credentials(run: FaultRun) -> dict:
+    """Credential-shaped text in the worker logs, and how many HTTP exchanges the logs dumped (debug level
+    dumps them all: a scan of a log without them proves nothing about the dump)."""
+    hits: dict[str, int] = {}
+    dumped = 0
+    for w in run.all_workers():
+        try:
+            text = w.log_path.read_text(errors="replace")
+        except OSError:
+            continue
+        dumped += text.count("send: ")
+        for name, n in credential_hits(text).items():
+            hits[f"log:{w.name}:{name}"] = n
+    return {"credential_hits": hits, "http_exchanges_dumped": dumped}
+
+
+def debug_secrets_overrides(name: str) -> dict[str, str]:
+    """The `secrets_debug` scenario is `secrets` with every worker at --log_level=debug."""
+    return {"BLUEFLOW_LOG_LEVEL": "debug"} if name == "secrets_debug" else {}
+
+
+def check_debug_scan(run: FaultRun, name: str) -> None:
+    """Add the credential scan to the notes; at debug level the HTTP dump must have been seen."""
+    run.notes.update(scan_logs_for_credentials(run))
+    if run.notes["credential_hits"]:
+        run.notes.setdefault("problems", []).append(f"credentials in logs: {run.notes['credential_hits']}")
+    if name == "secrets_debug" and not run.notes["http_exchanges_dumped"]:
+        run.notes.setdefault("problems", []).append("debug level: no HTTP exchange dumped, the scan proves nothing")
+
+
 def _replace_arg(cmd: list[str], flag: str, value: str, *, append: bool = False) -> list[str]:
     out = list(cmd)
     if append or flag not in out:
@@ -499,7 +548,7 @@ def _replace_arg(cmd: list[str], flag: str, value: str, *, append: bool = False)
 ACTIONS: dict[str, Callable] = {
     "kill9": fault_kill9, "sigterm": fault_sigterm, "kafka": fault_kafka, "kentik": fault_kentik,
     "s3proxy": fault_s3proxy, "rebalance": fault_rebalance, "badinput": fault_none, "iamvpc": fault_iamvpc,
-    "secrets": fault_none,
+    "secrets": fault_none, "secrets_debug": fault_none,
 }
 
 
@@ -514,7 +563,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         bad_kinds = list(badinputs.BAD_KINDS)
     restore: list[tuple[str, list[str]]] = []
     overrides: dict[str, str] = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
-    if name == "secrets":
+    if name in SECRET_SCENARIOS:
         for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
                                                ("kentik", "--token", SECRET_KENTIK, False)):
             original = stack.component_cmd(component)
@@ -522,6 +571,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             stack.stop_component(component)
             stack.start_component(component, cmd=_replace_arg(original, flag, value, append=append))
         overrides.update(IBM_COS_API_KEY=SECRET_IAM, IBM_VPC_API_KEY=SECRET_IAM, KENTIK_API_TOKEN=SECRET_KENTIK)
+        overrides.update(debug_secrets_overrides(name))
     if name == "iamvpc":
         inject(vpc_root(env), {"status": 500, "count": 0, "path_prefix": "/"})
         overrides["BLUEFLOW_METADATA_INTERVAL"] = "5"
@@ -533,7 +583,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         run.worker_overrides = overrides
         run.start("w1")
         run.start("w2")
-        if name == "secrets":  # the HMAC path too, so the HMAC secret is in play
+        if name in SECRET_SCENARIOS:  # the HMAC path too, so the HMAC secret is in play
             run.start("w3", BLUEFLOW_COS_ENDPOINT=env["BLUEFLOW_COS_ENDPOINT"],
                       BLUEFLOW_COS_HMAC_ACCESS_KEY=env["BLUEFLOW_COS_HMAC_ACCESS_KEY"],
                       BLUEFLOW_COS_HMAC_SECRET_KEY=env["BLUEFLOW_COS_HMAC_SECRET_KEY"])
@@ -547,7 +597,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         timeout = 300 if quick else 900
         drained = wait_until(run.drained, timeout, 2.0)
         drained_at = time.time() if drained else None
-        if name == "secrets":
+        if name in SECRET_SCENARIOS:
             texts = []
             for w in run.live():
                 try:
@@ -558,10 +608,11 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             logs = "".join(w.log_path.read_text(errors="replace") for w in run.all_workers() if w.log_path.exists())
             run.notes["metadata_fallback_logged"] = "enrichment falls back" in logs or "ids from the object keys" in logs
         run.stop_all()
-        if name == "secrets":
+        if name in SECRET_SCENARIOS:
             run.notes.update(scan_for_secrets(run, texts))
             if run.notes["secret_hits"]:
                 run.notes.setdefault("problems", []).append(f"secrets leaked: {run.notes['secret_hits']}")
+            check_debug_scan(run, name)
         entry = judge(run, name, fault_end, drained_at)
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
         entry = {"scenario": name, "owed": None, "accepted": None, "lost": None, "duplicates": None,
