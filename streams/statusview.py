@@ -90,7 +90,7 @@ def deadletter_table(doc: dict):
     table = Table(title="newest dead letters", expand=True, title_justify="left")
     table.add_column("at")
     table.add_column("stage")
-    table.add_column("key", ratio=1, overflow="fold")
+    table.add_column("key", ratio=2, overflow="fold")
     table.add_column("reason", ratio=1, overflow="fold")
     for r in newest:
         table.add_row(r.get("at_iso", ""), _text(r.get("stage")), _text(r.get("key")), _text(r.get("reason")))
