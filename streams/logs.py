@@ -131,10 +131,12 @@ class TextFormatter(logging.Formatter):
     """`[time] [pid] [LEVEL] logger: message` on one line; a traceback follows on indented lines."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
         where = f" {escape(record.stage)}" if getattr(record, "stage", "") else ""
-        key = f" key={escape(record.key)}" if getattr(record, "key", "") else ""
+        key = getattr(record, "key", "")
+        key = f" key={escape(key)}" if key and key not in message else ""  # the key once per line is enough
         line = (f"[{_iso(record.created)}] [{record.process}] [{record.levelname}] {escape(record.name)}{where}: "
-                f"{escape(record.getMessage())}{key}")
+                f"{escape(message)}{key}")
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         extra = "\n".join(t for t in (record.exc_text, record.stack_info) if t)

@@ -564,9 +564,16 @@ class Pipeline:
 def register(app, topics, runtime) -> Pipeline:
     """Declare the tables, agents, leader loops and HTTP pages of the pipeline on `app`."""
     from streams import web
+    from streams.logs import log_context
 
     pipeline = Pipeline(app, topics, runtime)
+
     async def guarded(stage: str, event, handler) -> None:
+        key = (event.key or b"").decode(errors="replace") if isinstance(event.key, bytes) else str(event.key)
+        with log_context(stage=stage, key=key):  # every record logged meanwhile carries stage and object key
+            await _guarded(stage, event, handler)
+
+    async def _guarded(stage: str, event, handler) -> None:
         try:
             await handler()
         except asyncio.CancelledError:

@@ -44,3 +44,29 @@ def test_every_line_of_the_debug_log_is_a_record_or_its_traceback(debug_log):
     assert len(lines) > 100
     strays = [line for line in lines if not (line.startswith("[20") or line.startswith("    "))]
     assert strays == [], strays[:5]
+
+
+@pytest.fixture(scope="module")
+def json_run(stack):
+    r = prepare(3, bad=1, bad_kinds=["json_array"], seed=62, mean_flows=30, empty_share=0.0)
+    worker = r.start_worker("json", BLUEFLOW_LOG_FORMAT="json")
+    try:
+        drained = wait_for(lambda: r.bucket_keys() == r.bad_keys and r.counts().get("deadlettered", 0) == 1, 120)
+        assert drained, f"run did not drain; counts={r.counts()}\n{r.logs()}"
+    finally:
+        r.stop_all()
+    return r, worker.log_path.read_text(errors="replace")
+
+
+def test_json_log_is_one_object_per_line_with_stage_and_object_key(json_run):
+    import json
+
+    run, text = json_run
+    docs = [json.loads(line) for line in text.splitlines()]  # every line: no banner, no table, no spinner
+    assert len(docs) > 10
+    assert all({"time", "level", "logger", "worker", "stage", "key", "message"} <= set(d) for d in docs)
+    assert not any("\n+" in d["message"] or d["message"].startswith("+") for d in docs)  # Faust tables dropped
+    (bad_key,) = run.bad_keys
+    quarantined = [d for d in docs if d["level"] == "ERROR" and "quarantined" in d["message"]]
+    assert len(quarantined) == 1 and quarantined[0]["key"] == bad_key and quarantined[0]["stage"] == "parse"
+    assert len({d["worker"] for d in docs}) == 1 and docs[0]["worker"].split("/")[1].isdigit()
