@@ -494,8 +494,8 @@ def scan_for_secrets(run: FaultRun, metrics_texts: list[str]) -> dict:
 CREDENTIAL_SHAPES = {
     "jwt": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     "bearer": re.compile(r"(?i)bearer\s+(?!\*\*\*)[A-Za-z0-9\-._~+/]{8,}"),
-    "sigv4": re.compile(r"Signature=(?!\*\*\*)[0-9a-f]{16,}"),
-    "kentik_header": re.compile(r"(?i)x-ch-auth-api-token['\"]?\s*[:=]\s*b?['\"]?(?!\*\*\*)[^\s'\"\\]{4,}"),
+    "sigv4": re.compile(r"Signature(?:=|:(?:\\n|\s)*)(?!\*\*\*)b?[0-9a-f]{16,}"),
+    "kentik_header": re.compile(r"(?i)x-ch-auth-api-token['\"]?\s*[:=]\s*(?:b?['\"])?(?!\*\*\*)[^\s'\"\\]{4,}"),
 }
 
 

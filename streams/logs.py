@@ -38,9 +38,9 @@ _FIELDS = (r"access_token|refresh_token|id_token|apikey|api_key|api-key|password
 _PATTERNS = (
     # `Name: value` up to the end of the line, a repr'd `\r\n`, or a closing quote: the whole header value
     # (a SigV4 Authorization value has spaces and commas), also as a dict entry `'Name': b'value'`.
-    re.compile(rf"(?i)(\b(?:{_HEADERS})['\"]?\s*[:=]\s*b?['\"]?)((?:(?!\\r|\\n)[^\r\n'\"])+)"),
+    re.compile(rf"(?i)(\b(?:{_HEADERS})['\"]?\s*[:=]\s*(?:b?['\"])?)((?:(?!\\r|\\n)[^\r\n'\"])+)"),
     # `field=value`, `"field": "value"` (JSON bodies, forms, query strings)
-    re.compile(rf"(?i)(\b(?:{_FIELDS})['\"]?\s*[:=]\s*b?['\"]?)((?:(?!\\r|\\n)[^\s'\"&,;}})\]])+)"),
+    re.compile(rf"(?i)(\b(?:{_FIELDS})['\"]?\s*[:=]\s*(?:b?['\"])?)((?:(?!\\r|\\n)[^\s'\"&,;}})\]])+)"),
     re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9\-._~+/]+=*)"),
     re.compile(r"()(\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)"),  # a JWT anywhere
 )

@@ -1,5 +1,5 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
-secrets; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+secrets (also at debug level); each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
 
 One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.stack
 
-SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets")
+SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_nothing_lost_nothing_deleted_early(report, scenario):
     details = entry["details"]
     assert details["drained"] and details["good_left_in_bucket"] == 0, entry
     assert details["bad_left_in_bucket"] == details["bad_objects"] == details["deadlettered"], entry
-    assert details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1 or scenario == "secrets"
+    assert details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1 or scenario.startswith("secrets")
 
 
 def test_crashes_repeat_at_most_the_chunks_in_flight(report):
@@ -79,3 +79,9 @@ def test_no_secret_appears_in_logs_metrics_or_topics(report):
     assert details["secret_hits"] == {}
     assert details["log_lines"] > 50 and details["metrics_pages"] >= 2 and details["topics"] >= 5
     assert details["messages"] > 100
+
+
+def test_at_debug_level_http_is_dumped_and_no_secret_or_credential_is_in_any_log(report):
+    details = report["secrets_debug"]["details"]
+    assert details["secret_hits"] == {} and details["credential_hits"] == {}
+    assert details["http_exchanges_dumped"] > 50 and details["log_lines"] > 1000

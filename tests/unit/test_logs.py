@@ -54,6 +54,21 @@ def test_scrubber_masks_secret_values_and_credential_shaped_text(text):
     assert "***" in scrubbed
 
 
+def test_scrubber_masks_a_signature_whole_even_when_it_starts_like_a_bytes_prefix():
+    assert Scrubber([])("Signature:\nb5d672d79c15b13162d9279b0855cfba") == "Signature:\n***"
+    assert Scrubber([])("{'Authorization': b'Bearer x.y.z'}") == "{'Authorization': b'***'}"
+
+
+def test_fault_suite_credential_scan_sees_what_the_scrubber_masks():
+    from devstack.faults import credential_hits
+
+    from streams.textsafe import escape
+
+    record = f"Signature:\nb5d672d79c15b13162d9 X-CH-Auth-API-Token: {TOKEN} Authorization: Bearer {JWT}"
+    assert set(credential_hits(escape(record))) == {"sigv4", "kentik_header", "bearer", "jwt"}  # as logged raw
+    assert credential_hits(escape(Scrubber([])(record))) == {}
+
+
 def test_scrubber_leaves_ordinary_text_alone():
     text = "progress (last 30s): 12 objects parsed, 3400 flows; authorization failed for device ibm_0717"
     assert Scrubber([TOKEN])(text) == text
