@@ -265,7 +265,12 @@ def _ops_settings(use_devstack: bool, values: dict) -> Settings:
         for key, value in load_devstack_env().items():
             os.environ.setdefault(key, value)
     _apply_worker_options({k: values.pop(k, None) for k in OPS_OPTIONS})
-    return Settings.from_env()
+    settings = Settings.from_env()
+    from streams import logs
+
+    # warnings of the libraries used here go to stderr through the same scrubbing, escaping handler
+    logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)
+    return settings
 
 
 @main.command()
