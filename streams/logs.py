@@ -134,7 +134,8 @@ class TextFormatter(logging.Formatter):
         message = record.getMessage()
         where = f" {escape(record.stage)}" if getattr(record, "stage", "") else ""
         key = getattr(record, "key", "")
-        key = f" key={escape(key)}" if key and key not in message else ""  # the key once per line is enough
+        shown = key and (key in message or repr(key) in message)  # the key once per line is enough
+        key = f" key={escape(key)}" if key and not shown else ""
         line = (f"[{_iso(record.created)}] [{record.process}] [{record.levelname}] {escape(record.name)}{where}: "
                 f"{escape(message)}{key}")
         if record.exc_info and not record.exc_text:
