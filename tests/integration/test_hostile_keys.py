@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from connectors.cos import put_object
+from connectors.cos import delete_object, put_object
 from devstack.demo import hmac_client
 from streams.textsafe import escape, is_safe
 from tests.integration.pipeline_support import prepare, wait_for
@@ -26,15 +26,18 @@ HOSTILE = ("ibm_vpc_flowlogs_v1/evil\n[2026-12-02T00:00:00.000Z] [1] [CRITICAL] 
 @pytest.fixture(scope="module")
 def run(stack):
     r = prepare(1, seed=81, mean_flows=10, empty_share=0.0)
-    put_object(hmac_client(r.env), r.env["BLUEFLOW_BUCKET"], HOSTILE, b"this is not gzip")
+    client = hmac_client(r.env)
+    put_object(client, r.env["BLUEFLOW_BUCKET"], HOSTILE, b"this is not gzip")
     worker = r.start_worker("w1")
     try:
         done = wait_for(lambda: r.bucket_keys() == {HOSTILE} and r.counts().get("deadlettered", 0) == 1, 90)
         assert done, f"hostile object not quarantined; counts={r.counts()}\n{r.logs()}"
+        r.log = worker.log_path.read_text(errors="replace")
+        yield r
     finally:
         r.stop_all()
-    r.log = worker.log_path.read_text(errors="replace")
-    return r
+        # a batch delete (the next test's empty_bucket) cannot carry this key in its XML: delete it singly
+        delete_object(client, r.env["BLUEFLOW_BUCKET"], HOSTILE)
 
 
 def cli(run, *args: str) -> subprocess.CompletedProcess:
