@@ -442,6 +442,8 @@ def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: 
         for name, env in (("app_id", "BLUEFLOW_APP_ID"), ("topic_prefix", "BLUEFLOW_TOPIC_PREFIX")):
             if urls and values.get(name) is None and env not in os.environ:
                 values[name] = run[name]
+        if not urls:
+            click.echo("note: no worker of the local stack is running; trying http://127.0.0.1:8083", err=True)
         if run.get("other_runs"):
             click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
                        f"(app id {escape(run['app_id'])})", err=True)
