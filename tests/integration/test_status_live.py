@@ -94,5 +94,7 @@ def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
     finally:
         if tmux.alive():
             tmux("kill-server")
+        socket_dir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (socket_dir / tmux.name).unlink(missing_ok=True)  # our private server's socket
         Path(run.log_dir).mkdir(parents=True, exist_ok=True)
         (Path(run.log_dir) / "status_live_capture.txt").write_text(locals().get("later") or "")
