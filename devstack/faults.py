@@ -28,11 +28,13 @@ from typing import Callable
 import requests
 
 from devstack import hostile, stack
+from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
 
 SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "badinput", "iamvpc", "secrets",
-             "overwrite", "ctrlkeys", "delete403")
+             "overwrite", "ctrlkeys", "delete403", "secrets_debug")
+SECRET_SCENARIOS = ("secrets", "secrets_debug")
 QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
 SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
 SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
@@ -505,7 +507,7 @@ def _replace_arg(cmd: list[str], flag: str, value: str, *, append: bool = False)
 ACTIONS: dict[str, Callable] = {
     "kill9": fault_kill9, "sigterm": fault_sigterm, "kafka": fault_kafka, "kentik": fault_kentik,
     "s3proxy": fault_s3proxy, "rebalance": fault_rebalance, "badinput": fault_none, "iamvpc": fault_iamvpc,
-    "secrets": fault_none, **hostile.ACTIONS,
+    "secrets": fault_none, "secrets_debug": fault_none, **hostile.ACTIONS,
 }
 
 
@@ -521,7 +523,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
     restore: list[tuple[str, list[str]]] = []
     overrides: dict[str, str] = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
     overrides.update(hostile.OVERRIDES.get(name, {}))
-    if name == "secrets":
+    if name in SECRET_SCENARIOS:
         for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
                                                ("kentik", "--token", SECRET_KENTIK, False)):
             original = stack.component_cmd(component)
@@ -529,6 +531,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             stack.stop_component(component)
             stack.start_component(component, cmd=_replace_arg(original, flag, value, append=append))
         overrides.update(IBM_COS_API_KEY=SECRET_IAM, IBM_VPC_API_KEY=SECRET_IAM, KENTIK_API_TOKEN=SECRET_KENTIK)
+        overrides.update(debug_secrets_overrides(name))
     if name == "iamvpc":
         inject(vpc_root(env), {"status": 500, "count": 0, "path_prefix": "/"})
         overrides["BLUEFLOW_METADATA_INTERVAL"] = "5"
@@ -540,7 +543,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         run.worker_overrides = overrides
         run.start("w1")
         run.start("w2")
-        if name == "secrets":  # the HMAC path too, so the HMAC secret is in play
+        if name in SECRET_SCENARIOS:  # the HMAC path too, so the HMAC secret is in play
             run.start("w3", BLUEFLOW_COS_ENDPOINT=env["BLUEFLOW_COS_ENDPOINT"],
                       BLUEFLOW_COS_HMAC_ACCESS_KEY=env["BLUEFLOW_COS_HMAC_ACCESS_KEY"],
                       BLUEFLOW_COS_HMAC_SECRET_KEY=env["BLUEFLOW_COS_HMAC_SECRET_KEY"])
@@ -554,7 +557,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         timeout = 300 if quick else 900
         drained = wait_until(run.drained, timeout, 2.0)
         drained_at = time.time() if drained else None
-        if name == "secrets":
+        if name in SECRET_SCENARIOS:
             texts = []
             for w in run.live():
                 try:
@@ -565,10 +568,11 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             logs = "".join(w.log_path.read_text(errors="replace") for w in run.all_workers() if w.log_path.exists())
             run.notes["metadata_fallback_logged"] = "enrichment falls back" in logs or "ids from the object keys" in logs
         run.stop_all()
-        if name == "secrets":
+        if name in SECRET_SCENARIOS:
             run.notes.update(scan_for_secrets(run, texts))
             if run.notes["secret_hits"]:
                 run.notes.setdefault("problems", []).append(f"secrets leaked: {run.notes['secret_hits']}")
+            check_debug_scan(run, name)
         entry = judge(run, name, fault_end, drained_at)
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
         entry = {"scenario": name, "owed": None, "accepted": None, "lost": None, "duplicates": None,

@@ -2,9 +2,12 @@
 
 Each worker is a real `blueflow worker --devstack` process with its own HTTP port; its counters are read
 from `/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other.
+Each started worker leaves a record (URL, pid, app id, topic prefix) in `<devstack dir>/workers/`, removed
+when it is stopped; `discover()` reads the live ones, so `blueflow status --devstack` finds them.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,7 +64,29 @@ class WorkerProcess:
                                      env=self.env, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        self._record()
         return self
+
+    @property
+    def record_path(self) -> Path:
+        from devstack.stack import state_dir
+
+        pid = self.proc.pid if self.proc is not None else 0
+        return state_dir() / "workers" / f"{self.env.get('BLUEFLOW_APP_ID', 'blueflow')}-{self.name}-{pid}.json"
+
+    def _record(self) -> None:
+        record = {"url": f"http://127.0.0.1:{self.port}", "pid": self.proc.pid, "name": self.name,
+                  "app_id": self.env.get("BLUEFLOW_APP_ID", ""),
+                  "topic_prefix": self.env.get("BLUEFLOW_TOPIC_PREFIX", ""), "started_at": time.time(),
+                  "log": str(self.log_path)}
+        self.record_path.parent.mkdir(parents=True, exist_ok=True)
+        self.record_path.write_text(json.dumps(record) + "\n")
+
+    def _forget(self) -> None:
+        try:
+            self.record_path.unlink()
+        except FileNotFoundError:
+            pass
 
     @property
     def alive(self) -> bool:
@@ -93,6 +118,7 @@ class WorkerProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._forget()
         return self.proc.poll()
 
     def kill(self) -> None:
@@ -103,6 +129,7 @@ class WorkerProcess:
             except ProcessLookupError:
                 pass
             self.proc.wait(10)
+        self._forget()
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -127,3 +154,34 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def discover(directory: Path | None = None, alive=_alive) -> list[dict]:
+    """Records of the workers started on the local stack whose process still runs, newest first; records of
+    dead processes (a crashed test, a SIGKILL) are removed."""
+    from devstack.stack import state_dir
+
+    directory = directory or state_dir() / "workers"
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(int(record.get("pid") or 0)):
+            found.append(record)
+        else:
+            path.unlink(missing_ok=True)
+    return sorted(found, key=lambda r: (-float(r.get("started_at") or 0), r.get("name", "")))

@@ -20,6 +20,7 @@ from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
 from streams.worker_cli import ensure_topics_for, worker_command
 
 DEV_COMMANDS = ("demo", "faults", "generate", "devstack")
+from streams.textsafe import escape
 
 
 def normalise_blueflow_args(argv: list[str]) -> list[str]:
@@ -135,11 +136,13 @@ def ops_settings(func):
 
 def _ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
     """The command's Settings (bad values of what it uses: exit 2); Kafka checked first (unreachable: exit 3)."""
-    from streams.logthrottle import configure_command_logging
+    from streams import logs, logthrottle
 
-    configure_command_logging()
     values["use_devstack"] = use_devstack
     settings = settings_for(values, OPS_OPTIONS)
+    # warnings of the libraries used here go to stderr through the same scrubbing, escaping handler, throttled
+    logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)
+    logthrottle.install()
     if needs_kafka:
         require_kafka(settings)
     return settings
@@ -203,87 +206,131 @@ def deadletter() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: the newest record per object key.")
 @ops_settings
 def deadletter_list(as_json: bool, use_devstack: bool, **values) -> None:
-    """Every quarantined object (newest dead letter per key) and why."""
-    from streams.deadletters import newest_per_key, read_letters, table_lines
+    """Every quarantined object (newest dead letter per key, oldest first, numbered) and why.
+
+    The number works with `show --index N` and `retry --index N`; keys are shown whole, control characters
+    escaped."""
+    from streams.deadletters import numbered, read_letters, table_lines
 
     settings = _ops_settings(use_devstack, values)
-    letters = newest_per_key(read_letters(settings))
+    rows = numbered(read_letters(settings))
     if as_json:
-        click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(letters),
-                               "objects": [item.as_dict() for item in letters]}))
+        click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(rows),
+                               "objects": [dict(item.as_dict(), index=n) for n, item in reversed(rows)]}))
     else:
-        for line in table_lines(letters):
+        for line in table_lines(rows):
             click.echo(line)
-        click.echo(f"{len(letters)} quarantined objects in {settings.topic('deadletter')}")
+        click.echo(f"{len(rows)} quarantined objects in {escape(settings.topic('deadletter'))}")
 
 
 @deadletter.command("show")
-@click.argument("key")
+@click.argument("key", required=False)
+@click.option("--index", "-n", "index", type=int, help="The object numbered N by `blueflow deadletter list`.")
 @click.option("--json", "as_json", is_flag=True)
 @ops_settings
-def deadletter_show(key: str, as_json: bool, use_devstack: bool, **values) -> None:
-    """Every dead letter of KEY and the object's current state in the bucket."""
-    from streams.deadletters import object_state, read_letters
+def deadletter_show(key: str | None, index: int | None, as_json: bool, use_devstack: bool, **values) -> None:
+    """Every dead letter of KEY (or of --index N) and the object's current state in the bucket."""
+    from streams.deadletters import numbered, object_state, read_letters, resolve
 
+    if (key is None) == (index is None):
+        raise click.UsageError("give one object: its KEY, or --index N from `blueflow deadletter list`")
     settings = _ops_settings(use_devstack, values)
-    history = [item.as_dict() for item in read_letters(settings) if item.key == key]
+    letters = read_letters(settings)
+    targets, problems = resolve(numbered(letters), [key] if key is not None else [], [] if index is None else [index])
+    if problems:
+        raise click.UsageError(problems[0])
+    key = targets[0]
+    history = [item.as_dict() for item in letters if item.key == key]
     doc = {"key": key, "records": sorted(history, key=lambda r: (r["at"], r["offset"])),
            "object": object_state(settings, key)}
     if as_json:
         click.echo(json.dumps(doc))
     else:
         if not history:
-            click.echo(f"no dead letter for {key!r}")
+            click.echo(f"no dead letter for {escape(key)}")
         for r in doc["records"]:
-            click.echo(f"{r['at_iso']}  stage {r['stage']}  etag {r['etag']}  size {r['size']}\n    {r['reason']}")
+            click.echo(f"{r['at_iso']}  stage {escape(r['stage'])}  etag {escape(r['etag'])}  size {r['size']}\n"
+                       f"    {escape(r['reason'])}")
         click.echo(f"in bucket now: {json.dumps(doc['object'])}")
     sys.exit(0 if history else 1)
 
 
 @deadletter.command("retry")
 @click.argument("keys", nargs=-1)
+@click.option("--index", "-n", "indexes", type=int, multiple=True,
+              help="The object numbered N by `blueflow deadletter list` (repeat for several).")
 @click.option("--all", "retry_all", is_flag=True, help="Retry every quarantined object still in the bucket.")
 @click.option("--json", "as_json", is_flag=True)
 @ops_settings
-def deadletter_retry(keys: tuple[str, ...], retry_all: bool, as_json: bool, use_devstack: bool, **values) -> None:
+def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all: bool, as_json: bool,
+                     use_devstack: bool, **values) -> None:
     """Process quarantined objects again (forced): the object must still be in the bucket.
 
-    With --all, objects that are no longer in the bucket are reported and skipped."""
-    from streams.deadletters import newest_per_key, read_letters, retry as do_retry
+    Name them by KEY or by --index N (as `blueflow deadletter list` numbers them), or give --all. With --all,
+    objects that are no longer in the bucket are reported and skipped."""
+    from streams.deadletters import numbered, read_letters, resolve, retry as do_retry
 
+    named = bool(keys or indexes)
+    if not named and not retry_all:
+        raise click.UsageError("nothing to retry: give object KEYS, --index N from `blueflow deadletter list`, "
+                               "or --all")
+    if named and retry_all:
+        raise click.UsageError("--all retries every quarantined object: give it without KEYS or --index")
     settings = _ops_settings(use_devstack, values)
-    if retry_all == bool(keys):
-        raise click.UsageError("give object KEYS or --all (not both)")
-    targets = [item.key for item in newest_per_key(read_letters(settings)) if item.key] if retry_all else list(keys)
+    rows = numbered(read_letters(settings))
+    if retry_all:
+        targets = [item.key for _, item in rows if item.key]
+    else:
+        targets, problems = resolve(rows, list(keys), list(indexes))
+        if problems:
+            raise click.UsageError("; ".join(problems))
     results = do_retry(settings, targets)
     if as_json:
         click.echo(json.dumps({"results": [r.as_dict() for r in results]}))
     else:
         for r in results:
-            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.key}  {r.detail}")
+            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {escape(r.key)}  {escape(r.detail)}")
         click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
     # with --all, objects no longer in the bucket (fixed and delivered since) are not failures
     sys.exit(0 if all(r.ok or (retry_all and r.gone) for r in results) else 1)
 
 
 @main.command()
-@click.option("--worker", "workers", multiple=True, default=("http://127.0.0.1:8083",), show_default=True,
-              help="A worker's HTTP base URL (repeat for each worker).")
+@click.option("--worker", "workers", multiple=True,
+              help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
+                   "--devstack, the workers running on the local stack (and their app id and topic prefix).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
 @click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
 @ops_settings
 def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
            **values) -> None:
-    """Live view of lag per stage, objects in flight, rates, Kentik and COS results, dead letters."""
+    """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
+    and COS results, dead letters. --json prints one document."""
     from streams import status as status_mod
 
+    urls = list(workers)
+    if use_devstack and not urls:
+        from devstack.workers import discover
+
+        urls, run = status_mod.devstack_workers(discover())
+        for name, env in (("app_id", "BLUEFLOW_APP_ID"), ("topic_prefix", "BLUEFLOW_TOPIC_PREFIX")):
+            if urls and values.get(name) is None and env not in os.environ:
+                values[name] = run[name]
+        if not urls:
+            click.echo("note: no worker of the local stack is running; trying http://127.0.0.1:8083", err=True)
+        if run.get("other_runs"):
+            click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
+                       f"(app id {escape(run['app_id'])})", err=True)
     settings = _ops_settings(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
+    urls = urls or ["http://127.0.0.1:8083"]
     if as_json:
-        doc = status_mod.collect(settings, list(workers), interval=interval, with_bucket=not no_bucket)
+        doc = status_mod.collect(settings, urls, interval=interval, with_bucket=not no_bucket)
         click.echo(json.dumps(doc))
         sys.exit(0 if doc["healthy"] and not doc["errors"] else 1)
-    status_mod.live(settings, list(workers), interval, not no_bucket)
+    from streams.statusview import live
+
+    live(settings, urls, interval, not no_bucket)
 
 
 if __name__ == "__main__":

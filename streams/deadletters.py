@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from streams.avro import AvroDecodeError, Codec
+from streams.textsafe import escape
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,41 @@ def newest_per_key(letters: list[Letter]) -> list[Letter]:
     return sorted(best.values(), key=lambda item: (item.record.get("at", 0), item.key), reverse=True)
 
 
-def table_lines(letters: list[Letter], width: int = 60) -> list[str]:
-    """Plain-text table of `list`: when, stage, key, reason (cut to `width`)."""
-    lines = [f"{'quarantined at':20}  {'stage':10}  {'key':{width}}  reason"]
-    for letter in letters:
+def numbered(letters: list[Letter]) -> list[tuple[int, Letter]]:
+    """The newest record per key, oldest first, numbered from 1: the numbers `show`/`retry --index` take.
+
+    A number stays valid while no object is quarantined (again) after the one it names."""
+    return list(enumerate(reversed(newest_per_key(letters)), start=1))
+
+
+def table_lines(rows: list[tuple[int, Letter]]) -> list[str]:
+    """The `list` table: number, when, stage and the whole key; the reason on the line below. Keys and
+    reasons are escaped (a key can hold any character: no escape sequence reaches the terminal)."""
+    wide = max((len(str(n)) for n, _ in rows), default=1)
+    lines = [f"{'#':>{wide}}  {'quarantined at':20}  {'stage':10}  key"]
+    for n, letter in rows:
         r = letter.record
-        key = letter.key if len(letter.key) <= width else "…" + letter.key[-(width - 1):]
-        lines.append(f"{iso(r.get('at', 0)):20}  {r.get('stage', ''):10}  {key:{width}}  {r.get('reason', '')}")
+        lines.append(f"{n:>{wide}}  {iso(r.get('at', 0)):20}  {escape(r.get('stage', '')):10}  {escape(letter.key)}")
+        lines.append(f"{'':>{wide}}  reason: {escape(r.get('reason', ''))}")
     return lines
+
+
+def resolve(rows: list[tuple[int, Letter]], keys: list[str], indexes: list[int]) -> tuple[list[str], list[str]]:
+    """(object keys, problems) for KEYS and --index numbers of `list`. A key may also be given as `list`
+    printed it (escaped); other keys are taken as they are."""
+    by_shown = {escape(letter.key): letter.key for _, letter in rows}
+    by_number = {n: letter.key for n, letter in rows}
+    targets, problems = [], []
+    for n in indexes:
+        if n in by_number:
+            targets.append(by_number[n])
+        else:
+            problems.append(f"no dead letter #{n}: `blueflow deadletter list` numbers {len(rows)} "
+                            f"object{'s' if len(rows) != 1 else ''} (1-{len(rows)})" if rows else
+                            f"no dead letter #{n}: there are no dead letters")
+    for key in keys:
+        targets.append(key if key in by_number.values() else by_shown.get(key, key))
+    return targets, problems
 
 
 def object_ref_for_retry(bucket: str, key: str, head, now_ms: int) -> dict:

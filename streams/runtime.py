@@ -108,6 +108,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._cos = None
         self._kentik = None
+        self._scrubber = None
         self.started_at = time.time()
 
     async def run_sync(self, fn, /, *args, **kwargs):
@@ -143,8 +144,10 @@ class Runtime:
             return self._kentik
 
     def scrub(self, text: str) -> str:
-        """`text` with every configured secret value replaced, for logs and dead letters."""
-        for secret in self.settings.secret_values():
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        return text
+        """`text` with every configured secret value and credential-shaped text replaced (streams/logs.py),
+        for dead letters, health problems and log arguments."""
+        if self._scrubber is None:
+            from streams.logs import Scrubber
+
+            self._scrubber = Scrubber(self.settings.secret_values())
+        return self._scrubber(text)

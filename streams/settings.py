@@ -47,6 +47,8 @@ OPTIONS: tuple[Option, ...] = (
            "Comma-separated IBM regions whose VPC metadata labels the flows."),
     Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "How much the worker logs.", kind="choice",
            choices=LOG_LEVELS),
+    Option("log_format", "BLUEFLOW_LOG_FORMAT", "text", "text (one line per record) or json (one object per line).",
+           choices=("text", "json")),
     Option("ibm_vpc_api_key", "IBM_VPC_API_KEY", "", "IBM Cloud API key for the VPC API.", secret=True),
     Option("kentik_api_token", "KENTIK_API_TOKEN", "", "Kentik API token.", secret=True),
     Option("ibm_cos_api_key", "IBM_COS_API_KEY", "", "COS service credential API key (IAM auth).", secret=True),
@@ -210,6 +212,7 @@ class Settings:
     export_id: int
     regions: str
     log_level: str
+    log_format: str
     ibm_vpc_api_key: str
     kentik_api_token: str
     ibm_cos_api_key: str

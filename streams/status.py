@@ -1,4 +1,4 @@
-"""`blueflow status`: one look at the whole pipeline, live in the terminal or as one JSON document.
+"""`blueflow status`: one look at the whole pipeline, as one JSON document or live (streams/statusview.py).
 
 Sources: each worker's /service/info (health, leader, counters) and /metrics (Kentik HTTP results, COS
 operations, dead letters by stage); Kafka (the consumer group's committed offsets vs the end offsets of
@@ -72,6 +72,19 @@ def rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict
     return out
 
 
+def devstack_workers(records: list[dict]) -> tuple[list[str], dict]:
+    """The URLs of the newest run's live workers on the local stack (records from devstack.workers.discover,
+    newest first) and that run's {"app_id", "topic_prefix", "other_runs"}: runs use their own app id and
+    topic prefix, so status must look at the same ones."""
+    if not records:
+        return [], {}
+    newest = records[0]
+    run = (newest.get("app_id", ""), newest.get("topic_prefix", ""))
+    urls = [r["url"] for r in records if (r.get("app_id", ""), r.get("topic_prefix", "")) == run]
+    others = {(r.get("app_id", ""), r.get("topic_prefix", "")) for r in records} - {run}
+    return urls, {"app_id": run[0], "topic_prefix": run[1], "other_runs": len(others)}
+
+
 # ------------------------------------------------------------------------------------------ I/O
 def worker_sample(url: str, timeout: float = 3.0) -> dict:
     import requests
@@ -82,7 +95,7 @@ def worker_sample(url: str, timeout: float = 3.0) -> dict:
         info = requests.get(base + "/service/info", timeout=timeout).json()
         text = requests.get(base + "/metrics", timeout=timeout).text
     except Exception as exc:  # a worker that is down is reported, not fatal
-        out["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+        out["error"] = f"{type(exc).__name__}: {exc}"  # whole: the cause is at the end
         return out
     samples = parse_metrics(text)
     out.update(ok=True, leader=bool(info.get("leader")), healthy=bool(info.get("healthy")),
@@ -149,13 +162,18 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
     if previous is None and interval > 0:
         time.sleep(interval)
         first = add_up([w.get("counts", {}) for w in workers if w["ok"]])
+        first_by_url = {w["url"]: w.get("counts") or {} for w in workers if w["ok"]}
         workers = [worker_sample(u) for u in worker_urls]
         elapsed = time.monotonic() - started
     elif previous is not None:
         first = previous.get("counts", {})
+        first_by_url = {w["url"]: w.get("counts") or {} for w in previous.get("workers", []) if w.get("ok")}
         elapsed = time.monotonic() - previous.get("_mono", started)
     else:
-        first, elapsed = None, 0.0
+        first, first_by_url, elapsed = None, {}, 0.0
+    for w in workers:
+        if w["ok"] and w["url"] in first_by_url and elapsed > 0:
+            w["rates"] = rates(first_by_url[w["url"]], w["counts"], elapsed)
     live = [w for w in workers if w["ok"]]
     counts = add_up([w.get("counts", {}) for w in live])
     errors = [f"worker {w['url']}: {w['error']}" for w in workers if not w["ok"]]
@@ -171,7 +189,8 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "app_id": settings.app_id, "topic_prefix": settings.topic_prefix, "bucket_name": settings.bucket_name,
         "healthy": bool(live) and all(w["healthy"] for w in live) and len(live) == len(workers),
-        "workers": [{k: w.get(k) for k in ("url", "ok", "leader", "healthy", "problems", "uptime_s", "lag", "error")}
+        "workers": [{k: w.get(k) for k in ("url", "ok", "leader", "healthy", "problems", "uptime_s", "lag", "error",
+                                           "counts", "rates")}
                     for w in workers],
         "lag": lag,
         "in_flight": None if bucket is None else bucket["pending"],
@@ -193,70 +212,3 @@ def _bucket(settings, quarantined):
 
     listing = list(list_objects(cos_client(settings), settings.bucket_name, settings.cos_prefix))
     return bucket_summary(listing, quarantined, int(time.time() * 1000))
-
-
-# ------------------------------------------------------------------------------------------ terminal
-def render(doc: dict):
-    """A rich renderable of one status document."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    title = Text.assemble(("blueflow ", "bold"), f"{doc['app_id']} · {doc['at']} · ",
-                          ("healthy", "green") if doc["healthy"] else ("UNHEALTHY", "bold red"))
-    workers = Table(title="workers", expand=True)
-    for col in ("url", "leader", "health", "uptime", "lag", "problems"):
-        workers.add_column(col)
-    for w in doc["workers"]:
-        if not w["ok"]:
-            workers.add_row(w["url"], "", Text("down", "red"), "", "", w.get("error") or "")
-            continue
-        workers.add_row(w["url"], "yes" if w["leader"] else "", Text("ok", "green") if w["healthy"] else
-                        Text("unhealthy", "red"), f"{w['uptime_s'] or 0:.0f}s", str(w["lag"] if w["lag"] is not None
-                                                                                      else ""),
-                        "; ".join(w["problems"] or []))
-    pipeline = Table(title="pipeline", expand=True)
-    for col in ("stage", "topic", "lag", "end offset"):
-        pipeline.add_column(col)
-    for stage, info in (doc["lag"] or {}).items():
-        pipeline.add_row(stage, info["topic"], str(info["lag"]), str(info["end"]))
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
-    bucket = doc.get("bucket") or {}
-    rate = doc.get("rates") or {}
-    facts.add_row("objects in flight", str(doc.get("in_flight", "?")))
-    age = bucket.get("oldest_pending_age_s")
-    facts.add_row("oldest pending object", "none" if age is None else f"{age:.0f}s")
-    facts.add_row("flows/s parsed · kflow/s delivered",
-                  f"{rate.get('flows_parsed_per_s', '?')} · {rate.get('chf_delivered_per_s', '?')}")
-    counts = doc.get("counts") or {}
-    facts.add_row("totals", f"{counts.get('objects_completed', 0)} objects, {counts.get('flows_parsed', 0)} flows, "
-                            f"{counts.get('chf_delivered', 0)} kflow delivered")
-    facts.add_row("Kentik HTTP", ", ".join(f"{k}: {v}" for k, v in doc["kentik"].items()) or "none yet")
-    facts.add_row("COS errors", ", ".join(f"{k}: {v}" for k, v in doc["cos_errors"].items()) or "none")
-    dead = doc.get("deadletters") or {}
-    facts.add_row("dead letters", f"{dead.get('objects', '?')} objects " + ", ".join(
-        f"{k}: {v}" for k, v in (dead.get("by_stage") or {}).items()))
-    parts = [title, workers, pipeline, facts]
-    if doc["errors"]:
-        parts.append(Text("\n".join(doc["errors"]), style="red"))
-    return Group(*parts)
-
-
-def live(settings, worker_urls: list[str], interval: float, with_bucket: bool) -> None:
-    """Refresh the terminal view every `interval` seconds until Ctrl-C."""
-    from rich.live import Live
-
-    doc = collect(settings, worker_urls, interval=0, with_bucket=with_bucket)
-    doc["_mono"] = time.monotonic()
-    with Live(render(doc), refresh_per_second=2, screen=False) as view:
-        try:
-            while True:
-                time.sleep(interval)
-                new = collect(settings, worker_urls, with_bucket=with_bucket, previous=doc)
-                new["_mono"] = time.monotonic()
-                doc = new
-                view.update(render(doc))
-        except KeyboardInterrupt:
-            pass

@@ -92,8 +92,11 @@ def describe(topic=lambda name: name, sink_name: str = "kentik") -> str:
 async def _guarded(ctx: StageContext, stage: str, event, handle) -> None:
     """Run one message's handler: an unexpected failure quarantines it (never a silent ack-and-skip); a
     cancellation mid-message exits without acking (Faust would ack it in a `finally`)."""
+    from streams.logs import log_context
+
     try:
-        await handle(ctx, event.value, event.key)
+        with log_context(stage=stage, key=ctx.unknown(event.key).key):  # every record logged here names them
+            await handle(ctx, event.value, event.key)
     except asyncio.CancelledError:
         exit_without_ack(f"{stage}: stopped in the middle of a message")
     except Exception as exc:

@@ -67,12 +67,18 @@ def ensure_topics_for(settings: Settings, conf: dict):
                           "`blueflow topics ensure --dry-run` prints") from None
 
 
-def run_worker(settings: Settings) -> int:
-    """Run the Faust worker until it stops; the exit status."""
+def run_worker(settings: Settings, handler: logging.Handler) -> int:
+    """Run the Faust worker until it stops; the exit status. `handler` (streams/logs.py) is the only log
+    handler: every record of every logger passes its scrubber and escaping."""
+    from streams import logs
     from streams.app import build
 
     GracefulWorker = _graceful_worker_class()
-    worker = GracefulWorker(build(settings), loglevel=settings.log_level)
+    app = build(settings)
+    app.conf.loghandlers = [handler]  # Faust/mode reset the root logger: it gets our handler back
+    worker = GracefulWorker(app, loglevel=settings.log_level.lower(), quiet=settings.log_format == "json",
+                            logging_config=logs.faust_logging_config(settings.log_level))
+    worker.spinner = None  # a terminal nicety that also turns the root logger to DEBUG; never in a service
     try:
         worker.execute_from_commandline()
         return 0
@@ -88,10 +94,16 @@ def _run(**values) -> None:
     problems = missing_for_worker(settings)
     if problems:
         raise click.UsageError("cannot start the worker: " + "; ".join(problems))
+    from streams import logs
+
+    try:  # every record of every logger passes the scrubber from here on
+        handler = logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     conf = require_kafka(settings)
     for name, problem in ensure_topics_for(settings, conf).mismatched.items():
         click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
-    code = run_worker(settings)
+    code = run_worker(settings, handler)
     # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
     # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
     logging.shutdown()

@@ -1,5 +1,6 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
-secrets, objects overwritten in flight, control-character keys, COS refusing deletes; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+secrets (at info and at debug level), objects overwritten in flight, control-character keys, COS refusing
+deletes; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
 
 One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
@@ -12,7 +13,8 @@ import pytest
 
 pytestmark = pytest.mark.stack
 
-SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "overwrite", "ctrlkeys", "delete403")
+SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug", "overwrite", "ctrlkeys",
+             "delete403")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def test_nothing_lost_nothing_deleted_early(report, scenario):
     assert details["unexpected"] == 0 or scenario == "overwrite", entry
     assert details["drained"] and details["good_left_in_bucket"] == 0, entry
     assert details["bad_left_in_bucket"] == details["bad_objects"] == details["deadlettered"], entry
-    assert details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1 or scenario == "secrets"
+    assert (details["good_deleted_seen"] + details["bad_objects"] >= details["objects"] - 1
+            or scenario.startswith("secrets"))
 
 
 def test_crashes_repeat_at_most_the_chunks_in_flight(report):
@@ -97,3 +100,9 @@ def test_cos_refusing_deletes_makes_workers_unhealthy_with_the_cause(report):
     details = report["delete403"]["details"]["delete403"]
     assert details["unhealthy_with_cause"], details
     assert any("delete" in p for p in details["problems"]), details
+
+
+def test_at_debug_level_http_is_dumped_and_no_secret_or_credential_is_in_any_log(report):
+    details = report["secrets_debug"]["details"]
+    assert details["secret_hits"] == {} and details["credential_hits"] == {}
+    assert details["http_exchanges_dumped"] > 50 and details["log_lines"] > 1000

@@ -91,7 +91,7 @@ def test_the_worker_gets_a_settings_object_and_the_environment_is_left_alone(mon
     seen = {}
     monkeypatch.setattr(worker_cli, "require_kafka", lambda settings: {"bootstrap.servers": "x"})
     monkeypatch.setattr(worker_cli, "ensure_topics_for", lambda settings, conf: type("R", (), {"mismatched": {}}))
-    monkeypatch.setattr(worker_cli, "run_worker", lambda settings: seen.setdefault("settings", settings) and 0)
+    monkeypatch.setattr(worker_cli, "run_worker", lambda settings, handler: seen.setdefault("settings", settings) and 0)
     monkeypatch.setattr(worker_cli.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
     for key, value in WORKER_ENV.items():
         monkeypatch.setenv(key, value)

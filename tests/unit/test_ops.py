@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from streams.avro import Codec
-from streams.deadletters import Letter, newest_per_key, object_ref_for_retry, table_lines
+from streams.deadletters import Letter, newest_per_key, numbered, object_ref_for_retry, resolve, table_lines
 from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
-from streams.status import bucket_summary, by_label, parse_metrics, rates, render, stage_lag
+from streams.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
+from streams.statusview import render
 
 NOW = 1_800_000_000_000
 
@@ -53,8 +54,42 @@ def test_newest_dead_letter_per_key_newest_first():
 
     newest = newest_per_key([letter("a", 1, 0, "old"), letter("b", 5, 1, "b"), letter("a", 9, 2, "new")])
     assert [(x.key, x.record["reason"]) for x in newest] == [("a", "new"), ("b", "b")]
-    lines = table_lines(newest)
-    assert len(lines) == 3 and "new" in lines[1]
+    rows = numbered([letter("a", 1, 0, "old"), letter("b", 5, 1, "b"), letter("a", 9, 2, "new")])
+    assert [(n, x.key) for n, x in rows] == [(1, "b"), (2, "a")]  # oldest first: new ones get new numbers
+    lines = table_lines(rows)
+    assert len(lines) == 5 and lines[3].startswith("2  ") and lines[3].endswith("  a") and "new" in lines[4]
+
+
+HOSTILE = "logs/" + "x" * 90 + "/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.gz"
+SHOWN = "logs/" + "x" * 90 + r"/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.gz"
+
+
+def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped():
+    from streams.textsafe import is_safe
+
+    rows = numbered([Letter({"key": HOSTILE, "at": 1, "stage": "json\x1b[31m", "reason": "bad\nline\x07"}, 0, 0)])
+    lines = table_lines(rows)
+    assert len(lines) == 3 and all(is_safe(line) for line in lines)
+    assert lines[1].endswith(SHOWN) and "…" not in lines[1] and r"json\x1b[31m" in lines[1]
+    assert lines[2].endswith(r"reason: bad\nline\x07")
+
+
+def test_show_and_retry_accept_the_list_number_or_the_key_as_printed():
+    rows = numbered([Letter({"key": HOSTILE, "at": 1}, 0, 0), Letter({"key": "plain", "at": 2}, 0, 1)])
+    assert resolve(rows, [], [1, 2]) == ([HOSTILE, "plain"], [])
+    assert resolve(rows, [SHOWN, "plain", "never-quarantined"], []) == ([HOSTILE, "plain", "never-quarantined"], [])
+    assert resolve(rows, [], [3])[1] == ["no dead letter #3: `blueflow deadletter list` numbers 2 objects (1-2)"]
+
+
+def test_retry_without_a_target_says_what_to_give():
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, ["deadletter", "retry"])
+    assert result.exit_code == 2 and "nothing to retry: give object KEYS, --index N" in result.output
+    result = CliRunner().invoke(main, ["deadletter", "retry", "k", "--all"])
+    assert result.exit_code == 2 and "without KEYS or --index" in result.output
 
 
 def test_retry_reference_uses_the_current_etag_and_forces():
@@ -102,3 +137,46 @@ def test_render_draws_a_status_document():
     console.print(render(doc))
     text = console.export_text()
     assert "UNHEALTHY" in text and "blueflow.kflow" in text and "200: 4" in text and "down" in text
+
+
+def test_render_shows_errors_whole_and_escapes_every_outside_string():
+    from rich.console import Console
+
+    from streams.textsafe import is_safe
+
+    cause = "Max retries exceeded with url: /service/info (Caused by NewConnectionError: [Errno 111] " \
+            "Connection refused) " + "x" * 150 + " THE-CAUSE-AT-THE-END"
+    doc = {"app_id": "run\x1b]0;title\x07", "at": "2026-11-27T08:00:00Z", "healthy": False,
+           "workers": [{"url": "http://w2", "ok": False, "error": "ConnectionError: " + cause},
+                       {"url": "http://w1", "ok": True, "leader": False, "healthy": False, "uptime_s": 5, "lag": 7,
+                        "problems": ["delete of k\x1b[2J failed"], "counts": {"objects_completed": 3},
+                        "rates": {"flows_parsed_per_s": 12.5, "chf_delivered_per_s": 10.0}, "error": None}],
+           "lag": None, "in_flight": None, "bucket": None, "rates": None, "counts": {}, "kentik": {},
+           "cos_errors": {}, "errors": ["worker http://w2: ConnectionError: " + cause],
+           "deadletters": {"objects": 1, "by_stage": {"json": 1},
+                           "newest": [{"at_iso": "2026-11-27T07:59:00Z", "stage": "json", "key": HOSTILE,
+                                       "reason": "not gzip\n[CRITICAL] forged"}]}}
+    console = Console(record=True, width=240, force_terminal=True)
+    console.print(render(doc))
+    text = console.export_text()
+    assert all(is_safe(line) for line in text.splitlines())
+    assert text.count("THE-CAUSE-AT-THE-END") == 2  # in the errors and in the worker's row, nothing cut
+    assert "12.5" in text and "10" in text and r"k\x1b[2J failed" in text and r"\n[CRITICAL] forged" in text
+    assert "".join(text.split()).count("".join(SHOWN.split())[:60]) == 1  # the hostile key, folded, whole
+
+
+def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
+    from devstack.workers import discover
+
+    records = [{"url": "http://127.0.0.1:1", "pid": 11, "app_id": "told", "topic_prefix": "told.", "started_at": 1},
+               {"url": "http://127.0.0.1:2", "pid": 12, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 5},
+               {"url": "http://127.0.0.1:3", "pid": 13, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 6},
+               {"url": "http://127.0.0.1:4", "pid": 14, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 7}]
+    for i, record in enumerate(records):
+        (tmp_path / f"w{i}.json").write_text(__import__("json").dumps(record))
+    live = discover(tmp_path, alive=lambda pid: pid != 14)
+    assert [r["pid"] for r in live] == [13, 12, 11] and not (tmp_path / "w3.json").exists()  # dead one forgotten
+    urls, run = devstack_workers(live)
+    assert urls == ["http://127.0.0.1:3", "http://127.0.0.1:2"]
+    assert run == {"app_id": "tnew", "topic_prefix": "tnew.", "other_runs": 1}
+    assert devstack_workers([]) == ([], {})

@@ -1,0 +1,147 @@
+"""`blueflow status` on a terminal: one screen redrawn in place every interval (like `vector top`).
+
+The view runs on the terminal's alternate screen (rich `Live(screen=True)`): each refresh replaces the
+previous frame, however tall, and Ctrl-C gives the terminal back as it was. Piped into a file, one frame is
+printed per refresh instead. Every string that comes from outside (URLs, worker problems, errors, object
+keys, dead-letter reasons) is escaped (streams/textsafe.py) and never read as rich markup.
+"""
+from __future__ import annotations
+
+import time
+
+from streams.textsafe import escape
+
+STAGE_RATES = {"parse": "flows_parsed_per_s", "enrich": "chf_translated_per_s", "sink": "chf_delivered_per_s"}
+
+
+def _text(value, style: str = ""):
+    from rich.text import Text
+
+    return Text(escape("" if value is None else value), style=style, overflow="fold")
+
+
+def _rate(rates: dict | None, name: str) -> str:
+    value = (rates or {}).get(name)
+    return "" if value is None else f"{value:g}"
+
+
+def worker_table(doc: dict):
+    from rich.table import Table
+
+    table = Table(title="workers", expand=True, title_justify="left")
+    for col, kw in (("worker", {}), ("role", {}), ("health", {}), ("up", {"justify": "right"}),
+                    ("lag", {"justify": "right"}), ("objects", {"justify": "right"}),
+                    ("flows/s", {"justify": "right"}), ("kflow/s", {"justify": "right"}),
+                    ("problems", {"ratio": 1, "overflow": "fold"})):
+        table.add_column(col, **kw)
+    for w in doc["workers"]:
+        if not w["ok"]:
+            table.add_row(_text(w["url"]), "", _text("down", "bold red"), "", "", "", "", "",
+                          _text(w.get("error"), "red"))
+            continue
+        counts, rates = w.get("counts") or {}, w.get("rates")
+        table.add_row(_text(w["url"]), "leader" if w["leader"] else "", _text("ok", "green") if w["healthy"] else
+                      _text("unhealthy", "bold red"), f"{w['uptime_s'] or 0:.0f}s",
+                      "" if w["lag"] is None else str(w["lag"]), str(counts.get("objects_completed", 0)),
+                      _rate(rates, "flows_parsed_per_s"), _rate(rates, "chf_delivered_per_s"),
+                      _text("; ".join(w["problems"] or []), "red"))
+    return table
+
+
+def pipeline_table(doc: dict):
+    from rich.table import Table
+
+    table = Table(title="pipeline", expand=True, title_justify="left")
+    for col in ("stage", "topic", "lag", "end offset", "records/s"):
+        table.add_column(col, justify="left" if col in ("stage", "topic") else "right")
+    for stage, info in (doc["lag"] or {}).items():
+        table.add_row(stage, _text(info["topic"]), str(info["lag"]), str(info["end"]),
+                      _rate(doc.get("rates"), STAGE_RATES.get(stage, "")))
+    return table
+
+
+def facts_grid(doc: dict):
+    from rich.table import Table
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    bucket = doc.get("bucket") or {}
+    age = bucket.get("oldest_pending_age_s")
+    counts = doc.get("counts") or {}
+    dead = doc.get("deadletters") or {}
+    facts.add_row("objects waiting", "?" if doc.get("in_flight") is None else str(doc["in_flight"]))
+    facts.add_row("oldest waiting object", "none" if age is None else f"{age:.0f}s")
+    facts.add_row("totals", f"{counts.get('objects_completed', 0)} objects, {counts.get('flows_parsed', 0)} flows, "
+                            f"{counts.get('chf_delivered', 0)} kflow delivered")
+    facts.add_row("Kentik HTTP", _text(", ".join(f"{k}: {v}" for k, v in doc["kentik"].items()) or "none yet"))
+    facts.add_row("COS errors", _text(", ".join(f"{k}: {v}" for k, v in doc["cos_errors"].items()) or "none"))
+    facts.add_row("dead letters", _text(f"{dead.get('objects', '?')} objects " + ", ".join(
+        f"{k}: {v}" for k, v in (dead.get("by_stage") or {}).items())))
+    return facts
+
+
+def deadletter_table(doc: dict):
+    from rich.table import Table
+
+    newest = (doc.get("deadletters") or {}).get("newest") or []
+    if not newest:
+        return None
+    table = Table(title="newest dead letters", expand=True, title_justify="left")
+    table.add_column("at")
+    table.add_column("stage")
+    table.add_column("key", ratio=2, overflow="fold")
+    table.add_column("reason", ratio=1, overflow="fold")
+    for r in newest:
+        table.add_row(r.get("at_iso", ""), _text(r.get("stage")), _text(r.get("key")), _text(r.get("reason")))
+    return table
+
+
+def render(doc: dict, footer: str = ""):
+    """A rich renderable of one status document: header, errors (whole), workers, pipeline, facts."""
+    from rich.console import Group
+    from rich.text import Text
+
+    title = Text.assemble(("blueflow ", "bold"), escape(f"{doc['app_id']} · {doc['at']} · "),
+                          ("healthy", "green") if doc["healthy"] else ("UNHEALTHY", "bold red"),
+                          (f"   {footer}" if footer else "", "dim"))
+    parts = [title]
+    parts += [_text(error, "red") for error in doc["errors"]]
+    parts += [worker_table(doc), pipeline_table(doc), facts_grid(doc)]
+    dead = deadletter_table(doc)
+    if dead is not None:
+        parts.append(dead)
+    return Group(*parts)
+
+
+def live(settings, worker_urls: list[str], interval: float, with_bucket: bool, console=None) -> None:
+    """Redraw the view every `interval` seconds until Ctrl-C (one frame per refresh when not a terminal)."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from streams.status import collect
+
+    console = console or Console()
+    footer = f"every {interval:g}s · Ctrl-C quits"
+
+    def sample(previous=None) -> dict:
+        doc = collect(settings, worker_urls, interval=0, with_bucket=with_bucket, previous=previous)
+        doc["_mono"] = time.monotonic()
+        return doc
+
+    try:
+        if not console.is_terminal:
+            doc = None
+            while True:
+                doc = sample(doc)
+                console.print(render(doc, footer))
+                time.sleep(interval)
+        with Live(Text("blueflow status: collecting…"), console=console, screen=True, auto_refresh=False) as view:
+            doc = None
+            while True:
+                doc = sample(doc)
+                view.update(render(doc, footer), refresh=True)
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
