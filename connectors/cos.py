@@ -8,6 +8,7 @@ operation, bucket, key, S3 error code and a human reason; API keys and HMAC secr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -212,6 +213,14 @@ def put_object(client: Any, bucket: str, key: str, body: bytes, *, metadata: dic
     return str(resp.get("ETag", "")).strip('"')
 
 
+_XML_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(key: str) -> bool:
+    """Whether an S3 XML body (DeleteObjects) can carry `key` unchanged: no control characters."""
+    return _XML_UNSAFE.search(key) is None
+
+
 def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, str | None]:
     """Delete keys in batches of ≤ 1000. Returns key -> None (deleted or already gone) or a reason string."""
     result: dict[str, str | None] = {}
@@ -241,6 +250,13 @@ def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, s
         if key in seen:
             continue
         seen.add(key)
+        if not xml_safe(key):  # the DeleteObjects XML cannot carry it: the key goes in a DELETE's URL instead
+            try:
+                delete_object(client, bucket, key)
+                result[key] = None
+            except CosError as exc:
+                result[key] = f"{exc.code}: {exc.reason}"
+            continue
         batch.append(key)
         if len(batch) >= PAGE_SIZE:
             flush()

@@ -71,3 +71,11 @@ def test_object_is_complete_only_after_every_chunk_in_any_order():
                                                (True, True, False)])
 def test_finalize_plan(keep, dry, delete):
     assert plan(keep, dry).delete is delete
+
+
+@pytest.mark.parametrize("key, safe", [("a/b.gz", True), ("x/stream-id=1\x1b[2J/1.gz", False), ("a\nb", False),
+                                        ("a\x07", False), ("région/é.gz", True), ("a\x9bb", False)])
+def test_keys_the_delete_xml_cannot_carry_are_recognised(key, safe):
+    from connectors.cos import xml_safe
+
+    assert xml_safe(key) is safe
