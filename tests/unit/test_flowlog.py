@@ -324,7 +324,7 @@ def test_decompressed_size_limit():
     assert parse_object_bytes([bomb], max_bytes=6_000_000).flow_count == 2
     e = fail([b"{" + b" " * 2000, b" " * 2000], max_bytes=1000)
     assert e.stage == "decompress" and "limit" in e.reason
-    assert DEFAULT_MAX_BYTES == 512 * 1024 * 1024
+    assert DEFAULT_MAX_BYTES == 1 << 30  # 1 GiB decompressed by default (--max_object_bytes)
 
 
 def test_zlib_wrapped_body_is_not_gzip():
