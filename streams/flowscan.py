@@ -23,7 +23,7 @@ import msgspec
 __all__ = ["DocumentScanner", "JsonSyntaxError", "ValueTooLarge"]
 
 _WS = re.compile(rb"[ \t\n\r]*")
-_STR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STR = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.S)  # possessive: no backtracking
 _SIG = re.compile(rb'["\[\]{}]')
 _SCALAR = re.compile(rb'[^ \t\n\r,\]}\[{":]*')
 _QUOTE, _LBRACE, _RBRACE, _LBRACKET, _RBRACKET, _COMMA, _COLON = b'"{}[],:'
@@ -213,6 +213,7 @@ class DocumentScanner:
                 if not self._fill():
                     raise JsonSyntaxError(f"the document ends inside flow record {self.count}")
                 continue
+            cut = self._before_array_end(cut)
             payload = bytearray(b"[")
             with memoryview(self.buf) as view:
                 payload += view[self.pos:cut + 1]
@@ -230,6 +231,17 @@ class DocumentScanner:
         self.pos = end
         self.count += 1
         yield ("flow", bytes(self.buf[start:end]))
+
+    def _before_array_end(self, cut: int) -> int:
+        """At the end of flow_logs the last '}' closes the document ("...}]}"): cut at the one before."""
+        buf, j = self.buf, cut - 1
+        while j > self.pos and buf[j] in b" \t\n\r":
+            j -= 1
+        if buf[j] == _RBRACKET:
+            before = buf.rfind(b"}", self.pos, j)
+            if before >= 0:
+                return before
+        return cut
 
     def _whole_document(self) -> tuple[bytes | None, str]:
         """A document that is not an object is read whole (up to the cap) so it can be described."""

@@ -282,7 +282,7 @@ class Pipeline:
                 raise
 
         try:
-            doc = parse_object_bytes(guarded())
+            doc = parse_object_bytes(guarded(), max_bytes=self.settings.max_object_bytes)
         except FlowLogError:
             if failure:
                 metrics.COS_OPERATIONS.labels(operation="get", result="error").inc()
