@@ -89,7 +89,7 @@ class _Flow(msgspec.Struct, gc=False):
 
 assert _Flow.__struct_fields__ == FLOW_FIELDS
 FLOWS_DECODER = msgspec.json.Decoder(list[_Flow])  # a JSON array of records -> list of _Flow
-_GET_ALL = attrgetter(*FLOW_FIELDS)
+_GETTERS = tuple((name, attrgetter(name)) for name in FLOW_FIELDS)
 
 
 def parse_rfc3339(value: str) -> datetime | None:
@@ -216,7 +216,7 @@ def batch_columns(flows: list[_Flow]) -> dict[str, list] | None:
     """
     if not flows:
         return {name: [] for name in FLOW_FIELDS}
-    cols = dict(zip(FLOW_FIELDS, map(list, zip(*map(_GET_ALL, flows)))))
+    cols = {name: list(map(get, flows)) for name, get in _GETTERS}
     ips = set(cols["initiator_ip"])
     ips.update(cols["target_ip"])
     match = _IPV4_RE.fullmatch

@@ -14,6 +14,7 @@ header > first bad flow (so a JSON error later in the object wins over a bad flo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Iterable, Iterator
 
 import msgspec
@@ -59,7 +60,7 @@ class FlowStream:
         self._flow_logs = 0  # times a flow_logs member was seen
         self._problem: tuple[int, str] | None = None  # first bad flow (index, reason)
         self._empty: dict[str, int] = {}  # start_time/end_time -> index of the first "" value
-        self._acc: dict[str, list] | None = None
+        self._parts: list[tuple[dict[str, list], int]] = []  # decoded batches not yet handed out
         self._acc_n = 0
         self._inflater: Inflater | None = None
 
@@ -127,7 +128,7 @@ class FlowStream:
                 found = (offset, f"flow record {offset} or one of the {len(flows) - 1} after it failed validation")
             self._track_empty_dicts(flows[:found[0] - offset], offset)
             self._problem = found
-            self._acc, self._acc_n = None, 0
+            self._parts, self._acc_n = [], 0
             scanner.decode_batch = msgspec.json.decode  # syntax only from now on
             return
         self._track_empty(cols, offset)
@@ -151,23 +152,28 @@ class FlowStream:
 
     # ------------------------------------------------------------------------------------ columns
     def _append(self, cols: dict[str, list], n: int) -> None:
-        if self._acc is None or not self._acc_n:
-            self._acc = cols
-        else:
-            for name, values in cols.items():
-                self._acc[name].extend(values)
-        self._acc_n += n
+        if n:
+            self._parts.append((cols, n))
+            self._acc_n += n
 
     def _take(self, n: int) -> dict[str, list]:
-        acc = self._acc or {name: [] for name in FLOW_FIELDS}
-        if n >= self._acc_n:
-            out, self._acc, self._acc_n = acc, None, 0
-        else:
-            out = {name: values[:n] for name, values in acc.items()}
-            self._acc = {name: values[n:] for name, values in acc.items()}
-            self._acc_n -= n
+        """The next n flows' columns (all when n >= what is held), copying each value once at most."""
+        used, got = [], 0
+        while self._parts and got < n:
+            cols, k = self._parts.pop(0)
+            if got + k > n:  # split this batch: the rest stays for the next chunk
+                cut = n - got
+                self._parts.insert(0, ({name: v[cut:] for name, v in cols.items()}, k - cut))
+                cols, k = {name: v[:cut] for name, v in cols.items()}, cut
+            used.append(cols)
+            got += k
+        self._acc_n -= got
         self.chunks += 1
-        return out
+        if len(used) == 1:
+            return used[0]
+        if not used:
+            return {name: [] for name in FLOW_FIELDS}
+        return {name: list(chain.from_iterable(cols[name] for cols in used)) for name in FLOW_FIELDS}
 
     # ------------------------------------------------------------------------------------ verdict
     def _verdict(self) -> dict:
