@@ -457,3 +457,24 @@ def test_a_decompress_error_after_a_json_error_wins():
     body = gzip.compress(raw)
     e = fail(body[:-12])
     assert e.stage == "decompress" and "truncated" in e.reason
+
+
+def test_a_decompress_error_after_a_too_large_value_wins():
+    raw = b'{"version":"0.0.1","comment":"' + b"x" * (3 << 20) + b'","flow_logs":[]}'
+    assert fail(gzip.compress(raw)).stage == "validate"
+    e = fail(gzip.compress(raw)[:-8])
+    assert e.stage == "decompress" and "truncated" in e.reason
+
+
+def test_member_names_are_json_strings_with_escapes():
+    raw = orjson.dumps(EXAMPLE).replace(b'"flow_logs"', b'"flow\\u005flogs"').replace(b'"state"', b'"st\\u0061te"')
+    d = parse_object_bytes([gzip.compress(raw)])
+    assert d.flow_count == 2 and d.state == "ok"
+
+
+def test_gunzip_hands_out_bounded_pieces():
+    from streams.gunzip import PIECE, Inflater
+    bomb = gzip.compress(b" " * (20 * PIECE))
+    inflater = Inflater([bomb])
+    sizes = [len(p) for p in inflater]
+    assert max(sizes) <= PIECE and sum(sizes) == 20 * PIECE == inflater.size and inflater.gzip
