@@ -46,7 +46,7 @@ def _split(body: bytes) -> list[bytes]:
     return [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
 
 
-def speed(repeat: int = 3) -> dict:
+def speed(repeat: int = 5) -> dict:
     from benchmarks.workloads import build_objects, workloads
     from devstack.world import build_world
 
@@ -55,14 +55,14 @@ def speed(repeat: int = 3) -> dict:
     for name, wl in workloads(quick=True).items():
         bodies = [_split(o.body) for o in build_objects(world, wl)]
         flows = sum(_parsers()["new"](b) for b in bodies)
-        row = {"objects": len(bodies), "flows": flows}
-        for impl, fn in _parsers().items():
-            best = min(_timed(fn, bodies) for _ in range(repeat))
-            row[f"{impl}_us_per_flow"] = round(best / flows * 1e6, 2)
-        for lib, inflate in _inflaters().items():
-            best = min(_timed(inflate, bodies) for _ in range(repeat))
-            row[f"gunzip_{lib}_us_per_flow"] = round(best / flows * 1e6, 2)
-        out[name] = row
+        fns = {**{f"{impl}_us_per_flow": fn for impl, fn in _parsers().items()},
+               **{f"gunzip_{lib}_us_per_flow": fn for lib, fn in _inflaters().items()}}
+        best = dict.fromkeys(fns, float("inf"))
+        for _ in range(repeat):  # interleaved, best of `repeat`: fairer on a shared, busy machine
+            for label, fn in fns.items():
+                best[label] = min(best[label], _timed(fn, bodies))
+        out[name] = {"objects": len(bodies), "flows": flows,
+                     **{label: round(sec / flows * 1e6, 2) for label, sec in best.items()}}
     return out
 
 

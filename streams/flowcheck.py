@@ -223,11 +223,14 @@ def batch_columns(flows: list[_Flow]) -> dict[str, list] | None:
     for v in ips:
         if not match(v):
             return None
-    for name in _TIME_FIELDS:
-        for v in set(cols[name]):
-            if v == "":
-                if name not in _EMPTY_OK:
-                    return None
-            elif epoch_seconds(v) is None:
-                return None
+    times = set(cols["connection_start_time"])
+    if "" in times:
+        return None
+    times.update(cols["start_time"])
+    times.update(cols["end_time"])
+    times.discard("")
+    known = _EPOCHS.get  # memo first: a function call per distinct timestamp is the slow part
+    for v in times:
+        if known(v) is None and epoch_seconds(v) is None:
+            return None
     return cols
