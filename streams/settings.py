@@ -98,6 +98,9 @@ OPTIONS: tuple[Option, ...] = (
            "retention).", kind="float", minimum=0),
     Option("chunk_flows", "BLUEFLOW_CHUNK_FLOWS", "2000", "Flows per message on the flows and kflow topics.",
            kind="int", minimum=1),
+    Option("max_object_bytes", "BLUEFLOW_MAX_OBJECT_BYTES", "1073741824",
+           "Largest decompressed object accepted (bytes, 0 = no limit); larger ones are dead-lettered. Objects "
+           "are decoded as they stream, so memory does not grow with this.", kind="int", minimum=0),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),
@@ -239,6 +242,7 @@ class Settings:
     stuck_after: float
     dedup_window: float
     chunk_flows: int
+    max_object_bytes: int
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float

@@ -65,7 +65,7 @@ def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
             raise
 
     try:
-        doc = parse_object_bytes(guarded())
+        doc = parse_object_bytes(guarded(), max_bytes=ctx.settings.max_object_bytes)
     except Exception as exc:
         if failure:
             raise bucket.download_broke(ctx, ref.key, failure[0]) from None

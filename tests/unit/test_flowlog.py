@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from streams.flowlog import (
-    DEFAULT_MAX_BYTES, FLOW_FIELDS, FlowLogError, chunk_count, iter_chunks, parse_object_bytes,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, chunk_count, iter_chunks,
+    iter_flow_chunks, parse_object_bytes,
     parse_object_key,
 )
 
@@ -324,9 +325,156 @@ def test_decompressed_size_limit():
     assert parse_object_bytes([bomb], max_bytes=6_000_000).flow_count == 2
     e = fail([b"{" + b" " * 2000, b" " * 2000], max_bytes=1000)
     assert e.stage == "decompress" and "limit" in e.reason
-    assert DEFAULT_MAX_BYTES == 512 * 1024 * 1024
+    assert DEFAULT_MAX_BYTES == 1 << 30  # 1 GiB decompressed by default (--max_object_bytes)
 
 
 def test_zlib_wrapped_body_is_not_gzip():
     e = fail(zlib.compress(orjson.dumps(EXAMPLE)))
     assert e.stage == "decompress" and "neither gzip" in e.reason
+
+
+# ------------------------------------------------------------------------------ streaming decode
+def big_body(flows: int, *, extra: bytes = b"", level: int = 1) -> tuple[bytes, int]:
+    """gzip of a valid document with `flows` copies of the example's records, compressed incrementally."""
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    head = orjson.dumps({k: v for k, v in EXAMPLE.items() if k != "flow_logs"})[:-1]
+    recs = orjson.dumps(EXAMPLE["flow_logs"])[1:-1]
+    parts = [comp.compress(head + extra + b',"flow_logs":[')]
+    size = len(head) + len(extra) + 14
+    for i in range(flows // 2):
+        piece = (b"," if i else b"") + recs
+        parts.append(comp.compress(piece))
+        size += len(piece)
+    parts.append(comp.compress(b"]}"))
+    parts.append(comp.flush())
+    return b"".join(parts), size + 2
+
+
+def test_limit_reason_names_the_setting_and_zero_means_unlimited():
+    body, size = big_body(2000)
+    e = fail(body, max_bytes=size - 1)
+    assert e.stage == "decompress"
+    assert f"exceeds the limit of {size - 1} bytes" in e.reason
+    assert "--max_object_bytes" in e.reason and "BLUEFLOW_MAX_OBJECT_BYTES" in e.reason
+    assert parse_object_bytes([body], max_bytes=size).flow_count == 2000
+    assert parse_object_bytes([body], max_bytes=0).flow_count == 2000
+
+
+def test_memory_stays_bounded_while_streaming_a_large_object():
+    import tracemalloc
+    body, size = big_body(60_000)
+    assert size > 30_000_000
+    parts = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    tracemalloc.start()
+    try:
+        stream = iter_flow_chunks(parts, chunk_flows=2000)
+        sizes = [len(c["direction"]) for c in stream]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sizes == [2000] * 30 and stream.flow_count == 60_000 and stream.chunks == 30
+    assert stream.decompressed_size == size
+    assert peak < 12_000_000, peak  # the decompressed text alone is > 30 MB
+
+
+@pytest.mark.parametrize("where", ["header", "flow"])
+def test_one_huge_value_is_refused_without_being_held(where):
+    import tracemalloc
+    huge = b'"' + b"x" * (40 << 20) + b'"'
+    if where == "header":
+        raw = b'{"version":"0.0.1","comment":' + huge + b',"flow_logs":[]}'
+    else:
+        raw = b'{"version":"0.0.1","flow_logs":[' + orjson.dumps(EXAMPLE["flow_logs"][0]) + b',{"note":' + huge + b"}]}"
+    body = gzip.compress(raw, 1)
+    del raw, huge
+    tracemalloc.start()
+    try:
+        e = fail(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert e.stage == "validate"
+    what = "header field 'comment'" if where == "header" else "flow record 1"
+    assert e.reason.startswith(f"{what} is a JSON value larger than the limit of {DEFAULT_MAX_VALUE_BYTES} bytes")
+    assert peak < 8_000_000, peak
+
+
+def test_chunks_are_yielded_before_the_end_and_the_header_may_follow_flow_logs():
+    flows = [dict(EXAMPLE["flow_logs"][i % 2], start_time="") for i in range(5000)]
+    d = {"flow_logs": flows, **{k: v for k, v in EXAMPLE.items() if k != "flow_logs"}}
+    body = gz(d)
+    stream = iter_flow_chunks([body[i:i + 1000] for i in range(0, len(body), 1000)], chunk_flows=2000)
+    it = iter(stream)
+    first = next(it)
+    assert len(first["direction"]) == 2000 and stream.header is None  # provisional until the end
+    rest = list(it)
+    assert [len(c["direction"]) for c in rest] == [2000, 1000]
+    assert stream.header == parse_object_bytes([body]).header and stream.chunks == 3
+    d["capture_start_time"] = ""  # now the empty start_times cannot be filled in: error at the end
+    stream = iter_flow_chunks([gz(d)], chunk_flows=2000)
+    it = iter(stream)
+    assert len(next(it)["direction"]) == 2000
+    with pytest.raises(FlowLogError) as ei:
+        list(it)
+    assert ei.value.reason == "flow 0: start_time is empty and the header has no capture_start_time to fall back to"
+
+
+def test_braces_and_escapes_inside_strings_do_not_confuse_the_scanner():
+    d = doc()
+    for i, fl in enumerate(d["flow_logs"]):
+        fl["note"] = ["}", '"}]{', "\\}", "{\"a\":[1]}"][i % 4]
+        fl["nested"] = {"x": [1, {"y": "}"}]}
+    raw = orjson.dumps(d).replace(b'"10.240.64.4"', b'"\\u0031\\u0030.240.64.4"')
+    for size in (1, 13, 4096):
+        chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+        assert parse_object_bytes(chunks).columns == parse_object_bytes([gz(EXAMPLE)]).columns
+
+
+def test_document_level_syntax_errors():
+    raw = orjson.dumps(EXAMPLE)
+    assert fail(gzip.compress(raw + b"{}")).stage == "json"
+    assert "after the end" in fail(gzip.compress(raw + b"x")).reason
+    e = fail(gzip.compress(raw[:-1] + b',"flow_logs":[]}'))
+    assert e.stage == "validate" and "more than one 'flow_logs'" in e.reason
+    assert fail(gzip.compress(b"  \n ")).stage == "json"
+    assert fail(b"  \n ").stage == "decompress"
+    big = b"[" + b"1," * (1 << 20) + b"1]"
+    e = fail(gzip.compress(big))
+    assert e.stage == "validate" and "not a JSON object" in e.reason
+
+
+def test_a_json_error_after_a_bad_flow_wins_like_a_whole_document_parser():
+    flows = [copy.deepcopy(EXAMPLE["flow_logs"][0]) for _ in range(3000)]
+    flows[3]["target_port"] = "443"
+    raw = orjson.dumps(doc(flow_logs=flows))
+    e = fail(gzip.compress(raw[:-40]))
+    assert e.stage == "json" and "not valid JSON" in e.reason
+    assert fail(gzip.compress(raw)).reason.startswith("flow 3: target_port is the string '443'")
+
+
+def test_a_decompress_error_after_a_json_error_wins():
+    raw = b"{nonsense" + orjson.dumps(EXAMPLE)
+    body = gzip.compress(raw)
+    e = fail(body[:-12])
+    assert e.stage == "decompress" and "truncated" in e.reason
+
+
+def test_a_decompress_error_after_a_too_large_value_wins():
+    raw = b'{"version":"0.0.1","comment":"' + b"x" * (3 << 20) + b'","flow_logs":[]}'
+    assert fail(gzip.compress(raw)).stage == "validate"
+    e = fail(gzip.compress(raw)[:-8])
+    assert e.stage == "decompress" and "truncated" in e.reason
+
+
+def test_member_names_are_json_strings_with_escapes():
+    raw = orjson.dumps(EXAMPLE).replace(b'"flow_logs"', b'"flow\\u005flogs"').replace(b'"state"', b'"st\\u0061te"')
+    d = parse_object_bytes([gzip.compress(raw)])
+    assert d.flow_count == 2 and d.state == "ok"
+
+
+def test_gunzip_hands_out_bounded_pieces():
+    from streams.gunzip import PIECE, Inflater
+    bomb = gzip.compress(b" " * (20 * PIECE))
+    inflater = Inflater([bomb])
+    sizes = [len(p) for p in inflater]
+    assert max(sizes) <= PIECE and sum(sizes) == 20 * PIECE == inflater.size and inflater.gzip
