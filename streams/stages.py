@@ -124,10 +124,13 @@ class Pipeline:
         attempt = 0
         while True:
             try:
-                return await self.rt.run_sync(fn, *args)
+                result = await self.rt.run_sync(fn, *args)
+                self.rt.health.ok(what)
+                return result
             except TransientError as exc:
                 attempt += 1
                 delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                self.rt.health.failing(what, self.rt.scrub(str(exc)))  # /healthz fails if it lasts
                 log.warning("%s failed (%s); retry %d in %.1fs", what, self.rt.scrub(str(exc)), attempt, delay)
                 await self.pause(delay)
 
@@ -417,6 +420,7 @@ class Pipeline:
                         export_id=self.settings.export_id, region=batch["region"], zone=batch["zone"],
                         description=f"IBM VPC subnet {batch['subnet_id']} (blueflow)")
                     self.devices[name] = device
+                    self.rt.health.ok(f"device {name}")
                     return device
                 except Exception as exc:
                     attempt += 1
@@ -425,6 +429,7 @@ class Pipeline:
                         self.rt.health.fatal = (f"Kentik rejected the credentials (HTTP {status}) while resolving "
                                                 f"device {name}; fix KENTIK_API_TOKEN / --api_email and restart")
                     delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                    self.rt.health.failing(f"device {name}", f"not resolved: {self.rt.scrub(str(exc))}")
                     log.warning("sink: device %s not resolved (%s); retry in %.1fs", name,
                                 self.rt.scrub(str(exc)), delay)
                     await self.pause(delay)
