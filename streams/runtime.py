@@ -29,6 +29,9 @@ class Runtime:
         self._cos = None
         self._kentik = None
         self.started_at = time.time()
+        from streams import rewind
+
+        rewind.install()  # a rebalance must not skip messages of never-committed partitions (issue 16)
 
     async def run_sync(self, fn, /, *args, **kwargs):
         """Run a blocking call on the thread pool and await its result."""

@@ -31,7 +31,7 @@ log = logging.getLogger("blueflow")
 KFLOW_INT_COLUMNS = ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "protocol", "in_bytes",
                      "in_pkts", "out_bytes", "out_pkts")
 CUSTOMS_PER_FLOW = 19
-METADATA_WAIT_S = 45.0
+METADATA_WAIT_S = 10.0
 OUTCOMES_WAIT_S = 120.0
 
 

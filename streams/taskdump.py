@@ -11,6 +11,7 @@ blocked (the loop's tasks are then read from that thread: a snapshot, good enoug
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -31,17 +32,30 @@ def task_lines(task: asyncio.Task) -> list[str]:
     state = "done" if task.done() else "pending"
     head = f"TASK {task.get_name()} ({getattr(coro, '__qualname__', type(coro).__name__)}) {state}"
     frames = []
-    while coro is not None:  # follow `await` through coroutines and async generators
+    for _ in range(200):  # follow `await` through coroutines, async generators and __await__ wrappers
+        if coro is None:
+            break
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
         if frame is not None:
             frames.append(frame)
-        coro = (getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-                or getattr(coro, "gi_yieldfrom", None))
+        coro = _awaited(coro)
     waiter = getattr(task, "_fut_waiter", None)
     lines = [head, *_frames_text(frames)]
     if waiter is not None:
         lines.append(f"  awaiting {waiter!r}"[:400])
     return lines
+
+
+def _awaited(obj):
+    """What `obj` is suspended on: the next coroutine of the chain, or None (a future: listed on its own)."""
+    nxt = getattr(obj, "cr_await", None) or getattr(obj, "ag_await", None) or getattr(obj, "gi_yieldfrom", None)
+    if nxt is None or isinstance(nxt, asyncio.Future):
+        return None
+    if not any(hasattr(nxt, a) for a in ("cr_frame", "ag_frame", "gi_frame")):
+        # `await x` where x.__await__() returned a C wrapper (e.g. Faust's actors): its coroutine is a referent
+        inner = [r for r in gc.get_referents(nxt) if hasattr(r, "cr_frame") or hasattr(r, "ag_frame")]
+        return inner[0] if inner else None
+    return nxt
 
 
 def thread_lines() -> list[str]:
@@ -55,15 +69,19 @@ def thread_lines() -> list[str]:
 
 
 def dump_text(loop: asyncio.AbstractEventLoop | None) -> str:
-    """The whole dump as text: tasks of `loop` (if any), then threads."""
+    """The whole dump as text: tasks of `loop` and of the loops other threads run (Faust runs the Kafka
+    consumer on a thread with its own loop), then every thread's stack."""
     lines: list[str] = []
-    if loop is not None:
+    loops = [loop] if loop is not None else []
+    loops += [t.loop for t in threading.enumerate()
+              if isinstance(getattr(t, "loop", None), asyncio.AbstractEventLoop) and t.loop not in loops]
+    for each in loops:
         try:
-            tasks = list(asyncio.all_tasks(loop))
+            tasks = list(asyncio.all_tasks(each))
         except RuntimeError as exc:  # the set changed under us while the loop ran
             tasks = []
             lines.append(f"(tasks not listed: {exc})")
-        lines.append(f"=== {len(tasks)} asyncio tasks")
+        lines.append(f"=== {len(tasks)} asyncio tasks of {each!r}"[:200])
         for task in sorted(tasks, key=lambda t: t.get_name()):
             try:
                 lines += task_lines(task)
