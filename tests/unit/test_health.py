@@ -118,3 +118,27 @@ def test_pending_flag_counts_only_before_any_consumer_observation():
     clock.now += 301
     health.observe_stage("parse", lag=0, committed=0)
     assert health.problems(unhealthy_after=300) == []
+
+
+def test_web_observer_feeds_each_stage_from_its_own_topic():
+    from collections import namedtuple
+    from types import SimpleNamespace
+
+    from streams import web
+
+    TP = namedtuple("TP", "topic partition")
+    objects, flows, kflow, leader = TP("bf.objects", 0), TP("bf.flows", 1), TP("bf.kflow", 1), TP("bf-__leader", 0)
+    consumer = SimpleNamespace(
+        assignment=lambda: {objects, flows, kflow, leader},
+        highwater={objects: 10, flows: 30, kflow: 5, leader: 99}.get,  # next offset to be written
+        _committed_offset={objects: 9, flows: 20, kflow: 4, leader: 0},
+        _read_offset={})
+    health, clock = make()
+    pipeline = SimpleNamespace(settings=SimpleNamespace(topic=lambda name: f"bf.{name}"),
+                               rt=SimpleNamespace(health=health))
+    web.observe_consumer(SimpleNamespace(consumer=consumer), pipeline)
+    assert {s: w.lag for s, w in health.stages.items()} == {"parse": 0, "enrich": 9, "sink": 0}
+    clock.now += 301
+    web.observe_consumer(SimpleNamespace(consumer=consumer), pipeline)
+    (problem,) = health.problems(unhealthy_after=300)
+    assert problem.startswith("stage enrich stuck") and "9 messages" in problem and "(flows)" in problem
