@@ -448,8 +448,13 @@ def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
     time.sleep(2)
     inject(run.env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 3, "path_prefix": "/identity"},
            {"status": 503, "count": 3, "path_prefix": "/identity"})
-    wait_until(lambda: not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults",
-                                        timeout=5).json()["faults"], 60, 2)
+    samples = run.notes.setdefault("_healthz_samples", [])  # /healthz during the fault too (see run_scenario)
+
+    def faults_consumed() -> bool:
+        samples.extend((w.name, *_healthz(w)) for w in run.live())
+        return not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults", timeout=5).json()["faults"]
+
+    wait_until(faults_consumed, 60, 2)
     return time.time()
 
 
@@ -574,6 +579,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         timeout = 300 if quick else 900
         if name == "iamvpc":
             drained, samples = wait_drained_watching_health(run, timeout)
+            samples = run.notes.pop("_healthz_samples", []) + samples
             run.notes["healthz"] = dict(Counter(status for _, status, _ in samples))
             run.notes.setdefault("problems", []).extend(iamvpc_health_problems(drained, samples))
         else:
