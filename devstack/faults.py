@@ -5,8 +5,11 @@ stack (devstack/stack.py; started if needed) with two or more real workers (IAM 
 devstack/cos_auth_proxy.py, whose request log gives per-object deletion times), injects its faults, waits
 until the bucket holds only bad objects, and asks the referee (devstack/referee.py) what was owed and what
 Kentik accepted. It writes `faults-report.json` in the working directory: one entry per scenario with
-scenario, owed, accepted, lost, duplicates, early_deletes, recovery_s and details. Exit code 0 when every
-scenario has lost == 0 and early_deletes == 0 (and its own checks passed).
+scenario, owed, accepted, pending, lost, duplicates, early_deletes, recovery_s and details. Exit code 0 when
+every scenario has lost == 0 and early_deletes == 0 (and its own checks passed, e.g. the bucket drained).
+
+pending counts owed records not accepted whose object is still in the bucket (not delivered yet: a slow or
+stalled run, reported as "bucket not drained"); lost counts owed records not accepted whose object is gone.
 
 early_deletes counts objects whose deletion began before their last owed record was accepted, objects
 deleted with owed records missing, and bad objects deleted at all. recovery_s is the time from the end of
@@ -243,7 +246,8 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
     from streams.avro import Codec
 
     flows = run.flows()
-    verdict = compare(run.good, flows)
+    remaining = run.bucket_keys()
+    verdict = compare(run.good, flows, in_bucket=remaining)  # missing + still in the bucket = pending, not lost
     needed_by = first_complete_times(run.good, flows)
     deleted = deletion_times(run.proxy_requests(), run.env["BLUEFLOW_BUCKET"], run.rewritten_at)
     ledger_codec = Codec("ledger")
@@ -265,15 +269,16 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
     letters = run.deadletters()
     unclear = sorted(k for k in run.bad_keys if not letters.get(k) or
                      not all(r["stage"] and len(r["reason"]) > 15 for r in letters[k]))
-    remaining = run.bucket_keys()
     entry = {
-        "scenario": scenario, "owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
+        "scenario": scenario, "owed": verdict.owed, "accepted": verdict.accepted, "pending": verdict.pending,
+        "lost": verdict.lost,
         "duplicates": verdict.duplicates, "early_deletes": len(early) + len(bad_deleted),
         "recovery_s": round(drained_at - fault_end, 1) if drained_at is not None else None,
         "details": {
             "objects": len(run.objects), "bad_objects": len(run.bad_keys), "unexpected": verdict.unexpected,
             "drained": drained_at is not None, "good_left_in_bucket": len(remaining - run.bad_keys),
             "bad_left_in_bucket": len(remaining & run.bad_keys), "bad_deleted": bad_deleted[:5],
+            "lost_objects": verdict.lost_objects[:5], "pending_objects": len(verdict.pending_objects),
             "early_deleted": early[:5], "deadlettered": len(letters),
             "deadletter_unclear": unclear[:5], "deadletter_repeats": sum(len(v) - 1 for v in letters.values()),
             "ledger_records": len(ledger), "deletes_seen_at_proxy": len(deleted),
@@ -451,9 +456,36 @@ def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
     time.sleep(2)
     inject(run.env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 3, "path_prefix": "/identity"},
            {"status": 503, "count": 3, "path_prefix": "/identity"})
-    wait_until(lambda: not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults",
-                                        timeout=5).json()["faults"], 60, 2)
+    samples = run.notes.setdefault("_healthz_samples", [])  # /healthz during the fault too (see run_scenario)
+
+    def faults_consumed() -> bool:
+        samples.extend((w.name, *_healthz(w)) for w in run.live())
+        return not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults", timeout=5).json()["faults"]
+
+    wait_until(faults_consumed, 60, 2)
     return time.time()
+
+
+def wait_drained_watching_health(run: FaultRun, timeout_s: float) -> tuple[bool, list[tuple[str, int, list]]]:
+    """Wait until the bucket is drained, sampling every live worker's /healthz meanwhile (every ~2 s)."""
+    samples: list[tuple[str, int, list]] = []
+
+    def check() -> bool:
+        samples.extend((w.name, *_healthz(w)) for w in run.live())
+        return run.drained()
+
+    return wait_until(check, timeout_s, 2.0), samples
+
+
+def iamvpc_health_problems(drained: bool, samples: list[tuple[str, int, list]]) -> list[str]:
+    """IAM/VPC API failures only degrade enrichment: no worker may turn unhealthy over them. And if the
+    pipeline stalled anyway, /healthz must have said so, naming the stuck stage or the failing step."""
+    unhealthy = [(name, problems) for name, status, problems in samples if status == 503]
+    if drained and unhealthy:
+        return [f"/healthz failed during IAM/VPC API faults (they must only degrade enrichment): {unhealthy[:2]}"]
+    if not drained and not any(p.startswith("stage ") or "keeps failing" in p for _, ps in unhealthy for p in ps):
+        return ["pipeline stalled but no worker's /healthz reported a stuck stage or a failing step"]
+    return []
 
 
 # ---------------------------------------------------------------- secrets
@@ -555,7 +587,13 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         if name == "iamvpc":
             requests.post(vpc_root(env) + "/_emulator/reset", timeout=10)
         timeout = 300 if quick else 900
-        drained = wait_until(run.drained, timeout, 2.0)
+        if name == "iamvpc":
+            drained, samples = wait_drained_watching_health(run, timeout)
+            samples = run.notes.pop("_healthz_samples", []) + samples
+            run.notes["healthz"] = dict(Counter(status for _, status, _ in samples))
+            run.notes.setdefault("problems", []).extend(iamvpc_health_problems(drained, samples))
+        else:
+            drained = wait_until(run.drained, timeout, 2.0)
         drained_at = time.time() if drained else None
         if name in SECRET_SCENARIOS:
             texts = []
@@ -575,7 +613,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             check_debug_scan(run, name)
         entry = judge(run, name, fault_end, drained_at)
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
-        entry = {"scenario": name, "owed": None, "accepted": None, "lost": None, "duplicates": None,
+        entry = {"scenario": name, "owed": None, "accepted": None, "pending": None, "lost": None, "duplicates": None,
                  "early_deletes": None, "recovery_s": None, "ok": False, "problems": [f"{type(exc).__name__}: {exc}"],
                  "details": {"run_id": run.run_id if run else None}}
         if run is not None:
@@ -611,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         entry = run_scenario(name, env, objects, args.quick, args.seed + i)
         report.append(entry)
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"[faults] {name}: owed={entry['owed']} accepted={entry['accepted']} lost={entry['lost']} "
+        print(f"[faults] {name}: owed={entry['owed']} accepted={entry['accepted']} pending={entry.get('pending')} "
+              f"lost={entry['lost']} "
               f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
               f"recovery_s={entry['recovery_s']} {'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}",
               flush=True)

@@ -78,32 +78,55 @@ def accepted_record(flow: dict) -> tuple:
 
 @dataclass
 class Verdict:
+    """`lost`: owed records missing for objects that are gone from the bucket (lost for good). `pending`:
+    owed records missing for objects still in the bucket (not delivered yet; the pipeline can still deliver
+    them). Without a bucket listing every missing record counts as lost."""
+
     owed: int
     accepted: int
     lost: int
     duplicates: int
     unexpected: int
     last_accept_by_object: dict[str, float] = field(default_factory=dict)
+    pending: int = 0
+    lost_objects: list[str] = field(default_factory=list)
+    pending_objects: list[str] = field(default_factory=list)
 
 
-def compare(objects, accepted_flows: list[dict]) -> Verdict:
-    """Owed vs accepted, as multisets; per object, when its last owed record arrived (stand-in clock)."""
+def compare(objects, accepted_flows: list[dict], in_bucket: set[str] | None = None) -> Verdict:
+    """Owed vs accepted, as multisets; per object, when its last owed record arrived (stand-in clock).
+
+    `in_bucket`: keys still in the bucket. A missing record owed by an object still there is pending; one
+    owed by an object that is gone is lost (a record owed by both kinds is counted lost first: the strict
+    reading)."""
     owed = Counter()
-    owner: dict[tuple, str] = {}
+    owners: dict[tuple, list[str]] = {}
     for obj in objects:
         for record in owed_records(obj):
             owed[record] += 1
-            owner[record] = obj.key
+            owners.setdefault(record, []).append(obj.key)
     got = Counter()
     last: dict[str, float] = {}
     for flow in accepted_flows:
         record = accepted_record(flow)
         got[record] += 1
-        key = owner.get(record)
-        if key is not None:
-            last[key] = max(last.get(key, 0.0), float(flow.get("received_at", 0.0)))
-    lost = sum((owed - got).values())
+        keys = owners.get(record)
+        if keys:
+            last[keys[-1]] = max(last.get(keys[-1], 0.0), float(flow.get("received_at", 0.0)))
+    lost = pending = 0
+    lost_objects: set[str] = set()
+    pending_objects: set[str] = set()
+    for record, missing in (owed - got).items():
+        keys = owners[record]
+        gone = [k for k in keys if in_bucket is None or k not in in_bucket]
+        there = [k for k in keys if in_bucket is not None and k in in_bucket]
+        n_lost = min(missing, len(gone))
+        lost += n_lost
+        pending += missing - n_lost
+        lost_objects.update(gone[:n_lost] if n_lost else ())
+        pending_objects.update(there[:missing - n_lost] if missing > n_lost else ())
     extra = got - owed
     duplicates = sum(n for r, n in extra.items() if r in owed)
     unexpected = sum(n for r, n in extra.items() if r not in owed)
-    return Verdict(sum(owed.values()), sum(got.values()), lost, duplicates, unexpected, last)
+    return Verdict(sum(owed.values()), sum(got.values()), lost, duplicates, unexpected, last, pending,
+                   sorted(lost_objects), sorted(pending_objects))

@@ -2,12 +2,17 @@
 
 The follower reads every partition of `vpc-metadata` from the beginning with its own consumer (no group),
 so each worker holds the whole estate, whatever partitions its agents own. A snapshot that cannot be
-decoded is logged and skipped: enrichment then uses the spec's fallbacks, it never waits for metadata.
+decoded is logged and skipped: enrichment then uses the spec's fallbacks.
+
+Enrichment never waits for the VPC API: `wait_ready` only waits (briefly, right after start) until the
+topic was read to its end, so snapshots published earlier are used from the first batch. It never waits
+for a snapshot that does not exist yet: with the VPC API or IAM down there may be none for a long time,
+and a stage blocked on it holds every rebalance of the group (Faust waits for in-flight messages) and, in
+Faust 0.15, leaves buffered messages of never-committed partitions skipped (issue 16).
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import orjson
@@ -26,20 +31,21 @@ class MetadataFollower:
         self.codec = codec
         self.snapshots: dict[str, dict] = {}
         self.index = None
-        self.first_snapshot = threading.Event()
+        self.started_at: float | None = None
         self.follower = TopicFollower(settings, [settings.topic("vpc-metadata")], self._on_message, "metadata")
         self.caught_up = self.follower.caught_up
 
     def start(self) -> None:
         self._rebuild()
+        self.started_at = time.monotonic()
         self.follower.start()
 
     def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until the topic was read to its end and a snapshot exists (bounded: never blocks flow for long)."""
-        deadline = time.monotonic() + timeout_s
-        if not self.caught_up.wait(max(0.0, deadline - time.monotonic())):
-            return False
-        return self.first_snapshot.wait(max(0.0, deadline - time.monotonic()))
+        """Wait until the topic was read to its end (every snapshot published so far is in the index), but
+        never later than `timeout_s` after `start()`: the first batches of a fresh worker wait a moment,
+        nothing after that does. False if the topic was not read in time (flows then get ids for now)."""
+        started = self.started_at if self.started_at is not None else time.monotonic()
+        return self.caught_up.wait(max(0.0, started + timeout_s - time.monotonic()))
 
     def _rebuild(self) -> None:
         from streams.ipindex import IpIndex
@@ -52,7 +58,6 @@ class MetadataFollower:
         snapshot = orjson.loads(record["json"])
         self.snapshots[record["region"]] = snapshot
         self._rebuild()
-        self.first_snapshot.set()
         log.info("metadata: index now holds %d regions (%s updated, %d endpoints)", len(self.snapshots),
                  record["region"], len(snapshot.get("endpoints", ())))
 

@@ -70,6 +70,7 @@ async def retry_transient(what: str, attempt_once: Callable[[], Any], *, pause: 
                           step: str = "", scrub: Callable[[str], str] = str, backoff: Backoff = DEFAULT):
     """Await `attempt_once()` until it stops raising Transient. While it keeps failing, `health` learns that
     `step` is failing (so /healthz can report a stall with its cause); success clears it."""
+    step = f"{step}: {what}" if step else ""
     attempt = 0
     while True:
         try:
@@ -77,7 +78,7 @@ async def retry_transient(what: str, attempt_once: Callable[[], Any], *, pause: 
         except Transient as exc:
             reason = scrub(str(exc))
             if health is not None and step:
-                health.failing(step, f"{what} keeps failing: {reason}")
+                health.failing(step, reason)
             delay = backoff.delay(attempt)
             attempt += 1
             log.warning("%s failed (%s); retry %d in %.1fs", what, reason, attempt, delay)

@@ -11,91 +11,11 @@ import functools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
+from streams.health import Health, consumer_lag  # noqa: F401  (consumer_lag: re-exported)
 from streams.settings import Settings
 
 log = logging.getLogger("blueflow")
-
-
-@dataclass
-class Health:
-    """What /healthz reports.
-
-    `fatal` is set by configuration errors (e.g. Kentik rejects the token). Work is pending when this
-    worker's own consumers lag (messages of its assigned partitions not yet committed: `observe_consumer`,
-    fed by streams/web.py every few seconds); `pending` is the older flag some loops set (leader poller,
-    retry loops) and only counts while no consumer observation exists. Progress is any committed offset
-    moving forward, or an explicit `progressed()` (a delivery, a delete, a parsed object).
-    """
-
-    fatal: str = ""
-    last_progress: float = field(default_factory=time.monotonic)
-    pending_since: float | None = None
-    pending: bool = False
-    lag: int | None = None
-    committed_total: int | None = None
-    failing_steps: dict = field(default_factory=dict)  # step -> (reason, since monotonic)
-
-    def failing(self, step: str, reason: str) -> None:
-        """`step` (e.g. "finalize: delete") failed again; it counts as a stall once it has failed for long."""
-        since = self.failing_steps.get(step, (reason, time.monotonic()))[1]
-        self.failing_steps[step] = (reason, since)
-
-    def ok(self, step: str) -> None:
-        self.failing_steps.pop(step, None)
-
-    def progressed(self) -> None:
-        self.last_progress = time.monotonic()
-
-    def observe_consumer(self, lag: int, committed_total: int) -> None:
-        """Record this worker's consumer lag and the sum of its committed offsets (pure bookkeeping)."""
-        if self.committed_total is not None and committed_total > self.committed_total:
-            self.progressed()
-        if lag > 0 and not (self.lag or 0) > 0:
-            self.pending_since = time.monotonic()
-            if time.monotonic() - self.last_progress > 1.0:  # idle until now: the clock starts with the work
-                self.last_progress = time.monotonic()
-        elif lag <= 0:
-            self.pending_since = None
-        self.lag = lag
-        self.committed_total = committed_total
-
-    @property
-    def work_pending(self) -> bool:
-        return (self.lag or 0) > 0 if self.lag is not None else self.pending
-
-    def problems(self, unhealthy_after: float) -> list[str]:
-        problems = []
-        if self.fatal:
-            problems.append(self.fatal)
-        now = time.monotonic()
-        for step, (reason, since) in sorted(self.failing_steps.items()):
-            if now - since > unhealthy_after:
-                problems.append(f"{step} failing for {now - since:.0f}s: {reason}")
-        idle = time.monotonic() - self.last_progress
-        if self.work_pending and idle > unhealthy_after:
-            what = f"{self.lag} messages" if self.lag else "work"
-            problems.append(f"no progress for {idle:.0f}s while {what} pending")
-        return problems
-
-
-def consumer_lag(assignment, highwater, committed, read) -> tuple[int, int]:
-    """(lag, sum of committed offsets) over `assignment`: `highwater(tp)` is the next offset to be written
-    (None if unknown), `committed(tp)`/`read(tp)` the last committed/read offsets (None if none)."""
-    lag = 0
-    total = 0
-    for tp in assignment:
-        hw = highwater(tp)
-        done = committed(tp)
-        if done is None:
-            done = read(tp)
-        if done is not None:
-            total += done
-        if hw is None:
-            continue
-        lag += max(0, hw - 1 - (done if done is not None else -1))
-    return lag, total
 
 
 class Runtime:
@@ -110,6 +30,9 @@ class Runtime:
         self._kentik = None
         self._scrubber = None
         self.started_at = time.time()
+        from streams import rewind
+
+        rewind.install()  # a rebalance must not skip messages of never-committed partitions (issue 16)
 
     async def run_sync(self, fn, /, *args, **kwargs):
         """Run a blocking call on the thread pool and await its result."""

@@ -1,7 +1,9 @@
 """HTTP endpoints on port 8083, like Blueflow's: /service/info, /healthz, /metrics.
 
-/service/info answers as soon as the worker runs (readiness); /healthz fails when Kentik rejects the
-credentials or when work is pending and nothing progressed for `unhealthy_after` seconds (liveness).
+/service/info answers as soon as the worker runs (readiness) and lists the steps being retried; /healthz
+fails (liveness) when Kentik or COS reject the credentials, when a stage of this worker has messages pending
+and its offsets did not move for `unhealthy_after` seconds, or when a retried step kept failing that long
+(streams/health.py; the problems name the stage or the step and its last reason).
 Nothing here shows a secret: settings go through `Settings.public_view()`.
 """
 from __future__ import annotations
@@ -32,24 +34,23 @@ def progress_counts() -> dict:
     }
 
 
-AGENT_TOPIC_SUFFIXES = ("objects", "flows", "kflow")
-
-
 def observe_consumer(app, pipeline) -> None:
-    """Feed this worker's consumer lag (agent topics only) and committed offsets into its Health."""
-    from streams.runtime import consumer_lag
+    """Feed this worker's lag and committed offsets per stage (its agents' topics) into its Health."""
+    from streams.health import STAGE_TOPICS, consumer_lag
 
     try:
         consumer = app.consumer
-        prefix = pipeline.settings.topic_prefix if hasattr(pipeline.settings, "topic_prefix") else ""
-        names = {f"{prefix}{suffix}" for suffix in AGENT_TOPIC_SUFFIXES}
-        assignment = [tp for tp in consumer.assignment() if tp.topic in names]
-        lag, total = consumer_lag(assignment, consumer.highwater, consumer._committed_offset.get,  # noqa: SLF001
-                                  consumer._read_offset.get)  # noqa: SLF001
+        assignment = list(consumer.assignment())
+        committed, read = consumer._committed_offset.get, consumer._read_offset.get  # noqa: SLF001
     except Exception:  # no consumer yet, or not assigned: nothing to observe
         return
-    pipeline.rt.health.observe_consumer(lag, total)
-    metrics.CONSUMER_LAG.set(lag)
+    total = 0
+    for stage, suffix in STAGE_TOPICS.items():
+        topic = pipeline.settings.topic(suffix)
+        lag, done = consumer_lag([tp for tp in assignment if tp.topic == topic], consumer.highwater, committed, read)
+        pipeline.rt.health.observe_stage(stage, lag, done)
+        total += lag
+    metrics.CONSUMER_LAG.set(total)
 
 
 def register(app, pipeline) -> None:
@@ -70,6 +71,7 @@ def register(app, pipeline) -> None:
             "healthy": not rt.health.problems(rt.settings.unhealthy_after),
             "lag": rt.health.lag,
             "problems": rt.health.problems(rt.settings.unhealthy_after),
+            "retrying": rt.health.retrying(),
             "metadata_regions": sorted(pipeline.metadata.snapshots),
             "devices_cached": len(pipeline.devices),
             "counts": progress_counts(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -49,6 +50,13 @@ def _graceful_worker_class():
         def _on_sigint(self) -> None:
             _exit_after(STOP_GRACE_S)
             super()._on_sigint()
+
+        def _install_signal_handlers_unix(self) -> None:
+            super()._install_signal_handlers_unix()
+            from streams import taskdump
+
+            self.loop.remove_signal_handler(signal.SIGUSR1)  # mode's dump prints locals (secrets) to stderr
+            taskdump.install(self.loop)  # kill -USR1: every task's and thread's stack in the log
 
     return GracefulWorker
 

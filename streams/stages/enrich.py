@@ -18,7 +18,7 @@ from streams.translate import device_name_for_subnet, translate_batch
 
 log = logging.getLogger("blueflow")
 
-METADATA_WAIT_S = 45.0
+METADATA_WAIT_S = 10.0  # only until the metadata topic was read: never waits for the VPC API
 
 
 def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:

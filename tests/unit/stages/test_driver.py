@@ -143,7 +143,7 @@ def test_delete_failures_are_retried_and_reported_to_health(objects):
     for raw in raws:
         d.sink(raw)
     assert key not in d.cos.objects and len(d.ledger()) == 1
-    assert d.ctx.health.failing_steps == {}  # cleared by the success
+    assert d.ctx.health.failures == {}  # cleared by the success
 
 
 def test_undecodable_message_is_dead_lettered():
