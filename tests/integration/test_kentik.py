@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from connectors import kflow
+from connectors.bounded_http import Limits
 from connectors.kentik import (Device, KentikAuthError, KentikClient, KentikError, KentikTransportError,
                                parse_retry_after)
 from devstack.standins.common import BackgroundServer
@@ -36,8 +37,9 @@ def emu(server):
     return server.url
 
 
-def client(url: str, root: str = "/api/internal", token: str = TOKEN, timeout=(2.0, 5.0)) -> KentikClient:
-    return KentikClient(api_root=url + root, flow_url=url + "/chf", email=EMAIL, token=token, timeout=timeout)
+def client(url: str, root: str = "/api/internal", token: str = TOKEN,
+           limits: Limits = Limits(connect_s=2.0, read_s=5.0, deadline_s=8.0, body_s=2.0)) -> KentikClient:
+    return KentikClient(api_root=url + root, flow_url=url + "/chf", email=EMAIL, token=token, limits=limits)
 
 
 def fault(url: str, **kw) -> None:
@@ -130,7 +132,7 @@ def test_bad_token_401_and_never_leaks(emu):
 
 def test_transport_error_does_not_leak_token():
     dead = KentikClient(api_root="http://127.0.0.1:9/api/internal", flow_url="http://127.0.0.1:9/chf",
-                        email=EMAIL, token=TOKEN, timeout=(0.5, 0.5))
+                        email=EMAIL, token=TOKEN, limits=Limits(0.5, 0.5, 1.0, 0.5))
     with pytest.raises(KentikTransportError) as ei:
         dead.get_device("x")
     assert TOKEN not in str(ei.value) and ei.value.status is None
@@ -180,7 +182,7 @@ def test_latency_and_timeout(emu):
     assert time.monotonic() - t0 >= 0.28
     fault(emu, latency_ms=1500, count=1, path_prefix="/chf")
     with pytest.raises(KentikTransportError, match="timeout"):
-        client(emu, timeout=(1.0, 0.5)).post_flows(dev, body)
+        client(emu, limits=Limits(1.0, 0.5, 2.0, 0.5)).post_flows(dev, body)
 
 
 def test_chf_rejections(emu):
