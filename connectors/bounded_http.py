@@ -170,6 +170,10 @@ def exchange(manager: urllib3.PoolManager, method: str, url: str, *, body: bytes
             raise HttpFailure(_describe(exc, deadline, limits)) from None
         finally:
             _CURRENT.deadline = None
+        if deadline.fired:   # cut while reading the headers: what http.client parsed is not an answer
+            resp.close()
+            resp.release_conn()
+            raise HttpFailure(_describe(None, deadline, limits))
         _REAPER.watch(deadline, min(deadline.at, time.monotonic() + limits.body_s))
         data, complete = _read_capped(resp, body_limit)
         _REAPER.finish(deadline)
@@ -190,9 +194,11 @@ def _read_capped(resp: urllib3.BaseHTTPResponse, limit: int) -> tuple[bytes, boo
         return b"", False
 
 
-def _describe(exc: BaseException, deadline: _Deadline, limits: Limits) -> str:
+def _describe(exc: BaseException | None, deadline: _Deadline, limits: Limits) -> str:
     if deadline.fired:
         return f"timeout: no complete answer within the {limits.deadline_s:g} s deadline"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):   # a subclass of ConnectTimeoutError
+        return f"transport error: cannot connect: {exc.__context__ or exc}"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return f"timeout: no connection within {limits.connect_s:g} s"
     if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, socket.timeout, TimeoutError)):
