@@ -114,7 +114,7 @@ async def record_middleware(request: web.Request, handler):
     raw = await request.read()
     entry = {"seq": seq, "method": request.method, "path": request.path, "query": dict(request.query),
              "headers": _redact(request.headers), "body": raw, "body_len": len(raw), "status": None,
-             "time": time.time(), "dropped": False, "mode": None, "flows": 0}
+             "time": time.time(), "dropped": False, "mode": None, "mode_seconds": None, "flows": 0}
     st["requests"].append(entry)
     try:
         resp = await handler(request)
@@ -122,7 +122,8 @@ async def record_middleware(request: web.Request, handler):
         entry["dropped"] = True
         raise
     entry["status"] = resp.status
-    entry["mode"], entry["flows"] = request.get(APPLIED), request.get(FLOWS, 0)
+    mode = request.get(APPLIED)
+    entry.update(mode=mode and mode.mode, mode_seconds=mode and mode.seconds, flows=request.get(FLOWS, 0))
     if resp.status != 200:
         rej = st["counts"]["chf_rejected"]
         rej[str(resp.status)] = rej.get(str(resp.status), 0) + 1

@@ -13,7 +13,8 @@ requests whose path starts with ``path_prefix`` are answered in mode M:
 * ``huge_body``: processed as usual; a 200 then carries a ``bytes``-long body (sent in 1 MiB pieces).
 
 ``GET /_emulator/chf_modes`` lists pending modes; ``POST /_emulator/reset`` clears them. Applied modes are
-counted in ``/_emulator/stats`` (``kentik.modes_applied``) and named in ``/_emulator/requests`` (``mode``).
+counted in ``/_emulator/stats`` (``kentik.modes_applied``) and named in ``/_emulator/requests`` (``mode``, and
+``mode_seconds`` for ``slow``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from aiohttp import web
 
 MODES = ("redirect", "bad_body", "slow", "trickle", "huge_body")
 PENDING = web.AppKey("kentik_chf_modes", list)
-APPLIED = web.RequestKey("kentik_chf_mode", str)
+APPLIED = web.RequestKey("kentik_chf_mode", object)   # the Mode applied to this request
 NOT_GZIP = b"accepted -- but this body is plain text, not gzip\n"
 
 
@@ -77,7 +78,7 @@ def make_modes_middleware(count_applied):
         if m is None:
             return await handler(request)
         count_applied(request.app, m.mode)
-        request[APPLIED] = m.mode
+        request[APPLIED] = m
         if m.mode == "redirect":
             return web.json_response({"moved": m.location}, status=m.status, headers={"Location": m.location})
         if m.mode == "trickle" and m.status not in (0, 200):
