@@ -121,9 +121,10 @@ async def record_middleware(request: web.Request, handler):
     except asyncio.CancelledError:
         entry["dropped"] = True
         raise
+    finally:   # what was done to it, also when the client vanished meanwhile
+        mode = request.get(APPLIED)
+        entry.update(mode=mode and mode.mode, mode_seconds=mode and mode.seconds, flows=request.get(FLOWS, 0))
     entry["status"] = resp.status
-    mode = request.get(APPLIED)
-    entry.update(mode=mode and mode.mode, mode_seconds=mode and mode.seconds, flows=request.get(FLOWS, 0))
     if resp.status != 200:
         rej = st["counts"]["chf_rejected"]
         rej[str(resp.status)] = rej.get(str(resp.status), 0) + 1
