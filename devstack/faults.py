@@ -528,6 +528,7 @@ def fault_slowkentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
                {"mode": "slow", "seconds": beyond, "count": counts[1]})
     fault_end = _chf_modes_settled(run, url, 2 * beyond + 120, lambda: sum(
         r["status"] is not None or r["dropped"] for r in slow_requests()) >= sum(counts))
+    wait_until(lambda: all(r["status"] is not None or r["dropped"] for r in slow_requests()), beyond + 30, 2)
     slow = slow_requests()
     run.notes["slow_answers"] = [{"seconds": r["mode_seconds"], "flows": r["flows"], "status": r["status"],
                                   "dropped": r["dropped"]} for r in slow]

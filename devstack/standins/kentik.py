@@ -36,14 +36,14 @@ from devstack.standins.chf_store import decoded_flows, device_ids, flow_json
 from devstack.standins.kentik_devices import (API_ROOTS, CFG, STATE, authorized, bad,
                                               create_device, export_status, get_device, public_device,
                                               unauthorized)
-from devstack.standins.kentik_modes import APPLIED, PENDING, add_mode_routes, make_modes_middleware
+from devstack.standins.kentik_modes import PENDING, add_mode_routes, make_modes_middleware
 
 DEFAULT_TOKEN = "blueflow-dev-token"
 DEFAULT_EMAIL = "dev@example.com"
 REDACTED = "REDACTED"
 SECRET_HEADERS = ("x-ch-auth-api-token", "authorization", "cookie")
 SEQ = web.RequestKey("kentik_seq", int)
-FLOWS = web.RequestKey("kentik_flows", int)
+ENTRY = web.RequestKey("kentik_entry", dict)   # the /_emulator/requests entry of this request
 
 
 def _new_state(company_id: str) -> dict:
@@ -91,7 +91,8 @@ async def post_chf(request: web.Request) -> web.Response:
         return bad(f"{wrong} of {len(ids)} CHF have a deviceId other than {want}")
     seq, now = request.get(SEQ, 0), time.time()
     st["bodies"].append((seq, now, name, packed))
-    request[FLOWS] = len(ids)
+    if ENTRY in request:
+        request[ENTRY]["flows"] = len(ids)
     st["counts"]["chf_accepted"] += 1
     st["counts"]["flows_accepted"] += len(ids)
     return web.Response(status=200)
@@ -116,14 +117,12 @@ async def record_middleware(request: web.Request, handler):
              "headers": _redact(request.headers), "body": raw, "body_len": len(raw), "status": None,
              "time": time.time(), "dropped": False, "mode": None, "mode_seconds": None, "flows": 0}
     st["requests"].append(entry)
+    request[ENTRY] = entry
     try:
         resp = await handler(request)
     except asyncio.CancelledError:
         entry["dropped"] = True
         raise
-    finally:   # what was done to it, also when the client vanished meanwhile
-        mode = request.get(APPLIED)
-        entry.update(mode=mode and mode.mode, mode_seconds=mode and mode.seconds, flows=request.get(FLOWS, 0))
     entry["status"] = resp.status
     if resp.status != 200:
         rej = st["counts"]["chf_rejected"]
@@ -186,9 +185,11 @@ async def list_heartbeats(request: web.Request) -> web.Response:
     return web.json_response({"heartbeats": request.app[STATE]["heartbeats"]})
 
 
-def _count_mode(app: web.Application, mode: str) -> None:
-    applied = app[STATE]["counts"]["modes_applied"]
-    applied[mode] = applied.get(mode, 0) + 1
+def _mode_applied(request: web.Request, mode) -> None:
+    applied = request.app[STATE]["counts"]["modes_applied"]
+    applied[mode.mode] = applied.get(mode.mode, 0) + 1
+    if ENTRY in request:   # named at once: a slow answer is listed as such while it waits
+        request[ENTRY].update(mode=mode.mode, mode_seconds=mode.seconds)
 
 
 def _reset_state(app: web.Application) -> None:
@@ -217,7 +218,7 @@ def make_app(token: str = DEFAULT_TOKEN, email: str = DEFAULT_EMAIL, company_id:
              client_max_size: int = 256 * 1024 * 1024) -> web.Application:
     # built like common.make_base_app, with the request recorder outside the fault injector
     app = web.Application(middlewares=[record_middleware, faults_option_middleware, stats_middleware,
-                                       make_modes_middleware(_count_mode), fault_middleware],
+                                       make_modes_middleware(_mode_applied), fault_middleware],
                           client_max_size=client_max_size,
                           handler_args={"auto_decompress": False})   # /chf bodies are kept as sent
     app[FAULTS] = []

@@ -25,7 +25,6 @@ from aiohttp import web
 
 MODES = ("redirect", "bad_body", "slow", "trickle", "huge_body")
 PENDING = web.AppKey("kentik_chf_modes", list)
-APPLIED = web.RequestKey("kentik_chf_mode", object)   # the Mode applied to this request
 NOT_GZIP = b"accepted -- but this body is plain text, not gzip\n"
 
 
@@ -69,16 +68,15 @@ def _take(request: web.Request) -> Mode | None:
     return None
 
 
-def make_modes_middleware(count_applied):
-    """The middleware answering in the pending modes; `count_applied(app, mode)` does the bookkeeping."""
+def make_modes_middleware(applied):
+    """The middleware answering in the pending modes; `applied(request, mode)` does the bookkeeping."""
 
     @web.middleware
     async def modes_middleware(request: web.Request, handler):
         m = _take(request) if not request.path.startswith("/_emulator/") else None
         if m is None:
             return await handler(request)
-        count_applied(request.app, m.mode)
-        request[APPLIED] = m
+        applied(request, m)
         if m.mode == "redirect":
             return web.json_response({"moved": m.location}, status=m.status, headers={"Location": m.location})
         if m.mode == "trickle" and m.status not in (0, 200):
