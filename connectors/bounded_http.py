@@ -158,6 +158,8 @@ def make_manager(url: str, maxsize: int = 16) -> urllib3.PoolManager:
 
 def exchange(manager: urllib3.PoolManager, method: str, url: str, *, body: bytes | None = None,
              headers: dict[str, str] | None = None, limits: Limits = Limits(), body_limit: int = 64 * 1024) -> Answer:
+    """Send one request and return its answer (status, headers, at most `body_limit` raw body bytes); raise
+    HttpFailure when there is no complete status line and headers within the limits."""
     deadline = _Deadline(0.0)
     _REAPER.watch(deadline, time.monotonic() + limits.deadline_s)
     _CURRENT.deadline = deadline
