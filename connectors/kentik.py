@@ -1,23 +1,33 @@
-"""Kentik client: device lookup/creation, export heartbeats and the flow-ingest POST (sync, requests).
+"""Kentik client: device lookup/creation, export heartbeats and the flow-ingest POST (sync, urllib3).
 
-Used by the app from a thread pool. No retries here: the caller decides (it retries 429/5xx and
-transport errors, stops on 401/403, splits on 413). Error messages carry the HTTP status and a human
-reason and never the API token.
+Used by the app from a thread pool. No retries here: the caller decides (it retries 3xx, 429/5xx and
+transport errors, stops on 401/403, splits on 413). Every call goes through connectors.bounded_http: a
+redirect is never followed (the token goes to the configured URLs only; a 3xx comes back as a status whose
+reason names the Location host), bodies are never decoded, at most a bounded part of an answer is read, and
+connect/read/overall deadlines hold (LIMITS). Error messages carry the HTTP status and a human reason and
+never the API token.
 """
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+from connectors.bounded_http import Answer, HttpFailure, Limits, exchange, make_manager
 
 CUSTOM_COLUMNS = tuple(f"STR{k:02d}" for k in range(19))
 DEFAULT_API_ROOT = "https://api.kentik.com/api/internal"
 DEFAULT_FLOW_URL = "https://flow.kentik.com/chf"
+ERROR_TEXT_LIMIT = 64 * 1024       # bytes of an answer read for its error text (flow POST, heartbeat)
+API_BODY_LIMIT = 1024 * 1024       # bytes of a device-API answer read (a device JSON is a few KB)
+# Kentik's ingest answers in well under a second when healthy. A POST we give up on may still be accepted,
+# and re-sending it is a duplicate, so wait long for an answer: 100 s without a byte (past the 60 s idle
+# limit of common load balancers, whose 504 is then an answer and not our timeout), 120 s for the whole
+# exchange (so a peer trickling bytes cannot hold a POST longer), 5 s to read an error text, 10 s to connect.
+LIMITS = Limits(connect_s=10.0, read_s=100.0, deadline_s=120.0, body_s=5.0)
 
 
 class KentikError(Exception):
@@ -90,24 +100,57 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def answer_reason(status: int, headers, body: bytes) -> str:
+    """A short, printable reason for a non-200 answer, from its headers and (raw, capped) body."""
+    if 300 <= status < 400:
+        host = _location_host(headers.get("Location"))
+        return (f"redirect (HTTP {status}) to {host} not followed: blueflow sends the token only to the "
+                f"configured Kentik URLs (check --kentik_flow_url / --kentik_api_root)")
+    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return f"HTTP {status} with a {_printable(encoding)[:20]}-encoded body (not decoded)"
+    text = body.decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+        if isinstance(doc, dict):
+            text = str(doc.get("error") or doc.get("message") or doc.get("errors") or "")
+    except ValueError:
+        pass
+    return _printable(" ".join(text.split()))[:200]
+
+
+def _location_host(location: str | None) -> str:
+    if not location:
+        return "(no Location)"
+    try:
+        host = urlsplit(location.strip()).hostname
+    except ValueError:
+        host = None
+    return _printable(host)[:100] if host else "(a path on the same host)"
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 class KentikClient:
     def __init__(self, api_root: str = DEFAULT_API_ROOT, flow_url: str = DEFAULT_FLOW_URL, email: str = "",
-                 token: str = "", timeout: float | tuple[float, float] = (5.0, 30.0), pool_size: int = 16):
+                 token: str = "", limits: Limits = LIMITS, pool_size: int = 16):
         self.api_root = api_root.rstrip("/")
         self.flow_url = flow_url
-        self.timeout = timeout
+        self.limits = limits
         self._token = token
-        self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update({"X-CH-Auth-Email": email, "X-CH-Auth-API-Token": token})
+        self._flow_http = make_manager(flow_url, pool_size)
+        self._api_http = make_manager(self.api_root, 4)
+        self._headers = {"X-CH-Auth-Email": email, "X-CH-Auth-API-Token": token, "User-Agent": "blueflow",
+                         "Accept-Encoding": "identity"}
 
     def __repr__(self) -> str:  # never show the token
         return f"KentikClient(api_root={self.api_root!r}, flow_url={self.flow_url!r})"
 
     def close(self) -> None:
-        self._session.close()
+        self._flow_http.clear()
+        self._api_http.clear()
 
     def __enter__(self) -> "KentikClient":
         return self
@@ -119,42 +162,40 @@ class KentikClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
-    def _request(self, op: str, method: str, url: str, **kw) -> requests.Response:
+    def _request(self, op: str, method: str, url: str, *, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, body_limit: int = ERROR_TEXT_LIMIT) -> Answer:
+        http = self._flow_http if url.startswith(self.flow_url) else self._api_http
         try:
-            return self._session.request(method, url, timeout=self.timeout, **kw)
-        except requests.Timeout as exc:
-            raise KentikTransportError(self._scrub(f"timeout after {self.timeout}s: {type(exc).__name__}"),
-                                       op=op) from None
-        except requests.RequestException as exc:
-            raise KentikTransportError(self._scrub(f"transport error: {type(exc).__name__}: {exc}"),
-                                       op=op) from None
+            return exchange(http, method, url, body=body, headers={**self._headers, **(headers or {})},
+                            limits=self.limits, body_limit=body_limit)
+        except HttpFailure as exc:
+            raise KentikTransportError(self._scrub(str(exc)), op=op) from None
 
-    def _reason(self, resp: requests.Response) -> str:
-        text = ""
-        try:
-            body = resp.json()
-            if isinstance(body, dict):
-                text = str(body.get("error") or body.get("message") or body.get("errors") or "")
-        except ValueError:
-            text = resp.text or ""
-        text = " ".join(text.split())[:200]
-        return self._scrub(text or resp.reason or "")
+    def _api_json(self, op: str, method: str, url: str, doc: dict | None = None) -> Answer:
+        body = json.dumps(doc).encode() if doc is not None else None
+        return self._request(op, method, url, body=body, body_limit=API_BODY_LIMIT,
+                             headers={"Content-Type": "application/json"} if body is not None else None)
 
-    def _fail(self, op: str, resp: requests.Response) -> KentikError:
-        cls = KentikAuthError if resp.status_code in (401, 403) else KentikError
-        return cls(self._reason(resp) or "request failed", resp.status_code, op=op)
+    def _reason(self, answer: Answer) -> str:
+        return self._scrub(answer_reason(answer.status, answer.headers, answer.body))
+
+    def _fail(self, op: str, answer: Answer) -> KentikError:
+        cls = KentikAuthError if answer.status in (401, 403) else KentikError
+        return cls(self._reason(answer) or "request failed", answer.status, op=op)
 
     # --- devices -------------------------------------------------------------------------------
     def get_device(self, name: str) -> Device | None:
-        resp = self._request("get device", "GET", f"{self.api_root}/device/{quote(name, safe='')}")
-        if resp.status_code == 404:
+        answer = self._api_json("get device", "GET", f"{self.api_root}/device/{quote(name, safe='')}")
+        if answer.status == 404:
             return None
-        if resp.status_code != 200:
-            raise self._fail(f"get device {name}", resp)
+        if answer.status != 200:
+            raise self._fail(f"get device {name}", answer)
         try:
-            return Device.from_json(resp.json()["device"])
+            if not answer.complete or (answer.headers.get("Content-Encoding") or "identity") != "identity":
+                raise ValueError("answer too large or encoded")
+            return Device.from_json(json.loads(answer.body)["device"])
         except (ValueError, KeyError, TypeError):
-            raise KentikError(f"device {name}: answer is not {{\"device\": ...}}", resp.status_code,
+            raise KentikError(f"device {name}: answer is not {{\"device\": ...}}", answer.status,
                               op="get device") from None
 
     def create_device(self, name: str, plan_id: Any, export_id: Any, region: str, zone: str,
@@ -168,9 +209,9 @@ class KentikClient:
             "plan_id": _maybe_int(plan_id), "sending_ips": []}
         if export_id:
             device.update(cloud_export_id=_maybe_int(export_id), cloud_region=region, cloud_zone=zone)
-        resp = self._request("create device", "POST", f"{self.api_root}/device/", json={"device": device})
-        if resp.status_code not in (200, 201):
-            raise self._fail(f"create device {name}", resp)
+        answer = self._api_json("create device", "POST", f"{self.api_root}/device/", {"device": device})
+        if answer.status not in (200, 201):
+            raise self._fail(f"create device {name}", answer)
         dev = self.get_device(name)   # the create answer lacks the custom columns
         if dev is None:
             raise KentikError(f"device {name} not found right after creating it", op="create device")
@@ -195,25 +236,23 @@ class KentikClient:
     # --- heartbeat -----------------------------------------------------------------------------
     def heartbeat(self, export_id: Any, status: str, message: str = "") -> int:
         body = {"export_id": _maybe_int(export_id), "status": status, "message": message}
-        resp = self._request("heartbeat", "PUT", f"{self.api_root}/cloudExport/status/{export_id}", json=body)
-        if resp.status_code in (401, 403):
-            raise self._fail("heartbeat", resp)
-        return resp.status_code
+        answer = self._api_json("heartbeat", "PUT", f"{self.api_root}/cloudExport/status/{export_id}", body)
+        if answer.status in (401, 403):
+            raise self._fail("heartbeat", answer)
+        return answer.status
 
     # --- flows ---------------------------------------------------------------------------------
     def post_flows_result(self, device: Device, body: bytes) -> PostResult:
-        """POST one gzip-framed kflow body for ``device``; no retry. Raises KentikTransportError."""
-        resp = self._request(
-            f"post flows {device.name}", "POST", self.flow_url,
-            params={"sid": "0", "sender_id": device.sender_id}, data=body,
-            headers={"Content-Type": "application/binary", "Content-Encoding": "gzip"})
-        try:
-            if resp.status_code == 200:
-                return PostResult(200)
-            return PostResult(resp.status_code, parse_retry_after(resp.headers.get("Retry-After")),
-                              self._reason(resp))
-        finally:
-            resp.close()
+        """POST one gzip-framed kflow body for ``device``; no retry. Raises KentikTransportError.
+
+        Any 200 is accepted, whatever its body; a 3xx is not (its reason names the Location host)."""
+        query = urlencode({"sid": "0", "sender_id": device.sender_id})
+        url = f"{self.flow_url}{'&' if '?' in self.flow_url else '?'}{query}"
+        answer = self._request(f"post flows {device.name}", "POST", url, body=body,
+                               headers={"Content-Type": "application/binary", "Content-Encoding": "gzip"})
+        if answer.status == 200:
+            return PostResult(200)
+        return PostResult(answer.status, parse_retry_after(answer.headers.get("Retry-After")), self._reason(answer))
 
     def post_flows(self, device: Device, body: bytes) -> int:
         """HTTP status of the flow POST (200 = accepted). Raises KentikTransportError."""

@@ -1,7 +1,10 @@
 """Getting one batch of kflow records accepted by Kentik, whatever it takes.
 
-Policy (docs/kentik.md): success is HTTP 200 only. Transport errors, 429 and 5xx are retried forever with
-capped exponential backoff and jitter (honouring Retry-After). 401/403 mean the credentials are wrong: the
+Policy (docs/kentik.md): success is HTTP 200 only (whatever its body). Transport errors (timeouts included),
+408, 429, 3xx and 5xx are retried forever with capped exponential backoff and jitter (honouring
+Retry-After): a redirect is never followed by the client and never means "accepted" nor "refused for good" --
+it is a misrouted or misconfigured endpoint, so the batch waits (and /healthz fails after --unhealthy_after
+without progress) instead of being dead-lettered. 401/403 mean the credentials are wrong: the
 worker reports unhealthy and keeps retrying slowly without advancing, so nothing is lost and nothing
 after it is committed. 413 splits the batch in halves. Other 4xx are permanent: the batch is refused and
 the caller quarantines the object.
@@ -10,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from connectors.kentik import PostResult  # status (0 = transport error), retry_after, reason
 from streams import metrics
+from streams.retry import Backoff
 
 log = logging.getLogger("blueflow.sink")
 
@@ -31,17 +34,19 @@ class BatchRefused(Exception):
 
 @dataclass
 class RetryPolicy:
-    base_s: float = 0.2
-    cap_s: float = 30.0
+    """Kentik's use of the one backoff (streams/retry.py): a faster start, plus the 401/403 and refusal rules."""
+
+    backoff_curve: Backoff = Backoff(base_s=0.2, cap_s=30.0)
     auth_wait_s: float = 15.0
     max_permanent_attempts: int = 3
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.cap_s, self.base_s * (2 ** min(attempt, 16)))
-        delay = delay * (0.5 + random.random() / 2)
-        if retry_after:
-            delay = max(delay, min(retry_after, self.cap_s * 4))
-        return delay
+        return self.backoff_curve.delay(attempt, retry_after)
+
+
+def retried(status: int) -> bool:
+    """Statuses (0 = no HTTP answer) that are retried with backoff until Kentik accepts."""
+    return status in (0, 408, 429) or 300 <= status < 400 or status >= 500
 
 
 Post = Callable[[bytes], Awaitable[PostResult]]
@@ -86,7 +91,7 @@ async def deliver(encode: Encode, post: Post, count: int, *, what: str, health, 
                             what, stop - start, len(body))
                 pending[:0] = [(start, middle), (middle, stop)]
                 break
-            if status in (0, 408, 429) or status >= 500:
+            if retried(status):
                 delay = policy.backoff(attempt, result.retry_after)
                 attempt += 1
                 log.warning("sink: delivery of %s failed (%s); retry %d in %.1fs", what,

@@ -63,7 +63,7 @@ class Runtime:
 
                 s = self.settings
                 self._kentik = KentikClient(api_root=s.kentik_api_root, flow_url=s.kentik_flow_url,
-                                            email=s.api_email, token=s.kentik_api_token, timeout=30.0)
+                                            email=s.api_email, token=s.kentik_api_token)
             return self._kentik
 
     def scrub(self, text: str) -> str:

@@ -14,10 +14,12 @@ import pytest
 import requests
 
 from connectors import kflow
-from connectors.kentik import (Device, KentikAuthError, KentikClient, KentikError, KentikTransportError,
+from connectors.bounded_http import Limits
+from connectors.kentik import (Device, KentikAuthError, KentikClient, KentikError, KentikTransportError, PostResult,
                                parse_retry_after)
 from devstack.standins.common import BackgroundServer
 from devstack.standins.kentik import make_app
+from devstack.workers import wait_until
 from tests.unit.test_kflow import make_batch
 
 TOKEN = "sekret-token-123456"
@@ -36,8 +38,9 @@ def emu(server):
     return server.url
 
 
-def client(url: str, root: str = "/api/internal", token: str = TOKEN, timeout=(2.0, 5.0)) -> KentikClient:
-    return KentikClient(api_root=url + root, flow_url=url + "/chf", email=EMAIL, token=token, timeout=timeout)
+def client(url: str, root: str = "/api/internal", token: str = TOKEN,
+           limits: Limits = Limits(connect_s=2.0, read_s=5.0, deadline_s=8.0, body_s=2.0)) -> KentikClient:
+    return KentikClient(api_root=url + root, flow_url=url + "/chf", email=EMAIL, token=token, limits=limits)
 
 
 def fault(url: str, **kw) -> None:
@@ -130,7 +133,7 @@ def test_bad_token_401_and_never_leaks(emu):
 
 def test_transport_error_does_not_leak_token():
     dead = KentikClient(api_root="http://127.0.0.1:9/api/internal", flow_url="http://127.0.0.1:9/chf",
-                        email=EMAIL, token=TOKEN, timeout=(0.5, 0.5))
+                        email=EMAIL, token=TOKEN, limits=Limits(0.5, 0.5, 1.0, 0.5))
     with pytest.raises(KentikTransportError) as ei:
         dead.get_device("x")
     assert TOKEN not in str(ei.value) and ei.value.status is None
@@ -180,7 +183,7 @@ def test_latency_and_timeout(emu):
     assert time.monotonic() - t0 >= 0.28
     fault(emu, latency_ms=1500, count=1, path_prefix="/chf")
     with pytest.raises(KentikTransportError, match="timeout"):
-        client(emu, timeout=(1.0, 0.5)).post_flows(dev, body)
+        client(emu, limits=Limits(1.0, 0.5, 2.0, 0.5)).post_flows(dev, body)
 
 
 def test_chf_rejections(emu):
@@ -241,3 +244,131 @@ def test_main_runs_as_module():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- a misbehaving Kentik (devstack/standins/kentik_modes.py) -------------------------------------------
+
+FAST = Limits(connect_s=2.0, read_s=1.0, deadline_s=3.0, body_s=1.0)
+
+
+def modes(url: str, *items: dict) -> None:
+    requests.post(url + "/_emulator/chf_modes", json=list(items), timeout=5).raise_for_status()
+
+
+def one_body(dev: Device, n: int = 3) -> bytes:
+    return kflow.frame_body(kflow.encode_packed_chf(make_batch(n), dev.id, dev.custom_field_ids()))
+
+
+def accepted_flows(url: str) -> int:
+    return requests.get(url + "/_emulator/stats", timeout=5).json()["kentik"]["flows_accepted"]
+
+
+@pytest.fixture(scope="module")
+def decoy():
+    from devstack.standins.kentik_modes import make_decoy_app
+
+    with BackgroundServer(make_decoy_app()) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirect_is_not_followed_and_token_stays_home(emu, decoy, status):
+    dev = make_device(emu)
+    before = len(requests.get(decoy.url + "/_decoy/requests", timeout=5).json()["requests"])
+    modes(emu, {"mode": "redirect", "status": status, "location": decoy.url + "/chf?steal=" + TOKEN})
+    res = client(emu).post_flows_result(dev, one_body(dev))
+    assert res.status == status
+    assert "not followed" in res.reason and "127.0.0.1" in res.reason
+    assert TOKEN not in res.reason and "steal" not in res.reason     # the Location host only
+    assert len(requests.get(decoy.url + "/_decoy/requests", timeout=5).json()["requests"]) == before
+    assert accepted_flows(emu) == 0
+    assert client(emu).post_flows(dev, one_body(dev)) == 200       # the pool still works
+
+
+def test_device_api_redirects_are_errors_not_followed(emu, decoy):
+    dev = make_device(emu)
+    before = len(requests.get(decoy.url + "/_decoy/requests", timeout=5).json()["requests"])
+    modes(emu, {"mode": "redirect", "status": 302, "location": decoy.url + "/x", "path_prefix": "/api"},
+          {"mode": "redirect", "status": 307, "location": decoy.url + "/y", "path_prefix": "/api"})
+    with pytest.raises(KentikError) as ei:
+        client(emu).get_device(dev.name)
+    assert ei.value.status == 302 and "not followed" in str(ei.value)
+    assert client(emu).heartbeat(77, "OK") == 307
+    assert len(requests.get(decoy.url + "/_decoy/requests", timeout=5).json()["requests"]) == before
+
+
+def test_200_with_undecodable_body_is_accepted(emu):
+    dev = make_device(emu)
+    modes(emu, {"mode": "bad_body", "count": 2})
+    c = client(emu)
+    assert c.post_flows_result(dev, one_body(dev, 4)) == PostResult(200)
+    assert c.post_flows(dev, one_body(dev, 4)) == 200
+    reqs = requests.get(emu + "/_emulator/requests?body=0", timeout=5).json()["requests"]
+    assert [(r["status"], r["mode"], r["flows"]) for r in reqs] == [(200, "bad_body", 4)] * 2
+    assert accepted_flows(emu) == 8
+
+
+def test_slow_answer_beyond_the_read_timeout_is_a_transport_error(emu):
+    dev = make_device(emu)
+    modes(emu, {"mode": "slow", "seconds": 2.5})
+    t0 = time.monotonic()
+    with pytest.raises(KentikTransportError, match="timeout"):
+        client(emu, limits=FAST).post_flows(dev, one_body(dev))
+    assert time.monotonic() - t0 < 2.0
+
+    def slow_entry():
+        reqs = requests.get(emu + "/_emulator/requests?body=0", timeout=5).json()["requests"]
+        return [(r["mode"], r["flows"]) for r in reqs if r["mode"]]
+    # Kentik had it: re-sending it will be a duplicate (the price of a timeout)
+    assert wait_until(lambda: slow_entry() == [("slow", 3)], 5, 0.1)
+
+
+def test_slow_answer_within_the_read_timeout_is_waited_for(emu):
+    dev = make_device(emu)
+    modes(emu, {"mode": "slow", "seconds": 1.5})
+    assert client(emu, limits=Limits(connect_s=2.0, read_s=3.0, deadline_s=4.0, body_s=1.0)).post_flows(
+        dev, one_body(dev)) == 200
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_trickled_body_is_cut_after_the_body_budget(emu, status):
+    dev = make_device(emu)
+    modes(emu, {"mode": "trickle", "status": status, "bytes": 1000, "interval_s": 0.2})
+    c = client(emu, limits=FAST)
+    t0 = time.monotonic()
+    assert c.post_flows_result(dev, one_body(dev)).status == status
+    assert time.monotonic() - t0 < 1.8      # body_s = 1 s, the whole body would take 200 s
+    assert c.post_flows(dev, one_body(dev)) == 200
+    assert accepted_flows(emu) == (6 if status == 200 else 3)
+
+
+def test_huge_200_body_is_not_read(emu):
+    import resource
+
+    dev = make_device(emu)
+    modes(emu, {"mode": "huge_body", "bytes": 300 * 1024 * 1024})
+    c = client(emu)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.monotonic()
+    assert c.post_flows(dev, one_body(dev)) == 200
+    assert time.monotonic() - t0 < 2.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 64 * 1024   # KiB: < 64 MB more at peak
+    assert c.post_flows(dev, one_body(dev)) == 200
+
+
+def test_flows_are_decoded_only_when_asked_for(emu, server):
+    from devstack.standins.kentik_devices import STATE
+
+    dev = make_device(emu)
+    c = client(emu)
+    for seed in (1, 2):
+        assert c.post_flows(dev, kflow.frame_body(kflow.encode_packed_chf(make_batch(5, seed=seed), dev.id,
+                                                                          dev.custom_field_ids()))) == 200
+    st = server.app[STATE]
+    assert (len(st["bodies"]), st["decoded"], len(st["flows"])) == (2, 0, 0)
+    assert requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]["flows_stored"] == 10
+    assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 10
+    assert (st["decoded"], len(st["flows"])) == (2, 10)
+    assert c.post_flows(dev, one_body(dev, 1)) == 200
+    got = requests.get(emu + "/_emulator/flows?since_seq=2", timeout=5).json()
+    assert got["count"] == 1 and got["flows"][0]["request_seq"] == 3

@@ -83,3 +83,71 @@ def test_permanent_refusal_raises_after_a_few_attempts():
     with pytest.raises(BatchRefused) as info:
         run(deliver(encode, script.post, 3, what="t", health=Health(), sleep=sleep))
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_redirects_are_retried_like_5xx_never_accepted_nor_refused(status):
+    # more redirects than max_permanent_attempts: a 4xx would have been refused by now
+    health = Health()
+    script = Script([status] * 6 + [200])
+    slept, sleep = no_sleep_recorder()
+    accepted = run(deliver(encode, script.post, 4, what="t", health=health, sleep=sleep))
+    assert accepted == 4
+    assert len(script.bodies) == 7 and set(script.bodies) == {b"0:4"}   # the same batch, never split or dropped
+    assert len(slept) == 6 and all(s > 0 for s in slept)               # backoff before every retry
+    assert health.fatal == ""
+
+
+def test_nothing_counts_as_accepted_while_redirected():
+    accepted_seen = []
+
+    async def post(body):
+        accepted_seen.append(len(accepted_seen))
+        return PostResult(307, None, "redirect (HTTP 307) to elsewhere.example not followed")
+
+    async def stop_after(s):
+        if len(accepted_seen) >= 20:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        run(deliver(encode, post, 3, what="t", health=Health(), sleep=stop_after))
+    assert len(accepted_seen) == 20   # still retrying after 20 redirects: not refused, not accepted
+
+
+def test_timeout_is_a_transport_error_and_retried():
+    answers = [PostResult(0, None, "kentik post flows d: timeout: no answer within 100 s"),
+               PostResult(0, None, "kentik post flows d: timeout: no complete answer within the 120 s deadline"),
+               PostResult(200)]
+    slept, sleep = no_sleep_recorder()
+
+    async def post(body):
+        return answers.pop(0)
+
+    assert run(deliver(encode, post, 2, what="t", health=Health(), sleep=sleep)) == 2
+    assert not answers and len(slept) == 2
+
+
+def test_200_is_accepted_at_once():
+    script = Script([200])
+    slept, sleep = no_sleep_recorder()
+    health = Health()
+    health.last_progress = 0.0
+    assert run(deliver(encode, script.post, 9, what="t", health=health, sleep=sleep)) == 9
+    assert len(script.bodies) == 1 and slept == [] and health.last_progress > 0
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 410, 422])
+def test_other_4xx_are_refused_after_a_few_attempts(status):
+    script = Script([status] * 5)
+    slept, sleep = no_sleep_recorder()
+    with pytest.raises(BatchRefused):
+        run(deliver(encode, script.post, 3, what="t", health=Health(), sleep=sleep))
+    assert len(script.bodies) == RetryPolicy().max_permanent_attempts
+
+
+def test_retried_status_table():
+    from streams.delivery import retried
+
+    assert [s for s in (0, 200, 201, 204, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413,
+                        429, 500, 502, 503, 504) if retried(s)] == [0, 300, 301, 302, 303, 304, 307, 308, 408, 429,
+                                                                     500, 502, 503, 504]
