@@ -1,6 +1,7 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
 secrets (at info and at debug level), objects overwritten in flight, control-character keys, COS refusing
-deletes, Kentik redirecting or answering 200 with an undecodable body; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+deletes, Kentik redirecting or answering 200 with an undecodable body; each must end with nothing lost and
+nothing deleted early (devstack/faults.py does the work).
 
 One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
