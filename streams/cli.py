@@ -10,6 +10,7 @@ failed, 2 a bad flag or setting, 3 Kafka did not answer.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -17,10 +18,10 @@ import click
 from streams.metrics import VERSION
 from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
 from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
+from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command
 
 DEV_COMMANDS = ("demo", "faults", "generate", "devstack")
-from streams.textsafe import escape
 
 
 def normalise_blueflow_args(argv: list[str]) -> list[str]:

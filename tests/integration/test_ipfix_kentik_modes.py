@@ -8,6 +8,7 @@ import asyncio
 import pytest
 import requests
 
+from connectors.bounded_http import Limits
 from connectors.kentik import KentikClient
 from devstack import generator
 from devstack.standins.common import BackgroundServer
@@ -29,7 +30,7 @@ def server():
 def kentik(server):
     requests.post(server.url + "/_emulator/reset", timeout=5).raise_for_status()
     client = KentikClient(api_root=server.url + "/api/internal", flow_url=server.url + "/chf", email=EMAIL,
-                          token=TOKEN, timeout=(2.0, 5.0))
+                          token=TOKEN, limits=Limits(2.0, 5.0, 10.0, 2.0))
     yield client
     client.close()
 
@@ -64,7 +65,7 @@ def heartbeats_after(d: Driver, seconds: float) -> None:
 
 @pytest.mark.parametrize("mode", ["with_export", "without_export"])
 def test_both_kentik_modes_deliver_every_flow(server, kentik, obj, mode):
-    settings = {"KENTIK_PLAN_ID": "11467", "BLUEFLOW_HEARTBEAT_INTERVAL": "0.2"}
+    settings = {"KENTIK_PLAN_ID": "11467", "BLUEFLOW_HEARTBEAT_INTERVAL": "1"}
     if mode == "with_export":
         settings["KENTIK_EXPORT_ID"] = "3302"
     else:
