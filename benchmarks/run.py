@@ -75,6 +75,18 @@ def stack_cpu_s() -> dict[str, float]:
     return out
 
 
+STANDINS = ("iam", "vpc", "kentik", "cos-iam-proxy")  # what stands in for SaaS we cannot reach
+STANDIN_CPU_LIMIT = 0.10  # a stand-in must never be the bottleneck: at most 10 % of the workers' CPU
+
+
+def standin_check(stack_cpu: dict[str, float], worker_cpu_s: float) -> dict:
+    """The stand-ins' CPU next to the workers'; `ok` False when they used more than STANDIN_CPU_LIMIT of it."""
+    used = sum(v for k, v in stack_cpu.items() if k in STANDINS)
+    share = used / worker_cpu_s if worker_cpu_s else None
+    return {"standin_cpu_s": round(used, 2), "share_of_worker_cpu": measure.rnd(share, 3),
+            "limit": STANDIN_CPU_LIMIT, "ok": share is not None and share <= STANDIN_CPU_LIMIT}
+
+
 def worker_metrics(port: int) -> list:
     try:
         reply = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
@@ -185,7 +197,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
             if deleted >= n_obj and not any(True for _ in list_objects(client, bucket, "")):
                 t_end = time.monotonic()
                 break
-            time.sleep(0.25)
+            time.sleep(1.0)  # workers' /service/info at most once a second
         wall = (t_end or time.monotonic()) - t0
         cpu = [proc_cpu_s(w.proc.pid) or 0.0 for w in workers]
         hwm = [proc_hwm_kb(w.proc.pid) or 0 for w in workers]
@@ -283,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
                 referee=raw["referee"], stack_cpu_s_during_run=raw["stack_cpu_s"],
                 machine_cpu_busy_share=measure.rnd((raw["cpu_s"] + sum(raw["stack_cpu_s"].values()))
                                                   / (raw["wall_s"] * common["cpus_available"]), 2),
+                standin_sanity=standin_check(raw["stack_cpu_s"], raw["cpu_s"]),
                 **common))
+            if not rows[-1]["standin_sanity"]["ok"]:
+                _say(f"  SANITY CHECK FAILED: stand-ins used {rows[-1]['standin_sanity']['share_of_worker_cpu']} of "
+                     "the workers' CPU (limit 0.10): this run measures the stand-ins, not blueflow")
         micro = None
         if not args.no_microbench:
             index = load_index(env)
@@ -315,7 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     print(measure.format_table(runs))
     print("scaling 2 workers / 1 worker (flows/s): " + ", ".join(f"{k} {v}" for k, v in scale.items()))
     print(f"CPUs: {common['cpus_available']} available (shared with the stack); commit {common['git_commit']}")
-    return 0 if not any(r.get("timed_out") for r in runs) else 1
+    insane = [f"{r['workload']}×{r['workers']}" for r in runs if not r["standin_sanity"]["ok"]]
+    if insane:
+        print(f"sanity check failed (stand-in CPU over 10 % of the workers'): {', '.join(insane)}")
+    return 0 if not any(r.get("timed_out") for r in runs) and not insane else 1
 
 
 if __name__ == "__main__":

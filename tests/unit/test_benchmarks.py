@@ -135,3 +135,12 @@ def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
     assert self_top == [("f (b.py)", 9)]
     assert dict(incl_top) == {"main (a.py)": 9, "f (b.py)": 9, "g (b.py)": 3}
     assert frame_name("Codec.decode (streams/avro.py:196)") == "Codec.decode (streams/avro.py)"
+
+
+def test_the_benchmark_fails_its_sanity_check_when_stand_ins_use_over_a_tenth_of_the_workers_cpu():
+    from benchmarks.run import standin_check
+
+    stack = {"kafka": 50.0, "s3proxy": 20.0, "kentik": 3.0, "iam": 0.5, "vpc": 0.2, "cos-iam-proxy": 1.0}
+    ok = standin_check(stack, worker_cpu_s=100.0)
+    assert ok["ok"] and ok["standin_cpu_s"] == 4.7 and ok["share_of_worker_cpu"] == 0.047  # Kafka/S3Proxy are real
+    assert not standin_check(dict(stack, kentik=12.0), worker_cpu_s=100.0)["ok"]
