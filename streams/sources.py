@@ -118,14 +118,13 @@ def inherit(source: Source, settings) -> Source:
 
 
 # ------------------------------------------------------------------------------------------ registry
-PROBE_AFTER_S = 15.0  # a source marked down is tried again (one object) after this long
+GIVE_UP_AFTER_S = 20.0  # with several sources: a source failing this long gets one try per object, then waits
 
 
 @dataclass
 class SourceState:
     problem: str = ""
     since: float = 0.0
-    down_until: float = 0.0
     backlog: int = 0
     oldest_age_s: float = 0.0
 
@@ -174,19 +173,24 @@ class Sources:
 
     # ---------------------------------------------------------------- per-source health
     def failed(self, source: Source, problem: str) -> None:
+        from streams import source_metrics
+
         state = self.state[source.name]
         if not state.problem:
             state.since = self.clock()
         state.problem = problem
-        state.down_until = self.clock() + PROBE_AFTER_S
+        source_metrics.HEALTHY.labels(source=source.name).set(0)
 
     def succeeded(self, source: Source) -> None:
-        state = self.state[source.name]
-        state.problem, state.down_until = "", 0.0
+        from streams import source_metrics
 
-    def is_down(self, source: Source) -> bool:
-        """Marked failing and not yet due for another try (its objects wait in the bucket meanwhile)."""
-        return self.clock() < self.state[source.name].down_until
+        self.state[source.name].problem = ""
+        source_metrics.HEALTHY.labels(source=source.name).set(1)
+
+    def failing_for(self, source: Source) -> float:
+        """Seconds the source's COS calls have been failing (0 while they succeed)."""
+        state = self.state[source.name]
+        return self.clock() - state.since if state.problem else 0.0
 
     def problems(self) -> dict[str, str]:
         return {name: state.problem for name, state in self.state.items() if state.problem}

@@ -56,22 +56,29 @@ def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
 
 
 async def heartbeat_loop(ctx) -> None:
-    """Leader task: START at once, then one status per `heartbeat_interval` (also while Kentik refuses it)."""
-    last, started = float("-inf"), False
+    """Leader task: for every source with an export, START at once, then one status per `heartbeat_interval`
+    to that source's export with its Kentik user (also while Kentik refuses it). A source's own COS problem
+    is reported to its export only."""
+    last: dict[str, float] = {}
+    started: set[str] = set()
     while True:
         await asyncio.sleep(1.0)
-        s = ctx.settings
-        if s.dry_run or not s.export_id or not ctx.app.is_leader():
+        if not ctx.app.is_leader():
             continue
-        if time.monotonic() - last < s.heartbeat_interval:
-            continue
-        last = time.monotonic()
-        status, message = heartbeat_status(started, ctx.health.fatal)
-        try:
-            await ctx.rt.run_sync(ctx.rt.kentik.heartbeat, s.export_id, status, message)
-            started = True
-        except Exception as exc:
-            log.warning("heartbeat: export status %s not sent: %s", status, ctx.rt.scrub(str(exc)))
+        for source in ctx.sources.all:
+            if source.dry_run or not source.export_id:
+                continue
+            if time.monotonic() - last.get(source.name, float("-inf")) < ctx.settings.heartbeat_interval:
+                continue
+            last[source.name] = time.monotonic()
+            problem = ctx.health.fatal or ctx.sources.state[source.name].problem
+            status, message = heartbeat_status(source.name in started, problem)
+            try:
+                await ctx.rt.run_sync(ctx.sources.kentik(source).heartbeat, source.export_id, status, message)
+                started.add(source.name)
+            except Exception as exc:
+                log.warning("heartbeat: export %s status %s not sent: %s", source.export_id, status,
+                            ctx.rt.scrub(str(exc)))
 
 
 async def progress_log_loop(ctx, every_s: float = 30.0) -> None:

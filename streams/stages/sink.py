@@ -12,7 +12,7 @@ import enum
 import time
 from dataclasses import dataclass, replace
 
-from streams import metrics
+from streams import metrics, source_metrics
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
 from streams.records import KflowChunk, Progress, now_ms
@@ -84,10 +84,13 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None
     chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
     if chunk is None:
         return
+    source = ctx.source_for(chunk)
+    if source is None:
+        return
     if not chunk.replay:
         await ctx.sync_outcomes("sink")
-    decision = decide(chunk, ctx.outcomes.outcome(chunk.key, chunk.etag), ctx.sink_progress.get(chunk.key),
-                      ctx.shared_progress.get(chunk.key, chunk.etag))
+    decision = decide(chunk, ctx.outcomes.outcome(chunk.skey, chunk.etag), ctx.sink_progress.get(chunk.skey),
+                      ctx.shared_progress.get(chunk.skey, chunk.etag))
     if decision.action is Action.REPLAY:
         try:
             await deliver(ctx, chunk)
@@ -96,24 +99,25 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None
     elif decision.action is Action.SKIP_OBJECT:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
-        await _deliver_and_account(ctx, chunk, decision, deliver)
+        await _deliver_and_account(ctx, chunk, decision, deliver, source)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver) -> None:
+async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver, source) -> None:
     progress = decision.progress
     if decision.action is Action.SKIP_CHUNK:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
-        if chunk.flow_count and not ctx.settings.dry_run:
+        if chunk.flow_count and not source.dry_run:
             try:
                 await deliver(ctx, chunk)
             except BatchRefused as exc:
                 await ctx.quarantine(chunk, "sink", str(exc))
-                ctx.sink_progress.pop(chunk.key, None)
+                ctx.sink_progress.pop(chunk.skey, None)
                 return
+            source_metrics.DELIVERED.labels(source=source.name).inc(chunk.flow_count)
         progress = progress.accept(chunk)
-        ctx.sink_progress[chunk.key] = progress
+        ctx.sink_progress[chunk.skey] = progress
         if not progress.complete:
             await record_progress(ctx, chunk, progress)
     if progress.complete:
@@ -123,8 +127,9 @@ async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliv
 async def record_progress(ctx, chunk: KflowChunk, progress: ObjectProgress) -> None:
     """Tell every worker which chunks of this object Kentik accepted (compacted `progress` topic)."""
     record = Progress(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, chunks=progress.chunks,
-                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms())
-    await ctx.send(ctx.topics.progress, chunk.key, record)
+                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms(),
+                      source=chunk.source)
+    await ctx.send(ctx.topics.progress, chunk.skey, record)
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
@@ -132,7 +137,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
     from connectors.kflow import encode_packed_chf, frame_body
     from connectors.kentik import KentikTransportError
 
-    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id)
+    source = ctx.sources.get(chunk.source)
+    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
+                                              source)
     what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, "
             f"device {device.name})")
 
@@ -141,7 +148,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
 
     def post_sync(body: bytes) -> PostResult:
         try:
-            return ctx.rt.kentik.post_flows_result(device, body)
+            return ctx.sources.kentik(source).post_flows_result(device, body)
         except KentikTransportError as exc:
             return PostResult(0, None, ctx.rt.scrub(str(exc)))
 
