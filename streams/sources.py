@@ -118,15 +118,20 @@ def inherit(source: Source, settings) -> Source:
 
 
 # ------------------------------------------------------------------------------------------ registry
-GIVE_UP_AFTER_S = 20.0  # with several sources: a source failing this long gets one try per object, then waits
+GIVE_UP_AFTER_S = 10.0  # with several sources: once a source's COS has failed this long, its objects wait...
+PROBE_EVERY_S = 30.0  # ...and one call per this interval (per worker and operation) checks whether it is back
 
 
 @dataclass
 class SourceState:
-    problem: str = ""
-    since: float = 0.0
+    failing: dict = field(default_factory=dict)  # COS operation -> (problem, failing since)
+    probed: dict = field(default_factory=dict)  # COS operation -> when a waiting source was last tried
     backlog: int = 0
     oldest_age_s: float = 0.0
+
+    @property
+    def problem(self) -> str:
+        return "; ".join(problem for problem, _ in self.failing.values())
 
 
 class Sources:
@@ -172,25 +177,37 @@ class Sources:
             return self._kentik[source.name]
 
     # ---------------------------------------------------------------- per-source health
-    def failed(self, source: Source, problem: str) -> None:
+    def failed(self, source: Source, operation: str, problem: str) -> None:
         from streams import source_metrics
 
-        state = self.state[source.name]
-        if not state.problem:
-            state.since = self.clock()
-        state.problem = problem
+        failing = self.state[source.name].failing
+        failing[operation] = (problem, failing.get(operation, (problem, self.clock()))[1])
         source_metrics.HEALTHY.labels(source=source.name).set(0)
 
-    def succeeded(self, source: Source) -> None:
+    def succeeded(self, source: Source, operation: str | None = None) -> None:
+        """A COS call of `operation` (None: every operation) of the source succeeded again."""
         from streams import source_metrics
 
-        self.state[source.name].problem = ""
-        source_metrics.HEALTHY.labels(source=source.name).set(1)
+        failing = self.state[source.name].failing
+        for name in ([operation] if operation else list(failing)):
+            failing.pop(name, None)
+        source_metrics.HEALTHY.labels(source=source.name).set(0 if failing else 1)
 
-    def failing_for(self, source: Source) -> float:
-        """Seconds the source's COS calls have been failing (0 while they succeed)."""
-        state = self.state[source.name]
-        return self.clock() - state.since if state.problem else 0.0
+    def waiting(self, source: Source, operation: str) -> bool:
+        """True when a call of `operation` should not even be tried: the source has failed for longer than
+        GIVE_UP_AFTER_S and was probed less than PROBE_EVERY_S ago (else this call is the probe)."""
+        if self.failing_for(source, operation) < GIVE_UP_AFTER_S:
+            return False
+        probed = self.state[source.name].probed
+        if self.clock() - probed.get(operation, float("-inf")) < PROBE_EVERY_S:
+            return True
+        probed[operation] = self.clock()
+        return False
+
+    def failing_for(self, source: Source, operation: str) -> float:
+        """Seconds the source's COS calls of `operation` (get, delete, list) have been failing (0: they work)."""
+        found = self.state[source.name].failing.get(operation)
+        return self.clock() - found[1] if found else 0.0
 
     def problems(self) -> dict[str, str]:
         return {name: state.problem for name, state in self.state.items() if state.problem}
@@ -203,12 +220,14 @@ class Sources:
 
 
 def make_cos_client_for(source: Source, settings):
+    """A source's COS client. Two attempts per call (not the SDK's five): the pipeline retries on its own,
+    and a failing source's probe must cost the shared stage a second or two, not ten."""
     from connectors.cos import make_cos_client
 
     if source.uses_hmac:
         return make_cos_client(source.cos_endpoint_url, hmac_access_key=source.hmac_access_key,
-                               hmac_secret_key=source.hmac_secret_key)
-    return make_cos_client(source.cos_endpoint_url, api_key=source.cos_api_key,
+                               hmac_secret_key=source.hmac_secret_key, max_attempts=2)
+    return make_cos_client(source.cos_endpoint_url, api_key=source.cos_api_key, max_attempts=2,
                            service_instance=source.service_instance, iam_token_url=settings.iam_token_url)
 
 

@@ -72,6 +72,7 @@ def register(app, pipeline) -> None:
             "problems": rt.health.problems(rt.settings.unhealthy_after),
             "metadata_regions": sorted(pipeline.metadata.snapshots),
             "devices_cached": len(pipeline.devices),
+            "sources": pipeline.sources.view(),
             "counts": progress_counts(),
             "settings": rt.settings.public_view(),
         })

@@ -18,7 +18,7 @@ def _failed(ctx, source, operation: str, exc: Exception, words: str) -> Transien
     metrics.COS_OPERATIONS.labels(operation=operation, result="error").inc()
     source_metrics.COS_ERRORS.labels(source=source.name, operation=operation).inc()
     if ctx.sources.isolated:
-        ctx.sources.failed(source, ctx.rt.scrub(f"{words}: {exc}"))
+        ctx.sources.failed(source, operation, ctx.rt.scrub(f"{words}: {exc}"))
     elif isinstance(exc, cos.CosError) and not exc.transient:
         ctx.health.fatal = (f"COS refused {operation} ({exc.code}: {ctx.rt.scrub(exc.reason)}); check "
                             "IBM_COS_API_KEY / IBM_SERVICE_INSTANCE or the HMAC keys and their role (Writer)")
@@ -27,7 +27,7 @@ def _failed(ctx, source, operation: str, exc: Exception, words: str) -> Transien
 
 def _succeeded(ctx, source, operation: str) -> None:
     metrics.COS_OPERATIONS.labels(operation=operation, result="ok").inc()
-    ctx.sources.succeeded(source)
+    ctx.sources.succeeded(source, operation)
     if ctx.health.fatal.startswith(f"COS refused {operation}"):
         ctx.health.fatal = ""
 

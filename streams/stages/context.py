@@ -129,18 +129,22 @@ class StageContext:
                         stage, OUTCOMES_WAIT_S)
         self.sync_needed[stage] = False
 
-    async def source_retry(self, source, what: str, step: str, fn, *args):
+    async def source_retry(self, source, operation: str, what: str, step: str, fn, *args):
         """`retry` for a call to one source's COS. With several sources a failing source must not hold the
         others: once it has failed for GIVE_UP_AFTER_S, a call gets one attempt and then raises
-        SourceUnavailable (the object stays in the bucket for a later listing) and the worker stays healthy."""
+        SourceUnavailable (the object stays in the bucket for a later listing) and the worker stays healthy.
+        `operation`: the COS operation (get, delete) whose failures count."""
         if not self.sources.isolated:
             return await self.retry(what, step, fn, *args)
+        if self.sources.waiting(source, operation):
+            raise SourceUnavailable(f"source {source.name}: COS {operation} failing for "
+                                    f"{self.sources.failing_for(source, operation):.0f}s")
 
         async def attempt():
             try:
                 return await self.rt.run_sync(fn, *args)
             except Transient as exc:
-                if self.sources.failing_for(source) >= GIVE_UP_AFTER_S:
+                if self.sources.failing_for(source, operation) >= GIVE_UP_AFTER_S:
                     raise SourceUnavailable(f"source {source.name}: {self.rt.scrub(str(exc))}") from None
                 raise
 

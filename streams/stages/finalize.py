@@ -52,8 +52,8 @@ async def finalize(ctx, chunk: KflowChunk, progress) -> None:
     decision = plan(source.keep_objects, source.dry_run)
     if decision.delete:
         try:
-            result = await ctx.source_retry(source, f"delete of {key!r}", "finalize: delete", bucket.delete_version,
-                                            ctx, source, chunk.bucket, key, chunk.etag)
+            result = await ctx.source_retry(source, "delete", f"delete of {key!r}", "finalize: delete",
+                                            bucket.delete_version, ctx, source, chunk.bucket, key, chunk.etag)
         except SourceUnavailable as exc:
             await _defer(ctx, chunk, progress, source, exc)
             return

@@ -95,13 +95,14 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
         log.info("parse: object %r still in the bucket long after it was parsed; parsing it again "
                  "(chunks already accepted are not sent again)", ref.key)
     try:  # one hand-off to the thread pool: download, parse and encode together
-        fetched = await ctx.source_retry(source, f"download of {ref.key!r}", "parse: download", fetch, ctx, ref)
+        fetched = await ctx.source_retry(source, "get", f"download of {ref.key!r}", "parse: download", fetch, ctx,
+                                         ref)
     except FlowLogError as exc:
         await ctx.quarantine(ref, exc.stage, exc.reason)
         return
     except SourceUnavailable as exc:
         source_metrics.WAITING.labels(source=source.name, stage="parse").inc()
-        log.warning("parse: %s; object %r stays in the bucket until the source answers again", exc, ref.key)
+        log.info("parse: %s; object %r stays in the bucket until the source answers again", exc, ref.key)
         return
     if fetched is None:
         metrics.OBJECTS_SKIPPED.labels(reason="vanished").inc()

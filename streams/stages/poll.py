@@ -141,8 +141,9 @@ async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
             ledger.clear()
         return None
     due, room, by_name, pending = {}, {}, {}, False
-    for source in ctx.sources.all:
-        listing = await _list(ctx, source, ledgers[source.name])
+    # concurrently: a slow or failing source's listing does not delay the others'
+    listings = await asyncio.gather(*(_list(ctx, s, ledgers[s.name]) for s in ctx.sources.all))
+    for source, listing in zip(ctx.sources.all, listings):
         if listing is None:
             continue
         pending = pending or bool(listing)

@@ -114,8 +114,10 @@ def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next
     d.parse(ref(d, B, objects[1].key))  # gives up after GIVE_UP_AFTER_S of failures instead of for ever
     calls = d.coses["acct-b"].calls
     assert 1 < calls < 10 and not d.topics.flows.messages and not d.deadletters()
-    d.parse(ref(d, B, objects[1].key))  # still failing: one attempt, then it waits
+    d.parse(ref(d, B, objects[1].key))  # still failing: one attempt (the probe), then it waits
     assert d.coses["acct-b"].calls == calls + 1
+    d.parse(ref(d, B, objects[1].key))  # probed moments ago: not even tried, it waits in the bucket
+    assert d.coses["acct-b"].calls == calls + 1 and not d.topics.flows.messages
     run_through(d, [ref(d, A, objects[0].key)])
     assert not d.coses["acct-a"].objects and [e.source for e in d.ledger()] == ["acct-a"]
     assert not d.ctx.health.fatal and not d.ctx.health.failing_steps
