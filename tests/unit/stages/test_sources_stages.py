@@ -176,3 +176,18 @@ def test_budget_counts_published_objects_not_yet_finished(objects):
     asyncio.run(poll._poll_once(d.ctx, ledgers))
     later = [ObjectRef.decode(v) for _, v in d.topics.objects.messages[3:]]
     assert [r.source for r in later] == ["acct-a", "acct-a"]
+
+
+def test_vpc_metadata_is_fetched_once_per_account_and_regions_with_keys_per_source():
+    from streams.settings import Settings
+    from streams.stages.leader import metadata_accounts
+
+    settings = Settings.from_env({"IBM_VPC_API_KEY": "global", "BLUEFLOW_REGIONS": "us-south,us-east"})
+    same = Source("same", "b1", regions=("us-south",))  # the global key, regions already covered
+    other = Source("other", "b2", vpc_api_key="acct-b-key", regions=("eu-de",))
+    wider = Source("wider", "b3", regions=("us-south", "jp-tok"))
+    accounts = metadata_accounts(settings, [same, other, wider])
+    assert [(a.label, a.ibm_vpc_api_key, a.region_list) for a in accounts] == [
+        ("", "global", ["us-south", "us-east"]), ("other", "acct-b-key", ["eu-de"]),
+        ("wider", "global", ["us-south", "jp-tok"])]
+    assert [a.label for a in metadata_accounts(Settings.from_env({}), [other])] == ["other"]
