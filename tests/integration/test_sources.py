@@ -127,7 +127,10 @@ def two_sources():
 
 def test_each_source_reaches_its_own_devices_plan_and_export_and_nothing_crosses(stack, two_sources):
     run = two_sources
+    started = time.monotonic()
     worker = run.start_worker("w1")
+    assert wait_for(lambda: not run.left("acct-a"), 240, interval_s=1), run.logs()
+    print(f"\n[sources] both healthy: acct-a drained in {time.monotonic() - started:.1f}s")
     assert wait_for(lambda: not run.left("acct-a") and not run.left("acct-b"), 240, interval_s=2), run.logs()
     verdicts = per_source_verdicts(run)
     all_flows = kentik(run.env, "/_emulator/flows")
@@ -146,8 +149,11 @@ def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(sta
     published again (`stuck_after`, 20 s here)."""
     run = two_sources
     run.fail_cos_of("acct-b", objects_only)
+    started = time.monotonic()
     worker = run.start_worker("w1", BLUEFLOW_STUCK_AFTER="20")
-    assert wait_for(lambda: not run.left("acct-a"), 180, interval_s=2), run.logs()
+    assert wait_for(lambda: not run.left("acct-a"), 180, interval_s=1), run.logs()
+    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'}): acct-a drained in "
+          f"{time.monotonic() - started:.1f}s")
     assert len(run.left("acct-b")) == len(run.objects["acct-b"])  # nothing deleted while its COS fails
     time.sleep(25)  # longer than BLUEFLOW_UNHEALTHY_AFTER: the worker must stay healthy all the same
     reply = requests.get(f"http://127.0.0.1:{worker.port}/healthz", timeout=5)
