@@ -191,3 +191,23 @@ def test_vpc_metadata_is_fetched_once_per_account_and_regions_with_keys_per_sour
         ("", "global", ["us-south", "us-east"]), ("other", "acct-b-key", ["eu-de"]),
         ("wider", "global", ["us-south", "jp-tok"])]
     assert [a.label for a in metadata_accounts(Settings.from_env({}), [other])] == ["other"]
+
+
+def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error(monkeypatch):
+    from dataclasses import replace
+
+    from streams import source_status, sources
+    from streams.settings import Settings
+
+    d = two_sources()
+    d.coses["acct-a"].put("k1", b"x" * 10)
+    d.coses["acct-a"].put("k2", b"y" * 5)
+    d.coses["acct-b"].down = True
+    monkeypatch.setattr(sources, "make_cos_client_for", lambda s, settings: d.coses[s.name])
+    settings = replace(Settings.from_env({}), sources=(A, B))
+    quarantined = {("k2", d.coses["acct-a"].objects["k2"][0])}
+    found = source_status.source_backlogs(settings, quarantined)
+    assert found["acct-a"] == {"bucket": "bucket-a", "objects": 2, "bytes": 15, "pending": 1, "quarantined": 1,
+                               "oldest_pending_age_s": found["acct-a"]["oldest_pending_age_s"]}
+    assert found["acct-b"]["bucket"] == "bucket-b" and "ServiceUnavailable" in found["acct-b"]["error"]
+    assert source_status.source_backlogs(Settings.from_env({}), set()) is None
