@@ -32,8 +32,9 @@ class Devices:
             return found
         async with self._locks.setdefault(cache_key, asyncio.Lock()):
             if cache_key not in self._devices:
-                self._devices[cache_key] = await ctx.retry(f"resolving Kentik device {name}", "sink: device",
-                                                           _resolve, ctx, source, name, region, zone, subnet_id)
+                self._devices[cache_key] = await ctx.source_retry(
+                    source, "kentik", f"resolving Kentik device {name}", "sink: device", _resolve, ctx, source, name,
+                    region, zone, subnet_id)
             return self._devices[cache_key]
 
 
@@ -48,6 +49,10 @@ def _resolve(ctx, source, name: str, region: str, zone: str, subnet_id: str) -> 
         return device, device.custom_field_ids()
     except KentikError as exc:
         if exc.status in (401, 403):
-            ctx.health.fatal = (f"Kentik rejected the credentials (HTTP {exc.status}) while resolving device "
-                                f"{name}; fix KENTIK_API_TOKEN / --api_email and restart")
+            problem = (f"Kentik rejected the credentials (HTTP {exc.status}) while resolving device "
+                       f"{name}; fix KENTIK_API_TOKEN / --api_email and restart")
+            if ctx.sources.isolated:  # several sources: this source's problem, not the worker's
+                ctx.sources.failed(source, "kentik", problem)
+            else:
+                ctx.health.fatal = problem
         raise Transient(str(exc)) from None

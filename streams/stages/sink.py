@@ -9,6 +9,7 @@ never sent again; after a crash only the chunks consumed but not yet committed c
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,10 @@ from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
 from streams.records import KflowChunk, Progress, now_ms
 from streams.stages import finalize
+from streams.stages.context import SourceUnavailable
+from streams.stages.source_guard import kentik_guard
+
+log = logging.getLogger("blueflow")
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,10 @@ async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliv
                 await ctx.quarantine(chunk, "sink", str(exc))
                 ctx.sink_progress.pop(chunk.skey, None)
                 return
+            except SourceUnavailable as exc:  # several sources: this chunk waits (streams/stages/source_guard.py)
+                source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
+                log.info("sink: %s; %r waits in the bucket and is sent when published again", exc, chunk.key)
+                return
             source_metrics.DELIVERED.labels(source=source.name).inc(chunk.flow_count)
         progress = progress.accept(chunk)
         ctx.sink_progress[chunk.skey] = progress
@@ -158,8 +167,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
     async def post(body):
         return await ctx.rt.run_sync(post_sync, body)
 
+    health, pause = kentik_guard(ctx, source)
     try:
-        await deliver(encode, post, chunk.flow_count, what=what, health=ctx.health, sleep=ctx.pause)
+        await deliver(encode, post, chunk.flow_count, what=what, health=health, sleep=pause)
     except BatchRefused as exc:
         raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
     metrics.CHF_DELIVERED.inc(chunk.flow_count)

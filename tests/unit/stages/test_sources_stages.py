@@ -100,9 +100,9 @@ def test_one_sources_cos_failing_does_not_hold_the_others_listing_or_make_the_wo
     assert d.ctx.sources.problems() == {}
 
 
-def fake_clock(step_s: float = 5.0):
+def fake_clock(step_s: float = 5.0, start: float = 0.0):
     ticks = itertools.count()
-    return lambda: next(ticks) * step_s
+    return lambda: start + next(ticks) * step_s
 
 
 def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next_one_flows(objects):
@@ -211,3 +211,26 @@ def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error
                                "oldest_pending_age_s": found["acct-a"]["oldest_pending_age_s"]}
     assert found["acct-b"]["bucket"] == "bucket-b" and "ServiceUnavailable" in found["acct-b"]["error"]
     assert source_status.source_backlogs(Settings.from_env({}), set()) is None
+
+
+def test_one_sources_refused_kentik_token_holds_neither_the_others_nor_the_workers_health(objects):
+    d = two_sources()
+    d.ctx.sources.clock = fake_clock()
+    d.coses["acct-a"].put(objects[3].key, objects[3].body)
+    d.coses["acct-b"].put(objects[4].key, objects[4].body)
+    d.kentiks["acct-b"].answers = [401] * 1000
+    refs = [ref(d, B, objects[4].key), ref(d, A, objects[3].key)]
+    run_through(d, refs)
+    assert [e.source for e in d.ledger()] == ["acct-a"] and not d.coses["acct-a"].objects
+    assert objects[4].key in d.coses["acct-b"].objects  # not accepted: not deleted, waits for its next publish
+    assert len(d.kentiks["acct-b"].posts) < 6 and "HTTP 401" in d.ctx.sources.problems()["acct-b"]
+    assert not d.ctx.health.fatal and not d.deadletters()
+    d.kentiks["acct-b"].answers = []  # the token is fixed; the leader publishes the stuck object again
+    d.ctx.sources.clock = fake_clock(start=3600)  # an hour later: the next delivery is the probe
+    before = len(d.kentiks["acct-b"].posts)
+    d.ctx.in_flight.clear()
+    run_through(d, [ObjectRef(**{**refs[0].to_avro(), "republish": True})])
+    chunks = -(-objects[4].flow_count // 50)
+    assert len(d.kentiks["acct-b"].posts) - before == chunks  # every chunk once, none twice
+    assert [e.source for e in d.ledger()] == ["acct-a", "acct-b"] and not d.coses["acct-b"].objects
+    assert d.ctx.sources.problems() == {}
