@@ -173,9 +173,9 @@ async def _list(ctx, source, ledger: PublishLedger):
     try:
         listing = await ctx.rt.run_sync(bucket.list_source, ctx, source)
     except Transient as exc:
-        ledger.clear()
         if not ctx.sources.isolated:
             raise
+        ledger.clear()
         log.warning("poller: source %s: %s; the other sources go on", source.name, ctx.rt.scrub(str(exc)))
         return None
     metrics.OBJECTS_LISTED.inc(len(listing))
