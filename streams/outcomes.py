@@ -19,7 +19,8 @@ QUARANTINED = "quarantined"
 
 
 class OutcomeStore:
-    """key → (etag, outcome, at_s) — the key scoped by source (streams.records.scoped_key); thread-safe; fed by the follower and by this worker's own writes."""
+    """key → (etag, outcome, at_s), the key scoped by source (streams.records.scoped_key); thread-safe; fed
+    by the follower and by this worker's own writes."""
 
     def __init__(self, window_s: float):
         self.window_s = window_s

@@ -178,8 +178,9 @@ def convert(option: Option, raw: str):
 def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devstack: Mapping[str, str],
                    uses: Iterable[str], file: Mapping[str, str] | None = None) -> dict:
     """Every option's typed value: a flag, else the environment, else the configuration file (`file`, by
-    option name, already checked), else the local stack's env file, else the default. Options in `uses` must be valid (SettingError otherwise); the others fall back to their default
-    when their value is bad, because the command at hand never reads them."""
+    option name, already checked), else the local stack's env file, else the default. Options in `uses` must
+    be valid (SettingError otherwise); the others fall back to their default when their value is bad, because
+    the command at hand never reads them."""
     used = set(uses)
     values = {}
     for option in OPTIONS:

@@ -1,6 +1,7 @@
 """The leader's other loops: VPC metadata refresh (→ compacted `vpc-metadata`; every source's account and
-regions) and the Kentik export status heartbeat (every source's export). Plus every worker's 30 s progress line. Failures here are logged and retried on the
-next interval; they never hold a stage (enrichment falls back to ids from the object keys).
+regions) and the Kentik export status heartbeat (every source's export). Plus every worker's 30 s progress
+line. Failures here are logged and retried on the next interval; they never hold a stage (enrichment falls
+back to ids from the object keys).
 """
 from __future__ import annotations
 

@@ -151,8 +151,7 @@ async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
         due[source.name] = ledger.due(listing, time.time())
         by_name[source.name] = source
         if ctx.sources.isolated:
-            finished = lambda key, etag, s=source: ctx.outcomes.outcome(scoped_key(s.record_name, key), etag) is not None
-            room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, finished)
+            room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, _finished(ctx, source))
     ctx.health.pending = pending
     order, held = fair_order(due, room)
     for name, count in held.items():
@@ -165,6 +164,11 @@ async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
         metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
         source_metrics.PUBLISHED.labels(source=name).inc()
     return bool(held)
+
+
+def _finished(ctx, source):
+    """finished(key, etag): whether the object of `source` has an outcome (delivered or quarantined)."""
+    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.record_name, key), etag) is not None
 
 
 async def _list(ctx, source, ledger: PublishLedger):
