@@ -233,7 +233,7 @@ def _source_value_problem(key: str, value: Any) -> str:
         except ValueError as exc:
             return f"{exc}, got {value!r}"
         return ""
-    return "" if isinstance(value, str) or key == "prefix" and value is None else "expected text"
+    return "" if isinstance(value, str) or key == "prefix" and value is None else "expected text (put it in quotes)"
 
 
 # ------------------------------------------------------------------------------------------ sources

@@ -179,3 +179,16 @@ def test_the_worker_stops_with_exit_2_and_one_line_per_problem(tmp_path):
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("blueflow worker: error: configuration file ") and \
         "line 4: sources[0] (a).plan_id: expected a whole number, got 'x'" in line
+
+
+def test_the_readme_example_is_a_valid_configuration(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("# blueflow.yaml — two IBM Cloud accounts, two Kentik destinations\n")[1].split("```")[0]
+    (tmp_path / "kentik-retail").write_text("token\n")
+    path = write(tmp_path, block.replace("/run/secrets/kentik-retail", "kentik-retail"))
+    env = {"BLUEFLOW_CONFIG": path, "RETAIL_COS_API_KEY": "k", "RETAIL_VPC_API_KEY": "v",
+           "PAYMENTS_COS_HMAC_SECRET": "s", "PAYMENTS_VPC_API_KEY": "v2", "PAYMENTS_KENTIK_TOKEN": "t"}
+    s = Settings.resolve({}, env)
+    assert [(x.name, x.plan_id, x.export_id, x.keep_objects) for x in s.sources] == [
+        ("retail", 11467, 3302, False), ("payments", 20001, 0, True)]
+    assert missing_for_worker(s) == [] and s.replication == 3
