@@ -134,7 +134,7 @@ KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_usern
 TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
-OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id",)
+OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id", "config")
 ALL_OPTIONS = tuple(o.name for o in OPTIONS)
 
 
