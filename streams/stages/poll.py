@@ -86,9 +86,10 @@ class PublishLedger:
 
 def fair_order(due: dict[str, list[Due]], room: dict[str, int | None]) -> tuple[list[tuple[str, Due]], dict]:
     """Round-robin over the sources: the first due object of each, then the second, ... — at most `room[s]`
-    of source s (None: no limit). Returns (what to publish in that order, how many of each were held back)."""
+    new objects of source s (None: no limit; republished ones are already counted as unfinished, so they always
+    go). Returns (what to publish in that order, how many of each were held back)."""
     order: list[tuple[str, Due]] = []
-    taken = {name: (items if room.get(name) is None else items[:max(0, room[name])]) for name, items in due.items()}
+    taken = {name: _within(items, room.get(name)) for name, items in due.items()}
     longest = max((len(items) for items in taken.values()), default=0)
     for i in range(longest):
         for name, items in taken.items():
@@ -96,6 +97,13 @@ def fair_order(due: dict[str, list[Due]], room: dict[str, int | None]) -> tuple[
                 order.append((name, items[i]))
     held = {name: len(due[name]) - len(taken[name]) for name in due if len(due[name]) > len(taken[name])}
     return order, held
+
+
+def _within(items: list[Due], room: int | None) -> list[Due]:
+    if room is None:
+        return items
+    new = [item for item in items if not item.republish][:max(0, room)]
+    return [item for item in items if item.republish] + new
 
 
 def _ms(value) -> int:

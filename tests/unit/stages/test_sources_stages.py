@@ -158,6 +158,9 @@ def test_fair_order_interleaves_sources_and_keeps_each_within_its_budget():
     assert held == {"big": 2}
     order, held = fair_order({"one": due(3, "o")}, {})
     assert [d.key for _, d in order] == ["o0", "o1", "o2"] and held == {}
+    stuck = [Due("old", "e", 1, 0, True)]  # published long ago, still there: always published again
+    order, held = fair_order({"full": stuck + due(2, "f")}, {"full": 0})
+    assert [d.key for _, d in order] == ["old"] and held == {"full": 2}
 
 
 def test_budget_counts_published_objects_not_yet_finished(objects):
