@@ -131,7 +131,7 @@ class SourceState:
 
     @property
     def problem(self) -> str:
-        return "; ".join(problem for problem, _ in self.failing.values())
+        return "; ".join(problem for problem, _ in list(self.failing.values()))  # written by pool threads
 
 
 class Sources:
