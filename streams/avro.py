@@ -108,6 +108,8 @@ def _ensure_all_loaded() -> None:
         _load_known(name)
     for path in sorted(SCHEMA_DIR.glob("*.avsc")):
         _load_known(path.stem)
+    for path in sorted(SCHEMA_DIR.glob("history/*.avsc")):  # older writer schemas: old messages still decode
+        _load_known(f"history/{path.stem}")
 
 
 def register_schema(schema: Any) -> bytes:

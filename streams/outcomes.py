@@ -19,7 +19,8 @@ QUARANTINED = "quarantined"
 
 
 class OutcomeStore:
-    """key → (etag, outcome, at_s); thread-safe; fed by the follower and by this worker's own writes."""
+    """key → (etag, outcome, at_s), the key scoped by source (streams.records.scoped_key); thread-safe; fed
+    by the follower and by this worker's own writes."""
 
     def __init__(self, window_s: float):
         self.window_s = window_s
@@ -62,7 +63,7 @@ class ProgressStore:
         self._entries: dict = {}
 
     def record(self, progress) -> None:
-        self._entries[progress.key] = progress
+        self._entries[progress.skey] = progress
 
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
@@ -102,9 +103,9 @@ class OutcomeFollower:
                 self.progress.record(Progress.decode(value))
         elif topic == self.ledger_topic:
             entry = LedgerEntry.decode(value)
-            self.store.record(entry.key, entry.etag, DELIVERED, entry.delivered_at / 1000)
-            self.progress.forget(entry.key)
+            self.store.record(entry.skey, entry.etag, DELIVERED, entry.delivered_at / 1000)
+            self.progress.forget(entry.skey)
         else:
             letter = DeadLetter.decode(value)
             if letter.key and letter.etag:
-                self.store.record(letter.key, letter.etag, QUARANTINED, letter.at / 1000)
+                self.store.record(letter.skey, letter.etag, QUARANTINED, letter.at / 1000)

@@ -17,7 +17,7 @@ from streams.avro import AvroDecodeError, Codec
 
 __all__ = [
     "AvroDecodeError", "DeadLetter", "FlowChunk", "KFLOW_INT_COLUMNS", "KflowChunk", "LedgerEntry",
-    "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms",
+    "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms", "scoped_key",
 ]
 
 KFLOW_INT_COLUMNS = INT_COLUMNS  # the integer columns of a kflow batch, defined once in connectors.kflow
@@ -29,6 +29,16 @@ R = TypeVar("R", bound="Record")
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+SOURCE_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with a key of the implicit source
+
+
+def scoped_key(source: str, key: str) -> str:
+    """The Kafka message key and the dedup/ledger/progress identity of object `key` of source `source`: the
+    plain key for the implicit source ("" or "default": v1 state stays valid), else source + US + key, so the
+    same key in two buckets never collides."""
+    return key if source in ("", "default") else f"{source}{SOURCE_SEPARATOR}{key}"
 
 
 @cache
@@ -74,6 +84,11 @@ class ObjectRef(Record):
     published_at: int = 0
     republish: bool = False
     force: bool = False
+    source: str = ""  # configured source name; "" = the implicit source (streams/sources.py)
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)
@@ -92,12 +107,17 @@ class FlowChunk(Record):
     flow_count: int
     columns: dict
     replay: bool = False
+    source: str = ""
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
     @classmethod
     def of(cls, ref: ObjectRef, header: dict, chunk: int, chunks: int, columns: dict | None) -> "FlowChunk":
         count = len(columns["direction"]) if columns else 0
         return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
-                   columns or {})
+                   columns or {}, source=ref.source)
 
 
 @dataclass(slots=True)
@@ -121,6 +141,11 @@ class KflowChunk(Record):
     flow_count: int = 0  # kflow records
     columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> list
     replay: bool = False
+    source: str = ""
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
     def to_avro(self) -> dict:
         record = {name: getattr(self, name) for name in _names(type(self)) if name != "columns"}
@@ -159,6 +184,11 @@ class LedgerEntry(Record):
     device_name: str
     delivered_at: int
     deleted: bool
+    source: str = ""
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)
@@ -173,6 +203,11 @@ class DeadLetter(Record):
     reason: str
     at: int
     size: int = 0
+    source: str = ""
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)
@@ -188,6 +223,11 @@ class Progress(Record):
     flows: int = 0
     chf: int = 0
     at: int = 0
+    source: str = ""
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ Secrets are marked: they come only from the environment and are never printed, l
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Iterable, Mapping
 
 
@@ -119,6 +119,12 @@ OPTIONS: tuple[Option, ...] = (
            "device_type of the Kentik devices blueflow creates."),
     Option("kentik_device_subtype", "BLUEFLOW_KENTIK_DEVICE_SUBTYPE", "ibm_subnet",
            "device_subtype of the Kentik devices blueflow creates (ibm_subnet carries the 19 custom columns)."),
+    # --- many sources, one deployment (streams/config_file.py, streams/sources.py) -----------------------
+    Option("config", "BLUEFLOW_CONFIG", "",
+           "YAML configuration file: settings plus `sources:` (buckets, accounts, Kentik destinations)."),
+    Option("source_budget", "BLUEFLOW_SOURCE_BUDGET", "1000",
+           "With several sources: most objects of one source published and not yet finished at a time, so a "
+           "backlog in one source cannot starve the others.", kind="int", minimum=1),
 )
 
 BLUEFLOW_FLAG_NAMES = ("bucket_name", "service_endpoint", "api_email", "plan_id", "export_id", "regions", "log_level")
@@ -133,7 +139,7 @@ KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_usern
 TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
-OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id",)
+OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id", "config")
 ALL_OPTIONS = tuple(o.name for o in OPTIONS)
 
 
@@ -175,10 +181,11 @@ def convert(option: Option, raw: str):
 
 
 def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devstack: Mapping[str, str],
-                   uses: Iterable[str]) -> dict:
-    """Every option's typed value: a flag, else the environment, else the local stack's env file, else the
-    default. Options in `uses` must be valid (SettingError otherwise); the others fall back to their default
-    when their value is bad, because the command at hand never reads them."""
+                   uses: Iterable[str], file: Mapping[str, str] | None = None) -> dict:
+    """Every option's typed value: a flag, else the environment, else the configuration file (`file`, by
+    option name, already checked), else the local stack's env file, else the default. Options in `uses` must
+    be valid (SettingError otherwise); the others fall back to their default when their value is bad, because
+    the command at hand never reads them."""
     used = set(uses)
     values = {}
     for option in OPTIONS:
@@ -187,7 +194,9 @@ def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devs
         if flag is not None and not isinstance(flag, str):
             values[option.name] = flag  # already typed (click converted it with `convert`)
             continue
-        for source, raw in (("flag", flag), ("env", environ.get(option.env)), ("devstack", devstack.get(option.env))):
+        layers = (("flag", flag), ("env", environ.get(option.env)), ("file", (file or {}).get(option.name)),
+                  ("devstack", devstack.get(option.env)))
+        for source, raw in layers:
             if raw is None:
                 continue
             if raw.strip() == "" and option.kind in ("int", "float", "choice"):
@@ -252,6 +261,9 @@ class Settings:
     ipfix_domain: str
     kentik_device_type: str
     kentik_device_subtype: str
+    config: str = ""
+    source_budget: int = 1000
+    sources: tuple = ()  # streams.sources.Source of the configuration file; () = the implicit source
 
     @classmethod
     def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
@@ -259,7 +271,19 @@ class Settings:
         """Settings from flags over the environment over the local stack's env over defaults (see
         `resolve_values`). Raises SettingError naming the flag or variable of the first bad value."""
         env = os.environ if environ is None else environ
-        return cls(**resolve_values(flags or {}, env, devstack or {}, uses))
+        flags = flags or {}
+        path = flags.get("config") or env.get("BLUEFLOW_CONFIG") or (devstack or {}).get("BLUEFLOW_CONFIG") or ""
+        if not path:
+            return cls(**resolve_values(flags, env, devstack or {}, uses))
+        from streams import config_file
+        from streams.sources import inherit
+
+        cfg = config_file.load(str(path))
+        settings = cls(**resolve_values(flags, env, devstack or {}, uses, cfg.settings))
+        if not cfg.sources or "bucket_name" not in set(uses):  # secrets are read only by commands using COS
+            return settings
+        sources = tuple(inherit(s, settings) for s in config_file.build_sources(cfg, env))
+        return replace(settings, sources=sources)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -291,16 +315,23 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             view[f.name] = ("(set)" if value else "(unset)") if f.name in secret else value
+        view["sources"] = [s.public_view() for s in self.sources]
         return view
 
     def secret_values(self) -> list[str]:
         """The secret values in use, for scrubbing text before it is logged."""
-        return [getattr(self, o.name) for o in OPTIONS if o.secret and getattr(self, o.name)]
+        own = [getattr(self, o.name) for o in OPTIONS if o.secret and getattr(self, o.name)]
+        return own + [value for source in self.sources for value in source.secret_values()]
 
 
 def missing_for_worker(settings: Settings) -> list[str]:
     """What a worker cannot run without, in words an operator understands."""
     problems = []
+    if settings.sources:
+        problems.extend(f"source {s.name} needs " + ", ".join(s.missing(settings.sink)) for s in settings.sources
+                        if s.missing(settings.sink))
+        problems.extend(ipfix_problems(settings) if settings.sink == "ipfix" else [])
+        return problems
     if not settings.bucket_name:
         problems.append("--bucket_name (or BLUEFLOW_BUCKET) is required")
     if not settings.service_endpoint:

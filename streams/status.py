@@ -182,7 +182,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
     dead, problem = guarded("dead letters", deadletter_summary, settings)
     errors += [problem] if problem else []
     bucket = None
-    if with_bucket:
+    if with_bucket and not settings.sources:
         bucket, problem = guarded("bucket listing", _bucket, settings, dead[1] if dead else set())
         errors += [problem] if problem else []
     doc = {
@@ -203,6 +203,10 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "deadletters": None if dead is None else dict(dead[0], written=add_up([w["deadlettered"] for w in live])),
         "errors": errors,
     }
+    if with_bucket and settings.sources:  # several sources: each one's backlog (streams/source_status.py)
+        from streams.source_status import source_backlogs
+
+        doc["sources"] = source_backlogs(settings, dead[1] if dead else set())
     return doc
 
 

@@ -74,6 +74,7 @@ def register(app, pipeline) -> None:
             "retrying": rt.health.retrying(),
             "metadata_regions": sorted(pipeline.metadata.snapshots),
             "devices_cached": len(pipeline.devices),
+            "sources": pipeline.sources.view(),
             "counts": progress_counts(),
             "settings": rt.settings.public_view(),
         })

@@ -1,68 +1,73 @@
-"""The stages' COS calls (blocking; run on the thread pool): list, open, version-checked delete.
+"""The stages' COS calls (blocking; run on the thread pool): list, open, version-checked delete — each on the
+COS client of the object's source (streams/sources.py).
 
 Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
 never quarantine them. A failure COS itself calls permanent (`CosError.transient` False: access denied,
-bad credentials) also makes the worker unhealthy with the cause, until a call of that kind succeeds again.
+bad credentials) also makes the worker unhealthy with the cause, until a call of that kind succeeds again —
+with one source. With several, a failing source is reported as that source's problem (`Sources.failed`,
+metric `blueflow_source_healthy`) and the worker stays healthy, since the other sources keep flowing.
 """
 from __future__ import annotations
 
 from connectors import cos
-from streams import metrics
+from streams import metrics, source_metrics
 from streams.retry import Transient
 
 
-def _failed(ctx, operation: str, exc: Exception, words: str) -> Transient:
+def _failed(ctx, source, operation: str, exc: Exception, words: str) -> Transient:
     metrics.COS_OPERATIONS.labels(operation=operation, result="error").inc()
-    if isinstance(exc, cos.CosError) and not exc.transient:
+    source_metrics.COS_ERRORS.labels(source=source.name, operation=operation).inc()
+    if ctx.sources.isolated:
+        ctx.sources.failed(source, operation, ctx.rt.scrub(f"{words}: {exc}"))
+    elif isinstance(exc, cos.CosError) and not exc.transient:
         ctx.health.fatal = (f"COS refused {operation} ({exc.code}: {ctx.rt.scrub(exc.reason)}); check "
                             "IBM_COS_API_KEY / IBM_SERVICE_INSTANCE or the HMAC keys and their role (Writer)")
     return Transient(f"{words}: {exc}")
 
 
-def _succeeded(ctx, operation: str) -> None:
+def _succeeded(ctx, source, operation: str) -> None:
     metrics.COS_OPERATIONS.labels(operation=operation, result="ok").inc()
+    ctx.sources.succeeded(source, operation)
     if ctx.health.fatal.startswith(f"COS refused {operation}"):
         ctx.health.fatal = ""
 
 
-def list_bucket(ctx) -> list[cos.ObjectInfo]:
-    s = ctx.settings
+def list_source(ctx, source) -> list[cos.ObjectInfo]:
     try:
-        listing = list(cos.list_objects(ctx.rt.cos, s.bucket_name, s.cos_prefix))
+        listing = list(cos.list_objects(ctx.sources.cos(source), source.bucket, source.prefix))
     except Exception as exc:
-        raise _failed(ctx, "list", exc, f"listing bucket {s.bucket_name!r} failed") from None
-    _succeeded(ctx, "list")
+        raise _failed(ctx, source, "list", exc, f"listing bucket {source.bucket!r} failed") from None
+    _succeeded(ctx, source, "list")
     return listing
 
 
-def open_version(ctx, bucket: str, key: str, etag: str):
+def open_version(ctx, source, bucket: str, key: str, etag: str):
     """The object's byte chunks if it still is version `etag`; None if it vanished or changed since listed
     (a changed object is listed again with its new ETag and processed as the new version it is)."""
     try:
-        chunks = cos.open_object(ctx.rt.cos, bucket, key, etag=etag or None)
+        chunks = cos.open_object(ctx.sources.cos(source), bucket, key, etag=etag or None)
     except Exception as exc:
-        raise _failed(ctx, "get", exc, f"download of {key!r} failed") from None
+        raise _failed(ctx, source, "get", exc, f"download of {key!r} failed") from None
     if chunks is None:
         metrics.COS_OPERATIONS.labels(operation="get", result="vanished").inc()
         return None
     return chunks
 
 
-def download_broke(ctx, key: str, exc: Exception) -> Transient:
+def download_broke(ctx, source, key: str, exc: Exception) -> Transient:
     """A download that broke off mid-stream: transient, never a bad object."""
-    metrics.COS_OPERATIONS.labels(operation="get", result="error").inc()
-    return Transient(f"download of {key!r} broke off: {exc}")
+    return _failed(ctx, source, "get", exc, f"download of {key!r} broke off")
 
 
-def download_done(ctx) -> None:
-    _succeeded(ctx, "get")
+def download_done(ctx, source) -> None:
+    _succeeded(ctx, source, "get")
 
 
-def delete_version(ctx, bucket: str, key: str, etag: str) -> str:
+def delete_version(ctx, source, bucket: str, key: str, etag: str) -> str:
     """cos.DELETED, cos.GONE or cos.CHANGED (see connectors.cos.delete_if_unchanged)."""
     try:
-        result = cos.delete_if_unchanged(ctx.rt.cos, bucket, key, etag)
+        result = cos.delete_if_unchanged(ctx.sources.cos(source), bucket, key, etag)
     except Exception as exc:
-        raise _failed(ctx, "delete", exc, f"delete of {key!r} failed") from None
-    _succeeded(ctx, "delete")
+        raise _failed(ctx, source, "delete", exc, f"delete of {key!r} failed") from None
+    _succeeded(ctx, source, "delete")
     return result

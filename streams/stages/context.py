@@ -16,6 +16,7 @@ from streams.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, Progres
 from streams.avro import AvroDecodeError, Codec
 from streams.records import DeadLetter, Record, now_ms
 from streams.retry import Pauser, Transient, retry_transient
+from streams.sources import GIVE_UP_AFTER_S, Sources, UnknownSource
 
 log = logging.getLogger("blueflow")
 
@@ -40,10 +41,13 @@ class StageContext:
     devices: object = None  # streams.stages.devices.Devices
     ipfix: object = None  # connectors.ipfix_export.Exporter of the ipfix sink, made on first use
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
+    sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
 
     def __post_init__(self):
         if self.pause is None:
             self.pause = Pauser(self.should_stop)
+        if self.sources is None:
+            self.sources = runtime_sources(self.rt)
 
     @classmethod
     def create(cls, app, topics, runtime) -> "StageContext":
@@ -79,14 +83,25 @@ class StageContext:
         reason = self.rt.scrub(reason)
         letter = DeadLetter(bucket=getattr(item, "bucket", "") or self.settings.bucket_name,
                             key=getattr(item, "key", ""), etag=getattr(item, "etag", ""), stage=stage,
-                            reason=reason, at=now_ms(), size=int(getattr(item, "size", 0) or 0))
-        await self.send(self.topics.deadletter, letter.key, letter)
+                            reason=reason, at=now_ms(), size=int(getattr(item, "size", 0) or 0),
+                            source=getattr(item, "source", ""))
+        await self.send(self.topics.deadletter, letter.skey, letter)
         if letter.key and letter.etag:
-            self.outcomes.record(letter.key, letter.etag, QUARANTINED)
-        self.in_flight.pop(letter.key, None)
+            self.outcomes.record(letter.skey, letter.etag, QUARANTINED)
+        self.in_flight.pop(letter.skey, None)
         metrics.DEADLETTERED.labels(stage=stage).inc()
         log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", letter.key, stage,
                   reason)
+
+    def source_for(self, record):
+        """The configured source a record names; None (logged, counted) for a source no longer configured:
+        its objects stay in their bucket, nothing is quarantined or deleted."""
+        try:
+            return self.sources.get(record.source)
+        except UnknownSource as exc:
+            metrics.OBJECTS_SKIPPED.labels(reason="unknown_source").inc()
+            log.warning("%s; %r is left alone", exc, record.key)
+            return None
 
     async def decode(self, record_type: type[Record], raw: bytes, event_key: bytes | None, topic: str):
         """The decoded record, or None after dead-lettering a message no reader can decode."""
@@ -114,10 +129,43 @@ class StageContext:
                         stage, OUTCOMES_WAIT_S)
         self.sync_needed[stage] = False
 
+    async def source_retry(self, source, operation: str, what: str, step: str, fn, *args):
+        """`retry` for a call to one source's COS. With several sources a failing source must not hold the
+        others: once it has failed for GIVE_UP_AFTER_S, a call gets one attempt and then raises
+        SourceUnavailable (the object stays in the bucket for a later listing) and the worker stays healthy.
+        `operation`: the COS operation (get, delete) whose failures count."""
+        if not self.sources.isolated:
+            return await self.retry(what, step, fn, *args)
+        if self.sources.waiting(source, operation):
+            raise SourceUnavailable(f"source {source.name}: COS {operation} failing for "
+                                    f"{self.sources.failing_for(source, operation):.0f}s")
+
+        async def attempt():
+            try:
+                return await self.rt.run_sync(fn, *args)
+            except Transient as exc:
+                if self.sources.failing_for(source, operation) >= GIVE_UP_AFTER_S:
+                    raise SourceUnavailable(f"source {source.name}: {self.rt.scrub(str(exc))}") from None
+                raise
+
+        return await retry_transient(what, attempt, pause=self.pause, step=step, scrub=self.rt.scrub)
+
     async def retry(self, what: str, step: str, fn, *args):
         """Run blocking `fn(*args)` on the thread pool until it stops raising Transient (one retry policy)."""
         return await retry_transient(what, lambda: self.rt.run_sync(fn, *args), pause=self.pause,
                                      health=self.health, step=step, scrub=self.rt.scrub)
+
+
+class SourceUnavailable(Exception):
+    """One source's COS kept failing (several sources): the object waits in its bucket, the others flow."""
+
+
+def runtime_sources(rt) -> Sources:
+    """The registry of a runtime: the implicit source uses the runtime's own clients, others their own."""
+    settings = rt.settings
+    if settings.sources:
+        return Sources(settings)
+    return Sources(settings, make_cos=lambda s: rt.cos, make_kentik=lambda s: rt.kentik)
 
 
 @dataclass
@@ -130,4 +178,4 @@ class _Unknown:
     size: int = 0
 
 
-__all__ = ["StageContext", "Transient"]
+__all__ = ["SourceUnavailable", "StageContext", "Transient"]

@@ -21,28 +21,38 @@ class Devices:
     def __len__(self) -> int:
         return len(self._devices)
 
-    async def get(self, ctx, name: str, region: str, zone: str, subnet_id: str) -> tuple[Device, list[int]]:
-        """(device, custom field ids in STR00..STR18 order) for device `name`; retried until Kentik answers."""
-        found = self._devices.get(name)
+    async def get(self, ctx, name: str, region: str, zone: str, subnet_id: str,
+                  source=None) -> tuple[Device, list[int]]:
+        """(device, custom field ids in STR00..STR18 order) for device `name` in the Kentik account, plan and
+        export of `source` (None: the implicit one); retried until Kentik answers."""
+        source = source or ctx.sources.get("")
+        cache_key = (source.name, name)  # the same subnet name may exist in two Kentik accounts
+        found = self._devices.get(cache_key)
         if found is not None:
             return found
-        async with self._locks.setdefault(name, asyncio.Lock()):
-            if name not in self._devices:
-                self._devices[name] = await ctx.retry(
-                    f"resolving Kentik device {name}", "sink: device", _resolve, ctx, name, region, zone, subnet_id)
-            return self._devices[name]
+        async with self._locks.setdefault(cache_key, asyncio.Lock()):
+            if cache_key not in self._devices:
+                self._devices[cache_key] = await ctx.source_retry(
+                    source, "kentik", f"resolving Kentik device {name}", "sink: device", _resolve, ctx, source, name,
+                    region, zone, subnet_id)
+            return self._devices[cache_key]
 
 
-def _resolve(ctx, name: str, region: str, zone: str, subnet_id: str) -> tuple[Device, list[int]]:
+def _resolve(ctx, source, name: str, region: str, zone: str, subnet_id: str) -> tuple[Device, list[int]]:
     s = ctx.settings
     try:
-        device = ctx.rt.kentik.resolve_device(name, plan_id=s.plan_id, export_id=s.export_id, region=region,
+        device = ctx.sources.kentik(source).resolve_device(name, plan_id=source.plan_id, export_id=source.export_id,
+                                                          region=region,
                                               zone=zone, description=f"IBM VPC subnet {subnet_id} (blueflow)",
                                               device_type=s.kentik_device_type,
                                               device_subtype=s.kentik_device_subtype)
         return device, device.custom_field_ids()
     except KentikError as exc:
         if exc.status in (401, 403):
-            ctx.health.fatal = (f"Kentik rejected the credentials (HTTP {exc.status}) while resolving device "
-                                f"{name}; fix KENTIK_API_TOKEN / --api_email and restart")
+            problem = (f"Kentik rejected the credentials (HTTP {exc.status}) while resolving device "
+                       f"{name}; fix KENTIK_API_TOKEN / --api_email and restart")
+            if ctx.sources.isolated:  # several sources: this source's problem, not the worker's
+                ctx.sources.failed(source, "kentik", problem)
+            else:
+                ctx.health.fatal = problem
         raise Transient(str(exc)) from None

@@ -29,7 +29,8 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
                      last_modified=flow.last_modified, device_name=device_name_for_subnet(key_info.subnet_id),
                      subnet_id=key_info.subnet_id, region=key_info.region,
                      zone=(subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone),
-                     chunk=flow.chunk, chunks=flow.chunks, source_flows=flow.flow_count, replay=bool(flow.replay))
+                     chunk=flow.chunk, chunks=flow.chunks, source_flows=flow.flow_count, replay=bool(flow.replay),
+                     source=flow.source)
     if flow.flow_count:
         translated = translate_batch(key_info, flow.header, flow.columns, index)
         out.flow_count = translated["flow_count"]
@@ -70,7 +71,7 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     if result.reason:
         await ctx.quarantine(result.flow or ctx.unknown(event_key), result.stage, result.reason)
         return
-    await ctx.send(ctx.topics.kflow, result.flow.key, result.message)
+    await ctx.send(ctx.topics.kflow, result.flow.skey, result.message)
     metrics.CHF_TRANSLATED.inc(result.count)
     metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
 

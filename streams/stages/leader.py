@@ -1,12 +1,14 @@
-"""The leader's other loops: VPC metadata refresh (→ compacted `vpc-metadata`) and the Kentik export
-status heartbeat. Plus every worker's 30 s progress line. Failures here are logged and retried on the
-next interval; they never hold a stage (enrichment falls back to ids from the object keys).
+"""The leader's other loops: VPC metadata refresh (→ compacted `vpc-metadata`; every source's account and
+regions) and the Kentik export status heartbeat (every source's export). Plus every worker's 30 s progress
+line. Failures here are logged and retried on the next interval; they never hold a stage (enrichment falls
+back to ids from the object keys).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import orjson
 
@@ -34,14 +36,43 @@ async def metadata_loop(ctx) -> None:
         await asyncio.sleep(1.0)
 
 
+@dataclass(frozen=True)
+class MetadataAccount:
+    """One set of VPC metadata to fetch: an API key (an account), its regions, and the prefix of its
+    snapshots' keys on `vpc-metadata` ("" for the global key, so a v1 topic keeps its keys)."""
+
+    label: str
+    region_list: list
+    ibm_vpc_api_key: str
+    iam_url: str
+    vpc_url_template: str
+
+
+def metadata_accounts(settings, sources) -> list[MetadataAccount]:
+    """The VPC metadata a deployment needs: the global key and regions, plus every source's own key and
+    regions (each distinct account once)."""
+    wanted: dict[tuple[str, tuple], str] = {}
+    if settings.ibm_vpc_api_key or not sources:  # the global account (the implicit source's)
+        wanted[(settings.ibm_vpc_api_key, tuple(settings.region_list))] = ""
+    for source in sources:
+        key = (source.vpc_api_key or settings.ibm_vpc_api_key, tuple(source.regions or settings.region_list))
+        if not any(k == key[0] and set(key[1]) <= set(r) for k, r in wanted):
+            wanted[key] = source.name
+    return [MetadataAccount(label, list(regions), api_key, settings.iam_url, settings.vpc_url_template)
+            for (api_key, regions), label in wanted.items() if regions]
+
+
 async def _refresh_metadata(ctx) -> None:
-    snapshots, problems = await ctx.rt.run_sync(fetch_snapshots, ctx.settings)
-    for problem in problems:
-        log.warning("metadata: %s; enrichment falls back to ids from the object keys", ctx.rt.scrub(problem))
-    for snapshot in snapshots:
-        record = MetadataRecord(region=snapshot["region"], fetched_at=float(snapshot.get("fetched_at", 0)),
-                                json=orjson.dumps(snapshot).decode())
-        await ctx.send(ctx.topics.vpc_metadata, record.region, record)
+    for account in metadata_accounts(ctx.settings, ctx.settings.sources):
+        snapshots, problems = await ctx.rt.run_sync(fetch_snapshots, account)
+        for problem in problems:
+            log.warning("metadata: %s%s; enrichment falls back to ids from the object keys",
+                        f"source {account.label}: " if account.label else "", ctx.rt.scrub(problem))
+        for snapshot in snapshots:
+            key = f"{account.label}/{snapshot['region']}" if account.label else snapshot["region"]
+            record = MetadataRecord(region=key, fetched_at=float(snapshot.get("fetched_at", 0)),
+                                    json=orjson.dumps(snapshot).decode())
+            await ctx.send(ctx.topics.vpc_metadata, record.region, record)
 
 
 def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
@@ -56,22 +87,29 @@ def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
 
 
 async def heartbeat_loop(ctx) -> None:
-    """Leader task: START at once, then one status per `heartbeat_interval` (also while Kentik refuses it)."""
-    last, started = float("-inf"), False
+    """Leader task: for every source with an export, START at once, then one status per `heartbeat_interval`
+    to that source's export with its Kentik user (also while Kentik refuses it). A source's own COS problem
+    is reported to its export only."""
+    last: dict[str, float] = {}
+    started: set[str] = set()
     while True:
         await asyncio.sleep(1.0)
-        s = ctx.settings
-        if s.dry_run or not s.export_id or not ctx.app.is_leader():
+        if not ctx.app.is_leader():
             continue
-        if time.monotonic() - last < s.heartbeat_interval:
-            continue
-        last = time.monotonic()
-        status, message = heartbeat_status(started, ctx.health.fatal)
-        try:
-            await ctx.rt.run_sync(ctx.rt.kentik.heartbeat, s.export_id, status, message)
-            started = True
-        except Exception as exc:
-            log.warning("heartbeat: export status %s not sent: %s", status, ctx.rt.scrub(str(exc)))
+        for source in ctx.sources.all:
+            if source.dry_run or not source.export_id:
+                continue
+            if time.monotonic() - last.get(source.name, float("-inf")) < ctx.settings.heartbeat_interval:
+                continue
+            last[source.name] = time.monotonic()
+            problem = ctx.health.fatal or ctx.sources.state[source.name].problem
+            status, message = heartbeat_status(source.name in started, problem)
+            try:
+                await ctx.rt.run_sync(ctx.sources.kentik(source).heartbeat, source.export_id, status, message)
+                started.add(source.name)
+            except Exception as exc:
+                log.warning("heartbeat: export %s status %s not sent: %s", source.export_id, status,
+                            ctx.rt.scrub(str(exc)))
 
 
 async def progress_log_loop(ctx, every_s: float = 30.0) -> None:

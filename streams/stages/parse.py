@@ -11,10 +11,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from streams import metrics
+from streams import metrics, source_metrics
 from streams.flowlog import FlowDocument, FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
 from streams.records import FlowChunk, ObjectRef
 from streams.stages import bucket
+from streams.stages.context import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -52,7 +53,8 @@ def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
     """Blocking: stream the object through the parser. None if it vanished or changed since it was listed.
     Raises FlowLogError for a bad object, Transient for a COS problem."""
     parse_object_key(ref.key)  # unknown layouts are quarantined before any download
-    chunks = bucket.open_version(ctx, ref.bucket, ref.key, ref.etag)
+    source = ctx.sources.get(ref.source)
+    chunks = bucket.open_version(ctx, source, ref.bucket, ref.key, ref.etag)
     if chunks is None:
         return None
     failure: list[Exception] = []
@@ -68,11 +70,11 @@ def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
         doc = parse_object_bytes(guarded(), max_bytes=ctx.settings.max_object_bytes)
     except Exception as exc:
         if failure:
-            raise bucket.download_broke(ctx, ref.key, failure[0]) from None
+            raise bucket.download_broke(ctx, source, ref.key, failure[0]) from None
         if isinstance(exc, FlowLogError):
             raise
         raise FlowLogError("parse", f"unexpected parser failure: {exc}") from None
-    bucket.download_done(ctx)
+    bucket.download_done(ctx, source)
     return doc
 
 
@@ -81,8 +83,11 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     ref = await ctx.decode(ObjectRef, raw, event_key, "objects")
     if ref is None:
         return
+    source = ctx.source_for(ref)
+    if source is None:
+        return
     await ctx.sync_outcomes("parse")
-    admission = admit(ref, ctx.outcomes.outcome(ref.key, ref.etag), ctx.in_flight.get(ref.key))
+    admission = admit(ref, ctx.outcomes.outcome(ref.skey, ref.etag), ctx.in_flight.get(ref.skey))
     if not admission.process:
         metrics.OBJECTS_SKIPPED.labels(reason=admission.skip_reason).inc()
         return
@@ -90,9 +95,14 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
         log.info("parse: object %r still in the bucket long after it was parsed; parsing it again "
                  "(chunks already accepted are not sent again)", ref.key)
     try:  # one hand-off to the thread pool: download, parse and encode together
-        fetched = await ctx.retry(f"download of {ref.key!r}", "parse: download", fetch, ctx, ref)
+        fetched = await ctx.source_retry(source, "get", f"download of {ref.key!r}", "parse: download", fetch, ctx,
+                                         ref)
     except FlowLogError as exc:
         await ctx.quarantine(ref, exc.stage, exc.reason)
+        return
+    except SourceUnavailable as exc:
+        source_metrics.WAITING.labels(source=source.name, stage="parse").inc()
+        log.info("parse: %s; object %r stays in the bucket until the source answers again", exc, ref.key)
         return
     if fetched is None:
         metrics.OBJECTS_SKIPPED.labels(reason="vanished").inc()
@@ -103,9 +113,9 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     metrics.OBJECTS_PARSED.inc()
     metrics.FLOWS_PARSED.inc(flow_count)
     for message in messages:
-        await ctx.send(ctx.topics.flows, ref.key, message)
-    ctx.in_flight[ref.key] = (ref.etag, time.time())
-    if ctx.settings.dry_run:
+        await ctx.send(ctx.topics.flows, ref.skey, message)
+    ctx.in_flight[ref.skey] = (ref.etag, time.time())
+    if source.dry_run:
         log.info("parse: dry run: %r parsed, %d flows", ref.key, flow_count)
     ctx.health.progressed()
     metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
@@ -117,6 +127,7 @@ def fetch(ctx, ref: ObjectRef) -> tuple[int, list[bytes]] | None:
     doc = download_and_parse(ctx, ref)
     if doc is None:
         return None
-    if ctx.settings.dry_run:
+    if ctx.sources.get(ref.source).dry_run:
         return doc.flow_count, []
     return doc.flow_count, [chunk.encode() for chunk in flow_chunks(ref, doc, ctx.settings.chunk_flows)]
+

@@ -1,9 +1,17 @@
-"""Stage poll (leader only): list the bucket → ObjectRef messages on `objects`.
+"""Stage poll (leader only): list every source's bucket → ObjectRef messages on `objects`.
 
 Publishes new objects, changed ones (new ETag: a new version), and ones still in the bucket `stuck_after`
-seconds after they were published. Pure core: `PublishLedger` (what a listing makes due) and `object_ref`.
-Shell: `poll_loop`. The state lives in memory only: a new leader publishes everything it lists once, and
-the parse stage's dedup (key + ETag) makes that harmless.
+seconds after they were published. Pure core: `PublishLedger` (what a listing makes due), `fair_order`
+(round-robin over the sources within each source's budget) and `object_ref`. Shell: `poll_loop`. The state
+lives in memory only: a new leader publishes everything it lists once, and the parse stage's dedup
+(source + key + ETag) makes that harmless.
+
+With several sources each is listed on its own: one that fails is logged, counted and retried at the next
+listing while the others are published as usual; its publish ledger is forgotten, so when it answers again
+every object still in its bucket is published once more (objects its COS failure left waiting included).
+Fairness: at most `source_budget` objects of a source are published and unfinished at a time, and a
+listing publishes the sources' due objects interleaved, so a huge backlog in one source cannot starve the
+others.
 """
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from streams import metrics
-from streams.records import ObjectRef, now_ms
+from streams import metrics, source_metrics
+from streams.records import ObjectRef, now_ms, scoped_key
+from streams.retry import Transient
 from streams.stages import bucket
 
 log = logging.getLogger("blueflow")
@@ -64,6 +73,38 @@ class PublishLedger:
     def clear(self) -> None:
         self._published.clear()
 
+    def outstanding(self, listing, finished) -> int:
+        """Objects of `listing` published (same ETag) and not yet `finished(key, etag)`: this source's work
+        already queued in the pipeline."""
+        count = 0
+        for obj in listing:
+            previous = self._published.get(obj.key)
+            if previous is not None and previous[0] == obj.etag and not finished(obj.key, obj.etag):
+                count += 1
+        return count
+
+
+def fair_order(due: dict[str, list[Due]], room: dict[str, int | None]) -> tuple[list[tuple[str, Due]], dict]:
+    """Round-robin over the sources: the first due object of each, then the second, ... — at most `room[s]`
+    new objects of source s (None: no limit; republished ones are already counted as unfinished, so they always
+    go). Returns (what to publish in that order, how many of each were held back)."""
+    order: list[tuple[str, Due]] = []
+    taken = {name: _within(items, room.get(name)) for name, items in due.items()}
+    longest = max((len(items) for items in taken.values()), default=0)
+    for i in range(longest):
+        for name, items in taken.items():
+            if i < len(items):
+                order.append((name, items[i]))
+    held = {name: len(due[name]) - len(taken[name]) for name in due if len(due[name]) > len(taken[name])}
+    return order, held
+
+
+def _within(items: list[Due], room: int | None) -> list[Due]:
+    if room is None:
+        return items
+    new = [item for item in items if not item.republish][:max(0, room)]
+    return [item for item in items if item.republish] + new
+
 
 def _ms(value) -> int:
     """Milliseconds since the epoch of a datetime or of an int that already is milliseconds (None → 0)."""
@@ -74,20 +115,23 @@ def _ms(value) -> int:
     return int(value)
 
 
-def object_ref(bucket_name: str, item: Due) -> ObjectRef:
+def object_ref(bucket_name: str, item: Due, source: str = "") -> ObjectRef:
     return ObjectRef(bucket=bucket_name, key=item.key, etag=item.etag.strip('"'), size=item.size,
-                     last_modified=item.last_modified_ms, published_at=now_ms(), republish=item.republish)
+                     last_modified=item.last_modified_ms, published_at=now_ms(), republish=item.republish,
+                     source=source)
 
 
 async def poll_loop(ctx) -> None:
-    """Leader task: every `poll_interval`, list the bucket and publish what is due."""
-    ledger = PublishLedger(ctx.settings.stuck_after)
+    """Leader task: every `poll_interval`, list every source and publish what is due (sooner while a budget
+    held objects back)."""
+    ledgers = {s.name: PublishLedger(ctx.settings.stuck_after) for s in ctx.sources.all}
     while True:
         try:
-            if await _poll_once(ctx, ledger):
-                await asyncio.sleep(ctx.settings.poll_interval)
-            else:
+            listed = await _poll_once(ctx, ledgers)
+            if listed is None:
                 await asyncio.sleep(1.0)
+            else:
+                await asyncio.sleep(ctx.settings.poll_interval if not listed else min(ctx.settings.poll_interval, 5.0))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -95,18 +139,63 @@ async def poll_loop(ctx) -> None:
             await asyncio.sleep(ctx.settings.poll_interval)
 
 
-async def _poll_once(ctx, ledger: PublishLedger) -> bool:
-    """One listing if this worker leads (True), else forget what was published (False)."""
+async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
+    """One listing of every source if this worker leads (True when a budget held objects back), else forget
+    what was published (None)."""
     leader = ctx.app.is_leader()
     metrics.IS_LEADER.set(1 if leader else 0)
     if not leader:
-        ledger.clear()
-        return False
-    listing = await ctx.rt.run_sync(bucket.list_bucket, ctx)
-    metrics.OBJECTS_LISTED.inc(len(listing))
-    ctx.health.pending = bool(listing)
-    for item in ledger.due(listing, time.time()):
-        await ctx.send(ctx.topics.objects, item.key, object_ref(ctx.settings.bucket_name, item))
-        ledger.mark_published(item, time.time())
+        for ledger in ledgers.values():
+            ledger.clear()
+        return None
+    due, room, by_name, pending = {}, {}, {}, False
+    # concurrently: a slow or failing source's listing does not delay the others'
+    listings = await asyncio.gather(*(_list(ctx, s, ledgers[s.name]) for s in ctx.sources.all))
+    for source, listing in zip(ctx.sources.all, listings):
+        if listing is None:
+            continue
+        pending = pending or bool(listing)
+        ledger = ledgers[source.name]
+        due[source.name] = ledger.due(listing, time.time())
+        by_name[source.name] = source
+        if ctx.sources.isolated:
+            room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, _finished(ctx, source))
+    ctx.health.pending = pending
+    order, held = fair_order(due, room)
+    for name, count in held.items():
+        source_metrics.HELD_BACK.labels(source=name).inc(count)
+    for name, item in order:
+        source = by_name[name]
+        await ctx.send(ctx.topics.objects, scoped_key(source.record_name, item.key),
+                       object_ref(source.bucket, item, source.record_name))
+        ledgers[name].mark_published(item, time.time())
         metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
-    return True
+        source_metrics.PUBLISHED.labels(source=name).inc()
+    return bool(held)
+
+
+def _finished(ctx, source):
+    """finished(key, etag): whether the object of `source` has an outcome (delivered or quarantined)."""
+    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.record_name, key), etag) is not None
+
+
+async def _list(ctx, source, ledger: PublishLedger):
+    """The source's listing, or None when it failed (logged; the others go on; its ledger is forgotten so
+    that everything still in its bucket is published again once it answers)."""
+    try:
+        listing = await ctx.rt.run_sync(bucket.list_source, ctx, source)
+    except Transient as exc:
+        if not ctx.sources.isolated:
+            raise
+        ledger.clear()
+        log.warning("poller: source %s: %s; the other sources go on", source.name, ctx.rt.scrub(str(exc)))
+        return None
+    metrics.OBJECTS_LISTED.inc(len(listing))
+    source_metrics.LISTED.labels(source=source.name).inc(len(listing))
+    source_metrics.BACKLOG.labels(source=source.name).set(len(listing))
+    oldest = min((_ms(o.last_modified) for o in listing if o.last_modified), default=0)
+    age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
+    source_metrics.OLDEST_AGE.labels(source=source.name).set(age)
+    state = ctx.sources.state[source.name]
+    state.backlog, state.oldest_age_s = len(listing), age
+    return listing

@@ -9,14 +9,19 @@ never sent again; after a crash only the chunks consumed but not yet committed c
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from dataclasses import dataclass, replace
 
-from streams import metrics
+from streams import metrics, source_metrics
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
 from streams.records import KflowChunk, Progress, now_ms
 from streams.stages import finalize
+from streams.stages.context import SourceUnavailable
+from streams.stages.source_guard import kentik_guard
+
+log = logging.getLogger("blueflow")
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,13 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None
     chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
     if chunk is None:
         return
+    source = ctx.source_for(chunk)
+    if source is None:
+        return
     if not chunk.replay:
         await ctx.sync_outcomes("sink")
-    decision = decide(chunk, ctx.outcomes.outcome(chunk.key, chunk.etag), ctx.sink_progress.get(chunk.key),
-                      ctx.shared_progress.get(chunk.key, chunk.etag))
+    decision = decide(chunk, ctx.outcomes.outcome(chunk.skey, chunk.etag), ctx.sink_progress.get(chunk.skey),
+                      ctx.shared_progress.get(chunk.skey, chunk.etag))
     if decision.action is Action.REPLAY:
         try:
             await deliver(ctx, chunk)
@@ -96,24 +104,29 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None
     elif decision.action is Action.SKIP_OBJECT:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
-        await _deliver_and_account(ctx, chunk, decision, deliver)
+        await _deliver_and_account(ctx, chunk, decision, deliver, source)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver) -> None:
+async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver, source) -> None:
     progress = decision.progress
     if decision.action is Action.SKIP_CHUNK:
         metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
     else:
-        if chunk.flow_count and not ctx.settings.dry_run:
+        if chunk.flow_count and not source.dry_run:
             try:
                 await deliver(ctx, chunk)
             except BatchRefused as exc:
                 await ctx.quarantine(chunk, "sink", str(exc))
-                ctx.sink_progress.pop(chunk.key, None)
+                ctx.sink_progress.pop(chunk.skey, None)
                 return
+            except SourceUnavailable as exc:  # several sources: this chunk waits (streams/stages/source_guard.py)
+                source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
+                log.info("sink: %s; %r waits in the bucket and is sent when published again", exc, chunk.key)
+                return
+            source_metrics.DELIVERED.labels(source=source.name).inc(chunk.flow_count)
         progress = progress.accept(chunk)
-        ctx.sink_progress[chunk.key] = progress
+        ctx.sink_progress[chunk.skey] = progress
         if not progress.complete:
             await record_progress(ctx, chunk, progress)
     if progress.complete:
@@ -123,8 +136,9 @@ async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliv
 async def record_progress(ctx, chunk: KflowChunk, progress: ObjectProgress) -> None:
     """Tell every worker which chunks of this object Kentik accepted (compacted `progress` topic)."""
     record = Progress(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, chunks=progress.chunks,
-                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms())
-    await ctx.send(ctx.topics.progress, chunk.key, record)
+                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms(),
+                      source=chunk.source)
+    await ctx.send(ctx.topics.progress, chunk.skey, record)
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
@@ -132,7 +146,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
     from connectors.kflow import encode_packed_chf, frame_body
     from connectors.kentik import KentikTransportError
 
-    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id)
+    source = ctx.sources.get(chunk.source)
+    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
+                                              source)
     what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, "
             f"device {device.name})")
 
@@ -141,7 +157,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
 
     def post_sync(body: bytes) -> PostResult:
         try:
-            return ctx.rt.kentik.post_flows_result(device, body)
+            return ctx.sources.kentik(source).post_flows_result(device, body)
         except KentikTransportError as exc:
             return PostResult(0, None, ctx.rt.scrub(str(exc)))
 
@@ -151,8 +167,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
     async def post(body):
         return await ctx.rt.run_sync(post_sync, body)
 
+    health, pause = kentik_guard(ctx, source)
     try:
-        await deliver(encode, post, chunk.flow_count, what=what, health=ctx.health, sleep=ctx.pause)
+        await deliver(encode, post, chunk.flow_count, what=what, health=health, sleep=pause)
     except BatchRefused as exc:
         raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
     metrics.CHF_DELIVERED.inc(chunk.flow_count)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ibm_botocore.exceptions import ClientError
 
@@ -19,6 +19,7 @@ from streams.outcomes import OutcomeStore, ProgressStore
 from streams.records import DeadLetter, FlowChunk, KflowChunk, LedgerEntry, ObjectRef, Progress
 from streams.runtime import Health
 from streams.settings import Settings
+from streams.sources import Sources
 from streams.stages import enrich, parse, sink
 from streams.stages.context import StageContext
 from streams.stages.devices import Devices
@@ -63,12 +64,21 @@ class _Body:
 
 
 class FakeS3:
-    """The S3 calls connectors.cos makes, on a dict key -> (etag, body)."""
+    """The S3 calls connectors.cos makes, on a dict key -> (etag, body). `down` makes every call fail (503)."""
 
     def __init__(self, effects: list):
         self.objects: dict[str, tuple[str, bytes]] = {}
         self.effects = effects
         self.fail_deletes = 0
+        self.down = False
+        self.calls = 0
+
+    def __getattribute__(self, name):
+        if name in ("head_object", "get_object", "delete_object", "list_objects_v2", "get_paginator"):
+            object.__setattr__(self, "calls", object.__getattribute__(self, "calls") + 1)
+            if object.__getattribute__(self, "down"):
+                raise _client_error("ServiceUnavailable", 503)
+        return object.__getattribute__(self, name)
 
     def put(self, key: str, body: bytes) -> str:
         etag = hashlib.md5(body).hexdigest()
@@ -89,6 +99,10 @@ class FakeS3:
             raise _client_error("PreconditionFailed", 412)
         return {"ETag": f'"{etag}"', "ContentLength": len(body), "Metadata": {}, "Body": _Body(body)}
 
+    def list_objects_v2(self, Bucket, Prefix="", MaxKeys=1000, **_):
+        return {"Contents": [{"Key": k, "ETag": f'"{e}"', "Size": len(b)} for k, (e, b) in sorted(self.objects.items())
+                             if k.startswith(Prefix)], "IsTruncated": False}
+
     def delete_object(self, Bucket, Key, BlueflowIfMatch=None):
         if self.fail_deletes:
             self.fail_deletes -= 1
@@ -106,8 +120,10 @@ class FakeKentik:
         self.effects = effects
         self.answers: list[int] = []
         self.posts: list[tuple[str, int]] = []
+        self.resolved: list[tuple[str, int, int]] = []
 
     def resolve_device(self, name, plan_id, export_id, region, zone, description="", **kind):
+        self.resolved.append((name, plan_id, export_id))
         return Device(id=100, name=name, company_id="1", custom_ids={f"STR{i:02d}": 2000 + i for i in range(19)})
 
     def post_flows_result(self, device, body: bytes) -> PostResult:
@@ -143,7 +159,7 @@ class Driver:
     """One worker's stages on in-memory topics; `other()` makes a second worker on the same bucket/Kentik."""
 
     def __init__(self, *, cos: FakeS3 | None = None, kentik: FakeKentik | None = None, effects: list | None = None,
-                 **settings):
+                 sources: tuple = (), **settings):
         self.effects = effects if effects is not None else []
         env = {"BLUEFLOW_BUCKET": "flowlogs", "BLUEFLOW_CHUNK_FLOWS": "50", "BLUEFLOW_REGIONS": "us-south"}
         env.update({k: str(v) for k, v in settings.items()})
@@ -156,7 +172,13 @@ class Driver:
                                 MetadataFollower.__new__(MetadataFollower), devices=Devices(),
                                 sync_needed={"parse": False, "sink": False}, metadata_waited=True, pause=_no_pause)
         self.ctx.metadata.index = None
-        
+        if sources:  # several sources: a fake COS and Kentik each (self.coses / self.kentiks by source name)
+            self.settings = replace(self.settings, sources=tuple(sources))
+            rt.settings = self.settings
+            self.coses = {s.name: FakeS3(self.effects) for s in sources}
+            self.kentiks = {s.name: FakeKentik(self.effects) for s in sources}
+            self.ctx.sources = Sources(self.settings, make_cos=lambda s: self.coses[s.name],
+                                       make_kentik=lambda s: self.kentiks[s.name])
 
     def other(self, **settings) -> "Driver":
         return Driver(cos=self.cos, kentik=self.kentik, effects=self.effects, **settings)

@@ -1,0 +1,28 @@
+"""`blueflow status` per source (with a configuration file's `sources:`): each bucket's backlog and the age of
+its oldest pending object, listed concurrently; one source's failing listing is that source's error only."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def source_backlogs(settings, quarantined: set) -> dict | None:
+    """{source name: bucket summary (see streams.status.bucket_summary) or {"error": ...}}; None with the
+    implicit source only (the status document's `bucket` already is its backlog)."""
+    if not settings.sources:
+        return None
+    with ThreadPoolExecutor(max_workers=min(8, len(settings.sources))) as pool:
+        summaries = list(pool.map(lambda s: _one(settings, s, quarantined), settings.sources))
+    return {source.name: summary for source, summary in zip(settings.sources, summaries)}
+
+
+def _one(settings, source, quarantined: set) -> dict:
+    from connectors.cos import list_objects
+    from streams.sources import make_cos_client_for
+    from streams.status import bucket_summary
+
+    try:
+        listing = list(list_objects(make_cos_client_for(source, settings), source.bucket, source.prefix))
+    except Exception as exc:  # errors as values: the document says which source could not be listed
+        return {"bucket": source.bucket, "error": f"{type(exc).__name__}: {exc}"}
+    return dict(bucket_summary(listing, quarantined, int(time.time() * 1000)), bucket=source.bucket)
