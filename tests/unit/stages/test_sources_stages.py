@@ -120,7 +120,7 @@ def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next
     assert d.coses["acct-b"].calls == calls + 1 and not d.topics.flows.messages
     run_through(d, [ref(d, A, objects[0].key)])
     assert not d.coses["acct-a"].objects and [e.source for e in d.ledger()] == ["acct-a"]
-    assert not d.ctx.health.fatal and not d.ctx.health.failing_steps
+    assert not d.ctx.health.fatal and not d.ctx.health.failures
 
 
 def test_a_delete_that_keeps_failing_is_deferred_and_finished_later_without_sending_twice(objects):
