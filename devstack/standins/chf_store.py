@@ -7,6 +7,7 @@ devices) and keeps the packed body; ``decoded_flows`` decodes the bodies accepte
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 # compact flow tuple layout (kept in memory); FLOW_FIELDS names the scalar part
@@ -44,12 +45,21 @@ def _custom_value(cu) -> Any:
     return getattr(v, which)
 
 
+_DECODE_LOCK = threading.Lock()
+
+
 def decoded_flows(st: dict) -> list[tuple]:
-    """The decoded flows of every accepted body, in acceptance order (decodes only the new bodies)."""
-    for seq, t, name, packed in st["bodies"][st["decoded"]:]:
-        st["flows"].extend((seq, t, name, f) for f in _decode_flows(packed))
-    st["decoded"] = len(st["bodies"])
-    return st["flows"]
+    """The decoded flows of every accepted body, in acceptance order (decodes only the new bodies).
+
+    Runs on a thread while the event loop keeps appending bodies: only the bodies present when it started
+    are marked decoded (a body accepted meanwhile is decoded by the next call, never skipped), and one call
+    decodes at a time."""
+    with _DECODE_LOCK:
+        end = len(st["bodies"])
+        for seq, t, name, packed in st["bodies"][st["decoded"]:end]:
+            st["flows"].extend((seq, t, name, f) for f in _decode_flows(packed))
+        st["decoded"] = end
+        return list(st["flows"])
 
 
 
