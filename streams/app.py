@@ -47,7 +47,7 @@ def make_app(settings: Settings) -> faust.App:
         broker_commit_interval=2.0,
         stream_wait_empty=True,
         web_enabled=True,
-        web_host="0.0.0.0",
+        web_host=settings.http_host,
         web_port=settings.http_port,
         web_in_thread=False,
         logging_config=None,

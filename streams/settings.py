@@ -84,6 +84,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("app_id", "BLUEFLOW_APP_ID", "blueflow", "Consumer group / Faust app id."),
     Option("http_port", "BLUEFLOW_HTTP_PORT", "8083", "Port of /service/info, /healthz and /metrics.", kind="int",
            minimum=1, maximum=65535),
+    Option("http_host", "BLUEFLOW_HTTP_HOST", "0.0.0.0",
+           "Address the HTTP port binds (0.0.0.0: every interface, as a pod needs; 127.0.0.1 on a shared VM)."),
     Option("poll_interval", "BLUEFLOW_POLL_INTERVAL", "30", "Seconds between bucket listings.", kind="float",
            minimum=0.1),
     Option("metadata_interval", "BLUEFLOW_METADATA_INTERVAL", "600", "Seconds between VPC metadata refreshes.",
@@ -245,6 +247,7 @@ class Settings:
     replication: int
     app_id: str
     http_port: int
+    http_host: str
     poll_interval: float
     metadata_interval: float
     heartbeat_interval: float

@@ -118,3 +118,12 @@ def test_build_makes_the_app_from_settings_and_nothing_is_built_at_import():
     assert (app.conf.id, app.conf.web_port) == ("cfg-test", 18999)
     app2 = app_module.build(Settings.from_env(dict(WORKER_ENV, BLUEFLOW_TOPIC_PREFIX="other.")))
     assert {a.channel.topics for a in app2.agents.values()} == {("other.objects",), ("other.flows",), ("other.kflow",)}
+
+
+def test_the_http_port_binds_the_configured_host():
+    from streams.app import make_app
+    from streams.settings import Settings
+
+    assert Settings.from_env({}).http_host == "0.0.0.0"
+    app = make_app(Settings.from_env({"BLUEFLOW_HTTP_HOST": "127.0.0.1", "BLUEFLOW_APP_ID": "t-http-host"}))
+    assert app.conf.web_host == "127.0.0.1"
