@@ -4,20 +4,26 @@ between them.
 objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk · ledger → LedgerEntry ·
 deadletter → DeadLetter · progress → Progress (compacted; None value = tombstone) · vpc-metadata → MetadataRecord.
 Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
+
+Groups (schema version 2): an `objects` message may stand for a group of objects (`ObjectRef.group`), and a
+`flows` / `kflow` message may carry rows of several objects (`parts`, each with its own row range and chunk
+number). Messages written with version 1 (schemas/old/) are still read: they are one object, one part.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from itertools import chain
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from connectors.kflow import INT_COLUMNS, N_CUSTOM
-from streams.avro import AvroDecodeError, Codec
+from schemas import SCHEMA_DIR
+from streams.avro import AvroDecodeError, Codec, register_schema
 
 __all__ = [
-    "AvroDecodeError", "DeadLetter", "FlowChunk", "KFLOW_INT_COLUMNS", "KflowChunk", "LedgerEntry",
-    "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms",
+    "AvroDecodeError", "DeadLetter", "FlowChunk", "FlowPart", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",
+    "LedgerEntry", "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms",
 ]
 
 KFLOW_INT_COLUMNS = INT_COLUMNS  # the integer columns of a kflow batch, defined once in connectors.kflow
@@ -25,6 +31,15 @@ KFLOW_COLUMNS = KFLOW_INT_COLUMNS + ("strings", "custom_idx")
 CUSTOMS_PER_FLOW = N_CUSTOM  # custom_idx holds 19 string indexes per kflow record (STR00..STR18)
 
 R = TypeVar("R", bound="Record")
+
+
+def _register_old_versions() -> None:
+    """Writer schemas of earlier versions (schemas/old/*.avsc): their records decode into today's classes."""
+    for path in sorted((SCHEMA_DIR / "old").glob("*.avsc")):
+        register_schema(path.read_text())
+
+
+_register_old_versions()
 
 
 def now_ms() -> int:
@@ -63,7 +78,7 @@ class Record:
 
 @dataclass(slots=True)
 class ObjectRef(Record):
-    """One object of the bucket, as listed (topic `objects`)."""
+    """One object of the bucket as listed, or a group of them (topic `objects`): see `members()`."""
 
     SCHEMA: ClassVar[str] = "object_ref"
     bucket: str
@@ -74,11 +89,46 @@ class ObjectRef(Record):
     published_at: int = 0
     republish: bool = False
     force: bool = False
+    group: list = field(default_factory=list)  # GroupMember dicts; empty = this one object
+
+    def members(self) -> list["ObjectRef"]:
+        """The objects this message stands for: itself, or each member of its group."""
+        if not self.group:
+            return [self]
+        return [ObjectRef(self.bucket, m["key"], m["etag"], m["size"], m["last_modified"], self.published_at,
+                          m["republish"], self.force) for m in self.group]
+
+    @classmethod
+    def of_group(cls, refs: list["ObjectRef"]) -> "ObjectRef":
+        """One message for `refs` (a single ref stays a plain version-1-shaped reference)."""
+        if len(refs) == 1:
+            return refs[0]
+        first = refs[0]
+        members = [{"key": r.key, "etag": r.etag, "size": r.size, "last_modified": r.last_modified,
+                    "republish": r.republish} for r in refs]
+        return cls(first.bucket, first.key, first.etag, first.size, first.last_modified, first.published_at,
+                   first.republish, first.force, members)
+
+
+@dataclass(slots=True)
+class FlowPart:
+    """The rows [start, start + flow_count) of a flows message that belong to one object's chunk."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    header: dict
+    chunk: int
+    chunks: int
+    start: int
+    flow_count: int
 
 
 @dataclass(slots=True)
 class FlowChunk(Record):
-    """Up to `chunk_flows` IBM flow records of one object, as columns (topic `flows`)."""
+    """Up to `chunk_flows` IBM flow records of one object or of several objects (`parts`), as columns
+    (topic `flows`). The top-level identity fields are the first part's."""
 
     SCHEMA: ClassVar[str] = "flow_batch"
     bucket: str
@@ -92,6 +142,33 @@ class FlowChunk(Record):
     flow_count: int
     columns: dict
     replay: bool = False
+    parts: list = field(default_factory=list)  # FlowPart; empty = one object (schema version 1)
+
+    def to_avro(self) -> dict:
+        record = {name: getattr(self, name) for name in _names(type(self)) if name != "parts"}
+        record["parts"] = [_as_dict(p) for p in self.parts]
+        return record
+
+    @classmethod
+    def from_avro(cls, record: dict) -> "FlowChunk":
+        parts = [FlowPart(**p) for p in record.pop("parts", None) or ()]
+        chunk = super(FlowChunk, cls).from_avro(record)
+        chunk.parts = parts
+        return chunk
+
+    def pieces(self) -> list[FlowPart]:
+        """The object chunks this message carries (a version-1 message: its one object)."""
+        if self.parts:
+            return self.parts
+        return [FlowPart(self.key, self.etag, self.size, self.last_modified, self.header, self.chunk, self.chunks,
+                         0, self.flow_count)]
+
+    def rows(self, part: FlowPart) -> dict:
+        """The columns of one part's rows."""
+        if part.start == 0 and part.flow_count == self.flow_count:
+            return self.columns
+        stop = part.start + part.flow_count
+        return {name: column[part.start:stop] for name, column in self.columns.items()}
 
     @classmethod
     def of(cls, ref: ObjectRef, header: dict, chunk: int, chunks: int, columns: dict | None) -> "FlowChunk":
@@ -99,11 +176,56 @@ class FlowChunk(Record):
         return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
                    columns or {})
 
+    @classmethod
+    def packed(cls, pieces: list[tuple[ObjectRef, dict, int, int, dict | None]]) -> "FlowChunk":
+        """One message carrying the object chunks `pieces` (ref, header, chunk, chunks, columns) in order."""
+        parts, blocks, start = [], [], 0
+        for ref, header, chunk, chunks, columns in pieces:
+            count = len(columns["direction"]) if columns else 0
+            parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, start, count))
+            if count:
+                blocks.append(columns)
+            start += count
+        first = cls.of(pieces[0][0], pieces[0][1], pieces[0][2], pieces[0][3], None)
+        first.columns, first.flow_count, first.parts = concat_columns(blocks), start, parts
+        return first
+
+
+def concat_columns(blocks: list[dict]) -> dict:
+    """Columns of several row blocks with the same column names, one after the other."""
+    if not blocks:
+        return {}
+    if len(blocks) == 1:
+        return blocks[0]
+    return {name: list(chain.from_iterable(block[name] for block in blocks)) for name in blocks[0]}
+
+
+@dataclass(slots=True)
+class KflowPart:
+    """The rows [start, start + flow_count) of a kflow message that belong to one object's chunk, with the
+    Kentik device of its subnet."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    device_name: str
+    subnet_id: str
+    region: str
+    zone: str
+    chunk: int
+    chunks: int
+    source_flows: int
+    start: int
+    flow_count: int
+    replay: bool = False  # the message's flag (not part of the Avro part)
+
 
 @dataclass(slots=True)
 class KflowChunk(Record):
     """The kflow records translated from one FlowChunk (topic `kflow`): integer columns, dictionary-encoded
-    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the object's identity."""
+    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the identity of the object(s)
+    (`parts`; the top-level identity fields are the first part's)."""
 
     SCHEMA: ClassVar[str] = "kflow_batch"
     bucket: str
@@ -121,19 +243,49 @@ class KflowChunk(Record):
     flow_count: int = 0  # kflow records
     columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> list
     replay: bool = False
+    parts: list = field(default_factory=list)  # KflowPart; empty = one object (schema version 1)
 
     def to_avro(self) -> dict:
-        record = {name: getattr(self, name) for name in _names(type(self)) if name != "columns"}
+        record = {name: getattr(self, name) for name in _names(type(self)) if name not in ("columns", "parts")}
         for name in KFLOW_COLUMNS:
             record[name] = self.columns.get(name, [])
+        record["parts"] = [_as_dict(p, skip="replay") for p in self.parts]
         return record
 
     @classmethod
     def from_avro(cls, record: dict) -> "KflowChunk":
         columns = {name: record.pop(name, []) for name in KFLOW_COLUMNS}
+        parts = record.pop("parts", None) or ()
         chunk = super(KflowChunk, cls).from_avro(record)
         chunk.columns = columns
+        chunk.parts = [KflowPart(**p, replay=chunk.replay) for p in parts]
         return chunk
+
+    def pieces(self) -> list[KflowPart]:
+        """The object chunks this message carries (a version-1 message: its one object)."""
+        if self.parts:
+            for part in self.parts:
+                part.replay = self.replay
+            return self.parts
+        return [KflowPart(self.key, self.etag, self.size, self.last_modified, self.device_name, self.subnet_id,
+                          self.region, self.zone, self.chunk, self.chunks, self.source_flows, 0, self.flow_count,
+                          self.replay)]
+
+    def select(self, parts: list[KflowPart]) -> "KflowChunk":
+        """A chunk with only the rows of `parts` — objects of one Kentik device — for one POST."""
+        first = parts[0]
+        count = sum(p.flow_count for p in parts)
+        device = dict(key=first.key, etag=first.etag, chunk=first.chunk, chunks=first.chunks,
+                      device_name=first.device_name, subnet_id=first.subnet_id, region=first.region, zone=first.zone)
+        if count == self.flow_count:
+            return replace(self, **device, parts=list(parts))
+        ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
+        columns: dict[str, Any] = {c: list(chain.from_iterable(self.columns[c][a:b] for a, b in ranges))
+                                   for c in KFLOW_INT_COLUMNS}
+        columns["strings"] = self.columns["strings"]
+        columns["custom_idx"] = list(chain.from_iterable(
+            self.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW] for a, b in ranges))
+        return replace(self, **device, flow_count=count, columns=columns, parts=list(parts))
 
     def slice(self, start: int, stop: int) -> dict:
         """Columns of records [start, stop) (for a 413 split); the whole columns when that is everything."""
@@ -144,6 +296,10 @@ class KflowChunk(Record):
         part["custom_idx"] = self.columns["custom_idx"][start * CUSTOMS_PER_FLOW:stop * CUSTOMS_PER_FLOW]
         part["flow_count"] = stop - start
         return part
+
+
+def _as_dict(part, skip: str = "") -> dict:
+    return {name: getattr(part, name) for name in _names(type(part)) if name != skip}
 
 
 @dataclass(slots=True)

@@ -81,6 +81,8 @@ OPTIONS: tuple[Option, ...] = (
            "retention).", kind="float"),
     Option("chunk_flows", "BLUEFLOW_CHUNK_FLOWS", "2000", "Flows per message on the flows and kflow topics.",
            kind="int"),
+    Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
+           "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int"),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),
@@ -140,6 +142,7 @@ class Settings:
     stuck_after: float
     dedup_window: float
     chunk_flows: int
+    group_objects: int
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float

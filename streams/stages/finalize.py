@@ -1,8 +1,10 @@
 """Finalize: the one place that deletes an object, writes its ledger record and its progress tombstone.
 
-Called by the sink exactly when every chunk of an object version was accepted by Kentik. The object is
-deleted only if it is still that version (connectors.cos.delete_if_unchanged: ETag compared right before
-the delete, and a conditional delete where the server supports it). An object overwritten meanwhile stays:
+Called by the sink with the objects a kflow message completed (every chunk of each object version accepted
+by Kentik). They are deleted together, each only if it is still that version (bucket.delete_versions →
+connectors.cos.delete_versions_if_unchanged: one listing of the keys' range compares the ETags, then one
+DeleteObjects of up to 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
+DeleteObjects XML cannot carry are deleted one by one with If-Match). An object overwritten meanwhile stays:
 its new ETag is listed and processed as the new version it is.
 
 Pure core: `plan` (delete or keep, and why) and `ledger_entry`. Shell: `finalize`.
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from connectors.cos import CHANGED, DELETED
 from streams import metrics
 from streams.outcomes import DELIVERED
-from streams.records import KflowChunk, LedgerEntry, now_ms
+from streams.records import LedgerEntry, now_ms
 from streams.stages import bucket
 
 log = logging.getLogger("blueflow")
@@ -36,36 +38,51 @@ def plan(keep_objects: bool, dry_run: bool) -> Plan:
     return Plan(True, "every flow accepted")
 
 
-def ledger_entry(chunk: KflowChunk, progress, deleted: bool) -> LedgerEntry:
-    return LedgerEntry(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, flows=progress.flows,
-                       chf=progress.chf, device_name=chunk.device_name, delivered_at=now_ms(), deleted=deleted)
+def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry:
+    return LedgerEntry(bucket=bucket_name, key=part.key, etag=part.etag, flows=progress.flows, chf=progress.chf,
+                       device_name=part.device_name, delivered_at=now_ms(), deleted=deleted)
 
 
-async def finalize(ctx, chunk: KflowChunk, progress) -> None:
-    """Every chunk of `chunk`'s object version was accepted: delete it (if still that version and not kept),
-    then ledger it, then tombstone its progress. A crash between the steps redoes them, never skips one."""
-    key = chunk.key
-    deleted = False
+async def finalize(ctx, bucket_name: str, completed: list) -> None:
+    """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs) was accepted:
+    delete them in one batch (each only if still that version, and not kept), then ledger each, then
+    tombstone their progress. A crash between the steps redoes them, never skips one."""
+    if not completed:
+        return
+    results = {}
     decision = plan(ctx.settings.keep_objects, ctx.settings.dry_run)
     if decision.delete:
-        result = await ctx.retry(f"delete of {key!r}", "finalize: delete", bucket.delete_version, ctx,
-                                 chunk.bucket, key, chunk.etag)
-        deleted = result == DELETED
-        if deleted:
-            metrics.OBJECTS_DELETED.inc()
-        elif result == CHANGED:
-            metrics.OBJECTS_SKIPPED.labels(reason="changed_before_delete").inc()
-            log.warning("finalize: %r was overwritten after it was read; this version's flows are delivered, the "
-                        "object is kept and its new version is processed on its own", key)
-    await ctx.send(ctx.topics.ledger, key, ledger_entry(chunk, progress, deleted))
-    ctx.outcomes.record(key, chunk.etag, DELIVERED)
-    if progress.chunks > 1:  # tombstone: the object's progress is no longer needed
-        await ctx.send(ctx.topics.progress, key, None)
-    ctx.sink_progress.pop(key, None)
-    ctx.in_flight.pop(key, None)
-    metrics.OBJECTS_COMPLETED.inc()
-    if chunk.last_modified:
-        metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - chunk.last_modified / 1000))
+        items = [(part.key, part.etag) for part, _ in completed]
+        results = await ctx.retry(f"delete of {_objects(items)}", "finalize: delete", bucket.delete_versions, ctx,
+                                  bucket_name, items, {})
+    entries = [(part.key, ledger_entry(bucket_name, part, progress, _deleted(part.key, results.get(part.key))))
+               for part, progress in completed]
+    await ctx.send_all(ctx.topics.ledger, entries)
+    for part, _ in completed:
+        ctx.outcomes.record(part.key, part.etag, DELIVERED)
+    # tombstones: the objects' progress is no longer needed
+    await ctx.send_all(ctx.topics.progress, [(part.key, None) for part, progress in completed if progress.chunks > 1])
+    for (part, progress), (_, entry) in zip(completed, entries):
+        ctx.sink_progress.pop(part.key, None)
+        ctx.in_flight.pop(part.key, None)
+        metrics.OBJECTS_COMPLETED.inc()
+        if part.last_modified:
+            metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - part.last_modified / 1000))
+        log.debug("sink: %r delivered (%d flows, %d kflow records)%s", part.key, progress.flows, progress.chf,
+                  " and deleted" if entry.deleted else "; object kept")
     ctx.health.progressed()
-    log.debug("sink: %r delivered (%d flows, %d kflow records)%s", key, progress.flows, progress.chf,
-              " and deleted" if deleted else "; object kept")
+
+
+def _objects(items: list) -> str:
+    return f"{items[0][0]!r}" if len(items) == 1 else f"{len(items)} objects ({items[0][0]!r}, ...)"
+
+
+def _deleted(key: str, result: str | None) -> bool:
+    if result == DELETED:
+        metrics.OBJECTS_DELETED.inc()
+        return True
+    if result == CHANGED:
+        metrics.OBJECTS_SKIPPED.labels(reason="changed_before_delete").inc()
+        log.warning("finalize: %r was overwritten after it was read; this version's flows are delivered, the "
+                    "object is kept and its new version is processed on its own", key)
+    return False

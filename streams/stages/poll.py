@@ -1,7 +1,8 @@
-"""Stage poll (leader only): list the bucket → ObjectRef messages on `objects`.
+"""Stage poll (leader only): list the bucket → ObjectRef messages on `objects`, one per group of objects.
 
 Publishes new objects, changed ones (new ETag: a new version), and ones still in the bucket `stuck_after`
-seconds after they were published. Pure core: `PublishLedger` (what a listing makes due) and `object_ref`.
+seconds after they were published. Pure core: `PublishLedger` (what a listing makes due), `groups` (which
+objects share a message) and `object_ref`.
 Shell: `poll_loop`. The state lives in memory only: a new leader publishes everything it lists once, and
 the parse stage's dedup (key + ETag) makes that harmless.
 """
@@ -79,6 +80,28 @@ def object_ref(bucket_name: str, item: Due) -> ObjectRef:
                      last_modified=item.last_modified_ms, published_at=now_ms(), republish=item.republish)
 
 
+GZIP_BYTES_PER_FLOW = 60  # listed size of a flow-log object per flow (generator and IBM samples: ~60)
+
+
+def groups(due: list[Due], max_objects: int, chunk_flows: int) -> list[list[Due]]:
+    """The due objects in key order (objects of one subnet are neighbours: one Kentik device), cut into
+    groups of at most `max_objects` whose estimated flows (listed size / GZIP_BYTES_PER_FLOW) fit in one
+    flows message of `chunk_flows`; an object bigger than that is a group of its own."""
+    budget = chunk_flows * GZIP_BYTES_PER_FLOW
+    out: list[list[Due]] = []
+    current: list[Due] = []
+    size = 0
+    for item in sorted(due, key=lambda d: d.key):
+        if current and (len(current) >= max(1, max_objects) or size + item.size > budget):
+            out.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item.size
+    if current:
+        out.append(current)
+    return out
+
+
 async def poll_loop(ctx) -> None:
     """Leader task: every `poll_interval`, list the bucket and publish what is due."""
     ledger = PublishLedger(ctx.settings.stuck_after)
@@ -105,8 +128,11 @@ async def _poll_once(ctx, ledger: PublishLedger) -> bool:
     listing = await ctx.rt.run_sync(bucket.list_bucket, ctx)
     metrics.OBJECTS_LISTED.inc(len(listing))
     ctx.health.pending = bool(listing)
-    for item in ledger.due(listing, time.time()):
-        await ctx.send(ctx.topics.objects, item.key, object_ref(ctx.settings.bucket_name, item))
-        ledger.mark_published(item, time.time())
-        metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
+    s = ctx.settings
+    for group in groups(ledger.due(listing, time.time()), s.group_objects, s.chunk_flows):
+        message = ObjectRef.of_group([object_ref(s.bucket_name, item) for item in group])
+        await ctx.send(ctx.topics.objects, group[0].key, message)
+        for item in group:
+            ledger.mark_published(item, time.time())
+            metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
     return True

@@ -1,8 +1,9 @@
 """Stage sink: kflow → Kentik. Deliver each KflowChunk to Kentik (gzipped packed Cap'n Proto, HTTP 200
-only counts) and hand an object to `finalize` exactly when the last of its chunks was accepted.
+only counts; one POST per Kentik device of the message) and hand objects to `finalize` exactly when the last
+of their chunks was accepted — a message may carry chunks of many objects (parts), each accounted on its own.
 
 Pure core: `ObjectProgress` (which chunks of an object Kentik accepted) and `decide` (replay, skip the
-object, skip the chunk, or deliver). Shell: `handle`, `deliver_chunk`, `record_progress`.
+object, skip the chunk, or deliver; per part). Shell: `handle`, `deliver_parts`, `deliver_chunk`.
 Chunks already accepted — by this worker, or by another one before a rebalance (topic `progress`) — are
 never sent again; after a crash only the chunks consumed but not yet committed can be.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from streams import metrics
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
-from streams.records import KflowChunk, Progress, now_ms
+from streams.records import KflowChunk, KflowPart, Progress, now_ms
 from streams.stages import finalize
 
 
@@ -36,7 +37,7 @@ class ObjectProgress:
     def has(self, chunk: int) -> bool:
         return bool(self.done >> chunk & 1)
 
-    def accept(self, chunk: KflowChunk) -> "ObjectProgress":
+    def accept(self, chunk: KflowPart | KflowChunk) -> "ObjectProgress":
         return replace(self, done=self.done | 1 << chunk.chunk, chf=self.chf + chunk.flow_count,
                        flows=self.flows + chunk.source_flows)
 
@@ -61,10 +62,11 @@ class Decision:
     progress: ObjectProgress | None = None
 
 
-def decide(chunk: KflowChunk, outcome: str | None, local: ObjectProgress | None,
+def decide(chunk: KflowPart | KflowChunk, outcome: str | None, local: ObjectProgress | None,
            shared: Progress | None) -> Decision:
-    """What to do with one kflow chunk, given the object's outcome, this worker's progress of it, and the
-    newest `progress` record of it (of the same ETag) from any worker."""
+    """What to do with one kflow chunk of an object (a KflowPart, or a whole version-1 KflowChunk), given the
+    object's outcome, this worker's progress of it, and the newest `progress` record of it (of the same ETag)
+    from any worker."""
     if chunk.replay:
         return Decision(Action.REPLAY)
     if outcome == DELIVERED:
@@ -82,58 +84,91 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
     if chunk is None:
         return
-    if not chunk.replay:
-        await ctx.sync_outcomes("sink")
-    decision = decide(chunk, ctx.outcomes.outcome(chunk.key, chunk.etag), ctx.sink_progress.get(chunk.key),
-                      ctx.shared_progress.get(chunk.key, chunk.etag))
-    if decision.action is Action.REPLAY:
-        try:
-            await deliver_chunk(ctx, chunk)
-        except BatchRefused as exc:
-            await ctx.quarantine(chunk, "sink", f"replayed {exc}")
-    elif decision.action is Action.SKIP_OBJECT:
-        metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
+    if chunk.replay:
+        await _replay(ctx, chunk)
     else:
-        await _deliver_and_account(ctx, chunk, decision)
+        await ctx.sync_outcomes("sink")
+        await _deliver_and_account(ctx, chunk)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision) -> None:
-    progress = decision.progress
+async def _replay(ctx, chunk: KflowChunk) -> None:
+    """Operator replay: send every part again on purpose; no dedup, no delete, no ledger."""
+    parts = chunk.pieces()
+    refused = await deliver_parts(ctx, chunk, parts)
+    for part in parts:
+        if id(part) in refused:
+            await ctx.quarantine(part, "sink", f"replayed {refused[id(part)]}")
+
+
+async def _deliver_and_account(ctx, chunk: KflowChunk) -> None:
+    """Decide per object part, deliver the parts to send (one POST per device), then account: objects whose
+    every chunk is now accepted are finalized together; the others' progress is shared."""
+    plan = [(part, decide(part, ctx.outcomes.outcome(part.key, part.etag), ctx.sink_progress.get(part.key),
+                          ctx.shared_progress.get(part.key, part.etag))) for part in chunk.pieces()]
+    sending = [part for part, d in plan if d.action is Action.DELIVER and part.flow_count]
+    refused = {} if ctx.settings.dry_run else await deliver_parts(ctx, chunk, sending)
+    completed, progressed = [], []
+    for part, decision in plan:
+        if decision.action is Action.SKIP_OBJECT:
+            metrics.CHF_SKIPPED_DUPLICATE.inc(part.flow_count)
+        elif id(part) in refused:
+            await ctx.quarantine(part, "sink", str(refused[id(part)]))
+            ctx.sink_progress.pop(part.key, None)
+        else:
+            progress = _account(ctx, part, decision)
+            if progress.complete:
+                completed.append((part, progress))
+            elif decision.action is Action.DELIVER:
+                progressed.append((part.key, _progress_record(chunk.bucket, part, progress)))
+    await ctx.send_all(ctx.topics.progress, progressed)
+    await finalize.finalize(ctx, chunk.bucket, completed)
+
+
+def _account(ctx, part: KflowPart, decision: Decision) -> ObjectProgress:
     if decision.action is Action.SKIP_CHUNK:
-        metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
-    else:
-        if chunk.flow_count and not ctx.settings.dry_run:
-            try:
-                await deliver_chunk(ctx, chunk)
-            except BatchRefused as exc:
-                await ctx.quarantine(chunk, "sink", str(exc))
-                ctx.sink_progress.pop(chunk.key, None)
-                return
-        progress = progress.accept(chunk)
-        ctx.sink_progress[chunk.key] = progress
-        if not progress.complete:
-            await record_progress(ctx, chunk, progress)
-    if progress.complete:
-        await finalize.finalize(ctx, chunk, progress)
+        metrics.CHF_SKIPPED_DUPLICATE.inc(part.flow_count)
+        return decision.progress
+    current = ctx.sink_progress.get(part.key)  # includes parts of this object accepted earlier in this message
+    same = current is not None and (current.etag, current.chunks) == (part.etag, part.chunks)
+    progress = (current if same else decision.progress).accept(part)
+    ctx.sink_progress[part.key] = progress
+    return progress
 
 
-async def record_progress(ctx, chunk: KflowChunk, progress: ObjectProgress) -> None:
-    """Tell every worker which chunks of this object Kentik accepted (compacted `progress` topic)."""
-    record = Progress(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, chunks=progress.chunks,
-                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms())
-    await ctx.send(ctx.topics.progress, chunk.key, record)
+def _progress_record(bucket: str, part: KflowPart, progress: ObjectProgress) -> Progress:
+    """Which chunks of this object Kentik accepted, for every worker (compacted `progress` topic)."""
+    return Progress(bucket=bucket, key=part.key, etag=part.etag, chunks=progress.chunks, done=progress.done_list(),
+                    flows=progress.flows, chf=progress.chf, at=now_ms())
+
+
+async def deliver_parts(ctx, chunk: KflowChunk, parts: list[KflowPart]) -> dict:
+    """Deliver the rows of `parts`, one POST per Kentik device (split on 413); returns id(part) ->
+    BatchRefused for the parts of each device Kentik refused for good."""
+    by_device: dict[str, list[KflowPart]] = {}
+    for part in parts:
+        if part.flow_count:
+            by_device.setdefault(part.device_name, []).append(part)
+    refused = {}
+    for group in by_device.values():
+        try:
+            await deliver_chunk(ctx, chunk.select(group))
+        except BatchRefused as exc:
+            refused.update((id(part), exc) for part in group)
+    return refused
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
-    """Get every record of one chunk accepted by Kentik (raises BatchRefused for permanent refusals)."""
+    """Get every record of one chunk (one device) accepted by Kentik (raises BatchRefused for permanent
+    refusals)."""
     from connectors.kflow import encode_packed_chf, frame_body
     from connectors.kentik import KentikTransportError
 
     device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id)
-    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, "
-            f"device {device.name})")
-
+    objects = len({p.key for p in chunk.pieces()})
+    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
+            f"chunks of {objects} objects from {chunk.key!r} on")
+    what = f"{what} ({chunk.flow_count} flows, device {device.name})"
     def encode_sync(start: int, stop: int) -> bytes:
         return frame_body(encode_packed_chf(chunk.slice(start, stop), int(device.id), field_ids))
 
