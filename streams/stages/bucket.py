@@ -6,7 +6,7 @@ bad credentials) also makes the worker unhealthy with the cause, until a call of
 """
 from __future__ import annotations
 
-from connectors import cos
+from connectors import cos, cos_delete
 from streams import metrics
 from streams.retry import Transient
 
@@ -64,7 +64,7 @@ def delete_versions(ctx, bucket_name: str, items: list[tuple[str, str]], done: d
     error is reported; only the failed keys are tried again); returns `done` once every key is settled."""
     todo = [(key, etag) for key, etag in items if key not in done]
     try:
-        results = cos.delete_versions_if_unchanged(ctx.rt.cos, bucket_name, todo)
+        results = cos_delete.delete_versions_if_unchanged(ctx.rt.cos, bucket_name, todo)
     except Exception as exc:
         raise _failed(ctx, "delete", exc, f"delete of {len(todo)} objects failed") from None
     failed = {key: r for key, r in results.items() if isinstance(r, Exception)}

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from connectors.cos import CHANGED, DELETED
+from connectors.cos_delete import CHANGED, DELETED
 from streams import metrics
 from streams.outcomes import DELIVERED
 from streams.records import LedgerEntry, now_ms

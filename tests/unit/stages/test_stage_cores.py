@@ -74,7 +74,7 @@ def test_finalize_plan(keep, dry, delete):
 
 
 # ------------------------------------------------------------------ groups
-from connectors.cos import listed_etags, xml_safe  # noqa: E402
+from connectors.cos_delete import listed_etags, xml_safe  # noqa: E402
 from streams.stages.enrich import concat_kflow  # noqa: E402
 from streams.stages.poll import GZIP_BYTES_PER_FLOW, Due, groups  # noqa: E402
 
