@@ -81,13 +81,14 @@ def object_ref(bucket_name: str, item: Due) -> ObjectRef:
 
 
 GZIP_BYTES_PER_FLOW = 60  # listed size of a flow-log object per flow (generator and IBM samples: ~60)
+GROUP_FILL = 0.9  # aim a little below chunk_flows: sizes vary, and a group that overflows costs a 2nd message
 
 
 def groups(due: list[Due], max_objects: int, chunk_flows: int) -> list[list[Due]]:
     """The due objects in key order (objects of one subnet are neighbours: one Kentik device), cut into
-    groups of at most `max_objects` whose estimated flows (listed size / GZIP_BYTES_PER_FLOW) fit in one
-    flows message of `chunk_flows`; an object bigger than that is a group of its own."""
-    budget = chunk_flows * GZIP_BYTES_PER_FLOW
+    groups of at most `max_objects` whose estimated flows (listed size / GZIP_BYTES_PER_FLOW) fill about
+    GROUP_FILL of one flows message of `chunk_flows`; an object bigger than that is a group of its own."""
+    budget = chunk_flows * GZIP_BYTES_PER_FLOW * 0.8
     out: list[list[Due]] = []
     current: list[Due] = []
     size = 0
