@@ -88,7 +88,7 @@ def groups(due: list[Due], max_objects: int, chunk_flows: int) -> list[list[Due]
     """The due objects in key order (objects of one subnet are neighbours: one Kentik device), cut into
     groups of at most `max_objects` whose estimated flows (listed size / GZIP_BYTES_PER_FLOW) fill about
     GROUP_FILL of one flows message of `chunk_flows`; an object bigger than that is a group of its own."""
-    budget = chunk_flows * GZIP_BYTES_PER_FLOW * 0.8
+    budget = chunk_flows * GZIP_BYTES_PER_FLOW * GROUP_FILL
     out: list[list[Due]] = []
     current: list[Due] = []
     size = 0
