@@ -12,8 +12,7 @@ number). Messages written with version 1 (schemas/old/) are still read: they are
 from __future__ import annotations
 
 import time
-from itertools import chain
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
@@ -176,29 +175,6 @@ class FlowChunk(Record):
         return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
                    columns or {})
 
-    @classmethod
-    def packed(cls, pieces: list[tuple[ObjectRef, dict, int, int, dict | None]]) -> "FlowChunk":
-        """One message carrying the object chunks `pieces` (ref, header, chunk, chunks, columns) in order."""
-        parts, blocks, start = [], [], 0
-        for ref, header, chunk, chunks, columns in pieces:
-            count = len(columns["direction"]) if columns else 0
-            parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, start, count))
-            if count:
-                blocks.append(columns)
-            start += count
-        first = cls.of(pieces[0][0], pieces[0][1], pieces[0][2], pieces[0][3], None)
-        first.columns, first.flow_count, first.parts = concat_columns(blocks), start, parts
-        return first
-
-
-def concat_columns(blocks: list[dict]) -> dict:
-    """Columns of several row blocks with the same column names, one after the other."""
-    if not blocks:
-        return {}
-    if len(blocks) == 1:
-        return blocks[0]
-    return {name: list(chain.from_iterable(block[name] for block in blocks)) for name in blocks[0]}
-
 
 @dataclass(slots=True)
 class KflowPart:
@@ -270,22 +246,6 @@ class KflowChunk(Record):
         return [KflowPart(self.key, self.etag, self.size, self.last_modified, self.device_name, self.subnet_id,
                           self.region, self.zone, self.chunk, self.chunks, self.source_flows, 0, self.flow_count,
                           self.replay)]
-
-    def select(self, parts: list[KflowPart]) -> "KflowChunk":
-        """A chunk with only the rows of `parts` — objects of one Kentik device — for one POST."""
-        first = parts[0]
-        count = sum(p.flow_count for p in parts)
-        device = dict(key=first.key, etag=first.etag, chunk=first.chunk, chunks=first.chunks,
-                      device_name=first.device_name, subnet_id=first.subnet_id, region=first.region, zone=first.zone)
-        if count == self.flow_count:
-            return replace(self, **device, parts=list(parts))
-        ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
-        columns: dict[str, Any] = {c: list(chain.from_iterable(self.columns[c][a:b] for a, b in ranges))
-                                   for c in KFLOW_INT_COLUMNS}
-        columns["strings"] = self.columns["strings"]
-        columns["custom_idx"] = list(chain.from_iterable(
-            self.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW] for a, b in ranges))
-        return replace(self, **device, flow_count=count, columns=columns, parts=list(parts))
 
     def slice(self, start: int, stop: int) -> dict:
         """Columns of records [start, stop) (for a 413 split); the whole columns when that is everything."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 
 from streams import metrics
 from streams.avro import AvroDecodeError
 from streams.flowlog import FlowDocument, FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
-from streams.records import FlowChunk, ObjectRef
+from streams.records import FlowChunk, FlowPart, ObjectRef
 from streams.retry import Transient
 from streams.stages import bucket
 
@@ -62,13 +63,35 @@ def pack(docs: list[tuple[ObjectRef, FlowDocument]], chunk_flows: int) -> list[F
         for number, cols in enumerate(columns):
             count = len(cols["direction"]) if cols else 0
             if pending and flows + count > chunk_flows:
-                messages.append(FlowChunk.packed(pending))
+                messages.append(packed(pending))
                 pending, flows = [], 0
             pending.append((ref, header, number, len(columns), cols))
             flows += count
     if pending:
-        messages.append(FlowChunk.packed(pending))
+        messages.append(packed(pending))
     return messages
+
+
+def packed(pieces: list[tuple[ObjectRef, dict, int, int, dict | None]]) -> FlowChunk:
+    """One message carrying the object chunks `pieces` (ref, header, chunk, chunks, columns) in order; its
+    top-level identity is the first piece's."""
+    parts, blocks, start = [], [], 0
+    for ref, header, chunk, chunks, columns in pieces:
+        count = len(columns["direction"]) if columns else 0
+        parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, start, count))
+        if count:
+            blocks.append(columns)
+        start += count
+    message = FlowChunk.of(pieces[0][0], pieces[0][1], pieces[0][2], pieces[0][3], None)
+    message.columns, message.flow_count, message.parts = concat_columns(blocks), start, parts
+    return message
+
+
+def concat_columns(blocks: list[dict]) -> dict:
+    """Columns of several row blocks with the same column names, one after the other."""
+    if len(blocks) <= 1:
+        return blocks[0] if blocks else {}
+    return {name: list(chain.from_iterable(block[name] for block in blocks)) for name in blocks[0]}
 
 
 def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, replace
+from itertools import chain
 
 from streams import metrics
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
-from streams.records import KflowChunk, KflowPart, Progress, now_ms
+from streams.records import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms
 from streams.stages import finalize
 
 
@@ -152,10 +153,26 @@ async def deliver_parts(ctx, chunk: KflowChunk, parts: list[KflowPart]) -> dict:
     refused = {}
     for group in by_device.values():
         try:
-            await deliver_chunk(ctx, chunk.select(group))
+            await deliver_chunk(ctx, select(chunk, group))
         except BatchRefused as exc:
             refused.update((id(part), exc) for part in group)
     return refused
+
+
+def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
+    """A chunk with only the rows of `parts` — objects of one Kentik device — for one POST."""
+    first = parts[0]
+    count = sum(p.flow_count for p in parts)
+    device = dict(key=first.key, etag=first.etag, chunk=first.chunk, chunks=first.chunks,
+                  device_name=first.device_name, subnet_id=first.subnet_id, region=first.region, zone=first.zone)
+    if count == chunk.flow_count:
+        return replace(chunk, **device, parts=list(parts))
+    ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
+    columns = {c: list(chain.from_iterable(chunk.columns[c][a:b] for a, b in ranges)) for c in KFLOW_INT_COLUMNS}
+    columns["strings"] = chunk.columns["strings"]
+    columns["custom_idx"] = list(chain.from_iterable(
+        chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW] for a, b in ranges))
+    return replace(chunk, **device, flow_count=count, columns=columns, parts=list(parts))
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
