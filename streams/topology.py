@@ -43,13 +43,15 @@ class Task:
 
 
 AGENTS = (
-    Agent("parse", "objects", ("flows", "deadletter"), parse.handle, "COS GET (the listed version)"),
+    Agent("parse", "objects", ("flows", "deadletter"), parse.handle,
+          "COS GET of each object of the group (the listed version)"),
     Agent("enrich", "flows", ("kflow", "deadletter"), enrich.handle, "VPC metadata from the IP index"),
     Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle,
-          "Kentik POST /chf; finalize: COS DELETE if unchanged, ledger, progress tombstone"),
+          "Kentik POST /chf per device; finalize: COS LIST (version check) + DeleteObjects of the unchanged, "
+          "ledger, progress tombstones"),
 )
 TASKS = (
-    Task("poll", True, "COS bucket listing", ("objects",), poll.poll_loop),
+    Task("poll", True, "COS bucket listing (groups of objects)", ("objects",), poll.poll_loop),
     Task("metadata", True, "IBM VPC API (per region)", ("vpc-metadata",), leader.metadata_loop),
     Task("heartbeat", True, "worker health", ("Kentik export status",), leader.heartbeat_loop),
     Task("progress-log", False, "worker counters", ("log",), leader.progress_log_loop),

@@ -121,7 +121,8 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
         await ctx.quarantine(part or ctx.unknown(event_key), stage, reason)
     if not result.message:
         return
-    await ctx.send(ctx.topics.kflow, result.flow.key, result.message)
+    key = event_key.decode(errors="replace") if event_key else result.flow.key  # the group's: same partition
+    await ctx.send(ctx.topics.kflow, key, result.message)
     metrics.CHF_TRANSLATED.inc(result.count)
     metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
 

@@ -128,7 +128,7 @@ class Fetched:
     messages, bad objects with the reason, objects that vanished, and COS failures to retry."""
 
     parsed: list = field(default_factory=list)  # (ref, flow count)
-    messages: list = field(default_factory=list)  # (Kafka key, encoded FlowChunk)
+    messages: list = field(default_factory=list)  # encoded FlowChunk
     bad: list = field(default_factory=list)  # (ref, FlowLogError)
     vanished: list = field(default_factory=list)  # ref
     transient: list = field(default_factory=list)  # (ref, Transient)
@@ -154,7 +154,7 @@ def fetch(ctx, refs: list[ObjectRef]) -> Fetched:
             docs.append((ref, doc))
             out.parsed.append((ref, doc.flow_count))
     if docs and not ctx.settings.dry_run:
-        out.messages = [(chunk.key, chunk.encode()) for chunk in pack(docs, ctx.settings.chunk_flows)]
+        out.messages = [chunk.encode() for chunk in pack(docs, ctx.settings.chunk_flows)]
     return out
 
 
@@ -177,10 +177,11 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     refs = [ref for ref in message.members() if _admitted(ctx, ref)]
     if refs:
         fetched = await ctx.rt.run_sync(fetch, ctx, refs)
-        await _publish(ctx, fetched)
+        await _publish(ctx, fetched, message.key)
         for ref, exc in fetched.transient:  # rare: retried one by one, the others are already on their way
             log.info("parse: %s; retrying that object", exc)
-            await _publish(ctx, await ctx.retry(f"download of {ref.key!r}", "parse: download", fetch_one, ctx, ref))
+            again = await ctx.retry(f"download of {ref.key!r}", "parse: download", fetch_one, ctx, ref)
+            await _publish(ctx, again, message.key)
     metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
 
 
@@ -194,7 +195,9 @@ def _admitted(ctx, ref: ObjectRef) -> bool:
     return admission.process
 
 
-async def _publish(ctx, fetched: Fetched) -> None:
+async def _publish(ctx, fetched: Fetched, group_key: str) -> None:
+    """Quarantine the bad objects, then send the flows messages keyed by the group's key: every message of
+    a group goes to one partition (one worker), so an object cut into chunks never spans workers."""
     for ref, exc in fetched.bad:
         await ctx.quarantine(ref, exc.stage, exc.reason)
     for ref in fetched.vanished:
@@ -203,7 +206,7 @@ async def _publish(ctx, fetched: Fetched) -> None:
                  ref.key)
     if not fetched.parsed:
         return
-    await ctx.send_all(ctx.topics.flows, fetched.messages)
+    await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in fetched.messages])
     now = time.time()
     for ref, flows in fetched.parsed:
         ctx.in_flight[ref.key] = (ref.etag, now)

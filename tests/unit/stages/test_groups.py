@@ -81,6 +81,8 @@ def test_messages_span_objects_with_per_object_ranges(objs):
     d.parse(d.group(keys))
     flows = d.flow_chunks()
     assert any(len({p.key for p in f.parts}) > 1 for f in flows), "some message carries several objects"
+    d.enrich_all()  # every message of the group has the group's Kafka key: one partition, one worker
+    assert {k for k, _ in d.topics.kflow.messages} == {keys[0].encode()}
     for f in flows:
         assert f.flow_count <= CHUNK and sum(p.flow_count for p in f.parts) == f.flow_count
         assert [p.start for p in f.parts] == [sum(q.flow_count for q in f.parts[:i]) for i in range(len(f.parts))]
