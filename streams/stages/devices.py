@@ -20,6 +20,10 @@ class Devices:
     def __len__(self) -> int:
         return len(self._devices)
 
+    def cached(self, name: str) -> tuple[Device, list[int]] | None:
+        """The device and its field ids if already resolved (no I/O; safe from the thread pool)."""
+        return self._devices.get(name)
+
     async def get(self, ctx, name: str, region: str, zone: str, subnet_id: str) -> tuple[Device, list[int]]:
         """(device, custom field ids in STR00..STR18 order) for device `name`; retried until Kentik answers."""
         found = self._devices.get(name)

@@ -2,8 +2,9 @@
 only counts; one POST per Kentik device of the message) and hand objects to `finalize` exactly when the last
 of their chunks was accepted — a message may carry chunks of many objects (parts), each accounted on its own.
 
-Pure core: `ObjectProgress` (which chunks of an object Kentik accepted) and `decide` (replay, skip the
-object, skip the chunk, or deliver; per part). Shell: `handle`, `deliver_parts`, `deliver_chunk`.
+Pure core: `ObjectProgress` (which chunks of an object Kentik accepted), `decide` (replay, skip the object,
+skip the chunk, or deliver; per part) and `prepare` (the one hand-off per message: decode, decide, encode
+each device's POST body). Shell: `handle`, `deliver_posts`, `deliver_chunk`.
 Chunks already accepted — by this worker, or by another one before a rebalance (topic `progress`) — are
 never sent again; after a crash only the chunks consumed but not yet committed can be.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain
 
 from streams import metrics
+from streams.avro import AvroDecodeError
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
 from streams.records import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms
@@ -80,35 +82,59 @@ def decide(chunk: KflowPart | KflowChunk, outcome: str | None, local: ObjectProg
     return Decision(Action.SKIP_CHUNK if local.has(chunk.chunk) else Action.DELIVER, local)
 
 
+@dataclass
+class Prepared:
+    """A kflow message after its one hand-off to the thread pool: decoded, decided per part, and the POST
+    of each device (its rows, and the body when the device is already known). Errors are values."""
+
+    chunk: KflowChunk | None
+    plan: list = field(default_factory=list)  # (KflowPart, Decision)
+    posts: list = field(default_factory=list)  # (KflowChunk of one device's rows, body or None)
+    error: str = ""
+
+
+def prepare(ctx, raw: bytes) -> Prepared:
+    """Blocking: decode, decide each part (outcomes as synced), select and encode each device's rows."""
+    from connectors.kflow import encode_packed_chf, frame_body
+
+    try:
+        chunk = KflowChunk.decode(raw)
+    except AvroDecodeError as exc:
+        return Prepared(None, error=f"kflow message could not be decoded: {exc}")
+    plan = [(part, decide(part, ctx.outcomes.outcome(part.key, part.etag), ctx.sink_progress.get(part.key),
+                          ctx.shared_progress.get(part.key, part.etag))) for part in chunk.pieces()]
+    if ctx.settings.dry_run and not chunk.replay:
+        return Prepared(chunk, plan)
+    sending = [part for part, d in plan if d.action in (Action.DELIVER, Action.REPLAY) and part.flow_count]
+    posts = []
+    for rows in per_device(chunk, sending):
+        known = ctx.devices.cached(rows.device_name)
+        body = None if known is None else frame_body(encode_packed_chf(rows.slice(0, rows.flow_count),
+                                                                       int(known[0].id), known[1]))
+        posts.append((rows, body))
+    return Prepared(chunk, plan, posts)
+
+
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
-    chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
-    if chunk is None:
+    await ctx.sync_outcomes("sink")
+    prepared = await ctx.rt.run_sync(prepare, ctx, raw)
+    if prepared.chunk is None:
+        await ctx.quarantine(ctx.unknown(event_key), "decode", prepared.error)
         return
-    if chunk.replay:
-        await _replay(ctx, chunk)
+    refused = await deliver_posts(ctx, prepared.posts)
+    if prepared.chunk.replay:  # operator replay: sent again on purpose; no dedup, no delete, no ledger
+        for part, _ in prepared.plan:
+            if id(part) in refused:
+                await ctx.quarantine(part, "sink", f"replayed {refused[id(part)]}")
     else:
-        await ctx.sync_outcomes("sink")
-        await _deliver_and_account(ctx, chunk)
+        await _account_all(ctx, prepared.chunk, prepared.plan, refused)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _replay(ctx, chunk: KflowChunk) -> None:
-    """Operator replay: send every part again on purpose; no dedup, no delete, no ledger."""
-    parts = chunk.pieces()
-    refused = await deliver_parts(ctx, chunk, parts)
-    for part in parts:
-        if id(part) in refused:
-            await ctx.quarantine(part, "sink", f"replayed {refused[id(part)]}")
-
-
-async def _deliver_and_account(ctx, chunk: KflowChunk) -> None:
-    """Decide per object part, deliver the parts to send (one POST per device), then account: objects whose
-    every chunk is now accepted are finalized together; the others' progress is shared."""
-    plan = [(part, decide(part, ctx.outcomes.outcome(part.key, part.etag), ctx.sink_progress.get(part.key),
-                          ctx.shared_progress.get(part.key, part.etag))) for part in chunk.pieces()]
-    sending = [part for part, d in plan if d.action is Action.DELIVER and part.flow_count]
-    refused = {} if ctx.settings.dry_run else await deliver_parts(ctx, chunk, sending)
+async def _account_all(ctx, chunk: KflowChunk, plan: list, refused: dict) -> None:
+    """After delivery: objects whose every chunk is now accepted are finalized together; the others'
+    progress is shared; objects of a device Kentik refused are quarantined."""
     completed, progressed = [], []
     for part, decision in plan:
         if decision.action is Action.SKIP_OBJECT:
@@ -143,19 +169,24 @@ def _progress_record(bucket: str, part: KflowPart, progress: ObjectProgress) -> 
                     flows=progress.flows, chf=progress.chf, at=now_ms())
 
 
-async def deliver_parts(ctx, chunk: KflowChunk, parts: list[KflowPart]) -> dict:
-    """Deliver the rows of `parts`, one POST per Kentik device (split on 413); returns id(part) ->
-    BatchRefused for the parts of each device Kentik refused for good."""
+def per_device(chunk: KflowChunk, parts: list[KflowPart]) -> list[KflowChunk]:
+    """The rows of `parts` grouped by Kentik device: one chunk (one POST) per device."""
     by_device: dict[str, list[KflowPart]] = {}
     for part in parts:
         if part.flow_count:
             by_device.setdefault(part.device_name, []).append(part)
+    return [select(chunk, group) for group in by_device.values()]
+
+
+async def deliver_posts(ctx, posts: list) -> dict:
+    """Deliver each device's rows (split on 413); returns id(part) -> BatchRefused for the parts of each
+    device Kentik refused for good."""
     refused = {}
-    for group in by_device.values():
+    for rows, body in posts:
         try:
-            await deliver_chunk(ctx, select(chunk, group))
+            await deliver_chunk(ctx, rows, body)
         except BatchRefused as exc:
-            refused.update((id(part), exc) for part in group)
+            refused.update((id(part), exc) for part in rows.parts)
     return refused
 
 
@@ -175,9 +206,9 @@ def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
     return replace(chunk, **device, flow_count=count, columns=columns, parts=list(parts))
 
 
-async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
+async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> None:
     """Get every record of one chunk (one device) accepted by Kentik (raises BatchRefused for permanent
-    refusals)."""
+    refusals). `body`: the whole chunk's request body if already encoded."""
     from connectors.kflow import encode_packed_chf, frame_body
     from connectors.kentik import KentikTransportError
 
@@ -196,6 +227,8 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
             return PostResult(0, None, ctx.rt.scrub(str(exc)))
 
     async def encode(start, stop):
+        if body is not None and (start, stop) == (0, chunk.flow_count):
+            return body
         return await ctx.rt.run_sync(encode_sync, start, stop)
 
     async def post(body):
