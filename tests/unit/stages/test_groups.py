@@ -287,3 +287,15 @@ def test_records_written_by_version_1_are_read_and_delivered(objs):
         d.sink(raw)
     [entry] = d.ledger()
     assert (entry.key, entry.flows, entry.chf, entry.deleted) == (big.key, big.flow_count, big.chf_count, True)
+
+
+def test_413_splits_one_devices_post_and_the_group_still_completes(objs):
+    d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
+    keys = put_all(d, objs["small"][:10])
+    [raw] = through_enrich(d, keys)
+    devices = {p.device_name for p in KflowChunk.decode(raw).pieces()}
+    d.kentik.answers = [413]
+    d.sink(raw)
+    statuses = [e[1] for e in kinds(d.effects, "post")]
+    assert statuses[0] == 413 and len(statuses) == len(devices) + 2  # the refused body went again in halves
+    assert not d.cos.objects and sorted(e.key for e in d.ledger()) == keys
