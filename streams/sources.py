@@ -235,4 +235,4 @@ def make_kentik_client_for(source: Source, settings):
     from connectors.kentik import KentikClient
 
     return KentikClient(api_root=settings.kentik_api_root, flow_url=settings.kentik_flow_url,
-                        email=source.kentik_email, token=source.kentik_token, timeout=30.0)
+                        email=source.kentik_email, token=source.kentik_token)
