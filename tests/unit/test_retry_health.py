@@ -33,12 +33,12 @@ def test_a_delete_answering_403_forever_makes_health_fail_with_the_reason():
     def delete():
         attempts.append(clock.now)
         seen_problems.extend(health.problems(unhealthy_after=300))
-        if len(attempts) < 20:
+        if len(attempts) < 40:  # backoff jitter: at least 15 s a retry once capped, so > 300 s in all
             raise Transient("delete of 'logs/a.gz' failed: AccessDenied (HTTP 403)")
         return "deleted"
 
     assert run(delete, health, pause) == "deleted"
-    assert len(attempts) == 20
+    assert len(attempts) == 40
     assert any(p.startswith("finalize: delete of 'logs/a.gz' keeps failing") and p.endswith("AccessDenied (HTTP 403)")
                for p in seen_problems)
     assert health.problems(unhealthy_after=300) == [] and health.failures == {}  # it went through at last
