@@ -100,7 +100,7 @@ class StageContext:
         self.in_flight.pop(letter.skey, None)
         metrics.DEADLETTERED.labels(stage=stage).inc()
         log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", letter.key, stage,
-                  reason)
+                  reason, extra={"key": letter.key})  # the object, not the message (a group) it came in
 
     def source_for(self, record):
         """The configured source a record names; None (logged, counted) for a source no longer configured:
