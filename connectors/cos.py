@@ -1,4 +1,5 @@
-"""IBM Cloud Object Storage client helpers (ibm_boto3): list, stream, head, put and batched delete.
+"""IBM Cloud Object Storage client helpers (ibm_boto3): list, stream, head, put and batched delete
+(version-checked deletes: connectors/cos_delete.py).
 
 Synchronous and side-effect free apart from the S3 calls: the app runs them in a thread pool.
 Authentication is either an IAM API key (production: bearer tokens, `signature_version="oauth"`) or HMAC
@@ -262,35 +263,6 @@ def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, s
             flush()
     flush()
     return result
-
-
-DELETED, GONE, CHANGED = "deleted", "gone", "changed"
-
-
-def delete_if_unchanged(client: Any, bucket: str, key: str, etag: str) -> str:
-    """Delete `key` only if it is still the version `etag`: DELETED, GONE (nothing to delete) or CHANGED
-    (a new version was written since; it is left for the pipeline to process).
-
-    A HEAD right before a single-key DELETE compares the ETag, and the DELETE carries `If-Match: "etag"` so a
-    server that supports conditional deletes refuses a changed object atomically (412 → CHANGED). Where the
-    server ignores If-Match (IBM COS, S3Proxy), an overwrite landing between the HEAD and the DELETE — the
-    few milliseconds of one round trip — is the remaining race window. A single-key DELETE puts the key in
-    the URL, so keys that the DeleteObjects XML cannot carry (control characters) are deleted too."""
-    head = head_object(client, bucket, key)
-    if head is None:
-        return GONE
-    if head.etag != etag:
-        return CHANGED
-    try:
-        client.delete_object(Bucket=bucket, Key=key, **{_IF_MATCH_PARAM: f'"{etag}"'})
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-            return CHANGED
-        if not _is_missing(exc):
-            raise _error("delete", bucket, key, exc) from None
-    except BotoCoreError as exc:
-        raise _error("delete", bucket, key, exc) from None
-    return DELETED
 
 
 _IF_MATCH_PARAM = "BlueflowIfMatch"  # not an S3 parameter: moved into the If-Match header by the hooks below

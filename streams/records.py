@@ -4,6 +4,10 @@ between them.
 objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk · ledger → LedgerEntry · deadletter → DeadLetter ·
 progress → Progress (compacted; None value = tombstone) · vpc-metadata → MetadataRecord.
 Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
+
+Groups (schema version 2): an `objects` message may stand for a group of objects (`ObjectRef.group`), and a
+`flows` / `kflow` message may carry rows of several objects (`parts`, each with its own row range and chunk
+number). Older messages (schemas/history/) are still read: they are one object, one part. A group is of one source.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from connectors.kflow import INT_COLUMNS, N_CUSTOM
 from streams.avro import AvroDecodeError, Codec
 
 __all__ = [
-    "AvroDecodeError", "DeadLetter", "FlowChunk", "KFLOW_INT_COLUMNS", "KflowChunk", "LedgerEntry",
-    "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms", "scoped_key",
+    "AvroDecodeError", "DeadLetter", "FlowChunk", "FlowPart", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",
+    "LedgerEntry", "MetadataRecord", "ObjectRef", "Progress", "Record", "now_ms", "part_object", "scoped_key",
 ]
 
 KFLOW_INT_COLUMNS = INT_COLUMNS  # the integer columns of a kflow batch, defined once in connectors.kflow
@@ -73,7 +77,7 @@ class Record:
 
 @dataclass(slots=True)
 class ObjectRef(Record):
-    """One object of the bucket, as listed (topic `objects`)."""
+    """One object of the bucket as listed, or a group of them (topic `objects`): see `members()`."""
 
     SCHEMA: ClassVar[str] = "object_ref"
     bucket: str
@@ -85,6 +89,46 @@ class ObjectRef(Record):
     republish: bool = False
     force: bool = False
     source: str = ""  # configured source name; "" = the implicit source (streams/sources.py)
+    group: list = field(default_factory=list)  # GroupMember dicts (all of this source); empty = this one object
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
+
+    def members(self) -> list["ObjectRef"]:
+        """The objects this message stands for: itself, or each member of its group."""
+        if not self.group:
+            return [self]
+        return [ObjectRef(self.bucket, m["key"], m["etag"], m["size"], m["last_modified"], self.published_at,
+                          m["republish"], self.force, self.source) for m in self.group]
+
+    @classmethod
+    def of_group(cls, refs: list["ObjectRef"]) -> "ObjectRef":
+        """One message for `refs`, all of one source (a single ref stays a plain ungrouped reference)."""
+        if len(refs) == 1:
+            return refs[0]
+        first = refs[0]
+        assert all(r.source == first.source for r in refs), "a group holds objects of one source"
+        members = [{"key": r.key, "etag": r.etag, "size": r.size, "last_modified": r.last_modified,
+                    "republish": r.republish} for r in refs]
+        return cls(first.bucket, first.key, first.etag, first.size, first.last_modified, first.published_at,
+                   first.republish, first.force, first.source, members)
+
+
+@dataclass(slots=True)
+class FlowPart:
+    """The rows [start, start + flow_count) of a flows message that belong to one object's chunk."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    header: dict
+    chunk: int
+    chunks: int
+    start: int
+    flow_count: int
+    source: str = ""  # the message's source (not part of the Avro part: a group is of one source)
 
     @property
     def skey(self) -> str:
@@ -93,7 +137,8 @@ class ObjectRef(Record):
 
 @dataclass(slots=True)
 class FlowChunk(Record):
-    """Up to `chunk_flows` IBM flow records of one object, as columns (topic `flows`)."""
+    """Up to `chunk_flows` IBM flow records of one object or of several objects (`parts`), as columns
+    (topic `flows`). The top-level identity fields are the first part's."""
 
     SCHEMA: ClassVar[str] = "flow_batch"
     bucket: str
@@ -108,10 +153,39 @@ class FlowChunk(Record):
     columns: dict
     replay: bool = False
     source: str = ""
+    parts: list = field(default_factory=list)  # FlowPart; empty = one object (ungrouped)
 
     @property
     def skey(self) -> str:
         return scoped_key(self.source, self.key)
+
+    def to_avro(self) -> dict:
+        record = {name: getattr(self, name) for name in _names(type(self)) if name != "parts"}
+        record["parts"] = [_as_dict(p, skip=("source",)) for p in self.parts]
+        return record
+
+    @classmethod
+    def from_avro(cls, record: dict) -> "FlowChunk":
+        parts = record.pop("parts", None) or ()
+        chunk = super(FlowChunk, cls).from_avro(record)
+        chunk.parts = [FlowPart(**p, source=chunk.source) for p in parts]
+        return chunk
+
+    def pieces(self) -> list[FlowPart]:
+        """The object chunks this message carries (a version-1 message: its one object)."""
+        if self.parts:
+            for part in self.parts:
+                part.source = self.source
+            return self.parts
+        return [FlowPart(self.key, self.etag, self.size, self.last_modified, self.header, self.chunk, self.chunks,
+                         0, self.flow_count, self.source)]
+
+    def rows(self, part: FlowPart) -> dict:
+        """The columns of one part's rows."""
+        if part.start == 0 and part.flow_count == self.flow_count:
+            return self.columns
+        stop = part.start + part.flow_count
+        return {name: column[part.start:stop] for name, column in self.columns.items()}
 
     @classmethod
     def of(cls, ref: ObjectRef, header: dict, chunk: int, chunks: int, columns: dict | None) -> "FlowChunk":
@@ -121,9 +195,36 @@ class FlowChunk(Record):
 
 
 @dataclass(slots=True)
+class KflowPart:
+    """The rows [start, start + flow_count) of a kflow message that belong to one object's chunk, with the
+    Kentik device of its subnet."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: int
+    device_name: str
+    subnet_id: str
+    region: str
+    zone: str
+    chunk: int
+    chunks: int
+    source_flows: int
+    start: int
+    flow_count: int
+    replay: bool = False  # the message's flag (not part of the Avro part)
+    source: str = ""  # the message's source (not part of the Avro part: a group is of one source)
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
+
+
+@dataclass(slots=True)
 class KflowChunk(Record):
     """The kflow records translated from one FlowChunk (topic `kflow`): integer columns, dictionary-encoded
-    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the object's identity."""
+    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the identity of the object(s)
+    (`parts`; the top-level identity fields are the first part's)."""
 
     SCHEMA: ClassVar[str] = "kflow_batch"
     bucket: str
@@ -142,23 +243,37 @@ class KflowChunk(Record):
     columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> list
     replay: bool = False
     source: str = ""
+    parts: list = field(default_factory=list)  # KflowPart; empty = one object (ungrouped)
 
     @property
     def skey(self) -> str:
         return scoped_key(self.source, self.key)
 
     def to_avro(self) -> dict:
-        record = {name: getattr(self, name) for name in _names(type(self)) if name != "columns"}
+        record = {name: getattr(self, name) for name in _names(type(self)) if name not in ("columns", "parts")}
         for name in KFLOW_COLUMNS:
             record[name] = self.columns.get(name, [])
+        record["parts"] = [_as_dict(p, skip=("replay", "source")) for p in self.parts]
         return record
 
     @classmethod
     def from_avro(cls, record: dict) -> "KflowChunk":
         columns = {name: record.pop(name, []) for name in KFLOW_COLUMNS}
+        parts = record.pop("parts", None) or ()
         chunk = super(KflowChunk, cls).from_avro(record)
         chunk.columns = columns
+        chunk.parts = [KflowPart(**p, replay=chunk.replay, source=chunk.source) for p in parts]
         return chunk
+
+    def pieces(self) -> list[KflowPart]:
+        """The object chunks this message carries (a version-1 message: its one object)."""
+        if self.parts:
+            for part in self.parts:
+                part.replay, part.source = self.replay, self.source
+            return self.parts
+        return [KflowPart(self.key, self.etag, self.size, self.last_modified, self.device_name, self.subnet_id,
+                          self.region, self.zone, self.chunk, self.chunks, self.source_flows, 0, self.flow_count,
+                          self.replay, self.source)]
 
     def slice(self, start: int, stop: int) -> dict:
         """Columns of records [start, stop) (for a 413 split); the whole columns when that is everything."""
@@ -169,6 +284,16 @@ class KflowChunk(Record):
         part["custom_idx"] = self.columns["custom_idx"][start * CUSTOMS_PER_FLOW:stop * CUSTOMS_PER_FLOW]
         part["flow_count"] = stop - start
         return part
+
+
+def part_object(chunk: "FlowChunk | KflowChunk", part: "FlowPart | KflowPart") -> ObjectRef:
+    """The object one part of a message stands for (bucket and source are the message's): e.g. to quarantine
+    that object alone."""
+    return ObjectRef(chunk.bucket, part.key, part.etag, part.size, part.last_modified, source=chunk.source)
+
+
+def _as_dict(part, skip: tuple[str, ...] = ()) -> dict:
+    return {name: getattr(part, name) for name in _names(type(part)) if name not in skip}
 
 
 @dataclass(slots=True)

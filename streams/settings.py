@@ -103,6 +103,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_object_bytes", "BLUEFLOW_MAX_OBJECT_BYTES", "1073741824",
            "Largest decompressed object accepted (bytes, 0 = no limit); larger ones are dead-lettered. Objects "
            "are decoded as they stream, so memory does not grow with this.", kind="int", minimum=0),
+    Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
+           "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
+           minimum=1),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),
@@ -255,6 +258,7 @@ class Settings:
     dedup_window: float
     chunk_flows: int
     max_object_bytes: int
+    group_objects: int
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float

@@ -44,13 +44,15 @@ class Task:
 
 SINKS = {  # --sink chooses the agent that reads kflow; both finalize the same way
     "kentik": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle,
-                    "Kentik POST /chf; finalize: COS DELETE if unchanged, ledger, progress tombstone"),
+                    "Kentik POST /chf per device; finalize: COS LIST (version check) + DeleteObjects of the "
+                    "unchanged, ledger, progress tombstones"),
     "ipfix": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), ipfix_sink.handle,
-                   "IPFIX export to the collectors (UDP/TCP); finalize: COS DELETE if unchanged, ledger, "
-                   "progress tombstone"),
+                   "IPFIX export to the collectors (UDP/TCP); finalize: COS LIST (version check) + DeleteObjects "
+                   "of the unchanged, ledger, progress tombstones"),
 }
 AGENTS = (
-    Agent("parse", "objects", ("flows", "deadletter"), parse.handle, "COS GET (the listed version)"),
+    Agent("parse", "objects", ("flows", "deadletter"), parse.handle,
+          "COS GET of each object of the group (the listed version)"),
     Agent("enrich", "flows", ("kflow", "deadletter"), enrich.handle, "VPC metadata from the IP index"),
     SINKS["kentik"],
 )
@@ -61,7 +63,7 @@ def agents(sink_name: str = "kentik") -> tuple[Agent, ...]:
     return AGENTS[:-1] + (SINKS[sink_name],)
 
 TASKS = (
-    Task("poll", True, "COS bucket listing", ("objects",), poll.poll_loop),
+    Task("poll", True, "COS bucket listing (groups of objects)", ("objects",), poll.poll_loop),
     Task("metadata", True, "IBM VPC API (per region)", ("vpc-metadata",), leader.metadata_loop),
     Task("heartbeat", True, "worker health", ("Kentik export status",), leader.heartbeat_loop),
     Task("progress-log", False, "worker counters", ("log",), leader.progress_log_loop),

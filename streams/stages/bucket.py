@@ -1,5 +1,5 @@
-"""The stages' COS calls (blocking; run on the thread pool): list, open, version-checked delete — each on the
-COS client of the object's source (streams/sources.py).
+"""The stages' COS calls (blocking; run on the thread pool): list, open, version-checked batched delete — each
+on the COS client of the object's source (streams/sources.py).
 
 Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
 never quarantine them. A failure COS itself calls permanent (`CosError.transient` False: access denied,
@@ -9,7 +9,7 @@ metric `blueflow_source_healthy`) and the worker stays healthy, since the other 
 """
 from __future__ import annotations
 
-from connectors import cos
+from connectors import cos, cos_delete
 from streams import metrics, source_metrics
 from streams.retry import Transient
 
@@ -63,11 +63,21 @@ def download_done(ctx, source) -> None:
     _succeeded(ctx, source, "get")
 
 
-def delete_version(ctx, source, bucket: str, key: str, etag: str) -> str:
-    """cos.DELETED, cos.GONE or cos.CHANGED (see connectors.cos.delete_if_unchanged)."""
+def delete_versions(ctx, source, bucket_name: str, items: list[tuple[str, str]], done: dict) -> dict:
+    """Delete each (key, etag) of `source`'s bucket if still that version, in batches; `done` (key ->
+    cos.DELETED, GONE or CHANGED) collects the settled keys across retries. Raises Transient while some key
+    failed (its COS error is reported; only the failed keys are tried again); returns `done` once every key is
+    settled."""
+    todo = [(key, etag) for key, etag in items if key not in done]
     try:
-        result = cos.delete_if_unchanged(ctx.sources.cos(source), bucket, key, etag)
+        results = cos_delete.delete_versions_if_unchanged(ctx.sources.cos(source), bucket_name, todo)
     except Exception as exc:
-        raise _failed(ctx, source, "delete", exc, f"delete of {key!r} failed") from None
+        raise _failed(ctx, source, "delete", exc, f"delete of {len(todo)} objects failed") from None
+    failed = {key: r for key, r in results.items() if isinstance(r, Exception)}
+    done.update((key, r) for key, r in results.items() if key not in failed)
+    if failed:
+        key, exc = next(iter(failed.items()))
+        raise _failed(ctx, source, "delete", exc,
+                      f"delete of {len(failed)} of {len(todo)} objects failed (first {key!r})")
     _succeeded(ctx, source, "delete")
-    return result
+    return done

@@ -78,6 +78,15 @@ class StageContext:
         future = await topic.send(key=key.encode(), value=value, force=True)
         await future
 
+    async def send_all(self, topic, messages: list[tuple[str, Record | bytes | None]]) -> None:
+        """Send several messages and wait until the broker has all of them (sent together, awaited together)."""
+        futures = []
+        for key, record in messages:
+            value = record.encode() if isinstance(record, Record) else record
+            futures.append(await topic.send(key=key.encode(), value=value, force=True))
+        for future in futures:
+            await future
+
     async def quarantine(self, item, stage: str, reason: str) -> None:
         """Dead-letter an object (any record with bucket/key/etag/size) with a reason; it stays in the bucket."""
         reason = self.rt.scrub(reason)
@@ -91,7 +100,7 @@ class StageContext:
         self.in_flight.pop(letter.skey, None)
         metrics.DEADLETTERED.labels(stage=stage).inc()
         log.error("quarantined object %r at stage %s: %s (the object stays in the bucket)", letter.key, stage,
-                  reason)
+                  reason, extra={"key": letter.key})  # the object, not the message (a group) it came in
 
     def source_for(self, record):
         """The configured source a record names; None (logged, counted) for a source no longer configured:

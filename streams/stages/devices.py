@@ -21,6 +21,11 @@ class Devices:
     def __len__(self) -> int:
         return len(self._devices)
 
+    def cached(self, name: str, source) -> tuple[Device, list[int]] | None:
+        """The device of `source`'s Kentik account and its field ids if already resolved (no I/O; safe from the
+        thread pool)."""
+        return self._devices.get((source.name, name))
+
     async def get(self, ctx, name: str, region: str, zone: str, subnet_id: str,
                   source=None) -> tuple[Device, list[int]]:
         """(device, custom field ids in STR00..STR18 order) for device `name` in the Kentik account, plan and

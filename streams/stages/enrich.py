@@ -1,19 +1,23 @@
-"""Stage enrich: flows → kflow. Translate one FlowChunk into kflow records labelled with IBM VPC metadata
+"""Stage enrich: flows → kflow. Translate one FlowChunk (its objects' parts one by one, then concatenated into
+one KflowChunk with per-object row ranges and devices) into kflow records labelled with IBM VPC metadata
 (docs/translation.md; implemented in streams/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
 
-Pure core: `kflow_chunk(flow chunk, ip index)` and `process` (raw message → Enriched). Shell: `handle`.
+Pure core: `translate_parts(flow chunk, ip index)`, `concat_kflow` and `process` (raw message → Enriched).
+Shell: `handle`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from itertools import chain
 
 from streams import metrics
 from streams.avro import AvroDecodeError
 from streams.flowlog import FlowLogError, parse_object_key
-from streams.records import KFLOW_COLUMNS, FlowChunk, KflowChunk
+from streams.records import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
+                            part_object)
 from streams.translate import device_name_for_subnet, translate_batch
 
 log = logging.getLogger("blueflow")
@@ -21,32 +25,80 @@ log = logging.getLogger("blueflow")
 METADATA_WAIT_S = 10.0  # only until the metadata topic was read: never waits for the VPC API
 
 
-def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
-    """The KflowChunk translated from `flow` with the IP index (None = no metadata: ids from the key)."""
-    key_info = parse_object_key(flow.key)
+def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]:
+    """One object's rows of `flow` translated with the IP index (None = no metadata: ids from the key)."""
+    key_info = parse_object_key(part.key)
     subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
-    out = KflowChunk(bucket=flow.bucket, key=flow.key, etag=flow.etag, size=flow.size,
-                     last_modified=flow.last_modified, device_name=device_name_for_subnet(key_info.subnet_id),
-                     subnet_id=key_info.subnet_id, region=key_info.region,
-                     zone=(subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone),
-                     chunk=flow.chunk, chunks=flow.chunks, source_flows=flow.flow_count, replay=bool(flow.replay),
-                     source=flow.source)
-    if flow.flow_count:
-        translated = translate_batch(key_info, flow.header, flow.columns, index)
-        out.flow_count = translated["flow_count"]
-        out.columns = {name: translated[name] for name in KFLOW_COLUMNS}
+    columns: dict = {}
+    if part.flow_count:
+        translated = translate_batch(key_info, part.header, flow.rows(part), index)
+        columns = {name: translated[name] for name in KFLOW_COLUMNS}
+        columns["flow_count"] = translated["flow_count"]
+    out = KflowPart(part.key, part.etag, part.size, part.last_modified, device_name_for_subnet(key_info.subnet_id),
+                    key_info.subnet_id, key_info.region,
+                    subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone,
+                    part.chunk, part.chunks, part.flow_count, 0, columns.get("flow_count", 0),
+                    source=flow.source)
+    return out, columns
+
+
+def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
+    """The KflowChunk translated from `flow` (raises on the first part that cannot be translated)."""
+    translated, failures = translate_parts(flow, index)
+    if failures:
+        raise failures[0][1]
+    return translated
+
+
+def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
+    """The KflowChunk of every part that translates, and (part, exception) of those that do not."""
+    parts, blocks, failures = [], [], []
+    for part in flow.pieces():
+        try:
+            kpart, columns = kflow_part(flow, part, index)
+        except Exception as exc:
+            failures.append((part, exc))
+            continue
+        kpart.start = sum(p.flow_count for p in parts)
+        parts.append(kpart)
+        blocks.append(columns)
+    if not parts:
+        return None, failures
+    first = parts[0]
+    out = KflowChunk(bucket=flow.bucket, key=first.key, etag=first.etag, size=first.size,
+                     last_modified=first.last_modified, device_name=first.device_name, subnet_id=first.subnet_id,
+                     region=first.region, zone=first.zone, chunk=first.chunk, chunks=first.chunks,
+                     source_flows=sum(p.source_flows for p in parts), replay=bool(flow.replay),
+                     flow_count=sum(p.flow_count for p in parts), columns=concat_kflow(blocks),
+                     parts=parts, source=flow.source)
+    return out, failures
+
+
+def concat_kflow(blocks: list[dict]) -> dict:
+    """Translated kflow columns of several objects, one after the other; the custom strings are merged into
+    one dictionary and each block's indexes renumbered into it."""
+    blocks = [b for b in blocks if b.get("flow_count")]
+    if len(blocks) <= 1:
+        return {name: blocks[0][name] for name in KFLOW_COLUMNS} if blocks else {}
+    out = {name: list(chain.from_iterable(b[name] for b in blocks)) for name in KFLOW_INT_COLUMNS}
+    strings: dict[str, int] = {}
+    custom: list[int] = []
+    for block in blocks:
+        renumber = [strings.setdefault(text, len(strings)) for text in block["strings"]]
+        custom.extend(map(renumber.__getitem__, block["custom_idx"]))
+    out["strings"], out["custom_idx"] = list(strings), custom
     return out
 
 
 @dataclass(frozen=True)
 class Enriched:
-    """What one flows message became: the kflow message, or why it could not be (errors are values)."""
+    """What one flows message became: the kflow message, and the objects that could not be translated with
+    why (errors are values)."""
 
     flow: FlowChunk | None
     message: bytes = b""
     count: int = 0
-    stage: str = ""
-    reason: str = ""
+    failed: tuple = ()  # (ObjectRef of the part's object or None, stage, reason)
 
 
 def process(raw: bytes, index) -> Enriched:
@@ -54,24 +106,26 @@ def process(raw: bytes, index) -> Enriched:
     try:
         flow = FlowChunk.decode(raw)
     except AvroDecodeError as exc:
-        return Enriched(None, stage="decode", reason=f"flows message could not be decoded: {exc}")
-    try:
-        chunk = kflow_chunk(flow, index)
-        return Enriched(flow, chunk.encode(), chunk.flow_count)
-    except FlowLogError as exc:
-        return Enriched(flow, stage=exc.stage, reason=exc.reason)
-    except Exception as exc:
-        return Enriched(flow, stage="enrich", reason=f"translation failed on chunk {flow.chunk}: {exc!r}")
+        return Enriched(None, failed=((None, "decode", f"flows message could not be decoded: {exc}"),))
+    chunk, failures = translate_parts(flow, index)
+    failed = tuple((part_object(flow, part), exc.stage, exc.reason) if isinstance(exc, FlowLogError) else
+                   (part_object(flow, part), "enrich", f"translation failed on chunk {part.chunk}: {exc!r}")
+                   for part, exc in failures)
+    if chunk is None:
+        return Enriched(flow, failed=failed)
+    return Enriched(flow, chunk.encode(), chunk.flow_count, failed)
 
 
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
     await _first_wait_for_metadata(ctx)
     result = await ctx.rt.run_sync(process, raw, ctx.metadata.index)
-    if result.reason:
-        await ctx.quarantine(result.flow or ctx.unknown(event_key), result.stage, result.reason)
+    for part, stage, reason in result.failed:  # an object that cannot be translated is quarantined alone
+        await ctx.quarantine(part or ctx.unknown(event_key), stage, reason)
+    if not result.message:
         return
-    await ctx.send(ctx.topics.kflow, result.flow.skey, result.message)
+    key = event_key.decode(errors="replace") if event_key else result.flow.key  # the group's: same partition
+    await ctx.send(ctx.topics.kflow, key, result.message)
     metrics.CHF_TRANSLATED.inc(result.count)
     metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
 

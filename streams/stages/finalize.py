@@ -1,8 +1,10 @@
 """Finalize: the one place that deletes an object, writes its ledger record and its progress tombstone.
 
-Called by the sink exactly when every chunk of an object version was accepted by Kentik. The object is
-deleted only if it is still that version (connectors.cos.delete_if_unchanged: ETag compared right before
-the delete, and a conditional delete where the server supports it). An object overwritten meanwhile stays:
+Called by the sink with the objects a kflow message completed (every chunk of each object version accepted
+by Kentik). They are deleted together, each only if it is still that version (bucket.delete_versions →
+connectors.cos.delete_versions_if_unchanged: one listing of the keys' range compares the ETags, then one
+DeleteObjects of up to 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
+DeleteObjects XML cannot carry are deleted one by one with If-Match). An object overwritten meanwhile stays:
 its new ETag is listed and processed as the new version it is.
 
 Pure core: `plan` (delete or keep, and why) and `ledger_entry`. Shell: `finalize`.
@@ -13,10 +15,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from connectors.cos import CHANGED, DELETED
+from connectors.cos_delete import CHANGED, DELETED
 from streams import metrics, source_metrics
 from streams.outcomes import DELIVERED
-from streams.records import KflowChunk, LedgerEntry, Progress, now_ms
+from streams.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
 from streams.stages.context import SourceUnavailable
 
@@ -37,60 +39,76 @@ def plan(keep_objects: bool, dry_run: bool) -> Plan:
     return Plan(True, "every flow accepted")
 
 
-def ledger_entry(chunk: KflowChunk, progress, deleted: bool) -> LedgerEntry:
-    return LedgerEntry(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, flows=progress.flows,
-                       chf=progress.chf, device_name=chunk.device_name, delivered_at=now_ms(), deleted=deleted,
-                       source=chunk.source)
+def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry:
+    return LedgerEntry(bucket=bucket_name, key=part.key, etag=part.etag, flows=progress.flows, chf=progress.chf,
+                       device_name=part.device_name, delivered_at=now_ms(), deleted=deleted, source=part.source)
 
 
-async def finalize(ctx, chunk: KflowChunk, progress) -> None:
-    """Every chunk of `chunk`'s object version was accepted: delete it (if still that version and not kept),
-    then ledger it, then tombstone its progress. A crash between the steps redoes them, never skips one."""
-    key, skey = chunk.key, chunk.skey
-    deleted = False
-    source = ctx.sources.get(chunk.source)
+async def finalize(ctx, source, bucket_name: str, completed: list) -> None:
+    """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs, all of `source`)
+    was accepted: delete them in one batch (each only if still that version, and not kept by the source's
+    settings), then ledger each, then tombstone their progress. A crash between the steps redoes them, never
+    skips one."""
+    if not completed:
+        return
+    results = {}
     decision = plan(source.keep_objects, source.dry_run)
     if decision.delete:
+        items = [(part.key, part.etag) for part, _ in completed]
         try:
-            result = await ctx.source_retry(source, "delete", f"delete of {key!r}", "finalize: delete",
-                                            bucket.delete_version, ctx, source, chunk.bucket, key, chunk.etag)
+            results = await ctx.source_retry(source, "delete", f"delete of {_objects(items)}", "finalize: delete",
+                                             bucket.delete_versions, ctx, source, bucket_name, items, {})
         except SourceUnavailable as exc:
-            await _defer(ctx, chunk, progress, source, exc)
+            await _defer(ctx, bucket_name, completed, source, exc)
             return
-        deleted = result == DELETED
-        if deleted:
-            metrics.OBJECTS_DELETED.inc()
-        elif result == CHANGED:
-            metrics.OBJECTS_SKIPPED.labels(reason="changed_before_delete").inc()
-            log.warning("finalize: %r was overwritten after it was read; this version's flows are delivered, the "
-                        "object is kept and its new version is processed on its own", key)
-    await ctx.send(ctx.topics.ledger, skey, ledger_entry(chunk, progress, deleted))
-    ctx.outcomes.record(skey, chunk.etag, DELIVERED)
-    if progress.chunks > 1 or ctx.shared_progress.get(skey, chunk.etag):  # tombstone: no longer needed
-        await ctx.send(ctx.topics.progress, skey, None)
-    ctx.sink_progress.pop(skey, None)
-    ctx.in_flight.pop(skey, None)
-    metrics.OBJECTS_COMPLETED.inc()
-    source_metrics.COMPLETED.labels(source=source.name).inc()
-    if chunk.last_modified:
-        metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - chunk.last_modified / 1000))
+    entries = [(part.skey, ledger_entry(bucket_name, part, progress, _deleted(part.key, results.get(part.key))))
+               for part, progress in completed]
+    await ctx.send_all(ctx.topics.ledger, entries)
+    for part, _ in completed:
+        ctx.outcomes.record(part.skey, part.etag, DELIVERED)
+    # tombstones: the objects' progress is no longer needed
+    await ctx.send_all(ctx.topics.progress, [(part.skey, None) for part, progress in completed
+                                             if progress.chunks > 1 or ctx.shared_progress.get(part.skey, part.etag)])
+    for (part, progress), (_, entry) in zip(completed, entries):
+        ctx.sink_progress.pop(part.skey, None)
+        ctx.in_flight.pop(part.skey, None)
+        metrics.OBJECTS_COMPLETED.inc()
+        source_metrics.COMPLETED.labels(source=source.name).inc()
+        if part.last_modified:
+            metrics.OBJECT_AGE_SECONDS.observe(max(0.0, time.time() - part.last_modified / 1000))
+        log.debug("sink: %r delivered (%d flows, %d kflow records)%s", part.key, progress.flows, progress.chf,
+                  " and deleted" if entry.deleted else "; object kept")
     ctx.health.progressed()
-    log.debug("sink: %r delivered (%d flows, %d kflow records)%s", key, progress.flows, progress.chf,
-              " and deleted" if deleted else "; object kept")
 
 
-async def _defer(ctx, chunk: KflowChunk, progress, source, why: Exception) -> None:
-    """Several sources, and this one's COS keeps failing: every flow is accepted but the object cannot be
-    deleted now. Record every chunk as accepted (topic `progress`) and leave the object: when it is listed
-    again its chunks are all skipped and it is finalized then — nothing is sent twice, nothing is lost,
-    and the sink goes on with the other sources meanwhile."""
-    record = Progress(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, chunks=progress.chunks,
-                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms(),
-                      source=chunk.source)
-    await ctx.send(ctx.topics.progress, chunk.skey, record)
-    ctx.shared_progress.record(record)
-    ctx.sink_progress.pop(chunk.skey, None)
-    ctx.in_flight.pop(chunk.skey, None)
-    source_metrics.WAITING.labels(source=source.name, stage="finalize").inc()
-    log.warning("finalize: %s; every flow of %r was accepted, its delete waits until the object is listed "
-                "again", why, chunk.key)
+async def _defer(ctx, bucket_name: str, completed: list, source, why: Exception) -> None:
+    """Several sources, and this one's COS keeps failing: every flow is accepted but the objects cannot be
+    deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
+    listed again their chunks are all skipped and they are finalized then — nothing is sent twice, nothing is
+    lost, and the sink goes on with the other sources meanwhile."""
+    records = [(part.skey, Progress(bucket=bucket_name, key=part.key, etag=part.etag, chunks=progress.chunks,
+                                    done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms(),
+                                    source=part.source)) for part, progress in completed]
+    await ctx.send_all(ctx.topics.progress, records)
+    for skey, record in records:
+        ctx.shared_progress.record(record)
+        ctx.sink_progress.pop(skey, None)
+        ctx.in_flight.pop(skey, None)
+    source_metrics.WAITING.labels(source=source.name, stage="finalize").inc(len(completed))
+    log.warning("finalize: %s; every flow of %s was accepted, the delete waits until listed again", why,
+                _objects([(part.key, part.etag) for part, _ in completed]))
+
+
+def _objects(items: list) -> str:
+    return f"{items[0][0]!r}" if len(items) == 1 else f"{len(items)} objects ({items[0][0]!r}, ...)"
+
+
+def _deleted(key: str, result: str | None) -> bool:
+    if result == DELETED:
+        metrics.OBJECTS_DELETED.inc()
+        return True
+    if result == CHANGED:
+        metrics.OBJECTS_SKIPPED.labels(reason="changed_before_delete").inc()
+        log.warning("finalize: %r was overwritten after it was read; this version's flows are delivered, the "
+                    "object is kept and its new version is processed on its own", key)
+    return False

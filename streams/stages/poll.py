@@ -1,8 +1,9 @@
 """Stage poll (leader only): list every source's bucket → ObjectRef messages on `objects`.
 
 Publishes new objects, changed ones (new ETag: a new version), and ones still in the bucket `stuck_after`
-seconds after they were published. Pure core: `PublishLedger` (what a listing makes due), `fair_order`
-(round-robin over the sources within each source's budget) and `object_ref`. Shell: `poll_loop`. The state
+seconds after they were published, one message per group of objects of one source. Pure core: `PublishLedger`
+(what a listing makes due), `fair_order` (round-robin over the sources within each source's budget), `groups`
+(which objects share a message), `fair_groups` and `object_ref`. Shell: `poll_loop`. The state
 lives in memory only: a new leader publishes everything it lists once, and the parse stage's dedup
 (source + key + ETag) makes that harmless.
 
@@ -121,6 +122,42 @@ def object_ref(bucket_name: str, item: Due, source: str = "") -> ObjectRef:
                      source=source)
 
 
+GZIP_BYTES_PER_FLOW = 60  # listed size of a flow-log object per flow (generator and IBM samples: ~60)
+GROUP_FILL = 0.9  # aim a little below chunk_flows: sizes vary, and a group that overflows costs a 2nd message
+
+
+def groups(due: list[Due], max_objects: int, chunk_flows: int) -> list[list[Due]]:
+    """The due objects in key order (objects of one subnet are neighbours: one Kentik device), cut into
+    groups of at most `max_objects` whose estimated flows (listed size / GZIP_BYTES_PER_FLOW) fill about
+    GROUP_FILL of one flows message of `chunk_flows`; an object bigger than that is a group of its own."""
+    budget = chunk_flows * GZIP_BYTES_PER_FLOW * GROUP_FILL
+    out: list[list[Due]] = []
+    current: list[Due] = []
+    size = 0
+    for item in sorted(due, key=lambda d: d.key):
+        if current and (len(current) >= max(1, max_objects) or size + item.size > budget):
+            out.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item.size
+    if current:
+        out.append(current)
+    return out
+
+
+def fair_groups(order: list[tuple[str, Due]], max_objects: int, chunk_flows: int) -> list[tuple[str, list[Due]]]:
+    """`fair_order`'s objects cut into groups of one source each (`groups`), the sources' groups interleaved
+    round-robin (a group never mixes sources: each source has its own clients, keep/dry-run and ledger)."""
+    per_source: dict[str, list[Due]] = {}
+    for name, item in order:
+        per_source.setdefault(name, []).append(item)
+    cut = {name: groups(items, max_objects, chunk_flows) for name, items in per_source.items()}
+    out: list[tuple[str, list[Due]]] = []
+    for i in range(max((len(g) for g in cut.values()), default=0)):
+        out.extend((name, g[i]) for name, g in cut.items() if i < len(g))
+    return out
+
+
 async def poll_loop(ctx) -> None:
     """Leader task: every `poll_interval`, list every source and publish what is due (sooner while a budget
     held objects back)."""
@@ -164,13 +201,14 @@ async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
     order, held = fair_order(due, room)
     for name, count in held.items():
         source_metrics.HELD_BACK.labels(source=name).inc(count)
-    for name, item in order:
+    for name, group in fair_groups(order, ctx.settings.group_objects, ctx.settings.chunk_flows):
         source = by_name[name]
-        await ctx.send(ctx.topics.objects, scoped_key(source.record_name, item.key),
-                       object_ref(source.bucket, item, source.record_name))
-        ledgers[name].mark_published(item, time.time())
-        metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
-        source_metrics.PUBLISHED.labels(source=name).inc()
+        message = ObjectRef.of_group([object_ref(source.bucket, item, source.record_name) for item in group])
+        await ctx.send(ctx.topics.objects, scoped_key(source.record_name, group[0].key), message)
+        for item in group:
+            ledgers[name].mark_published(item, time.time())
+            metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
+        source_metrics.PUBLISHED.labels(source=name).inc(len(group))
     return bool(held)
 
 

@@ -1,8 +1,10 @@
 """Stage sink: kflow → Kentik. Deliver each KflowChunk to Kentik (gzipped packed Cap'n Proto, HTTP 200
-only counts) and hand an object to `finalize` exactly when the last of its chunks was accepted.
+only counts; one POST per Kentik device of the message) and hand objects to `finalize` exactly when the last
+of their chunks was accepted — a message may carry chunks of many objects (parts), each accounted on its own.
 
-Pure core: `ObjectProgress` (which chunks of an object Kentik accepted) and `decide` (replay, skip the
-object, skip the chunk, or deliver). Shell: `handle`, `deliver_chunk`, `record_progress`.
+Pure core: `ObjectProgress` (which chunks of an object Kentik accepted), `decide` (replay, skip the object,
+skip the chunk, or deliver; per part) and `prepare` (the one hand-off per message: decode, decide, encode
+each device's POST body). Shell: `handle`, `deliver_posts`, `deliver_chunk`.
 Chunks already accepted — by this worker, or by another one before a rebalance (topic `progress`) — are
 never sent again; after a crash only the chunks consumed but not yet committed can be.
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import chain
 
 from streams import metrics, source_metrics
+from streams.avro import AvroDecodeError
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
-from streams.records import KflowChunk, Progress, now_ms
+from streams.records import (CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms,
+                            part_object)
 from streams.stages import finalize
 from streams.stages.context import SourceUnavailable
 from streams.stages.source_guard import kentik_guard
@@ -41,7 +46,7 @@ class ObjectProgress:
     def has(self, chunk: int) -> bool:
         return bool(self.done >> chunk & 1)
 
-    def accept(self, chunk: KflowChunk) -> "ObjectProgress":
+    def accept(self, chunk: KflowPart | KflowChunk) -> "ObjectProgress":
         return replace(self, done=self.done | 1 << chunk.chunk, chf=self.chf + chunk.flow_count,
                        flows=self.flows + chunk.source_flows)
 
@@ -66,10 +71,11 @@ class Decision:
     progress: ObjectProgress | None = None
 
 
-def decide(chunk: KflowChunk, outcome: str | None, local: ObjectProgress | None,
+def decide(chunk: KflowPart | KflowChunk, outcome: str | None, local: ObjectProgress | None,
            shared: Progress | None) -> Decision:
-    """What to do with one kflow chunk, given the object's outcome, this worker's progress of it, and the
-    newest `progress` record of it (of the same ETag) from any worker."""
+    """What to do with one kflow chunk of an object (a KflowPart, or a whole version-1 KflowChunk), given the
+    object's outcome, this worker's progress of it, and the newest `progress` record of it (of the same ETag)
+    from any worker."""
     if chunk.replay:
         return Decision(Action.REPLAY)
     if outcome == DELIVERED:
@@ -82,75 +88,169 @@ def decide(chunk: KflowChunk, outcome: str | None, local: ObjectProgress | None,
     return Decision(Action.SKIP_CHUNK if local.has(chunk.chunk) else Action.DELIVER, local)
 
 
-async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None:
-    """`deliver(ctx, chunk)`: how a chunk is handed over (default: Kentik; the ipfix sink passes its own)."""
-    deliver = deliver or deliver_chunk
-    started = time.perf_counter()
-    chunk = await ctx.decode(KflowChunk, raw, event_key, "kflow")
-    if chunk is None:
-        return
+@dataclass
+class Prepared:
+    """A kflow message after its one hand-off to the thread pool: decoded, its source, decided per part, and
+    the POST of each device (its rows, and the Kentik body when the device is already known). Errors are
+    values."""
+
+    chunk: KflowChunk | None
+    source: object = None  # streams.sources.Source; None: decode failed or the source is no longer configured
+    plan: list = field(default_factory=list)  # (KflowPart, Decision)
+    posts: list = field(default_factory=list)  # (KflowChunk of one device's rows, body or None)
+    error: str = ""
+
+
+def prepare(ctx, raw: bytes, kentik: bool = True) -> Prepared:
+    """Blocking: decode, decide each part (outcomes as synced), select each device's rows and (`kentik`)
+    encode the bodies of devices already known. A group is of one source: its keep/dry-run and clients apply
+    to every part."""
+    from connectors.kflow import encode_packed_chf, frame_body
+
+    try:
+        chunk = KflowChunk.decode(raw)
+    except AvroDecodeError as exc:
+        return Prepared(None, error=f"kflow message could not be decoded: {exc}")
     source = ctx.source_for(chunk)
     if source is None:
+        return Prepared(chunk)
+    plan = [(part, decide(part, ctx.outcomes.outcome(part.skey, part.etag), ctx.sink_progress.get(part.skey),
+                          ctx.shared_progress.get(part.skey, part.etag))) for part in chunk.pieces()]
+    if source.dry_run and not chunk.replay:
+        return Prepared(chunk, source, plan)
+    sending = [part for part, d in plan if d.action in (Action.DELIVER, Action.REPLAY) and part.flow_count]
+    if not kentik:  # another sink (IPFIX): one hand-over per object chunk (its own observation point)
+        return Prepared(chunk, source, plan, [(select(chunk, [part]), None) for part in sending])
+    posts = []
+    for rows in per_device(chunk, sending):
+        known = ctx.devices.cached(rows.device_name, source)
+        body = None if known is None else frame_body(encode_packed_chf(rows.slice(0, rows.flow_count),
+                                                                       int(known[0].id), known[1]))
+        posts.append((rows, body))
+    return Prepared(chunk, source, plan, posts)
+
+
+async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None:
+    """`deliver(ctx, rows)`: how one post's rows are handed over (default: Kentik, `deliver_chunk` with the
+    body `prepare` encoded; the ipfix sink passes its own)."""
+    started = time.perf_counter()
+    await ctx.sync_outcomes("sink")
+    prepared = await ctx.rt.run_sync(prepare, ctx, raw, deliver is None)
+    if prepared.chunk is None:
+        await ctx.quarantine(ctx.unknown(event_key), "decode", prepared.error)
         return
-    if not chunk.replay:
-        await ctx.sync_outcomes("sink")
-    decision = decide(chunk, ctx.outcomes.outcome(chunk.skey, chunk.etag), ctx.sink_progress.get(chunk.skey),
-                      ctx.shared_progress.get(chunk.skey, chunk.etag))
-    if decision.action is Action.REPLAY:
-        try:
-            await deliver(ctx, chunk)
-        except BatchRefused as exc:
-            await ctx.quarantine(chunk, "sink", f"replayed {exc}")
-    elif decision.action is Action.SKIP_OBJECT:
-        metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
+    if prepared.source is None:
+        return
+    refused, waiting = await deliver_posts(ctx, prepared.posts, deliver, prepared.source)
+    if prepared.chunk.replay:  # operator replay: sent again on purpose; no dedup, no delete, no ledger
+        for part, _ in prepared.plan:
+            if id(part) in refused:
+                await ctx.quarantine(part_object(prepared.chunk, part), "sink", f"replayed {refused[id(part)]}")
     else:
-        await _deliver_and_account(ctx, chunk, decision, deliver, source)
+        await _account_all(ctx, prepared, refused, waiting)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _deliver_and_account(ctx, chunk: KflowChunk, decision: Decision, deliver, source) -> None:
-    progress = decision.progress
+async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> None:
+    """After delivery: objects whose every chunk is now accepted are finalized together; the others'
+    progress is shared; objects of a device Kentik refused are quarantined; objects whose source is
+    unavailable wait (nothing accounted: they are sent when published again)."""
+    chunk, completed, progressed = prepared.chunk, [], []
+    for part, decision in prepared.plan:
+        if decision.action is Action.SKIP_OBJECT:
+            metrics.CHF_SKIPPED_DUPLICATE.inc(part.flow_count)
+        elif id(part) in refused:
+            await ctx.quarantine(part_object(chunk, part), "sink", str(refused[id(part)]))
+            ctx.sink_progress.pop(part.skey, None)
+        elif id(part) not in waiting:
+            progress = _account(ctx, part, decision)
+            if progress.complete:
+                completed.append((part, progress))
+            elif decision.action is Action.DELIVER:
+                progressed.append((part.skey, _progress_record(chunk.bucket, part, progress)))
+    await ctx.send_all(ctx.topics.progress, progressed)
+    await finalize.finalize(ctx, prepared.source, chunk.bucket, completed)
+
+
+def _account(ctx, part: KflowPart, decision: Decision) -> ObjectProgress:
     if decision.action is Action.SKIP_CHUNK:
-        metrics.CHF_SKIPPED_DUPLICATE.inc(chunk.flow_count)
-    else:
-        if chunk.flow_count and not source.dry_run:
-            try:
-                await deliver(ctx, chunk)
-            except BatchRefused as exc:
-                await ctx.quarantine(chunk, "sink", str(exc))
-                ctx.sink_progress.pop(chunk.skey, None)
-                return
-            except SourceUnavailable as exc:  # several sources: this chunk waits (streams/stages/source_guard.py)
-                source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
-                log.info("sink: %s; %r waits in the bucket and is sent when published again", exc, chunk.key)
-                return
-            source_metrics.DELIVERED.labels(source=source.name).inc(chunk.flow_count)
-        progress = progress.accept(chunk)
-        ctx.sink_progress[chunk.skey] = progress
-        if not progress.complete:
-            await record_progress(ctx, chunk, progress)
-    if progress.complete:
-        await finalize.finalize(ctx, chunk, progress)
+        metrics.CHF_SKIPPED_DUPLICATE.inc(part.flow_count)
+        return decision.progress
+    current = ctx.sink_progress.get(part.skey)  # includes parts of this object accepted earlier in this message
+    same = current is not None and (current.etag, current.chunks) == (part.etag, part.chunks)
+    progress = (current if same else decision.progress).accept(part)
+    ctx.sink_progress[part.skey] = progress
+    return progress
 
 
-async def record_progress(ctx, chunk: KflowChunk, progress: ObjectProgress) -> None:
-    """Tell every worker which chunks of this object Kentik accepted (compacted `progress` topic)."""
-    record = Progress(bucket=chunk.bucket, key=chunk.key, etag=chunk.etag, chunks=progress.chunks,
-                      done=progress.done_list(), flows=progress.flows, chf=progress.chf, at=now_ms(),
-                      source=chunk.source)
-    await ctx.send(ctx.topics.progress, chunk.skey, record)
+def _progress_record(bucket: str, part: KflowPart, progress: ObjectProgress) -> Progress:
+    """Which chunks of this object Kentik accepted, for every worker (compacted `progress` topic)."""
+    return Progress(bucket=bucket, key=part.key, etag=part.etag, chunks=progress.chunks, done=progress.done_list(),
+                    flows=progress.flows, chf=progress.chf, at=now_ms(), source=part.source)
 
 
-async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
-    """Get every record of one chunk accepted by Kentik (raises BatchRefused for permanent refusals)."""
+def per_device(chunk: KflowChunk, parts: list[KflowPart]) -> list[KflowChunk]:
+    """The rows of `parts` grouped by Kentik device: one chunk (one POST) per device."""
+    by_device: dict[str, list[KflowPart]] = {}
+    for part in parts:
+        if part.flow_count:
+            by_device.setdefault(part.device_name, []).append(part)
+    return [select(chunk, group) for group in by_device.values()]
+
+
+async def deliver_posts(ctx, posts: list, deliver, source) -> tuple[dict, set]:
+    """Hand over each post's rows with `deliver(ctx, rows)` (None: Kentik, `deliver_chunk` with the prepared
+    body, split on 413). Returns (id(part) -> BatchRefused for the parts of each post refused for good,
+    ids of the parts that wait because their source is unavailable)."""
+    refused, waiting = {}, set()
+    for rows, body in posts:
+        try:
+            if deliver is None:
+                await deliver_chunk(ctx, rows, body)
+            else:
+                await deliver(ctx, rows)
+        except BatchRefused as exc:
+            refused.update((id(part), exc) for part in rows.parts)
+            continue
+        except SourceUnavailable as exc:  # several sources: these chunks wait (streams/stages/source_guard.py)
+            source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
+            log.info("sink: %s; %d objects from %r wait in the bucket and are sent when published again", exc,
+                     len(rows.parts), rows.key)
+            waiting.update(id(part) for part in rows.parts)
+            continue
+        source_metrics.DELIVERED.labels(source=source.name).inc(rows.flow_count)
+    return refused, waiting
+
+
+def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
+    """A chunk with only the rows of `parts` — objects of one Kentik device — for one POST."""
+    first = parts[0]
+    count = sum(p.flow_count for p in parts)
+    device = dict(key=first.key, etag=first.etag, chunk=first.chunk, chunks=first.chunks,
+                  device_name=first.device_name, subnet_id=first.subnet_id, region=first.region, zone=first.zone)
+    if count == chunk.flow_count:
+        return replace(chunk, **device, parts=list(parts))
+    ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
+    columns = {c: list(chain.from_iterable(chunk.columns[c][a:b] for a, b in ranges)) for c in KFLOW_INT_COLUMNS}
+    columns["strings"] = chunk.columns["strings"]
+    columns["custom_idx"] = list(chain.from_iterable(
+        chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW] for a, b in ranges))
+    return replace(chunk, **device, flow_count=count, columns=columns, parts=list(parts))
+
+
+async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> None:
+    """Get every record of one chunk (one device) accepted by the Kentik account of its source (raises
+    BatchRefused for permanent refusals). `body`: the whole chunk's request body if already encoded."""
     from connectors.kflow import encode_packed_chf, frame_body
     from connectors.kentik import KentikTransportError
 
     source = ctx.sources.get(chunk.source)
     device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
                                               source)
-    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, "
-            f"device {device.name})")
+    objects = len({p.key for p in chunk.pieces()})
+    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
+            f"chunks of {objects} objects from {chunk.key!r} on")
+    what = f"{what} ({chunk.flow_count} flows, device {device.name})"
 
     def encode_sync(start: int, stop: int) -> bytes:
         return frame_body(encode_packed_chf(chunk.slice(start, stop), int(device.id), field_ids))
@@ -162,6 +262,8 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
             return PostResult(0, None, ctx.rt.scrub(str(exc)))
 
     async def encode(start, stop):
+        if body is not None and (start, stop) == (0, chunk.flow_count):
+            return body
         return await ctx.rt.run_sync(encode_sync, start, stop)
 
     async def post(body):

@@ -55,7 +55,8 @@ def test_status_json_describes_a_drained_pipeline(run):
     (worker,) = doc["workers"]
     assert worker["ok"] is True and worker["leader"] is True and worker["healthy"] is True
     assert set(doc["lag"]) == {"parse", "enrich", "sink"}
-    assert doc["lag"]["parse"]["topic"] == f"{run.run_id}.objects" and doc["lag"]["parse"]["end"] >= 4
+    # the poller publishes the objects as one group: at least one objects message
+    assert doc["lag"]["parse"]["topic"] == f"{run.run_id}.objects" and doc["lag"]["parse"]["end"] >= 1
     assert doc["bucket"] == {"objects": 1, "bytes": sum(len(o.body) for o in run.objects if o.key in run.bad_keys),
                              "pending": 0, "quarantined": 1, "oldest_pending_age_s": None}
     assert doc["in_flight"] == 0
@@ -66,7 +67,8 @@ def test_status_json_describes_a_drained_pipeline(run):
     assert doc["counts"]["chf_delivered"] == delivered == len(kentik(run.env, "/_emulator/flows"))
     assert doc["counts"]["objects_completed"] == len(run.good)
     assert doc["kentik"].get("200", 0) >= 1 and set(doc["kentik"]) == {"200"}
-    assert doc["cos_errors"] == {} and doc["cos_ok"]["delete"] == len(run.good)
+    # deletes are batched (one version-checked DeleteObjects per kflow message): at least one, at most one per object
+    assert doc["cos_errors"] == {} and 1 <= doc["cos_ok"]["delete"] <= len(run.good)
     assert set(doc["rates"]) >= {"interval_s", "flows_parsed_per_s", "chf_delivered_per_s"}
     assert doc["rates"]["chf_delivered_per_s"] == 0.0  # drained: nothing moves
 

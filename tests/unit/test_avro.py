@@ -18,7 +18,7 @@ from streams.flowlog import FLOW_FIELDS, HEADER_FIELDS
 
 REF = {"bucket": "flowlogs", "key": "ibm_vpc_flowlogs_v1/a/b/00000001.gz", "etag": "abc123", "size": 612,
        "last_modified": 1715677802000, "published_at": 1715677900000, "republish": False,
-       "force": False, "source": "acct-a"}
+       "force": False, "source": "acct-a", "group": []}
 
 HEADER = {"version": "0.0.1", "collector_crn": "crn:c", "attached_endpoint_type": "vnic",
           "network_interface_id": "0727-n", "instance_crn": "crn:i", "vpc_crn": "crn:v",
@@ -39,14 +39,15 @@ SAMPLES = {
     "object_ref": REF,
     "flow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
                    "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": COLUMNS, "replay": False,
-                   "source": "acct-a"},
+                   "source": "acct-a", "parts": []},
     "kflow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
                     "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",
                     "zone": "us-south-2", "chunk": 0, "chunks": 1, "flow_count": 1, "source_flows": 1, "replay": False,
                     "source": "",
                     "timestamp": [1715677805], "src_addr": [3405803821], "dst_addr": [183517188],
                     "src_port": [51812], "dst_port": [443], "protocol": [6], "in_bytes": [18234], "in_pkts": [61],
-                    "out_bytes": [0], "out_pkts": [0], "strings": ["a", ""], "custom_idx": [0] * 10 + [1] * 9},
+                    "out_bytes": [0], "out_pkts": [0], "strings": ["a", ""], "custom_idx": [0] * 10 + [1] * 9,
+                    "parts": []},
     "deadletter": {"bucket": "flowlogs", "key": "k", "etag": "e", "stage": "validate",
                    "reason": "flow 17: initiator_port is the string '443', expected an integer 0-65535",
                    "at": 1715677900000, "size": 10, "source": "acct-b"},

@@ -143,3 +143,26 @@ def test_domain_setting_and_sink_choice():
         "--ipfix_domain must be subnet or a number, not 'per-vpc'"]
     assert missing_for_worker(Settings.from_env({**base, "BLUEFLOW_SINK": "s3"})) == [
         "--sink must be kentik or ipfix, not 's3'"]
+
+
+def test_a_group_of_objects_is_exported_per_object_and_deleted_in_one_batch():
+    """Object groups: one kflow message spans several objects; each object's rows are handed over on their own
+    (its own observation point), then the objects are deleted together; no Kentik request is made."""
+    objs = generator.generate_objects(build_world(seed=1), objects=6, seed=4, mean_flows=20, empty_share=0.0)
+    sock = udp_socket()
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=f"127.0.0.1:{sock.getsockname()[1]}",
+               BLUEFLOW_CHUNK_FLOWS="2000")
+    for obj in objs:
+        d.cos.put(obj.key, obj.body)
+    d.parse(d.group([o.key for o in objs]))
+    d.enrich_all()
+    raws = d.kflow_messages()
+    assert len(raws) == 1 and len(d.kflow_chunks(raws)[0].parts) == len(objs)
+    export(d, raws[0])
+    assert not d.cos.objects and {e.key for e in d.ledger()} == {o.key for o in objs}
+    assert all(e.deleted for e in d.ledger()) and d.cos.calls.count("delete_objects") == 1
+    templates: dict = {}
+    data = [m for m in (decode(m, templates) for m in drain(sock)) if m.records]
+    assert sum(len(m.records) for m in data) == sum(o.chf_count for o in objs)
+    sock.close()
+    assert not d.kentik.posts

@@ -70,12 +70,15 @@ class FakeS3:
         self.objects: dict[str, tuple[str, bytes]] = {}
         self.effects = effects
         self.fail_deletes = 0
+        self.refuse_keys: dict[str, int] = {}  # key -> how many DeleteObjects calls report it failed
+        self.calls: list[str] = []  # every S3 request by kind, to count requests per object
         self.down = False
-        self.calls = 0
+        self.requests = 0  # S3 calls attempted (also while `down`)
 
     def __getattribute__(self, name):
-        if name in ("head_object", "get_object", "delete_object", "list_objects_v2", "get_paginator"):
-            object.__setattr__(self, "calls", object.__getattribute__(self, "calls") + 1)
+        if name in ("head_object", "get_object", "delete_object", "delete_objects", "list_objects_v2",
+                    "get_paginator"):
+            object.__setattr__(self, "requests", object.__getattribute__(self, "requests") + 1)
             if object.__getattribute__(self, "down"):
                 raise _client_error("ServiceUnavailable", 503)
         return object.__getattribute__(self, name)
@@ -86,12 +89,14 @@ class FakeS3:
         return etag
 
     def head_object(self, Bucket, Key):
+        self.calls.append("head")
         if Key not in self.objects:
             raise _client_error("404", 404)
         etag, body = self.objects[Key]
         return {"ETag": f'"{etag}"', "ContentLength": len(body), "Metadata": {}}
 
     def get_object(self, Bucket, Key, IfMatch=None):
+        self.calls.append("get")
         if Key not in self.objects:
             raise _client_error("NoSuchKey", 404)
         etag, body = self.objects[Key]
@@ -99,11 +104,17 @@ class FakeS3:
             raise _client_error("PreconditionFailed", 412)
         return {"ETag": f'"{etag}"', "ContentLength": len(body), "Metadata": {}, "Body": _Body(body)}
 
-    def list_objects_v2(self, Bucket, Prefix="", MaxKeys=1000, **_):
-        return {"Contents": [{"Key": k, "ETag": f'"{e}"', "Size": len(b)} for k, (e, b) in sorted(self.objects.items())
-                             if k.startswith(Prefix)], "IsTruncated": False}
+    def list_objects_v2(self, Bucket, Prefix="", MaxKeys=1000, StartAfter="", ContinuationToken=""):
+        self.calls.append("list")
+        after = ContinuationToken or StartAfter or ""
+        keys = sorted(k for k in self.objects if k.startswith(Prefix) and k > after)
+        page = keys[:MaxKeys]
+        contents = [{"Key": k, "ETag": f'"{self.objects[k][0]}"', "Size": len(self.objects[k][1])} for k in page]
+        more = len(keys) > MaxKeys
+        return {"Contents": contents, "IsTruncated": more, "NextContinuationToken": page[-1] if more else None}
 
     def delete_object(self, Bucket, Key, BlueflowIfMatch=None):
+        self.calls.append("delete")
         if self.fail_deletes:
             self.fail_deletes -= 1
             raise _client_error("ServiceUnavailable", 503)
@@ -111,6 +122,23 @@ class FakeS3:
             raise _client_error("PreconditionFailed", 412)
         self.objects.pop(Key, None)
         self.effects.append(("delete", Key))
+
+    def delete_objects(self, Bucket, Delete):
+        """DeleteObjects: `fail_deletes` fails the whole call; keys in `refuse_keys` fail alone."""
+        self.calls.append("delete_objects")
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            raise _client_error("ServiceUnavailable", 503)
+        errors = []
+        for item in Delete["Objects"]:
+            key = item["Key"]
+            if self.refuse_keys.get(key, 0) > 0:
+                self.refuse_keys[key] -= 1
+                errors.append({"Key": key, "Code": "InternalError", "Message": "try again"})
+                continue
+            if self.objects.pop(key, None) is not None:
+                self.effects.append(("delete", key))
+        return {"Errors": errors}
 
 
 class FakeKentik:
@@ -194,6 +222,10 @@ class Driver:
     def parse(self, ref: ObjectRef) -> None:
         self.run(parse.handle(self.ctx, ref.encode(), ref.key.encode()))
 
+    def group(self, keys: list[str]) -> ObjectRef:
+        """One `objects` message for the objects `keys` (as the poller publishes a group)."""
+        return ObjectRef.of_group([self.ref(key) for key in keys])
+
     def enrich_all(self) -> None:
         for key, value in self.topics.flows.drain():
             self.run(enrich.handle(self.ctx, value, key))
@@ -205,10 +237,17 @@ class Driver:
         return [value for _, value in self.topics.kflow.drain()]
 
     def share_progress_with(self, other: "Driver") -> None:
-        """What the outcome follower does: another worker's progress records reach this worker."""
-        for _, value in self.topics.progress.messages:
+        """What the outcome follower does: this worker's progress records (and tombstones) and ledger records
+        reach the other worker."""
+        from streams.outcomes import DELIVERED
+
+        for key, value in self.topics.progress.messages:
             if value is not None:
                 other.ctx.shared_progress.record(Progress.decode(value))
+            else:
+                other.ctx.shared_progress.forget(key.decode())
+        for entry in self.ledger():
+            other.ctx.outcomes.record(entry.key, entry.etag, DELIVERED)
 
     # ---------------------------------------------------------------- reading the effects
     def ledger(self) -> list[LedgerEntry]:

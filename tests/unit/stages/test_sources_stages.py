@@ -112,12 +112,12 @@ def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next
     d.coses["acct-a"].put(objects[0].key, objects[0].body)
     d.coses["acct-b"].down = True
     d.parse(ref(d, B, objects[1].key))  # gives up after GIVE_UP_AFTER_S of failures instead of for ever
-    calls = d.coses["acct-b"].calls
+    calls = d.coses["acct-b"].requests
     assert 1 < calls < 10 and not d.topics.flows.messages and not d.deadletters()
     d.parse(ref(d, B, objects[1].key))  # still failing: one attempt (the probe), then it waits
-    assert d.coses["acct-b"].calls == calls + 1
+    assert d.coses["acct-b"].requests == calls + 1
     d.parse(ref(d, B, objects[1].key))  # probed moments ago: not even tried, it waits in the bucket
-    assert d.coses["acct-b"].calls == calls + 1 and not d.topics.flows.messages
+    assert d.coses["acct-b"].requests == calls + 1 and not d.topics.flows.messages
     run_through(d, [ref(d, A, objects[0].key)])
     assert not d.coses["acct-a"].objects and [e.source for e in d.ledger()] == ["acct-a"]
     assert not d.ctx.health.fatal and not d.ctx.health.failures
@@ -237,3 +237,33 @@ def test_one_sources_refused_kentik_token_holds_neither_the_others_nor_the_worke
     assert len(d.kentiks["acct-b"].posts) - before == chunks  # every chunk once, none twice
     assert [e.source for e in d.ledger()] == ["acct-a", "acct-b"] and not d.coses["acct-b"].objects
     assert d.ctx.sources.problems() == {}
+
+
+def test_groups_are_of_one_source_and_each_source_keeps_its_own_keep_and_kentik(objects):
+    from dataclasses import replace
+
+    keep_b = replace(B, keep_objects=True)
+    d = Driver(sources=(A, keep_b), BLUEFLOW_CHUNK_FLOWS="2000")
+    for obj in objects[:3]:
+        d.coses["acct-a"].put(obj.key, obj.body)
+    for obj in objects[3:]:
+        d.coses["acct-b"].put(obj.key, obj.body)
+    ledgers = {s.name: PublishLedger(600) for s in (A, keep_b)}
+    asyncio.run(poll._poll_once(d.ctx, ledgers))
+    published = [ObjectRef.decode(v) for _, v in d.topics.objects.messages]
+    assert [(r.source, len(r.members())) for r in published] == [("acct-a", 3), ("acct-b", 3)]
+    assert all(m.source == r.source for r in published for m in r.members())
+    for r in published:
+        d.parse(r)
+    d.enrich_all()
+    raws = d.kflow_messages()
+    assert len(raws) == 2  # one message per group: objects of one source never share a message
+    for raw in raws:
+        d.sink(raw)
+    ledger = {(e.source, e.key): e for e in d.ledger()}
+    assert set(ledger) == {("acct-a", o.key) for o in objects[:3]} | {("acct-b", o.key) for o in objects[3:]}
+    assert all(e.deleted == (e.source == "acct-a") for e in ledger.values())
+    assert not d.coses["acct-a"].objects and len(d.coses["acct-b"].objects) == 3  # B keeps its objects
+    assert {p for _, p, _ in d.kentiks["acct-a"].resolved} == {11}
+    assert {(p, e) for _, p, e in d.kentiks["acct-b"].resolved} == {(22, 202)}
+    assert d.kentiks["acct-a"].posts and d.kentiks["acct-b"].posts

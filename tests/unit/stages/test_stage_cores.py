@@ -76,6 +76,93 @@ def test_finalize_plan(keep, dry, delete):
 @pytest.mark.parametrize("key, safe", [("a/b.gz", True), ("x/stream-id=1\x1b[2J/1.gz", False), ("a\nb", False),
                                         ("a\x07", False), ("région/é.gz", True), ("a\x9bb", False)])
 def test_keys_the_delete_xml_cannot_carry_are_recognised(key, safe):
-    from connectors.cos import xml_safe
+    from connectors.cos_delete import xml_safe
 
     assert xml_safe(key) is safe
+
+
+# ------------------------------------------------------------------ groups
+from connectors.cos_delete import listed_etags, xml_safe  # noqa: E402
+from streams.stages.enrich import concat_kflow  # noqa: E402
+from streams.stages.poll import GROUP_FILL, GZIP_BYTES_PER_FLOW, Due, fair_groups, groups  # noqa: E402
+
+
+def due(key: str, size: int = 1000) -> Due:
+    return Due(key, "e", size, 0, False)
+
+
+@pytest.mark.parametrize("sizes, max_objects, expected", [
+    ([1000] * 5, 50, [5]),
+    ([1000] * 5, 2, [2, 2, 1]),
+    ([50_000, 50_000, 10_000], 50, [2, 1]),  # 2000 flows × 60 bytes × 0.9 = 108 kB per group
+    ([500_000, 1000, 1000], 50, [1, 2]),  # a big object is a group of its own
+    ([1000, 500_000, 1000], 50, [1, 1, 1]),
+    ([], 50, []),
+    ([1000] * 3, 0, [1, 1, 1]),
+])
+def test_poll_groups(sizes, max_objects, expected):
+    items = [due(f"k{i:02d}", size) for i, size in enumerate(sizes)]
+    out = groups(list(reversed(items)), max_objects, 2000)
+    assert [len(g) for g in out] == expected
+    assert [d.key for g in out for d in g] == [d.key for d in items]  # key order: a subnet's objects together
+    assert GZIP_BYTES_PER_FLOW * 2000 * GROUP_FILL == 108_000
+
+
+def test_fair_groups_never_mix_sources_and_interleave_them():
+    order = [("a", due("a1")), ("b", due("b1")), ("a", due("a2")), ("b", due("b2")), ("a", due("a3"))]
+    out = fair_groups(order, 2, 2000)
+    assert [(name, [d.key for d in g]) for name, g in out] == [("a", ["a1", "a2"]), ("b", ["b1", "b2"]),
+                                                               ("a", ["a3"])]
+    assert fair_groups([], 2, 2000) == []
+
+
+def block(strings: list[str], idx: list[int], n: int) -> dict:
+    from streams.records import KFLOW_INT_COLUMNS
+
+    return {**{c: list(range(n)) for c in KFLOW_INT_COLUMNS}, "strings": strings, "custom_idx": idx,
+            "flow_count": n}
+
+
+def test_concat_kflow_merges_the_string_dictionaries():
+    a = block(["x", "y"], [0, 1] * 1, 1)
+    b = block(["y", "z"], [1, 0], 1)
+    out = concat_kflow([a, {}, b])
+    assert out["strings"] == ["x", "y", "z"]
+    assert [out["strings"][i] for i in out["custom_idx"]] == ["x", "y", "z", "y"]
+    assert out["timestamp"] == [0, 0]
+    assert concat_kflow([a])["custom_idx"] == [0, 1] and concat_kflow([]) == {}
+
+
+@pytest.mark.parametrize("key, safe", [
+    ("a/b/c.gz", True), ("ünïcode/€", True), ("a\x1b[2J/x", False), ("bell\x07", False), ("new\nline", False),
+    ("tab\t", False), ("del\x7f", False),
+])
+def test_xml_safe(key, safe):
+    assert xml_safe(key) is safe
+
+
+class _Lister:
+    def __init__(self, keys: list[str]):
+        self.keys = sorted(keys)
+        self.pages = 0
+
+    def list_objects_v2(self, Bucket, Prefix="", MaxKeys=1000, StartAfter="", ContinuationToken=""):
+        self.pages += 1
+        after = ContinuationToken or StartAfter or ""
+        keys = [k for k in self.keys if k.startswith(Prefix) and k > after]
+        page = keys[:MaxKeys]
+        return {"Contents": [{"Key": k, "ETag": f'"{k}-etag"'} for k in page], "IsTruncated": len(keys) > MaxKeys,
+                "NextContinuationToken": page[-1] if len(keys) > MaxKeys else None}
+
+
+@pytest.mark.parametrize("bucket, asked, limit, found, reached", [
+    (["p/a1", "p/a2", "p/a3", "q/z"], ["p/a1", "p/a3"], 10, ["p/a1", "p/a3"], "p/a3"),
+    (["p/a1", "p/a3"], ["p/a1", "p/a2", "p/a3"], 10, ["p/a1", "p/a3"], "p/a3"),  # p/a2 is gone
+    (["p/a1", "p/a2", "p/a3", "p/a4"], ["p/a1", "p/a4"], 2, ["p/a1"], "p/a2"),  # range longer than the limit
+    (["p/a", "p/a0", "p/b"], ["p/a"], 10, ["p/a"], "p/a"),
+])
+def test_listed_etags_is_one_listing_of_the_keys_range(bucket, asked, limit, found, reached):
+    lister = _Lister(bucket)
+    etags, last = listed_etags(lister, "b", asked, limit)
+    assert sorted(etags) == found and all(etags[k] == f"{k}-etag" for k in etags) and last == reached
+    assert lister.pages == 1
