@@ -3,11 +3,13 @@
 For each workload (benchmarks/workloads.py) and worker count: empty the bucket, reset the Kentik stand-in,
 upload the same seeded objects, start N real `blueflow worker` processes on a fresh run id (topic prefix and
 app id), and measure until the bucket is drained: flows/s and objects/s, worker CPU (from /proc, before the
-workers exit), peak RSS (VmHWM), COS calls and Kentik bytes (/metrics), Kafka bytes (the run's partition
+workers exit), peak RSS (VmHWM), COS HTTP requests (the poller's listings counted at the production poll
+interval of 30 s: measure.cos_requests) and Kentik bytes (/metrics), Kafka bytes (the run's partition
 directories in the stack's Kafka log dir), latency from each object's LastModified to Kentik's acceptance of
 its last record (devstack/referee.compare on the stand-in's flows). Then, on the same objects in-process: the
 floor (gunzip + orjson.loads) and CPU per stage (benchmarks/microbench.py). Writes
-benchmarks/results/latest.json and results/<git short sha>.json and prints a table.
+benchmarks/results/latest.json and results/<git short sha>.json and prints a table. W3 (steady state: objects
+written at a constant rate while the workers run) is measured by benchmarks/steady.py.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
 
 from benchmarks import measure
-from benchmarks.workloads import build_objects, workloads
+from benchmarks.harness import (accepted_flows, delete_run_topics, kafka_run_bytes, proc_cpu_s, proc_hwm_kb,
+                                reset_kentik, stack_cpu_s, standin_check, worker_metrics)
+from benchmarks.workloads import W3_QUICK_SECONDS, W3_RATE, W3_SECONDS, build_objects, workloads
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -43,106 +46,6 @@ def git_sha() -> tuple[str, bool]:
         return sha or "unknown", dirty
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
-
-
-def read_text(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    text = read_text(f"/proc/{pid}/stat")
-    return measure.proc_stat_cpu_ticks(text) / os.sysconf("SC_CLK_TCK") if text else None
-
-
-def proc_hwm_kb(pid: int) -> int | None:
-    text = read_text(f"/proc/{pid}/status")
-    return measure.proc_status_kb(text, "VmHWM") if text else None
-
-
-def stack_cpu_s() -> dict[str, float]:
-    """CPU seconds so far of each local-stack process (Kafka, S3Proxy, stand-ins), from its pids.json."""
-    from devstack import stack
-
-    out = {}
-    for name, entry in stack._load_pids().items():
-        cpu = proc_cpu_s(int(entry.get("pid", 0))) if entry.get("pid") else None
-        if cpu is not None:
-            out[name] = cpu
-    return out
-
-
-STANDINS = ("iam", "vpc", "kentik", "cos-iam-proxy")  # what stands in for SaaS we cannot reach
-STANDIN_CPU_LIMIT = 0.10  # a stand-in must never be the bottleneck: at most 10 % of the workers' CPU
-
-
-def standin_check(stack_cpu: dict[str, float], worker_cpu_s: float) -> dict:
-    """The stand-ins' CPU next to the workers'; `ok` False when they used more than STANDIN_CPU_LIMIT of it."""
-    used = sum(v for k, v in stack_cpu.items() if k in STANDINS)
-    share = used / worker_cpu_s if worker_cpu_s else None
-    return {"standin_cpu_s": round(used, 2), "share_of_worker_cpu": measure.rnd(share, 3),
-            "limit": STANDIN_CPU_LIMIT, "ok": share is not None and share <= STANDIN_CPU_LIMIT}
-
-
-def worker_metrics(port: int) -> list:
-    try:
-        reply = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        return measure.parse_prometheus(reply.text) if reply.status_code == 200 else []
-    except requests.RequestException:
-        return []
-
-
-def kafka_run_bytes(kafka_dir: Path, run_id: str) -> dict[str, int]:
-    """Topic -> bytes of its log segments (*.log) over all partitions, for the run's topics."""
-    try:
-        names = os.listdir(kafka_dir)
-    except OSError:
-        return {}
-    out = {}
-    for topic, dirs in measure.kafka_topic_dirs(names, run_id).items():
-        total = 0
-        for d in dirs:
-            for f in os.scandir(kafka_dir / d):
-                if f.name.endswith(".log"):
-                    total += f.stat().st_size
-        out[topic] = total
-    return out
-
-
-def delete_run_topics(env: dict[str, str], topics: list[str]) -> None:
-    if not topics:
-        return
-    try:
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": env["BLUEFLOW_KAFKA_BOOTSTRAP"]})
-        for fut in admin.delete_topics(topics, operation_timeout=30).values():
-            try:
-                fut.result(30)
-            except Exception:  # noqa: BLE001 - tidying only
-                pass
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def accepted_flows(env: dict[str, str], page: int = 100_000) -> list[dict]:
-    """Every flow the Kentik stand-in accepted, in pages (the list can be large)."""
-    out: list[dict] = []
-    while True:
-        reply = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows",
-                             params={"offset": len(out), "limit": page}, timeout=600)
-        reply.raise_for_status()
-        body = reply.json()
-        out.extend(body["flows"])
-        if not body["flows"] or len(out) >= body["count"]:
-            return out
-
-
-def reset_kentik(env: dict[str, str]) -> None:
-    requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=30).raise_for_status()
 
 
 def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, timeout_s: float) -> dict:
@@ -211,6 +114,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
             t.join()
     kafka = kafka_run_bytes(stack.state_dir() / "kafka-data", run_id)
     cos = measure.cos_operations(samples)
+    requests_ = measure.cos_requests(samples, float(worker_env["BLUEFLOW_POLL_INTERVAL"]))
     t_ref = time.monotonic()
     accepted = accepted_flows(env)
     verdict = compare(objects, accepted)
@@ -223,13 +127,32 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, cos_auth: str, tim
          f"{verdict.duplicates} ({time.monotonic() - t_ref:.0f}s)")
     return {"run_id": run_id, "wall_s": wall, "timed_out": timed_out, "cpu_s": sum(cpu), "cpu_per_worker_s": cpu,
             "cpu_startup_s": sum(startup_cpu.values()), "hwm_kb": hwm, "kafka_by_topic": kafka,
-            "kafka_bytes": sum(kafka.values()), "cos": cos, "cos_requests": sum(cos.values()),
+            "kafka_bytes": sum(kafka.values()), "cos": cos, "cos_requests": requests_["at_production_poll"],
+            "cos_http": requests_,
             "kentik_bytes": measure.metric_sum(samples, "blueflow_kentik_request_bytes_total"),
             "kentik_requests": measure.metric_sum(samples, "blueflow_kentik_requests_total"),
             "stage_seconds": measure.stage_seconds(samples), "latencies": latencies,
             "stack_cpu_s": {k: round(v - stack_before.get(k, 0.0), 2) for k, v in stack_after.items()},
             "referee": {"owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
                         "duplicates": verdict.duplicates, "unexpected": verdict.unexpected}}
+
+
+def steady_rows(env: dict, wl, objects: list, counts: list[int], args, common: dict) -> list[dict]:
+    """W3 with each worker count (benchmarks/steady.py)."""
+    from benchmarks.steady import run_steady, steady_row
+
+    rows = []
+    flows = sum(o.flow_count for o in objects)
+    for n in counts:
+        _say(f"W3 with {n} worker(s): {args.w3_rate:g} objects/s for {len(objects) / args.w3_rate:.0f}s…")
+        raw = run_steady(env, objects, n, rate=args.w3_rate, timeout_s=args.timeout)
+        row = steady_row(raw, workers=n, objects=len(objects), flows=flows, rate=args.w3_rate,
+                         seconds=len(objects) / args.w3_rate, load_avg_1m_before=round(os.getloadavg()[0], 2),
+                         **common)
+        _say(f"  write→accepted {row['write_to_accepted']}; write→deleted {row['write_to_deleted']}; "
+             f"writer {row['writer']}; referee {row['referee']}")
+        rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run before giving up")
     p.add_argument("--w1-objects", type=int, default=None, help="override W1's object count")
     p.add_argument("--no-microbench", action="store_true")
+    p.add_argument("--w3-rate", type=float, default=W3_RATE, help="W3: objects written per second")
+    p.add_argument("--w3-seconds", type=float, default=None,
+                   help=f"W3: seconds of writing (default {W3_SECONDS:.0f}, {W3_QUICK_SECONDS:.0f} with --quick)")
     p.add_argument("--tag", default=None,
                    help="write results/<sha>-<tag>.json only (a partial or experimental run), not latest.json")
     args = p.parse_args(argv)
@@ -255,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     counts = [int(n) for n in args.workers.split(",") if n.strip()]
-    defs = workloads(args.quick)
+    defs = workloads(args.quick, args.w3_rate, args.w3_seconds)
     if args.w1_objects:
         defs["W1"] = replace(defs["W1"], objects=args.w1_objects)
     env = stack.ensure_up(log=_say)
@@ -273,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         chf = sum(o.chf_count for o in objects)
         _say(f"{name} ({wl.label}): {len(objects)} objects, {flows} flows, {chf} kflow records "
              f"(generated in {time.monotonic() - t:.1f}s)")
+        if name == "W3":
+            runs.extend(steady_rows(env, wl, objects, counts, args, common))
+            continue
         rows = []
         for n in counts:
             load = os.getloadavg()[0]
@@ -288,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 workload_label=wl.label, run_id=raw["run_id"], timed_out=raw["timed_out"],
                 load_avg_1m_before=round(load, 2), worker_cpu_s_each=[round(c, 2) for c in raw["cpu_per_worker_s"]],
                 worker_startup_cpu_s=round(raw["cpu_startup_s"], 2), cos_operations=raw["cos"],
+                cos_http_requests=raw["cos_http"],
                 kentik_requests=int(raw["kentik_requests"]),
                 kafka_bytes_by_topic={k.split(".", 1)[-1]: v for k, v in raw["kafka_by_topic"].items()},
                 stage_wall_seconds={k: {"sum": round(v["sum"], 2), "count": int(v["count"])}

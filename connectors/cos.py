@@ -10,7 +10,7 @@ operation, bucket, key, S3 error code and a human reason; API keys and HMAC secr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import ibm_boto3
@@ -86,8 +86,10 @@ def _ms(dt: Any) -> int:
 def make_cos_client(endpoint_url: str, *, api_key: str | None = None, service_instance: str | None = None,
                     iam_token_url: str | None = None, hmac_access_key: str | None = None,
                     hmac_secret_key: str | None = None, max_attempts: int = 5, connect_timeout: float = 5.0,
-                    read_timeout: float = 60.0, max_pool_connections: int = 32) -> Any:
+                    read_timeout: float = 60.0, max_pool_connections: int = 32,
+                    on_request: Callable[[str], None] | None = None) -> Any:
     """An ibm_boto3 S3 client. HMAC keys win when given; otherwise the IAM API key is used.
+    `on_request(operation name)` is called for every HTTP request the client sends (retries included).
 
     `iam_token_url` is the FULL token URL (`<iam base>/identity/token`); default IBM Cloud's.
     `endpoint_url` may omit the scheme (Kentik's `--service_endpoint` does): https is assumed.
@@ -97,14 +99,19 @@ def make_cos_client(endpoint_url: str, *, api_key: str | None = None, service_in
     common = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=max_pool_connections,
                   retries={"total_max_attempts": max_attempts, "mode": "standard"})
     if hmac_access_key and hmac_secret_key:
-        return _register_conditional_delete(ibm_boto3.client(
+        client = ibm_boto3.client(
             "s3", endpoint_url=endpoint_url, aws_access_key_id=hmac_access_key, aws_secret_access_key=hmac_secret_key,
-            config=Config(signature_version="s3v4", **common)))
-    if api_key:
-        return _register_conditional_delete(ibm_boto3.client(
+            config=Config(signature_version="s3v4", **common))
+    elif api_key:
+        client = ibm_boto3.client(
             "s3", endpoint_url=endpoint_url, ibm_api_key_id=api_key, ibm_service_instance_id=service_instance,
-            ibm_auth_endpoint=iam_token_url or DEFAULT_TOKEN_URL, config=Config(signature_version="oauth", **common)))
-    raise ValueError("make_cos_client needs an IAM api_key or both HMAC keys")
+            ibm_auth_endpoint=iam_token_url or DEFAULT_TOKEN_URL, config=Config(signature_version="oauth", **common))
+    else:
+        raise ValueError("make_cos_client needs an IAM api_key or both HMAC keys")
+    if on_request is not None:
+        client.meta.events.register("request-created.s3", lambda operation_name=None, **_: on_request(
+            operation_name or "?"))
+    return _register_conditional_delete(client)
 
 
 def ensure_bucket(client: Any, bucket: str) -> bool:

@@ -106,6 +106,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
            "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
            minimum=1),
+    Option("fetch_concurrency", "BLUEFLOW_FETCH_CONCURRENCY", "4",
+           "Objects of one group downloaded and parsed at once (COS GETs in flight per worker).", kind="int",
+           minimum=1, maximum=32),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),
@@ -259,6 +262,7 @@ class Settings:
     chunk_flows: int
     max_object_bytes: int
     group_objects: int
+    fetch_concurrency: int
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float

@@ -138,26 +138,38 @@ class Fetched:
 
 def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
     """Blocking, one thread-pool hand-off per message: download and parse every object of the group (all of
-    `source`), pack their flows into FlowChunk messages and encode them (none in the source's dry run)."""
+    `source`; up to `fetch_concurrency` at once), pack their flows into FlowChunk messages in the group's order
+    and encode them (none in the source's dry run)."""
     out = Fetched()
     docs = []
-    for ref in refs:
-        try:
-            doc = download_and_parse(ctx, ref)
-        except FlowLogError as exc:
-            out.bad.append((ref, exc))
-            continue
-        except Transient as exc:
-            out.transient.append((ref, exc))
-            continue
-        if doc is None:
+    for ref, result in zip(refs, download_all(ctx, refs)):
+        if isinstance(result, FlowLogError):
+            out.bad.append((ref, result))
+        elif isinstance(result, Transient):
+            out.transient.append((ref, result))
+        elif result is None:
             out.vanished.append(ref)
         else:
-            docs.append((ref, doc))
-            out.parsed.append((ref, doc.flow_count))
+            docs.append((ref, result))
+            out.parsed.append((ref, result.flow_count))
     if docs and not source.dry_run:
         out.messages = [chunk.encode() for chunk in pack(docs, ctx.settings.chunk_flows)]
     return out
+
+
+def download_all(ctx, refs: list[ObjectRef]) -> list:
+    """Blocking: each object's document, None (vanished) or its FlowLogError / Transient as a value, in the
+    order of `refs`; up to `fetch_concurrency` objects at once on the runtime's fetch pool (the COS round
+    trips overlap; one object's failure never stops the others)."""
+    def one(ref: ObjectRef):
+        try:
+            return download_and_parse(ctx, ref)
+        except (FlowLogError, Transient) as exc:
+            return exc
+
+    if len(refs) <= 1 or ctx.settings.fetch_concurrency <= 1:
+        return [one(ref) for ref in refs]
+    return list(ctx.rt.fetch_pool.map(one, refs))
 
 
 def fetch_one(ctx, source, ref: ObjectRef) -> Fetched:

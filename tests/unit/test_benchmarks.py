@@ -138,7 +138,7 @@ def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
 
 
 def test_the_benchmark_fails_its_sanity_check_when_stand_ins_use_over_a_tenth_of_the_workers_cpu():
-    from benchmarks.run import standin_check
+    from benchmarks.harness import standin_check
 
     stack = {"kafka": 50.0, "s3proxy": 20.0, "kentik": 3.0, "iam": 0.5, "vpc": 0.2, "cos-iam-proxy": 1.0}
     ok = standin_check(stack, worker_cpu_s=100.0)
