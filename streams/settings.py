@@ -106,6 +106,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
            "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
            minimum=1),
+    Option("delete_batch_seconds", "BLUEFLOW_DELETE_BATCH_SECONDS", "1",
+           "Seconds completed objects wait to be deleted together (one version check and DeleteObjects for up "
+           "to 1,000 keys); 0: each kflow message deletes its own.", kind="float", minimum=0, maximum=30),
     Option("fetch_concurrency", "BLUEFLOW_FETCH_CONCURRENCY", "4",
            "Objects of one group downloaded and parsed at once (COS GETs in flight per worker).", kind="int",
            minimum=1, maximum=32),
@@ -263,6 +266,7 @@ class Settings:
     max_object_bytes: int
     group_objects: int
     fetch_concurrency: int
+    delete_batch_seconds: float
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float
