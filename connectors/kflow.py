@@ -22,7 +22,6 @@ Custom strings are cut to 384 UTF-8 bytes at a character boundary.
 """
 from __future__ import annotations
 
-import gzip
 from array import array
 from functools import lru_cache
 from itertools import accumulate
@@ -30,6 +29,11 @@ from operator import sub
 from typing import Any, Mapping, Sequence
 
 from schemas import SCHEMA_DIR
+
+try:
+    from isal.igzip import compress as _gzip_compress
+except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps working without it
+    from gzip import compress as _gzip_compress
 
 N_CUSTOM = 19
 CUSTOM_MAX_BYTES = 384
@@ -292,9 +296,10 @@ def encode_packed_chf(cols: Any, device_id: int, custom_field_ids: Sequence[int]
     return pack_segment(build_segment(cols, device_id, custom_field_ids))
 
 
-def frame_body(packed: bytes, level: int = 1) -> bytes:
-    """The /chf request body: gzip(80 zero bytes + packed message)."""
-    return gzip.compress(FRAME_PREFIX + packed, compresslevel=level, mtime=0)
+def frame_body(packed: bytes) -> bytes:
+    """The /chf request body: gzip(80 zero bytes + packed message). python-isal (ISA-L) level 1 deflates about
+    three times as fast as zlib's level 1, a little smaller; zlib when isal is not installed."""
+    return _gzip_compress(FRAME_PREFIX + packed, compresslevel=1, mtime=0)
 
 
 # --- slow reference path (tests, debugging) -----------------------------------------------------
