@@ -57,16 +57,21 @@ class DeleteBatcher:
         for part, progress in completed:
             batch.items[(part.skey, part.etag)] = (part, progress)
 
+    def _due(self, force: bool) -> list[tuple[str, str]]:
+        now = self.clock()
+        return [key for key, batch in self._batches.items()
+                if force or due(batch.first_added, len(batch.items), now, self.wait_s)]
+
     async def flush(self, ctx, force: bool = False) -> None:
-        """Finalize every batch that is due (all of them with `force`). One flush at a time."""
+        """Finalize every batch that is due (all of them with `force`). One flush at a time; nothing due: no
+        wait (the sink never queues behind the timer's flush for batches that are not its business)."""
         from streams.stages.finalize import finalize_now
 
+        if not self._due(force):
+            return
         async with self._lock:
-            now = self.clock()
-            for key, batch in list(self._batches.items()):
-                if not force and not due(batch.first_added, len(batch.items), now, self.wait_s):
-                    continue
-                del self._batches[key]
+            for key in self._due(force):
+                batch = self._batches.pop(key)
                 try:
                     await finalize_now(ctx, batch.source, batch.bucket, list(batch.items.values()))
                 except asyncio.CancelledError:
