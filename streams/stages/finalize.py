@@ -1,10 +1,10 @@
 """Finalize: the one place that deletes an object, writes its ledger record and its progress tombstone.
 
 Called by the sink with the objects a kflow message completed (every chunk of each object version accepted
-by Kentik); those of the messages of about a second are finalized together (streams/stages/delete_batch.py).
+by Kentik), or with `delete_batch_seconds` > 0 those of several messages (streams/stages/delete_batch.py).
 They are deleted together, each only if it is still that version (bucket.delete_versions →
-connectors.cos.delete_versions_if_unchanged: one listing of the keys' range compares the ETags, then one
-DeleteObjects of up to 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
+connectors.cos_delete.delete_versions_if_unchanged: listings of the keys compare the ETags, then one
+DeleteObjects per 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
 DeleteObjects XML cannot carry are deleted one by one with If-Match). An object overwritten meanwhile stays:
 its new ETag is listed and processed as the new version it is.
 
