@@ -46,6 +46,7 @@ HMAC_ACCESS_KEY = "blueflow-access"
 HMAC_SECRET_KEY = "blueflow-secret-dev"
 BUCKET = "flowlogs"
 DEV_API_KEY = "blueflow-dev-key"
+DEV_API_KEY_B = "blueflow-dev-key-b"  # a second account's key (several sources: different credentials)
 SERVICE_INSTANCE = "dev-instance"
 KENTIK_TOKEN = "blueflow-dev-token"
 KENTIK_EMAIL = "dev@example.com"
@@ -441,7 +442,7 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
 
         # --- stand-ins
         standin_args = {
-            "iam": ["--api-key", DEV_API_KEY],
+            "iam": ["--api-key", DEV_API_KEY, "--api-key", DEV_API_KEY_B],
             "vpc": ["--seed", str(WORLD_SEED), "--regions", ",".join(REGIONS), "--iam-url", values["BLUEFLOW_IAM_URL"]],
             "kentik": ["--token", KENTIK_TOKEN, "--email", KENTIK_EMAIL],
         }
