@@ -68,3 +68,29 @@ def test_stack_sources_config_file_is_valid_and_names_keys_by_variable(tmp_path)
     loaded = build_sources(load(str(path)), {s.key_variable: s.api_key for s in sources})
     assert [(s.name, s.bucket, s.plan_id, s.export_id, s.cos_api_key) for s in loaded] == [
         (s.name, s.bucket, s.plan_id, s.export_id, s.api_key) for s in sources]
+
+
+def test_demo_source_counts_add_up_the_workers_per_source_metrics():
+    from devstack.demo_sources import source_counts
+
+    page = ('blueflow_source_objects_completed_total{source="acct-a"} 3.0\n'
+            'blueflow_source_objects_completed_total{source="acct-b"} 1.0\n'
+            'blueflow_source_chf_delivered_total{source="acct-a"} 70.0\n')
+    assert source_counts([page, page.replace("3.0", "4.0"), ""]) == {
+        "acct-a": {"objects_completed": 7, "kflow_delivered": 140}, "acct-b": {"objects_completed": 2}}
+
+
+def test_demo_source_summary_counts_its_own_objects_flows_and_exports():
+    from types import SimpleNamespace
+
+    from devstack.demo_sources import source_summary
+
+    objects = [SimpleNamespace(key="k1", kind="good", flow_count=5, chf_count=9),
+               SimpleNamespace(key="k2", kind="empty", flow_count=0, chf_count=0),
+               SimpleNamespace(key="bad", kind="not_gzip", flow_count=3, chf_count=3)]
+    accepted = [{"device_name": "ibm_x"}] * 9
+    devices = {"ibm_x": {"plan_id": 5555, "cloud_export_id": "7777"}, "ibm_other": {"plan_id": 1}}
+    line = source_summary(objects, {"kflow_delivered": 9, "objects_completed": 2}, accepted, devices, {"bad"})
+    assert line == {"objects_written": 3, "flows_written": 5, "kflow_owed": 9, "kflow_delivered": 9,
+                    "kflow_accepted_by_kentik": 9, "objects_completed": 2, "objects_deleted": 2, "left_in_bucket": 1,
+                    "exports": ["plan 5555 export 7777"]}
