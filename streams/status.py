@@ -212,7 +212,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
 
 def _bucket(settings, quarantined):
     from connectors.cos import list_objects
-    from streams.deadletters import cos_client
+    from streams.runtime import Runtime
 
-    listing = list(list_objects(cos_client(settings), settings.bucket_name, settings.cos_prefix))
+    listing = list(list_objects(Runtime(settings).cos, settings.bucket_name, settings.cos_prefix))
     return bucket_summary(listing, quarantined, int(time.time() * 1000))
