@@ -227,3 +227,30 @@ def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
     assert urls == ["http://127.0.0.1:3", "http://127.0.0.1:2"]
     assert run == {"app_id": "tnew", "topic_prefix": "tnew.", "other_runs": 1}
     assert devstack_workers([]) == ([], {})
+
+
+def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
+    from rich.console import Console
+
+    from streams.source_status import waiting_totals, with_worker_problems
+
+    backlogs = {"acct-a": {"bucket": "bucket-a", "pending": 12, "oldest_pending_age_s": 95.0},
+                "acct-b": {"bucket": "bucket-b", "error": "EndpointConnectionError: b down"}}
+    workers = [{"sources": [{"source": "acct-b", "problem": "COS of bucket-b failing\x1b[2J"},
+                            {"source": "acct-a", "problem": ""}]},
+               {"sources": [{"source": "acct-b", "problem": "COS of bucket-b failing\x1b[2J"}]}]
+    sources = with_worker_problems(backlogs, workers)
+    assert sources["acct-a"]["problems"] == [] and sources["acct-b"]["problems"] == ["COS of bucket-b failing\x1b[2J"]
+    assert waiting_totals(sources) == (12, {"oldest_pending_age_s": 95.0})
+    assert waiting_totals({"acct-b": sources["acct-b"]}) == (None, None) and with_worker_problems(None, workers) is None
+    doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": True, "workers": [], "lag": None,
+           "in_flight": 12, "bucket": {"oldest_pending_age_s": 95.0}, "rates": None, "counts": {}, "kentik": {},
+           "cos_errors": {}, "deadletters": None, "errors": [], "sources": sources}
+    console = Console(record=True, width=160)
+    console.print(render(doc))
+    text = console.export_text()
+    row_a = next(line for line in text.splitlines() if "acct-a" in line)
+    row_b = next(line for line in text.splitlines() if "acct-b" in line)
+    assert "bucket-a" in row_a and "12" in row_a and "95s" in row_a and "ok" in row_a
+    assert "?" in row_b and "b down" in row_b and r"failing\x1b[2J" in text
+    assert "sources" in text and "objects waiting" in text and "12" in text
