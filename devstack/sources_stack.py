@@ -4,8 +4,10 @@ and the configuration file (streams/config_file.py) that lists them.
 Used by `./dev demo --sources N` (devstack/demo.py) and the fault suite's `sources` scenario
 (devstack/fault_sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
 log gives each bucket's deletion times and faults can be injected per bucket) with its own IAM API key (the
-IAM stand-in accepts stack.DEV_API_KEY and stack.DEV_API_KEY_B); each source's objects come from its own
-world (a different seed: other subnets, devices and addresses), and its flows go to its own plan and export.
+IAM stand-in accepts stack.DEV_API_KEY and stack.DEV_API_KEY_B, of two accounts), which is also its VPC API key;
+each source's objects come from its own world (a different seed: other ids and devices, but the same private
+address ranges), and its flows go to its own plan and export. The VPC stand-in serves the first two worlds,
+each to its own account's tokens: acct-a's flows are labelled from world 1, acct-b's from world 98.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def stack_sources(env: dict[str, str], run_id: str, count: int) -> list[StackSou
     keys = (stack.DEV_API_KEY, stack.DEV_API_KEY_B)
     seed = int(env.get("BLUEFLOW_WORLD_SEED", "1"))
     return [StackSource(NAMES[i], env["BLUEFLOW_BUCKET"] if i == 0 else f"{run_id.lower()}-{NAMES[i]}",
-                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + 97 * i) for i in range(count)]
+                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + stack.WORLD_SEED_STEP * i) for i in range(count)]
 
 
 def config_text(env: dict[str, str], sources: list[StackSource], **top: object) -> str:
@@ -53,6 +55,7 @@ def config_text(env: dict[str, str], sources: list[StackSource], **top: object) 
               bucket: {s.bucket}
               endpoint: {env['BLUEFLOW_COS_IAM_ENDPOINT']}
               cos_api_key_env: {s.key_variable}
+              vpc_api_key_env: {s.key_variable}
               service_instance: {env['IBM_SERVICE_INSTANCE']}
               plan_id: {s.plan_id}
               export_id: {s.export_id}"""), "  "))

@@ -78,3 +78,47 @@ def test_deadletters_and_replay_per_source(stack, quarantined_in_both):
     after = per_source_verdicts(run)
     assert after["acct-a"][0].duplicates == owed_a and after["acct-b"][0].duplicates == 0  # only acct-a re-sent
     assert len(arrived()) == owed_a
+
+
+def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
+    """acct-a and acct-b (devstack/sources_stack.py) have their own VPC API keys and worlds, which use the same
+    private addresses (55 of 58 NIC addresses of world 98 are also world 1's). Every vNIC id in a source's
+    flows must be of its own world: an address looked up in the other account's metadata would name the
+    other world's vNIC."""
+    from devstack import stack as devstack
+    from devstack.demo import hmac_client
+    from devstack.generator import write_objects
+    from devstack.sources_stack import generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources, write_config
+    from devstack.workers import WorkerProcess
+    from devstack.world import build_world
+
+    env = devstack.ensure_up()
+    run_id = f"w{__import__('uuid').uuid4().hex[:10]}"
+    sources = stack_sources(env, run_id, 2)
+    client = hmac_client(env)
+    prepare_buckets(client, sources)
+    requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=5).raise_for_status()
+    log_dir = devstack.state_dir() / "logs" / run_id
+    worker = WorkerProcess("w1", run_environment(env, run_id, **write_config(log_dir / "blueflow.yaml", env, sources)),
+                           log_dir, ("--devstack",)).start()
+    try:
+        regions = env["BLUEFLOW_REGIONS"].split(",")
+        wanted = {f"{label}{region}" for region in regions for label in ("", "acct-b/")}
+        assert wait_for(lambda: wanted <= {k.decode() for k, _, _ in read_topic(env, f"{run_id}.vpc-metadata")},
+                        90, interval_s=1), worker.log_tail()
+        objects = {s.name: generate_for(env, s, objects=12, seed=5, mean_flows=60, empty_share=0.0) for s in sources}
+        for s in sources:
+            assert not write_objects(client, s.bucket, objects[s.name]).failed
+        assert wait_for(lambda: not any(client.list_objects_v2(Bucket=s.bucket).get("KeyCount") for s in sources),
+                        180, interval_s=2), worker.log_tail()
+        flows = kentik(env, "/_emulator/flows")
+    finally:
+        worker.stop()
+        remove_buckets(client, sources, keep=env["BLUEFLOW_BUCKET"])
+    nics = {s.name: {n.id for i in build_world(seed=s.world_seed, regions=tuple(regions)).instances for n in i.nics}
+            for s in sources}
+    for s, other in ((sources[0], sources[1]), (sources[1], sources[0])):
+        values = {v for f in own_flows(objects[s.name], flows) for v in f["customs"].values()}
+        assert values & nics[s.name], s.name
+        crossed = values & (nics[other.name] - nics[s.name])
+        assert not crossed, (s.name, sorted(crossed)[:5])
