@@ -204,7 +204,8 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
         for w in run.workers:
             w.stop(20)
         flows = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=120).json()["flows"]
-        proxy_log = requests.get(env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/requests", timeout=60).json()["requests"]
+        proxy_log = requests.get(env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/requests",
+                                 timeout=60).json()["requests"]
         per_source = {s.name: judge_source(run, s, flows, proxy_log, window) for s in run.sources}
     except Exception as exc:  # noqa: BLE001 - a broken run is a failed scenario, not a crashed suite
         return {"scenario": "sources", "owed": None, "accepted": None, "pending": None, "lost": None,
@@ -233,6 +234,7 @@ def verdict_entry(per_source: dict[str, dict], window: tuple, drained_at: float 
         problems.append(f"{healthy}'s latency affected by {failing}'s fault: {slower}")
     return {"scenario": "sources", **totals, "recovery_s": round(drained_at - window[1], 1) if drained_at else None,
             "ok": not problems, "problems": problems,
-            "details": {"sources": per_source, "table": table_lines(per_source), "fault_s": round(window[1] - window[0], 1),
+            "details": {"sources": per_source, "table": table_lines(per_source),
+                        "fault_s": round(window[1] - window[0], 1),
                         "healthz_during_fault": {str(c): health.count(c) for c in sorted(set(health))},
                         "run_id": run_id}}

@@ -17,7 +17,7 @@ import click
 
 from streams.metrics import VERSION
 from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
-from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
+from streams.settings import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
 from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
 from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command

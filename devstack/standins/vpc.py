@@ -480,7 +480,8 @@ def make_app(*, seed: int = 1, regions=("us-south", "eu-de"), world: World | Non
     app = make_base_app()
     extra = [build_world(s, tuple(world.regions), vpcs_per_region=vpcs_per_region, subnets_per_vpc=subnets_per_vpc,
                          instances_per_subnet=instances_per_subnet) for s in extra_world_seeds]
-    app[STATE] = {"world": world, "worlds": {w.account: w for w in extra}, "iam_url": (iam_url or "").rstrip("/"), "max_limit": max(1, min(100, max_limit)),
+    app[STATE] = {"world": world, "worlds": {w.account: w for w in extra}, "iam_url": (iam_url or "").rstrip("/"),
+                  "max_limit": max(1, min(100, max_limit)),
                   "cache": {}, "token_cache": {}, "session": None}
     app[RESET_HOOKS].append(_reset_hook)
     app.on_startup.append(_startup)

@@ -42,7 +42,8 @@ async def _refresh_metadata(ctx) -> None:
             log.warning("metadata: %s%s; enrichment falls back to ids from the object keys",
                         f"source {account.label}: " if account.label else "", ctx.rt.scrub(problem))
         for snapshot in snapshots:
-            record = MetadataRecord(region=snapshot_key(account.label, snapshot["region"]), fetched_at=float(snapshot.get("fetched_at", 0)),
+            record = MetadataRecord(region=snapshot_key(account.label, snapshot["region"]),
+                                    fetched_at=float(snapshot.get("fetched_at", 0)),
                                     json=orjson.dumps(snapshot).decode())
             await ctx.send(ctx.topics.vpc_metadata, record.region, record)
 

@@ -88,7 +88,8 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     from devstack import stack as devstack
     from devstack.demo import hmac_client
     from devstack.generator import write_objects
-    from devstack.sources_stack import generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources, write_config
+    from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
+                                        write_config)
     from devstack.workers import WorkerProcess
     from devstack.world import build_world
 
