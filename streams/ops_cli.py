@@ -163,8 +163,8 @@ def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all:
         click.echo(json.dumps({"results": [r.as_dict() for r in results]}))
     else:
         for r in results:
-            named = f"{escape(r.source)}  " if len(_configured(settings)) > 1 else ""
-            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {named}{escape(r.key)}  {escape(r.detail)}")
+            who = f"{escape(r.source)}  " if len(_configured(settings)) > 1 else ""
+            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {who}{escape(r.key)}  {escape(r.detail)}")
         click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
     # with --all, objects no longer in the bucket (fixed and delivered since) are not failures
     sys.exit(0 if all(r.ok or (retry_all and r.gone) for r in results) else 1)
