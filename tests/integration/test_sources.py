@@ -155,7 +155,7 @@ def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(sta
     started = time.monotonic()
     worker = run.start_worker("w1", BLUEFLOW_STUCK_AFTER="20")
     assert wait_for(lambda: not run.left("acct-a"), 180, interval_s=1), run.logs()
-    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'}): acct-a drained in "
+    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'} {status}): acct-a drained in "
           f"{time.monotonic() - started:.1f}s")
     assert len(run.left("acct-b")) == len(run.objects["acct-b"])  # nothing deleted while its COS fails
     time.sleep(25)  # longer than BLUEFLOW_UNHEALTHY_AFTER: the worker must stay healthy all the same
