@@ -15,10 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from streams.flowdecode import FlowStream, Limits
 from streams.records import FlowChunk, FlowPart, ObjectRef
+
+try:
+    from isal import isal_zlib as _zlib  # ISA-L: level 1 about 4x faster than zlib's, as small
+except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps working without it
+    import zlib as _zlib
+
+HELD_LEVEL = 1  # the held chunks, compressed: Avro columns shrink about 4x for ~15 % of the decode's CPU
 
 
 @dataclass
@@ -30,7 +37,7 @@ class ObjectFlows:
     header: dict
     flow_count: int
     columns: dict | None = None  # one chunk (None: no flows, or several chunks, or not kept)
-    encoded: list = field(default_factory=list)  # several chunks: (flows, FlowChunk.encode_columns bytes)
+    encoded: list = field(default_factory=list)  # several chunks: (flows, encode_columns bytes compressed)
 
 
 def read_object(ref: ObjectRef, byte_chunks: Iterable[bytes], chunk_flows: int, limits: Limits,
@@ -53,23 +60,21 @@ def read_object(ref: ObjectRef, byte_chunks: Iterable[bytes], chunk_flows: int, 
 
 
 def _encoded(columns: dict) -> tuple[int, bytes]:
-    return len(columns["direction"]), FlowChunk.encode_columns(columns)
+    return len(columns["direction"]), _zlib.compress(FlowChunk.encode_columns(columns), HELD_LEVEL)
 
 
-def object_messages(obj: ObjectFlows) -> list[bytes]:
-    """The messages of an object of several chunks, one per chunk; each chunk's bytes are let go as its
-    message is made (`obj.encoded` is emptied)."""
+def object_messages(obj: ObjectFlows) -> Iterator[bytes]:
+    """The messages of an object of several chunks, one per chunk, made one at a time as they are taken;
+    each chunk's held bytes are let go as its message is made."""
     ref, header, total = obj.ref, obj.header, len(obj.encoded)
-    messages = []
     for number in range(total):
-        count, columns = obj.encoded[number]
+        count, held = obj.encoded[number]
         obj.encoded[number] = None
         chunk = FlowChunk.of(ref, header, number, total, None)
         chunk.flow_count = count
         chunk.parts = [FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, number, total, 0, count)]
-        messages.append(chunk.encode_around(columns))
+        yield chunk.encode_around(_zlib.decompress(held))
     obj.encoded = []
-    return messages
 
 
 def pack(objects: list[ObjectFlows], chunk_flows: int) -> list[FlowChunk]:

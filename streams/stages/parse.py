@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 
 from streams import metrics, source_metrics
 from streams.avro import AvroDecodeError
@@ -24,6 +25,8 @@ from streams.stages import bucket
 from streams.stages.context import SourceUnavailable
 
 log = logging.getLogger("blueflow")
+
+SEND_WINDOW = 16  # messages of a big object made and in the producer's hands at a time (~4 MB at 2,000 flows)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class Fetched:
     messages, bad objects with the reason, objects that vanished, and COS failures to retry."""
 
     parsed: list = field(default_factory=list)  # (ref, flow count)
-    messages: list = field(default_factory=list)  # encoded FlowChunk
+    messages: list = field(default_factory=list)  # encoded FlowChunk of the objects of one chunk
+    several: list = field(default_factory=list)  # ObjectFlows of several chunks: messages made as they are sent
     bad: list = field(default_factory=list)  # (ref, FlowLogError)
     vanished: list = field(default_factory=list)  # ref
     transient: list = field(default_factory=list)  # (ref, Transient)
@@ -94,7 +98,8 @@ class Fetched:
 
 def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
     """Blocking, one thread-pool hand-off per message: download and parse every object of the group (all of
-    `source`), pack their flows into FlowChunk messages and encode them (none in the source's dry run)."""
+    `source`), pack the flows of the objects of one chunk into encoded FlowChunk messages; an object of
+several chunks stays compressed chunks, its messages made as they are sent (nothing kept in a dry run)."""
     out = Fetched()
     small = []  # objects of one chunk, packed together
     for ref in refs:
@@ -111,7 +116,7 @@ def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
             continue
         out.parsed.append((ref, obj.flow_count))
         if obj.encoded:
-            out.messages.extend(object_messages(obj))
+            out.several.append(obj)
         elif not source.dry_run:
             small.append(obj)
     out.messages.extend(chunk.encode() for chunk in pack(small, ctx.settings.chunk_flows))
@@ -198,6 +203,10 @@ async def _publish(ctx, source, fetched: Fetched, group_key: str) -> None:
     if not fetched.parsed:
         return
     await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in fetched.messages])
+    for obj in fetched.several:  # a window at a time, made off the loop: never all of a big object's messages
+        messages = object_messages(obj)
+        while window := await ctx.rt.run_sync(lambda: list(islice(messages, SEND_WINDOW))):
+            await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in window])
     now = time.time()
     for ref, flows in fetched.parsed:
         ctx.in_flight[ref.skey] = (ref.etag, now)
