@@ -128,7 +128,7 @@ class FaultRun:
         return out
 
     def flows(self) -> list[dict]:
-        reply = requests.get(self.env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=120)
+        reply = requests.get(self.env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=600)  # huge: ~1M
         reply.raise_for_status()
         return self.kentik_before + reply.json()["flows"]
 
