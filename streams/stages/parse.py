@@ -99,7 +99,7 @@ class Fetched:
 def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
     """Blocking, one thread-pool hand-off per message: download and parse every object of the group (all of
     `source`), pack the flows of the objects of one chunk into encoded FlowChunk messages; an object of
-several chunks stays compressed chunks, its messages made as they are sent (nothing kept in a dry run)."""
+    several chunks stays compressed chunks, its messages made as they are sent (nothing kept in a dry run)."""
     out = Fetched()
     small = []  # objects of one chunk, packed together
     for ref in refs:
