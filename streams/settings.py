@@ -102,7 +102,11 @@ OPTIONS: tuple[Option, ...] = (
            kind="int", minimum=1),
     Option("max_object_bytes", "BLUEFLOW_MAX_OBJECT_BYTES", "1073741824",
            "Largest decompressed object accepted (bytes, 0 = no limit); larger ones are dead-lettered. Objects "
-           "are decoded as they stream, so memory does not grow with this.", kind="int", minimum=0),
+           "are decoded as they stream; until one is known good its flows are held compressed (about 6 % of its "
+           "JSON size).", kind="int", minimum=0),
+    Option("stream_buffer", "BLUEFLOW_STREAM_BUFFER", "64",
+           "Messages a worker reads ahead per topic (Faust's stream buffer; its default of 4,096 messages of up to "
+           "1 MB each does not bound memory).", kind="int", minimum=1),
     Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
            "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
            minimum=1),
@@ -258,6 +262,7 @@ class Settings:
     dedup_window: float
     chunk_flows: int
     max_object_bytes: int
+    stream_buffer: int
     group_objects: int
     keep_objects: bool
     dry_run: bool

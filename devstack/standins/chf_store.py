@@ -53,13 +53,17 @@ def decoded_flows(st: dict) -> list[tuple]:
 
     Runs on a thread while the event loop keeps appending bodies: only the bodies present when it started
     are marked decoded (a body accepted meanwhile is decoded by the next call, never skipped), and one call
-    decodes at a time."""
+    decodes at a time. A reset while it decodes (the next run's `/_emulator/reset`) drops what it decoded:
+    nothing of before the reset reaches the fresh state, and none of the fresh bodies is marked decoded."""
     with _DECODE_LOCK:
-        end = len(st["bodies"])
-        for seq, t, name, packed in st["bodies"][st["decoded"]:end]:
-            st["flows"].extend((seq, t, name, f) for f in _decode_flows(packed))
+        bodies, flows = st["bodies"], st["flows"]  # one generation: a reset puts fresh lists in `st`
+        start, end = st["decoded"], len(bodies)
+        new = [(seq, t, name, f) for seq, t, name, packed in bodies[start:end] for f in _decode_flows(packed)]
+        if st["bodies"] is not bodies:  # reset while decoding: these flows are of before the reset, dropped
+            return list(st["flows"])
+        flows.extend(new)
         st["decoded"] = end
-        return list(st["flows"])
+        return list(flows)
 
 
 

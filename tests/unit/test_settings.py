@@ -33,3 +33,11 @@ def test_missing_settings_are_explained():
 def test_every_option_has_a_distinct_env_var():
     envs = [o.env for o in OPTIONS]
     assert len(envs) == len(set(envs))
+
+
+def test_stream_buffer_bounds_fausts_read_ahead():
+    from streams.app import make_app
+
+    assert Settings.from_env({}).stream_buffer == 64
+    settings = Settings.from_env({"BLUEFLOW_STREAM_BUFFER": "16"})
+    assert make_app(settings).conf.stream_buffer_maxsize == 16
