@@ -178,22 +178,44 @@ def nfdump_record(row: dict) -> tuple:
     return tuple(row[k] for k in NFDUMP_FIELDS)
 
 
+def received_at(row: dict) -> float:
+    """nfdump's `tr` (when the collector received the record; UTC with milliseconds) in epoch seconds, else 0."""
+    tr = row.get("tr") or ""
+    if len(tr) < 19:
+        return 0.0
+    return calendar.timegm(time.strptime(tr[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + tr[19:].strip())
+
+
 @dataclass
 class CollectorVerdict:
-    """Owed IPFIX records vs the records the collector stored, as multisets."""
+    """Owed IPFIX records vs the records the collector stored, as multisets; per object, when the collector
+    received its last owed record."""
 
     owed: int
     received: int
     lost: int
     duplicates: int
     unexpected: int
+    last_received_by_object: dict[str, float] = field(default_factory=dict)
 
 
 def compare_collector(objects, rows: list[dict]) -> CollectorVerdict:
     """What `objects` owe a collector vs what it stored (`nfdump -o csv` rows)."""
-    owed = Counter(nfdump_record(r) for obj in objects for r in owed_ipfix(obj))
-    got = Counter(nfdump_record(r) for r in rows)
+    owed = Counter()
+    owner: dict[tuple, str] = {}
+    for obj in objects:
+        for r in owed_ipfix(obj):
+            record = nfdump_record(r)
+            owed[record] += 1
+            owner[record] = obj.key
+    got = Counter()
+    last: dict[str, float] = {}
+    for row in rows:
+        record = nfdump_record(row)
+        got[record] += 1
+        if record in owner:
+            last[owner[record]] = max(last.get(owner[record], 0.0), received_at(row))
     extra = got - owed
     return CollectorVerdict(sum(owed.values()), sum(got.values()), sum((owed - got).values()),
                             sum(n for r, n in extra.items() if r in owed),
-                            sum(n for r, n in extra.items() if r not in owed))
+                            sum(n for r, n in extra.items() if r not in owed), last)
