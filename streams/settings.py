@@ -41,7 +41,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("api_email", "KENTIK_API_EMAIL", "", "E-mail of the Kentik user whose API token is used."),
     Option("plan_id", "KENTIK_PLAN_ID", "0", "Kentik plan id the per-subnet devices are created in.", kind="int",
            minimum=0),
-    Option("export_id", "KENTIK_EXPORT_ID", "0", "Kentik cloud export id (devices and status heartbeats).",
+    Option("export_id", "KENTIK_EXPORT_ID", "0", "Kentik IBM cloud export id (devices tied to it, status heartbeats); 0 = none: devices by plan only, no "
+           "heartbeat.",
            kind="int", minimum=0),
     Option("regions", "BLUEFLOW_REGIONS", "us-south",
            "Comma-separated IBM regions whose VPC metadata labels the flows."),
