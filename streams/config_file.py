@@ -1,6 +1,6 @@
 """The configuration file (`--config blueflow.yaml`, env BLUEFLOW_CONFIG): global settings plus `sources:`.
 
-    kafka_bootstrap: broker-0:9093,broker-1:9093     # any option of the table (streams/settings.py) by name
+    kafka_bootstrap: broker-0:9093,broker-1:9093     # any option of the table (streams/option_table.py) by name
     poll_interval: 30
     sources:
       - name: acct-a                                  # [a-z0-9][a-z0-9_.-]*, unique
@@ -26,7 +26,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from streams.settings import BY_NAME, SettingError, convert
+from streams.option_table import BY_NAME
+from streams.settings import SettingError, convert
 from streams.sources import Source
 
 SECRETS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")

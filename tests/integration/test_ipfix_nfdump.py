@@ -2,9 +2,10 @@
 
 Generated flow-log objects go through the real stage shells (parse → enrich → ipfix sink → finalize); nfcapd
 stores what it receives and `nfdump -o csv` must show every owed record — 5-tuple, counters, times, direction —
-computed from the objects' raw JSON by the referee (devstack/referee.owed_ipfix, not streams/translate.py). nfcapd repeats every
-datagram it received (`-R`) to a socket of the test, whose own decoder checks the enterprise elements nfdump
-does not print. The stack test does the same with a real worker (`--sink ipfix`) reading the local bucket.
+computed from the objects' raw JSON by the referee (devstack/referee.owed_ipfix, not streams/translate.py).
+nfcapd repeats every datagram it received (`-R`) to a socket of the test, whose own decoder checks the
+enterprise elements nfdump does not print. The stack test does the same with a real worker (`--sink ipfix`)
+reading the local bucket.
 
 Needs nfdump (`apt-get install nfdump`; .ci/run installs it); skipped with that reason when it is absent.
 """
