@@ -20,7 +20,7 @@ problem is reported at once, each with its line and what was expected (ConfigFil
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,9 +31,10 @@ from streams.settings import SettingError, convert
 from streams.sources import Source
 
 SECRETS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")
-SOURCE_TEXT = ("endpoint", "prefix", "service_instance", "hmac_access_key", "kentik_email")
+SOURCE_TEXT = ("endpoint", "prefix", "service_instance", "hmac_access_key", "kentik_email", "ipfix_collectors")
 SOURCE_TYPED = {"plan_id": BY_NAME["plan_id"], "export_id": BY_NAME["export_id"],
-                "keep_objects": BY_NAME["keep_objects"], "dry_run": BY_NAME["dry_run"]}
+                "keep_objects": BY_NAME["keep_objects"], "dry_run": BY_NAME["dry_run"],
+                "sink": replace(BY_NAME["sink"], kind="choice")}  # checked here, with its line
 SOURCE_KEYS = (("name", "bucket", "regions") + SOURCE_TEXT + tuple(SOURCE_TYPED)
                + tuple(f"{s}_{how}" for s in SECRETS for how in ("env", "file")))
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

@@ -206,9 +206,9 @@ def missing_for_worker(settings: Settings) -> list[str]:
     """What a worker cannot run without, in words an operator understands."""
     problems = []
     if settings.sources:
-        problems.extend(f"source {s.name} needs " + ", ".join(s.missing(settings.sink)) for s in settings.sources
-                        if s.missing(settings.sink))
-        problems.extend(ipfix_problems(settings) if settings.sink == "ipfix" else [])
+        problems.extend(f"source {s.name} needs " + ", ".join(s.missing()) for s in settings.sources if s.missing())
+        problems.extend(f"source {s.name}: {problem}" for s in settings.sources if s.sink == "ipfix"
+                        for problem in ipfix_problems(settings, s.ipfix_collectors))
         return problems
     if not settings.bucket_name:
         problems.append("--bucket_name (or BLUEFLOW_BUCKET) is required")
@@ -219,7 +219,7 @@ def missing_for_worker(settings: Settings) -> list[str]:
         problems.append("COS credentials: set IBM_COS_API_KEY and IBM_SERVICE_INSTANCE, or the HMAC pair "
                         "BLUEFLOW_COS_HMAC_ACCESS_KEY / BLUEFLOW_COS_HMAC_SECRET_KEY")
     if settings.sink == "ipfix":
-        problems.extend(ipfix_problems(settings))
+        problems.extend(ipfix_problems(settings, settings.ipfix_collectors))
     elif settings.sink != "kentik":
         problems.append(f"--sink must be kentik or ipfix, not {settings.sink!r}")
     elif not settings.dry_run:
@@ -230,12 +230,13 @@ def missing_for_worker(settings: Settings) -> list[str]:
     return problems
 
 
-def ipfix_problems(settings: Settings) -> list[str]:
+def ipfix_problems(settings: Settings, collectors: str) -> list[str]:
+    """What is wrong with exporting IPFIX to `collectors` (a source's, or the deployment's) with these settings."""
     from connectors.ipfix_export import TRANSPORTS, parse_collectors
 
     problems = []
     try:
-        parse_collectors(settings.ipfix_collectors)
+        parse_collectors(collectors)
     except ValueError as exc:
         problems.append(str(exc))
     if settings.ipfix_transport not in TRANSPORTS:

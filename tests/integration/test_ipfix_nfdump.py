@@ -21,7 +21,6 @@ from connectors import ipfix
 from devstack import generator, nfcapd as collector
 from devstack.referee import nfdump_record, owed_ipfix as owed
 from devstack.world import build_world
-from streams.stages import ipfix_sink
 from tests.unit.ipfix_decoder import decode
 from tests.unit.stages.driver import Driver
 
@@ -78,7 +77,7 @@ def test_a_flow_log_object_shows_up_field_by_field_in_nfdump(nfcapd):
         raws = d.kflow_messages()
         assert len(raws) >= 2
         for raw in raws:
-            d.run(ipfix_sink.handle(d.ctx, raw, b"k"))
+            d.sink(raw)
         assert obj.key not in d.cos.objects  # handed to the socket: deleted
         expected.extend(owed(obj))
     assert len(expected) == sum(o.chf_count for o in chosen)
