@@ -183,14 +183,17 @@ def test_the_worker_stops_with_exit_2_and_one_line_per_problem(tmp_path):
 
 def test_the_readme_example_is_a_valid_configuration(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("# blueflow.yaml — two IBM Cloud accounts, two Kentik destinations\n")[1].split("```")[0]
+    block = readme.split("# blueflow.yaml — three IBM Cloud accounts: two Kentik destinations, one IPFIX "
+                         "collector\n")[1].split("```")[0]
     (tmp_path / "kentik-retail").write_text("token\n")
     path = write(tmp_path, block.replace("/run/secrets/kentik-retail", "kentik-retail"))
     env = {"BLUEFLOW_CONFIG": path, "RETAIL_COS_API_KEY": "k", "RETAIL_VPC_API_KEY": "v",
-           "PAYMENTS_COS_HMAC_SECRET": "s", "PAYMENTS_VPC_API_KEY": "v2", "PAYMENTS_KENTIK_TOKEN": "t"}
+           "PAYMENTS_COS_HMAC_SECRET": "s", "PAYMENTS_VPC_API_KEY": "v2", "PAYMENTS_KENTIK_TOKEN": "t",
+           "LAB_COS_HMAC_SECRET": "l"}
     s = Settings.resolve({}, env)
-    assert [(x.name, x.plan_id, x.export_id, x.keep_objects) for x in s.sources] == [
-        ("retail", 11467, 3302, False), ("payments", 20001, 0, True)]
+    assert [(x.name, x.plan_id, x.export_id, x.keep_objects, x.sink) for x in s.sources] == [
+        ("retail", 11467, 3302, False, "kentik"), ("payments", 20001, 0, True, "kentik"), ("lab", 0, 0, False, "ipfix")]
+    assert s.sources[2].ipfix_collectors == "nfcapd.lab.example:4739"
     assert missing_for_worker(s) == [] and s.replication == 3
 
 
