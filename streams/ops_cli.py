@@ -1,11 +1,8 @@
-"""`blueflow replay` and `blueflow status`, and what every operator command shares: the options that locate a
-deployment (`--devstack` plus the Kafka and COS settings; secrets from the environment only) and how a command
-turns them into Settings (a bad value: exit 2; Kafka unreachable: exit 3). `blueflow deadletter` is in
-streams/deadletter_cli.py."""
+"""The operator commands' shared options (--devstack, the deployment's settings, --source) and `blueflow
+deadletter list|show|retry` (registered on the `blueflow` group by streams/cli.py)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -20,7 +17,7 @@ def ops_settings(func):
     return with_options(OPS_OPTIONS)(func)  # secrets are skipped: environment only
 
 
-def ops_settings_for(use_devstack: bool, values: dict, needs_kafka: bool = True):
+def resolved_ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
     """The command's Settings (bad values of what it uses: exit 2); Kafka checked first (unreachable: exit 3)."""
     from streams import logs, logthrottle
 
@@ -34,88 +31,142 @@ def ops_settings_for(use_devstack: bool, values: dict, needs_kafka: bool = True)
     return settings
 
 
-@click.command()
-@click.option("--stage", type=click.Choice(["enrich", "sink"]), required=True,
-              help="enrich: re-read `flows` (re-enrich with current VPC metadata); sink: re-read `kflow` (send "
-                   "to Kentik again).")
-@click.option("--from", "from_", required=True, help="Start (inclusive): ISO 8601, epoch seconds, or 2h / 15m ago.")
-@click.option("--to", default=None, help="End (exclusive); default: the end of the topic when replay starts.")
-@click.option("--include-replays", is_flag=True, help="Also re-send records that an earlier replay wrote.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a line.")
+def source_option(func):
+    """--source NAME: only that source's records (a configuration file's source, `default` without one)."""
+    return click.option("--source", "source", default=None, metavar="NAME",
+                        help="Only this source (a name of the configuration file's `sources:`; `default` for the "
+                             "flags' one bucket).")(func)
+
+
+def source_name(settings, name: str | None) -> str | None:
+    """The --source value checked against the deployment's sources (a usage error, exit 2, names them)."""
+    from streams.sources import sources_of
+
+    configured = [s.name for s in sources_of(settings)]
+    if name is not None and name not in configured:
+        raise click.BadParameter(f"no source {escape(name)!r}; configured: {', '.join(configured)}",
+                                 param_hint="--source")
+    return name
+
+
+def _rows(settings, source: str | None):
+    """The numbered dead letters of `source` (all without it), as `list` with the same --source numbers them."""
+    from streams.deadletters import numbered, of_source, read_letters
+
+    letters = of_source(read_letters(settings), source)
+    return letters, numbered(letters)
+
+
+def _configured(settings) -> tuple[str, ...]:
+    from streams.sources import sources_of
+
+    return tuple(s.name for s in sources_of(settings))
+
+
+@click.group()
+def deadletter() -> None:
+    """Quarantined objects: list them, show one, retry one or all."""
+
+
+@deadletter.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: the newest record per object key.")
+@source_option
 @ops_settings
-def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_json: bool, use_devstack: bool,
-           **values) -> None:
-    """Send a time range of a stage's input topic through that stage again (live consumers untouched)."""
-    import time as _time
+def deadletter_list(as_json: bool, source: str | None, use_devstack: bool, **values) -> None:
+    """Every quarantined object (newest dead letter per key, oldest first, numbered) and why.
 
-    from streams.replay import parse_time, run_replay
+    The number works with `show --index N` and `retry --index N`; keys are shown whole, control characters
+    escaped."""
+    from streams.deadletters import table_lines
 
-    settings = ops_settings_for(use_devstack, values)
-    now = int(_time.time() * 1000)
-    try:
-        from_ms = parse_time(from_, now)
-        to_ms = parse_time(to, now) if to else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if to_ms is not None and to_ms <= from_ms:
-        raise click.BadParameter("--to must be after --from")
-    bar = {}
-
-    def on_total(total: int) -> None:
-        if sys.stderr.isatty() and not as_json:
-            from rich.progress import Progress
-
-            bar["p"] = Progress(transient=True)
-            bar["p"].start()
-            bar["task"] = bar["p"].add_task(f"replay {stage}", total=total)
-
-    def on_progress(n: int) -> None:
-        if "p" in bar:
-            bar["p"].advance(bar["task"], n)
-
-    try:
-        summary = run_replay(settings, stage, from_ms, to_ms, include_replays=include_replays, on_total=on_total,
-                             on_progress=on_progress)
-    finally:
-        if "p" in bar:
-            bar["p"].stop()
-    click.echo(json.dumps(summary.as_dict()) if as_json else summary.line())
-    sys.exit(0 if summary.ok else 1)
-
-
-@click.command()
-@click.option("--worker", "workers", multiple=True,
-              help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
-                   "--devstack, the workers running on the local stack (and their app id and topic prefix).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
-@click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
-@ops_settings
-def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
-           **values) -> None:
-    """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
-    and COS results, dead letters. --json prints one document."""
-    from streams import status as status_mod
-
-    urls = list(workers)
-    if use_devstack and not urls:
-        from devstack.workers import discover
-
-        urls, run = status_mod.devstack_workers(discover())
-        for name, env in (("app_id", "BLUEFLOW_APP_ID"), ("topic_prefix", "BLUEFLOW_TOPIC_PREFIX")):
-            if urls and values.get(name) is None and env not in os.environ:
-                values[name] = run[name]
-        if not urls:
-            click.echo("note: no worker of the local stack is running; trying http://127.0.0.1:8083", err=True)
-        if run.get("other_runs"):
-            click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
-                       f"(app id {escape(run['app_id'])})", err=True)
-    settings = ops_settings_for(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
-    urls = urls or ["http://127.0.0.1:8083"]
+    settings = resolved_ops_settings(use_devstack, values)
+    _, rows = _rows(settings, source_name(settings, source))
     if as_json:
-        doc = status_mod.collect(settings, urls, interval=interval, with_bucket=not no_bucket)
-        click.echo(json.dumps(doc))
-        sys.exit(0 if doc["healthy"] and not doc["errors"] else 1)
-    from streams.statusview import live
+        click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(rows),
+                               "objects": [dict(item.as_dict(), index=n) for n, item in reversed(rows)]}))
+    else:
+        for line in table_lines(rows):
+            click.echo(line)
+        click.echo(f"{len(rows)} quarantined objects in {escape(settings.topic('deadletter'))}")
 
-    live(settings, urls, interval, not no_bucket)
+
+@deadletter.command("show")
+@click.argument("key", required=False)
+@click.option("--index", "-n", "index", type=int, help="The object numbered N by `blueflow deadletter list`.")
+@click.option("--json", "as_json", is_flag=True)
+@source_option
+@ops_settings
+def deadletter_show(key: str | None, index: int | None, as_json: bool, source: str | None, use_devstack: bool,
+                    **values) -> None:
+    """Every dead letter of KEY (or of --index N) and the object's current state in the bucket."""
+    from streams.deadletters import object_state, resolve
+
+    if (key is None) == (index is None):
+        raise click.UsageError("give one object: its KEY, or --index N from `blueflow deadletter list`")
+    settings = resolved_ops_settings(use_devstack, values)
+    source = source_name(settings, source)
+    letters, rows = _rows(settings, source)
+    targets, problems = resolve(rows, [key] if key is not None else [], [] if index is None else [index], source,
+                                _configured(settings))
+    if problems:
+        raise click.UsageError(problems[0])
+    source, key = targets[0]
+    history = [item.as_dict() for item in letters if (item.source, item.key) == (source, key)]
+    doc = {"source": source, "key": key, "records": sorted(history, key=lambda r: (r["at"], r["offset"])),
+           "object": object_state(settings, key, source)}
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        if not history:
+            click.echo(f"no dead letter for {escape(key)}")
+        for r in doc["records"]:
+            click.echo(f"{r['at_iso']}  stage {escape(r['stage'])}  etag {escape(r['etag'])}  size {r['size']}\n"
+                       f"    {escape(r['reason'])}")
+        click.echo(f"in bucket now: {json.dumps(doc['object'])}")
+    sys.exit(0 if history else 1)
+
+
+@deadletter.command("retry")
+@click.argument("keys", nargs=-1)
+@click.option("--index", "-n", "indexes", type=int, multiple=True,
+              help="The object numbered N by `blueflow deadletter list` (repeat for several).")
+@click.option("--all", "retry_all", is_flag=True, help="Retry every quarantined object still in the bucket.")
+@click.option("--json", "as_json", is_flag=True)
+@source_option
+@ops_settings
+def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all: bool, as_json: bool,
+                     source: str | None, use_devstack: bool, **values) -> None:
+    """Process quarantined objects again (forced): the object must still be in the bucket.
+
+    Name them by KEY or by --index N (as `blueflow deadletter list` numbers them), or give --all. With --all,
+    objects that are no longer in the bucket are reported and skipped. --source: only that source's (and the
+    numbers of `list --source` with the same name)."""
+    from streams.deadletters import resolve, retry as do_retry
+
+    named = bool(keys or indexes)
+    if not named and not retry_all:
+        raise click.UsageError("nothing to retry: give object KEYS, --index N from `blueflow deadletter list`, "
+                               "or --all")
+    if named and retry_all:
+        raise click.UsageError("--all retries every quarantined object: give it without KEYS or --index")
+    settings = resolved_ops_settings(use_devstack, values)
+    source = source_name(settings, source)
+    _, rows = _rows(settings, source)
+    if retry_all:
+        targets = [(item.source, item.key) for _, item in rows if item.key]
+    else:
+        targets, problems = resolve(rows, list(keys), list(indexes), source, _configured(settings))
+        if problems:
+            raise click.UsageError("; ".join(problems))
+    results = do_retry(settings, targets)
+    if as_json:
+        click.echo(json.dumps({"results": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            who = f"{escape(r.source)}  " if len(_configured(settings)) > 1 else ""
+            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {who}{escape(r.key)}  {escape(r.detail)}")
+        click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
+    # with --all, objects no longer in the bucket (fixed and delivered since) are not failures
+    sys.exit(0 if all(r.ok or (retry_all and r.gone) for r in results) else 1)
+
+
