@@ -194,7 +194,8 @@ def scaling(runs: Sequence[Mapping]) -> dict[str, float | None]:
     return out
 
 
-TABLE_COLUMNS = (("workload", "wl"), ("sink", "sink"), ("workers", "w"), ("flows_per_s", "flows/s"), ("objects_per_s", "obj/s"),
+TABLE_COLUMNS = (("workload", "wl"), ("sink", "sink"), ("workers", "w"), ("flows_per_s", "flows/s"),
+                 ("objects_per_s", "obj/s"),
                  ("worker_cpu_us_per_flow", "cpu µs/fl"), ("floor_us_per_flow", "floor µs"),
                  ("cpu_over_floor", "×floor"), ("peak_rss_mb", "rss MB"), ("kafka_bytes_per_flow", "kafka B/fl"),
                  ("kentik_bytes_per_flow", "kentik B/fl"), ("cos_requests_per_object", "cos/obj"),

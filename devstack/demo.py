@@ -102,7 +102,8 @@ def _fill_bucket(env: dict[str, str], client, *, objects: int, mean_flows: int, 
         raise SystemExit(f"demo: {len(written.failed)} objects could not be written, e.g. {written.failed[0]}")
     plan.written = written.written
     _say(f"demo: bucket {bucket!r}: removed {removed} old objects, wrote {written.written} "
-         f"({len(good)} good/empty with {plan.flows} flows → {plan.owed_chf} kflow records owed, {len(bad_keys)} bad)")
+         f"({len(good)} good/empty with {plan.flows} flows → {plan.owed_chf} kflow records owed, "
+         f"{len(bad_keys)} bad)")
     return plan
 
 

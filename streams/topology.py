@@ -1,6 +1,6 @@
 """The pipeline's topology — the only place that wires topics to stages.
 
-    COS bucket ─poll (leader)─▶ objects ─parse─▶ flows ─enrich─▶ kflow ─sink─▶ Kentik /chf (or IPFIX collectors)
+    COS bucket ─poll (leader)─▶ objects ─parse─▶ flows ─enrich─▶ kflow ─sink─▶ Kentik /chf (or IPFIX)
                                                                            └─finalize─▶ COS delete, ledger
 
 `build(app, topics, runtime)` registers it on a Faust app; `describe()` prints it from the same tables
