@@ -17,7 +17,7 @@ FLOW_FIELDS = ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "pro
 
 
 def _decode_flows(packed: bytes) -> list[tuple]:
-    from connectors.kflow import load_schema  # pycapnp import is slow: only when flows arrive
+    from connectors.kflow_capnp import load_schema  # pycapnp import is slow: only when flows arrive
 
     reader = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40)
     out = []
@@ -31,7 +31,7 @@ def _decode_flows(packed: bytes) -> list[tuple]:
 
 def device_ids(packed: bytes) -> list[int]:
     """Every CHF.deviceId of a packed PackedCHF (reading nothing else); raises if it is not readable."""
-    from connectors.kflow import load_schema
+    from connectors.kflow_capnp import load_schema
 
     reader = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40)
     return [c.deviceId for c in reader.msgs]
