@@ -22,8 +22,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks import measure
-from benchmarks.harness import (accepted_flows, delete_run_topics, kafka_run_bytes, proc_cpu_s, reset_kentik,
-                                stack_cpu_s, standin_check, worker_metrics)
+from benchmarks.probes import (delete_run_topics, kafka_run_bytes, proc_cpu_s, stack_cpu_s, standin_check,
+                               worker_metrics)
+from benchmarks.sinks import accepted_flows, reset_kentik
 
 POLL_INTERVAL_S = 5.0
 WRITER_THREADS = 4
@@ -190,7 +191,7 @@ def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout
 def steady_row(raw: dict, *, workers: int, objects: int, flows: int, rate: float, seconds: float, **common) -> dict:
     """The report row of a W3 run (latencies against the target: p99 write→accepted ≤ poll interval + 10 s)."""
     writer = raw["writer"]
-    return {"workload": "W3", "workers": workers, "objects": objects, "flows": flows,
+    return {"workload": "W3", "sink": "kentik", "workers": workers, "objects": objects, "flows": flows,
             "rate_objects_per_s": rate, "seconds": seconds, "poll_interval_s": POLL_INTERVAL_S,
             "wall_s": measure.rnd(raw["wall_s"], 1), "timed_out": not raw["drained"], "flows_per_s": None,
             "worker_cpu_s": measure.rnd(raw["cpu_s"], 2),

@@ -5,6 +5,8 @@ Kentik stand-in, objects of two different VPC worlds.
 - Each source's flows reach its own devices, in its own plan and export; nothing crosses; both buckets empty.
 - One source's COS failing (every request to its bucket answered 503) does not hold the other: it keeps
   flowing and the worker stays healthy; once the COS answers again the waiting source drains, 0 lost.
+- Each source has its sink: acct-a to Kentik, acct-b (`sink: ipfix`) to an nfcapd on 127.0.0.1; each
+  destination receives exactly its source's records.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import pytest
 import requests
 
 from connectors.cos import list_objects
-from devstack import stack
+from devstack import nfcapd, stack
 from devstack.demo import empty_bucket, hmac_client
 from devstack.generator import generate_objects, write_objects
-from devstack.referee import compare
+from devstack.referee import compare, compare_collector
 from devstack.workers import WorkerProcess, run_environment
 from devstack.world import build_world
 from streams.flowlog import parse_object_key
@@ -32,7 +34,8 @@ PLANS = {"acct-a": (11467, 3302), "acct-b": (5555, 7777)}
 
 
 class TwoSources:
-    def __init__(self, objects_each: int, seed: int):
+    def __init__(self, objects_each: int, seed: int, b_sink: str = ""):
+        """`b_sink`: extra lines of source acct-b (e.g. its own sink)."""
         self.env = stack.ensure_up()
         self.run_id = f"s{uuid.uuid4().hex[:10]}"
         self.client = hmac_client(self.env)
@@ -71,7 +74,7 @@ class TwoSources:
                 service_instance: {self.env['IBM_SERVICE_INSTANCE']}
                 plan_id: {PLANS['acct-b'][0]}
                 export_id: {PLANS['acct-b'][1]}
-            """))
+            """) + textwrap.indent(b_sink, " " * 4))
         self.workers: list[WorkerProcess] = []
 
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
@@ -84,10 +87,11 @@ class TwoSources:
     def left(self, name: str) -> set[str]:
         return {o.key for o in list_objects(self.client, self.buckets[name], "")}
 
-    def fail_cos_of(self, name: str, objects_only: bool = False) -> None:
-        """Every request to the source's bucket answers 503 (listing included unless `objects_only`)."""
+    def fail_cos_of(self, name: str, objects_only: bool = False, status: int = 503) -> None:
+        """Every request to the source's bucket answers `status` (listing included unless `objects_only`); 403:
+        its credentials refused (revoked)."""
         prefix = f"/{self.buckets[name]}" + ("/" if objects_only else "")
-        fault = {"status": 503, "count": 10 ** 6, "path_prefix": prefix}
+        fault = {"status": status, "count": 10 ** 6, "path_prefix": prefix}
         requests.post(self.env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/faults", json=fault,
                       timeout=5).raise_for_status()
 
@@ -142,17 +146,19 @@ def test_each_source_reaches_its_own_devices_plan_and_export_and_nothing_crosses
     assert [s["source"] for s in info["sources"]] == ["acct-a", "acct-b"] and info["healthy"], info
 
 
-@pytest.mark.parametrize("objects_only", [False, True], ids=["bucket-down", "gets-and-deletes-fail"])
-def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(stack, two_sources, objects_only):
+@pytest.mark.parametrize("objects_only, status", [(False, 503), (True, 503), (False, 403)],
+                         ids=["bucket-down", "gets-and-deletes-fail", "credentials-revoked"])
+def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(stack, two_sources, objects_only, status):
     """Bucket down: nothing of acct-b is even listed. Gets and deletes failing (listing works): acct-b's objects
     are published, each parse gives up after a bounded time and the object waits in the bucket until it is
-    published again (`stuck_after`, 20 s here)."""
+    published again (`stuck_after`, 20 s here). Credentials revoked: every request of acct-b refused (403)
+    until they are restored."""
     run = two_sources
-    run.fail_cos_of("acct-b", objects_only)
+    run.fail_cos_of("acct-b", objects_only, status)
     started = time.monotonic()
     worker = run.start_worker("w1", BLUEFLOW_STUCK_AFTER="20")
     assert wait_for(lambda: not run.left("acct-a"), 180, interval_s=1), run.logs()
-    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'}): acct-a drained in "
+    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'} {status}): acct-a drained in "
           f"{time.monotonic() - started:.1f}s")
     assert len(run.left("acct-b")) == len(run.objects["acct-b"])  # nothing deleted while its COS fails
     time.sleep(25)  # longer than BLUEFLOW_UNHEALTHY_AFTER: the worker must stay healthy all the same
@@ -165,3 +171,25 @@ def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(sta
     assert wait_for(lambda: not run.left("acct-b"), 240, interval_s=2), run.logs()
     for name, (verdict, _) in per_source_verdicts(run).items():
         assert (verdict.lost, verdict.unexpected) == (0, 0), (name, verdict)
+
+
+@pytest.mark.skipif(nfcapd.missing() is not None, reason=str(nfcapd.missing()))
+def test_each_source_goes_to_its_own_sink_kentik_or_an_ipfix_collector(stack, tmp_path):
+    collector = nfcapd.NfCapd(tmp_path / "nfcapd")
+    run = TwoSources(objects_each=15, seed=67, b_sink=f"sink: ipfix\nipfix_collectors: {collector.address}\n")
+    try:
+        run.start_worker("w1")
+        assert wait_for(lambda: not run.left("acct-a") and not run.left("acct-b"), 240, interval_s=2), run.logs()
+        for worker in run.workers:
+            worker.stop()
+        rows = collector.stop_and_read()
+        verdicts = per_source_verdicts(run)
+    finally:
+        collector.kill()
+        run.close()
+    kentik_verdict, plans = verdicts["acct-a"]
+    assert kentik_verdict.owed > 0 and (kentik_verdict.lost, kentik_verdict.duplicates) == (0, 0), kentik_verdict
+    assert verdicts["acct-b"][0].accepted == 0  # nothing of the IPFIX source reached Kentik
+    ipfix_verdict = compare_collector(run.objects["acct-b"], rows)
+    assert ipfix_verdict.owed > 0 and ipfix_verdict.received == ipfix_verdict.owed, ipfix_verdict
+    assert (ipfix_verdict.lost, ipfix_verdict.duplicates, ipfix_verdict.unexpected) == (0, 0, 0), ipfix_verdict

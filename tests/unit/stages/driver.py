@@ -150,6 +150,7 @@ class FakeKentik:
         self.answers: list[int] = []
         self.posts: list[tuple[str, int]] = []
         self.resolved: list[tuple[str, int, int]] = []
+        self.beats: list[tuple[int, str]] = []
 
     def resolve_device(self, name, plan_id, export_id, region, zone, description="", **kind):
         self.resolved.append((name, plan_id, export_id))
@@ -162,6 +163,7 @@ class FakeKentik:
         return PostResult(status, None, "scripted")
 
     def heartbeat(self, export_id, status, message=""):
+        self.beats.append((export_id, status))
         return 200
 
 
@@ -201,7 +203,7 @@ class Driver:
         self.ctx = StageContext(FakeApp(), self.topics, rt, OutcomeStore(3600), ProgressStore(), None,
                                 MetadataFollower.__new__(MetadataFollower), devices=Devices(),
                                 sync_needed={"parse": False, "sink": False}, metadata_waited=True, pause=_no_pause)
-        self.ctx.metadata.index = None
+        self.ctx.metadata.indexes, self.ctx.metadata.labels = {}, {}
         if sources:  # several sources: a fake COS and Kentik each (self.coses / self.kentiks by source name)
             self.settings = replace(self.settings, sources=tuple(sources))
             rt.settings = self.settings

@@ -1,7 +1,6 @@
-"""The benchmark's I/O helpers shared by the burst runs (benchmarks/run.py) and the steady-state run
-(benchmarks/steady.py): process CPU and peak RSS from /proc, the stack's processes' CPU, workers' /metrics,
-the run's Kafka bytes and topics, and the Kentik stand-in's accepted flows.
-"""
+"""What the benchmark reads from the running processes and the stack: CPU and peak RSS from /proc, each stack
+process's CPU, workers' /metrics, the run's Kafka bytes; the stand-in sanity check; tidying a run's topics.
+The parsing itself is pure (benchmarks/measure.py)."""
 from __future__ import annotations
 
 import os
@@ -93,20 +92,3 @@ def delete_run_topics(env: dict[str, str], topics: list[str]) -> None:
                 pass
     except Exception:  # noqa: BLE001
         pass
-
-
-def accepted_flows(env: dict[str, str], page: int = 100_000) -> list[dict]:
-    """Every flow the Kentik stand-in accepted, in pages (the list can be large)."""
-    out: list[dict] = []
-    while True:
-        reply = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows",
-                             params={"offset": len(out), "limit": page}, timeout=600)
-        reply.raise_for_status()
-        body = reply.json()
-        out.extend(body["flows"])
-        if not body["flows"] or len(out) >= body["count"]:
-            return out
-
-
-def reset_kentik(env: dict[str, str]) -> None:
-    requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=30).raise_for_status()
