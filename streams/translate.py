@@ -14,7 +14,7 @@ import struct
 from itertools import chain, compress
 from typing import Any, Mapping, NamedTuple
 
-from connectors.kflow import INT_COLUMNS  # the kflow integer columns, defined once
+from connectors.chf_segment import INT_COLUMNS  # the kflow integer columns, defined once
 from streams.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [

@@ -16,7 +16,7 @@ import timeit
 
 import pytest
 
-from connectors import kflow
+from connectors import chf_segment, kflow
 
 FIDS = list(range(7000, 7019))
 VECTOR = ("1034400131015f0151041d0e000203e803010a000099020a010a33bb01393010060006106403d2040002100200050f"
@@ -64,10 +64,10 @@ def test_encoder_slots_match_schema(schema):
     u64 = {"in_bytes": "inBytes", "in_pkts": "inPkts", "out_bytes": "outBytes", "out_pkts": "outPkts"}
     u32 = {"dst_addr": "ipv4DstAddr", "src_addr": "ipv4SrcAddr", "dst_port": "l4DstPort",
            "src_port": "l4SrcPort", "protocol": "protocol"}
-    assert {k: slots[v] for k, v in u64.items()} == kflow._U64
-    assert {k: slots[v] for k, v in u32.items()} == kflow._U32
-    assert slots["timestamp"] == kflow._TS_SLOT and slots["deviceId"] == kflow._DEVICE_SLOT32
-    assert slots["custom"] == kflow.CUSTOM_PTR_INDEX
+    assert {k: slots[v] for k, v in u64.items()} == chf_segment.U64_SLOTS
+    assert {k: slots[v] for k, v in u32.items()} == chf_segment.U32_SLOTS
+    assert slots["timestamp"] == chf_segment.TS_SLOT and slots["deviceId"] == chf_segment.DEVICE_SLOT32
+    assert slots["custom"] == chf_segment.CUSTOM_PTR_INDEX
     assert (slots["sampleRate"] * 4, slots["sampleAdj"], slots["big"], slots["appProtocol"] * 4) == (
         132, 172 * 8 + 1, 172 * 8, 224)
 
@@ -100,7 +100,7 @@ def test_fast_pack_path_is_used_and_exact():
     assert kflow._fast_pack_ok is True
     assert bytes(seg) == before                    # the segment is left as it was
     # packed bytes unpack (C++ reader + our own view) to exactly our segment
-    assert _unpack(packed) == kflow._segment_table(len(seg) >> 3) + before
+    assert _unpack(packed) == kflow.segment_table(len(seg) >> 3) + before
 
 
 def test_decoded_fields(schema):
@@ -143,7 +143,7 @@ def test_cut_custom(text, want_len):
 
 def test_frame_body():
     packed = kflow.encode_packed_chf(make_batch(3), 7, FIDS)
-    for level in (1, 6):
+    for level in (0, 1, 3):
         raw = gzip.decompress(kflow.frame_body(packed, level))
         assert raw[:80] == bytes(80) and raw[80:] == packed
 
