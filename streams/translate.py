@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from itertools import chain
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
@@ -132,61 +133,63 @@ def _factorize(values: Any, table: dict) -> np.ndarray:
     return np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
 
 
+def _first_seen(codes: np.ndarray, count: int) -> list[int]:
+    """Index of the first occurrence of each code 0..count-1 of codes numbered in order of appearance (the
+    running maximum steps up by one exactly there)."""
+    return np.searchsorted(np.maximum.accumulate(codes), np.arange(count)).tolist() if len(codes) else []
+
+
 class _Codes:
     """The string columns as codes into per-batch tables of their distinct values, and the string dictionary
     (`strings`, value -> index in first-interned order) that the customs index into."""
 
     def __init__(self, columns: Mapping[str, Any], cap_s: str, cap_e: str):
         self.strings: dict[str, int] = {}
-        st, et, ips = {}, {}, {}
+        st, et, ips, dirs, acts = {}, {}, {}, {}, {}
         self.st, self.et = _factorize(columns["start_time"], st), _factorize(columns["end_time"], et)
-        self.st_idx = np.array([self.intern(s or cap_s) for s in st], dtype=np.int32)
-        self.et_idx = np.array([self.intern(s or cap_e) for s in et], dtype=np.int32)
+        self.st_idx = self.intern([s or cap_s for s in st])
+        self.et_idx = self.intern([s or cap_e for s in et])
         self.ts = np.array([_epoch(s or cap_s) for s in st], dtype=np.int64)
         self.ini, self.tgt = _factorize(columns["initiator_ip"], ips), _factorize(columns["target_ip"], ips)
         self.ip_values = list(ips)
         self.ip = np.array([_ip_int(ip) for ip in ips], dtype=np.uint32)
-        dirs, acts = {}, {}
         self.dir, self.act = _factorize(columns["direction"], dirs), _factorize(columns["action"], acts)
         self.dir_values, self.act_values = list(dirs), list(acts)
         self.out_f = np.array([d == "O" for d in dirs], dtype=bool)[self.dir]  # initiator is the local vNIC
         self.out_r = np.array([d == "I" for d in dirs], dtype=bool)[self.dir]  # target is the local vNIC
 
-    def intern(self, s: str) -> int:
-        i = self.strings.get(s)
-        if i is None:
-            i = self.strings[s] = len(self.strings)
-        return i
+    def intern(self, values: Any) -> np.ndarray:
+        """The dictionary index of each value; new values are added in order."""
+        strings = self.strings
+        for v in values:
+            if v not in strings:
+                strings[v] = len(strings)
+        return np.fromiter(map(strings.__getitem__, values), dtype=np.int32, count=len(values))
 
 
 def _forward_customs(c: _Codes, key_info: ObjectKeyInfo, local: EndNames, index: Any) -> np.ndarray:
     """STR00..STR18 of every forward CHF, as an (n, 19) array of string indexes."""
-    intern = c.intern
-    acct, ept, rtype = intern(key_info.account), intern(key_info.endpoint_type), intern(key_info.record_type)
-    loc = np.array([intern(v) for v in local], dtype=np.int32)
+    acct, ept, rtype = c.intern((key_info.account, key_info.endpoint_type, key_info.record_type)).tolist()
+    loc = c.intern(local)
     remote = np.where(c.out_f, c.tgt, c.ini)
+    r_codes, r_first = np.unique(remote, return_index=True)
+    remote_names = {r: remote_end(c.ip_values[r], index) for r in r_codes.tolist()}
+    dir_words = [_DIRECTION_WORD.get(d, d) for d in c.dir_values]
+    # names enter the dictionary in the order a flow-by-flow pass would meet them: per flow its remote end's
+    # six names, then its action, then its direction word (each distinct value at its first flow)
+    events = sorted([(f, 0, remote_names[r]) for r, f in zip(r_codes.tolist(), r_first.tolist())] +
+                    [(f, 1, (c.act_values[a],)) for a, f in enumerate(_first_seen(c.act, len(c.act_values)))] +
+                    [(f, 2, (dir_words[d],)) for d, f in enumerate(_first_seen(c.dir, len(dir_words)))])
+    c.intern(list(dict.fromkeys(chain.from_iterable(names for _, _, names in events))))
     ends = np.zeros((len(c.ip_values), 6), dtype=np.int32)
-    act_idx = np.zeros(len(c.act_values), dtype=np.int32)
-    dir_idx = np.zeros(len(c.dir_values), dtype=np.int32)
-    # names are interned per distinct (remote end, action, direction) in order of first appearance: the
-    # string dictionary comes out in the same order whatever the batch's size
-    n_act, n_dir = len(c.act_values), len(c.dir_values)
-    _, first = np.unique((remote * n_act + c.act) * n_dir + c.dir, return_index=True)
-    first.sort()
-    seen: set[int] = set()
-    for r, a, d in zip(remote[first].tolist(), c.act[first].tolist(), c.dir[first].tolist()):
-        if r not in seen:
-            seen.add(r)
-            ends[r] = [intern(v) for v in remote_end(c.ip_values[r], index)]
-        act_idx[a] = intern(c.act_values[a])
-        dir_idx[d] = intern(_DIRECTION_WORD.get(c.dir_values[d], c.dir_values[d]))
+    ends[list(remote_names)] = c.intern(list(chain.from_iterable(remote_names.values()))).reshape(-1, 6)
     fwd = np.empty((len(c.st), 19), dtype=np.int32)
     fwd[:, 0], fwd[:, 1] = c.st_idx[c.st], c.et_idx[c.et]
     r_end, out = ends[remote], c.out_f[:, None]
     fwd[:, _SRC_END] = np.where(out, loc, r_end)
     fwd[:, _DST_END] = np.where(out, r_end, loc)
     fwd[:, 4], fwd[:, 9], fwd[:, 11] = acct, ept, rtype
-    fwd[:, 12], fwd[:, 18] = act_idx[c.act], dir_idx[c.dir]
+    fwd[:, 12], fwd[:, 18] = c.intern(c.act_values)[c.act], c.intern(dir_words)[c.dir]
     return fwd
 
 
