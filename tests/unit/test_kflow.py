@@ -14,6 +14,7 @@ import gzip
 import random
 import timeit
 
+import numpy as np
 import pytest
 
 from connectors import chf_segment, kflow
@@ -90,6 +91,37 @@ def test_byte_equal_to_pycapnp(n):
     cols = make_batch(n, seed=n)
     assert kflow.encode_segment(cols, 1234, FIDS) == kflow.encode_with_pycapnp(cols, 1234, FIDS, packed=False)
     assert kflow.encode_packed_chf(cols, 1234, FIDS) == kflow.encode_with_pycapnp(cols, 1234, FIDS)
+
+
+def as_numpy(cols: dict, dtypes: dict | None = None) -> dict:
+    """The batch with every integer column (and custom_idx) as a numpy array, as the Avro decoder may give it."""
+    dtypes = dtypes or {}
+    return {k: v if k == "strings" else np.asarray(v, dtype=dtypes.get(k, np.uint64 if k in U64 else np.int64))
+            for k, v in cols.items()}
+
+
+U64 = ("in_bytes", "in_pkts", "out_bytes", "out_pkts")
+
+
+@pytest.mark.parametrize("n", [0, 1, 500])
+def test_numpy_columns_encode_identically(n):
+    cols = make_batch(n, seed=n + 40)
+    want = kflow.encode_with_pycapnp(cols, 77, FIDS)
+    assert kflow.encode_packed_chf(as_numpy(cols), 77, FIDS) == want
+    narrow = {"src_addr": np.uint32, "dst_addr": np.uint32, "src_port": np.uint16, "protocol": np.uint8,
+              "custom_idx": np.int32}
+    assert kflow.encode_packed_chf(as_numpy(cols, narrow), 77, FIDS) == want
+
+
+@pytest.mark.parametrize("name,value,dtype", [("src_port", -1, np.int64), ("dst_addr", 2 ** 32, np.int64),
+                                              ("in_bytes", -5, np.int64), ("custom_idx", -1, np.int32),
+                                              ("timestamp", 1.5, np.float64)])
+def test_bad_numpy_columns(name, value, dtype):
+    cols = as_numpy(make_batch(3))
+    cols[name] = cols[name].astype(dtype)
+    cols[name][0] = value
+    with pytest.raises(kflow.KflowEncodeError, match=name):
+        kflow.encode_packed_chf(cols, 1, FIDS)
 
 
 def test_fast_pack_path_is_used_and_exact():
