@@ -2,9 +2,9 @@
 
 Pure and per batch: each string column is turned into codes once (one dictionary lookup per value), every
 lookup (timestamps, IPv4 integers, remote ends from the IP index, names) is done once per distinct value, and
-the per-flow work is numpy gathers over those codes (IPs as uint32). Output order: all forward CHF (one per IBM record, in input order),
-then all reverse CHF (records with packets_from_target > 0 or bytes_from_target > 0, in input order).
-Custom strings are dictionary-encoded: `strings` (distinct values) + `custom_idx` (19 per CHF, STR00..STR18).
+the per-flow work is numpy gathers over those codes (IPs as uint32). Output order: all forward CHF (one per
+IBM record, in input order), then all reverse CHF (records with packets_from_target > 0 or
+bytes_from_target > 0, in input order). Custom strings are dictionary-encoded: `strings` (distinct values) + `custom_idx` (19 per CHF, STR00..STR18).
 """
 from __future__ import annotations
 
@@ -107,9 +107,8 @@ def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, 
     f = {name: np.asarray(columns[name], dtype=np.int64) for name in _INT_INPUTS}
     rev = (f["bytes_from_target"] > 0) | (f["packets_from_target"] > 0)
     out = _int_columns(c, f, rev)
-    rev_customs = fwd[rev]
-    rev_customs[:, _SRC_END] = fwd[rev][:, _DST_END]  # the reverse CHF: ends swapped, all else the same
-    rev_customs[:, _DST_END] = fwd[rev][:, _SRC_END]
+    rev_customs = fwd[rev]  # the reverse CHF: ends swapped, all else the same
+    rev_customs[:, _SRC_END], rev_customs[:, _DST_END] = rev_customs[:, _DST_END], rev_customs[:, _SRC_END]
     n, n_rev = len(fwd), len(rev_customs)
     out.update({"device_name": device_name_for_subnet(key_info.subnet_id), "subnet_id": key_info.subnet_id,
                 "region": key_info.region, "zone": local.zone, "flow_count": n + n_rev, "source_flows": n,
