@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 from isal import igzip
 
-from connectors.chf_segment import (  # noqa: F401 - re-exported: the kflow batch shape is defined there
-    CHF_WORDS, CUSTOM_MAX_BYTES, HEAD_WORDS, INT_COLUMNS, N_CUSTOM, SAMPLE_RATE, BLOCK_WORDS, KflowEncodeError,
-    build_segment, column, cut_custom, encode_segment, segment_table,
+from connectors.chf_segment import (  # noqa: F401 - INT_COLUMNS, N_CUSTOM, KflowEncodeError re-exported
+    BLOCK_WORDS, CHF_WORDS, HEAD_WORDS, INT_COLUMNS, N_CUSTOM, SAMPLE_RATE, KflowEncodeError, build_segment, column,
+    cut_custom, encode_segment, segment_table,
 )
 from schemas import SCHEMA_DIR
 
