@@ -119,8 +119,8 @@ def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, 
 # columns of STR02..STR18 that hold the source / destination end, in EndNames order
 # (region, zone, vpc, subnet, instance, vnic): STR02 region, STR06 zone, STR07 vpc, STR08 subnet,
 # STR05 instance, STR10 vnic for the source; STR03, STR14, STR15, STR16, STR13, STR17 for the destination.
-_SRC_END = [2, 6, 7, 8, 5, 10]
-_DST_END = [3, 14, 15, 16, 13, 17]
+_SRC_END = np.array([2, 6, 7, 8, 5, 10])
+_DST_END = np.array([3, 14, 15, 16, 13, 17])
 _INT_INPUTS = ("initiator_port", "target_port", "transport_protocol", "bytes_from_initiator",
                "packets_from_initiator", "bytes_from_target", "packets_from_target")
 
@@ -195,22 +195,25 @@ def _forward_customs(c: _Codes, key_info: ObjectKeyInfo, local: EndNames, index:
 def _int_columns(c: _Codes, f: dict[str, np.ndarray], rev: np.ndarray) -> dict[str, np.ndarray]:
     """The integer columns: every forward CHF (initiator → target), then the reverse CHF of the records
     `rev` selects (target → initiator). Bytes/packets count as out* when the CHF leaves the local vNIC."""
-    src, dst = c.ip[c.ini], c.ip[c.tgt]
-    bfi, pfi, bft, pft = (f["bytes_from_initiator"], f["packets_from_initiator"], f["bytes_from_target"][rev],
-                          f["packets_from_target"][rev])
-    out_f, out_r = c.out_f, c.out_r[rev]
-    ts = c.ts[c.st]
+    n = len(c.st)
+    rows = np.concatenate((np.arange(n), np.flatnonzero(rev)))  # the IBM record of each CHF
+    src = rows.copy()  # into (initiator values + target values): the CHF's source side
+    src[n:] += n
+    dst = rows + n
+    dst[n:] -= n
+
+    def pair(initiator: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.concatenate((initiator, target))
+
+    addr, port = pair(c.ip[c.ini], c.ip[c.tgt]), pair(f["initiator_port"], f["target_port"])
+    sent_bytes = pair(f["bytes_from_initiator"], f["bytes_from_target"])[src]
+    sent_pkts = pair(f["packets_from_initiator"], f["packets_from_target"])[src]
+    leaves = pair(c.out_f, c.out_r)[src]
     return {
-        "timestamp": np.concatenate((ts, ts[rev])),
-        "src_addr": np.concatenate((src, dst[rev])),
-        "dst_addr": np.concatenate((dst, src[rev])),
-        "src_port": np.concatenate((f["initiator_port"], f["target_port"][rev])),
-        "dst_port": np.concatenate((f["target_port"], f["initiator_port"][rev])),
-        "protocol": np.concatenate((f["transport_protocol"], f["transport_protocol"][rev])),
-        "in_bytes": np.concatenate((np.where(out_f, 0, bfi), np.where(out_r, 0, bft))),
-        "in_pkts": np.concatenate((np.where(out_f, 0, pfi), np.where(out_r, 0, pft))),
-        "out_bytes": np.concatenate((np.where(out_f, bfi, 0), np.where(out_r, bft, 0))),
-        "out_pkts": np.concatenate((np.where(out_f, pfi, 0), np.where(out_r, pft, 0))),
+        "timestamp": c.ts[c.st[rows]], "src_addr": addr[src], "dst_addr": addr[dst], "src_port": port[src],
+        "dst_port": port[dst], "protocol": f["transport_protocol"][rows],
+        "in_bytes": np.where(leaves, 0, sent_bytes), "in_pkts": np.where(leaves, 0, sent_pkts),
+        "out_bytes": np.where(leaves, sent_bytes, 0), "out_pkts": np.where(leaves, sent_pkts, 0),
     }
 
 
