@@ -108,10 +108,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
            "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
            minimum=1),
-    Option("delete_batch_seconds", "BLUEFLOW_DELETE_BATCH_SECONDS", "0",
+    Option("delete_batch_seconds", "BLUEFLOW_DELETE_BATCH_SECONDS", "1",
            "Seconds completed objects wait to be deleted together (one version check and DeleteObjects for up "
-           "to 1,000 keys); 0: each kflow message deletes its own. Above 0, a worker killed while holding "
-           "objects leaves them until they are published again (stuck_after) and their flows are sent again.",
+           "to 1,000 keys); 0: each kflow message deletes its own. The messages that completed them are "
+           "acked only once they are deleted, so a worker killed meanwhile leaves them to be redelivered.",
            kind="float", minimum=0, maximum=30),
     Option("fetch_concurrency", "BLUEFLOW_FETCH_CONCURRENCY", "4",
            "Objects of one group downloaded and parsed at once (COS GETs in flight per worker).", kind="int",

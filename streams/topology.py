@@ -115,8 +115,15 @@ async def _guarded(ctx: StageContext, stage: str, event, handle) -> None:
 
 def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
     async def agent(stream):
-        async for event in stream.events():
-            await _guarded(ctx, spec.name, event, spec.handle)
+        # manual acks: a message is acked when handled, or later when its objects were finalized in a batch
+        async for event in stream.noack().events():
+            held = delete_batch.HeldAck(event.ack)
+            token = delete_batch.CURRENT_ACK.set(held)
+            try:
+                await _guarded(ctx, spec.name, event, spec.handle)
+            finally:
+                delete_batch.CURRENT_ACK.reset(token)
+            held.finish()
 
     agent.__name__ = f"{spec.name}_agent"
     app.agent(topic, concurrency=1, name=spec.name)(agent)

@@ -5,19 +5,21 @@ several messages completed within `delete_batch_seconds` are finalized together 
 The rule is unchanged: only objects whose every chunk Kentik accepted are ever added, and each is deleted
 only if it still is the version read. Waiting costs nothing in safety: an object whose delete has not run
 yet is still in the bucket, so a worker that dies meanwhile leaves it to be delivered again; it is never lost
-and never deleted early. But its kflow message was already acked: nothing redelivers it, so it waits until the
-poller publishes it again (`stuck_after`) and its flows are then sent twice (kill9 fault scenario: ~600
-duplicate records against ~25 without batching). Holding the messages' acks until their objects are
-finalized would close that gap. A worker that stops cleanly finalizes what it holds first (`flush(force=True)`).
+and never deleted early. The kflow message that completed an object is acked only once the object was finalized
+(`HeldAck`: the agent's manual ack waits for every batch the message added to), so a worker that dies with a
+batch pending leaves its messages to be redelivered, and their flows are not sent again (their progress says
+accepted). A worker that stops cleanly finalizes what it holds first (`flush(force=True)`).
 
-Pure core: `due`. Shell: `DeleteBatcher` (add, flush) and `flush_loop` (the timer of every worker).
+Pure core: `due`, `HeldAck`. Shell: `DeleteBatcher` (add, flush) and `flush_loop` (the timer of every worker).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Callable
 
 from connectors.cos import PAGE_SIZE
 
@@ -32,12 +34,41 @@ def due(first_added: float, count: int, now: float, wait_s: float, limit: int = 
     return count >= limit or now - first_added >= wait_s
 
 
+class HeldAck:
+    """The ack of one message, held while batches it added objects to wait to be finalized: `ack` runs once,
+    when the message's handler is done and no batch holds it any more."""
+
+    def __init__(self, ack: Callable[[], object]):
+        self._ack, self.holds, self.done, self.acked = ack, 0, False, False
+
+    def hold(self) -> None:
+        self.holds += 1
+
+    def release(self) -> None:
+        self.holds -= 1
+        self._maybe_ack()
+
+    def finish(self) -> None:
+        """The handler returned (or quarantined the message): ack now unless a batch still holds it."""
+        self.done = True
+        self._maybe_ack()
+
+    def _maybe_ack(self) -> None:
+        if self.done and self.holds <= 0 and not self.acked:
+            self.acked = True
+            self._ack()
+
+
+CURRENT_ACK: ContextVar[HeldAck | None] = ContextVar("blueflow_current_ack", default=None)
+
+
 @dataclass
 class _Batch:
     source: object  # streams.sources.Source
     bucket: str
     first_added: float
     items: dict = field(default_factory=dict)  # (skey, etag) -> (KflowPart, ObjectProgress)
+    acks: list = field(default_factory=list)  # HeldAck of the messages whose objects these are
 
 
 class DeleteBatcher:
@@ -51,13 +82,19 @@ class DeleteBatcher:
     def __len__(self) -> int:
         return sum(len(b.items) for b in self._batches.values())
 
-    def add(self, source, bucket: str, completed: list) -> None:
-        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize."""
+    def add(self, source, bucket: str, completed: list, acks: list | None = None) -> None:
+        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize, and the ack
+        of the message being handled (CURRENT_ACK) until then; `acks`: ones already held (a failed batch)."""
         batch = self._batches.get((source.name, bucket))
         if batch is None:
             batch = self._batches[(source.name, bucket)] = _Batch(source, bucket, self.clock())
         for part, progress in completed:
             batch.items[(part.skey, part.etag)] = (part, progress)
+        if acks is not None:
+            batch.acks.extend(acks)
+        elif (held := CURRENT_ACK.get()) is not None:
+            held.hold()
+            batch.acks.append(held)
 
     def _due(self, force: bool) -> list[tuple[str, str]]:
         now = self.clock()
@@ -80,7 +117,10 @@ class DeleteBatcher:
                     raise
                 except Exception:
                     log.exception("finalize: %d objects could not be finalized; trying again", len(batch.items))
-                    self.add(batch.source, batch.bucket, list(batch.items.values()))
+                    self.add(batch.source, batch.bucket, list(batch.items.values()), batch.acks)
+                    continue
+                for held in batch.acks:
+                    held.release()
 
 
 async def flush_loop(ctx) -> None:

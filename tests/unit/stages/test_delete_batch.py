@@ -9,7 +9,7 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.stages.delete_batch import DeleteBatcher, due
+from streams.stages.delete_batch import CURRENT_ACK, DeleteBatcher, HeldAck, due
 from tests.unit.stages.driver import Driver
 
 
@@ -105,3 +105,65 @@ def test_a_key_the_batch_reports_failed_is_retried_never_assumed_gone(small):
     d.run(d.ctx.deletes.flush(d.ctx))
     assert not d.cos.objects and sorted(deleted(d)) == keys and all(e.deleted for e in d.ledger())
     assert d.cos.calls.count("delete_objects") == 2
+
+
+def sink_holding(d: Driver, objects, acked: list) -> list[HeldAck]:
+    """sink_group with each kflow message's ack held the way the topology's agent holds it."""
+    for o in objects:
+        d.cos.put(o.key, o.body)
+    d.parse(d.group(sorted(o.key for o in objects)))
+    d.enrich_all()
+    helds = []
+    for n, raw in enumerate(d.kflow_messages()):
+        held = HeldAck(lambda n=n: acked.append(n))
+        token = CURRENT_ACK.set(held)
+        try:
+            d.sink(raw)
+        finally:
+            CURRENT_ACK.reset(token)
+        held.finish()
+        helds.append(held)
+    return helds
+
+
+def test_a_message_is_acked_only_after_its_objects_were_deleted(small):
+    clock, acked = Clock(), []
+    d = batched(clock)
+    helds = sink_holding(d, small[:6], acked)
+    assert helds and not acked and not deleted(d)  # handled, accepted, held: a crash now redelivers them
+    clock.now += 2
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert deleted(d) and sorted(acked) == list(range(len(helds)))
+
+
+def test_a_batch_that_fails_keeps_its_messages_unacked_until_it_is_finalized(small, monkeypatch):
+    from streams.stages import finalize
+
+    clock, acked, real = Clock(), [], finalize.finalize_now
+    d = batched(clock)
+    helds = sink_holding(d, small[:4], acked)
+
+    async def failing(*args, **kwargs):
+        raise RuntimeError("COS down")
+
+    monkeypatch.setattr(finalize, "finalize_now", failing)
+    clock.now += 2
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert not acked and len(d.ctx.deletes) == 4
+    monkeypatch.setattr(finalize, "finalize_now", real)
+    d.run(d.ctx.deletes.flush(d.ctx, force=True))
+    assert sorted(acked) == list(range(len(helds))) and not d.cos.objects
+
+
+def test_without_batching_or_objects_to_finalize_a_message_is_acked_when_handled():
+    acked = []
+    held = HeldAck(lambda: acked.append(1))
+    held.finish()
+    held.finish()
+    assert acked == [1]
+    held = HeldAck(lambda: acked.append(2))
+    held.hold()
+    held.finish()
+    assert acked == [1]
+    held.release()
+    assert acked == [1, 2]
