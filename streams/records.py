@@ -3,7 +3,8 @@ between them.
 
 objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk · ledger → LedgerEntry · deadletter → DeadLetter ·
 progress → Progress (compacted; None value = tombstone) · vpc-metadata → MetadataRecord.
-Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
+Every stage builds and reads these classes; nothing else builds Avro dicts by hand. The columns of flows/kflow
+(version 4) are packed by streams/columns.py: integer columns decode to numpy arrays.
 
 Groups (schema version 2): an `objects` message may stand for a group of objects (`ObjectRef.group`), and a
 `flows` / `kflow` message may carry rows of several objects (`parts`, each with its own row range and chunk
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 from connectors.kflow import INT_COLUMNS, N_CUSTOM
 from streams.avro import AvroDecodeError, Codec
+from streams import columns as packed  # the v4 packed columns of the flows/kflow messages
 
 __all__ = [
     "AvroDecodeError", "DeadLetter", "FlowChunk", "FlowPart", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",
@@ -72,7 +74,10 @@ class Record:
 
     @classmethod
     def decode(cls: type[R], raw: bytes) -> R:
-        return cls.from_avro(_codec(cls.SCHEMA).decode(raw))
+        try:
+            return cls.from_avro(_codec(cls.SCHEMA).decode(raw))
+        except packed.ColumnError as exc:
+            raise AvroDecodeError(f"message columns are inconsistent: {exc}") from None
 
 
 @dataclass(slots=True)
@@ -161,12 +166,14 @@ class FlowChunk(Record):
 
     def to_avro(self) -> dict:
         record = {name: getattr(self, name) for name in _names(type(self)) if name != "parts"}
+        record["columns"] = packed.pack_flow_columns(self.columns)
         record["parts"] = [_as_dict(p, skip=("source",)) for p in self.parts]
         return record
 
     @classmethod
     def from_avro(cls, record: dict) -> "FlowChunk":
         parts = record.pop("parts", None) or ()
+        record["columns"] = packed.unpack_flow_columns(record["columns"], record["flow_count"])
         chunk = super(FlowChunk, cls).from_avro(record)
         chunk.parts = [FlowPart(**p, source=chunk.source) for p in parts]
         return chunk
@@ -240,7 +247,7 @@ class KflowChunk(Record):
     chunks: int
     source_flows: int  # IBM flow records of the FlowChunk this came from
     flow_count: int = 0  # kflow records
-    columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> list
+    columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> numpy array (strings: list)
     replay: bool = False
     source: str = ""
     parts: list = field(default_factory=list)  # KflowPart; empty = one object (ungrouped)
@@ -251,14 +258,13 @@ class KflowChunk(Record):
 
     def to_avro(self) -> dict:
         record = {name: getattr(self, name) for name in _names(type(self)) if name not in ("columns", "parts")}
-        for name in KFLOW_COLUMNS:
-            record[name] = self.columns.get(name, [])
+        record.update(packed.pack_kflow_columns(self.columns))
         record["parts"] = [_as_dict(p, skip=("replay", "source")) for p in self.parts]
         return record
 
     @classmethod
     def from_avro(cls, record: dict) -> "KflowChunk":
-        columns = {name: record.pop(name, []) for name in KFLOW_COLUMNS}
+        columns = packed.unpack_kflow_columns(record, record["flow_count"], CUSTOMS_PER_FLOW)
         parts = record.pop("parts", None) or ()
         chunk = super(KflowChunk, cls).from_avro(record)
         chunk.columns = columns
@@ -276,13 +282,10 @@ class KflowChunk(Record):
                           self.replay, self.source)]
 
     def slice(self, start: int, stop: int) -> dict:
-        """Columns of records [start, stop) (for a 413 split); the whole columns when that is everything."""
-        if start == 0 and stop == self.flow_count:
-            return dict(self.columns, flow_count=self.flow_count)
-        part: dict[str, Any] = {c: self.columns[c][start:stop] for c in KFLOW_INT_COLUMNS}
-        part["strings"] = self.columns["strings"]
-        part["custom_idx"] = self.columns["custom_idx"][start * CUSTOMS_PER_FLOW:stop * CUSTOMS_PER_FLOW]
-        part["flow_count"] = stop - start
+        """Columns of records [start, stop) (for a 413 split) as lists: what connectors/kflow.py's encoder reads."""
+        part: dict[str, Any] = {c: packed.as_list(self.columns[c][start:stop]) for c in KFLOW_INT_COLUMNS}
+        idx = self.columns["custom_idx"][start * CUSTOMS_PER_FLOW:stop * CUSTOMS_PER_FLOW]
+        part.update(strings=self.columns["strings"], flow_count=stop - start, custom_idx=packed.as_list(idx))
         return part
 
 

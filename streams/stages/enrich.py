@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from itertools import chain
+
+import numpy as np
 
 from streams import metrics
 from streams.avro import AvroDecodeError
+from streams.columns import concat
 from streams.flowlog import FlowLogError, parse_object_key
 from streams.records import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
                             part_object)
@@ -80,13 +82,13 @@ def concat_kflow(blocks: list[dict]) -> dict:
     blocks = [b for b in blocks if b.get("flow_count")]
     if len(blocks) <= 1:
         return {name: blocks[0][name] for name in KFLOW_COLUMNS} if blocks else {}
-    out = {name: list(chain.from_iterable(b[name] for b in blocks)) for name in KFLOW_INT_COLUMNS}
+    out = {name: concat([b[name] for b in blocks]) for name in KFLOW_INT_COLUMNS}
     strings: dict[str, int] = {}
-    custom: list[int] = []
+    custom = []
     for block in blocks:
-        renumber = [strings.setdefault(text, len(strings)) for text in block["strings"]]
-        custom.extend(map(renumber.__getitem__, block["custom_idx"]))
-    out["strings"], out["custom_idx"] = list(strings), custom
+        renumber = np.fromiter((strings.setdefault(text, len(strings)) for text in block["strings"]), np.uint32)
+        custom.append(renumber[np.asarray(block["custom_idx"], np.intp)])
+    out["strings"], out["custom_idx"] = list(strings), np.concatenate(custom)
     return out
 
 

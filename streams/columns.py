@@ -1,0 +1,150 @@
+"""Packed columns of the `flows` and `kflow` batch messages (schemas flow_batch / kflow_batch version 4).
+
+Each integer column is one Avro `bytes` value holding a little-endian fixed-width array (the widths are in
+FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). The IBM record's string columns are dictionary-encoded:
+one `strings` array of the distinct values of all of them, and per column a uint32 array of indexes into it.
+Encoding takes lists or numpy arrays; decoding gives numpy arrays for the integer columns (read-only, zero-copy
+views of the message) and lists of str for the string columns. Version 3 messages (Avro arrays, schemas/history/
+*.v3-columns.avsc) are read with that reader and upgraded to this shape (`UPGRADES`, used by streams/avro.py).
+"""
+from __future__ import annotations
+
+import sys
+from array import array
+from itertools import chain
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "ColumnError", "UPGRADES", "as_list", "concat", "lists", "pack",
+    "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
+]
+
+FLOW_STRING_COLUMNS = ("start_time", "end_time", "connection_start_time", "direction", "action",
+                       "initiator_ip", "target_ip")
+_COUNTS = ("bytes_from_initiator", "packets_from_initiator", "bytes_from_target", "packets_from_target",
+           "cumulative_bytes_from_initiator", "cumulative_packets_from_initiator",
+           "cumulative_bytes_from_target", "cumulative_packets_from_target")
+FLOW_INT_TYPES = {"initiator_port": "<u2", "target_port": "<u2", "transport_protocol": "<u1",
+                  "was_initiated": "?", "was_terminated": "?", **{name: "<i8" for name in _COUNTS}}
+# as the CHF fields they become (connectors/kflow.py): Int64 timestamp, UInt32 addresses/ports/protocol, UInt64 counts
+KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u4", "dst_port": "<u4",
+                   "protocol": "<u4", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8",
+                   "custom_idx": "<u4"}
+_INDEX = "<u4"
+# array typecodes of the same widths: array(code, list) is several times faster than np.asarray on a list
+_ARRAY_CODES = {"<u1": "B", "?": "B", "<u2": "H", "<u4": "I", "<i8": "q", "<u8": "Q"}
+_LITTLE = sys.byteorder == "little"
+
+
+class ColumnError(ValueError):
+    """A packed column that does not fit its message (wrong length, index out of range); says which."""
+
+
+def pack(values: Any, dtype: str, name: str = "") -> bytes:
+    """Little-endian bytes of `values` (a list, an iterable of ints or a numpy array) as `dtype`."""
+    if not isinstance(values, np.ndarray):
+        try:
+            packed = array(_ARRAY_CODES[dtype], values)
+        except OverflowError:
+            raise ColumnError(f"column {name!r} has a value out of range for {dtype}") from None
+        if not _LITTLE and packed.itemsize > 1:  # pragma: no cover - big-endian hosts
+            packed.byteswap()
+        return packed.tobytes()
+    return values.astype(dtype, copy=False).tobytes()
+
+
+def unpack(raw: bytes, dtype: str, count: int, name: str) -> np.ndarray:
+    """The `count` values of column `name` packed in `raw` (a read-only view of it, no copy)."""
+    size = np.dtype(dtype).itemsize
+    if len(raw) != count * size:
+        raise ColumnError(f"column {name!r} has {len(raw)} bytes, expected {count} values of {size} bytes")
+    return np.frombuffer(raw, dtype)
+
+
+def as_list(column: Any) -> Any:
+    """A numpy column as a list (converted in C), for code that reads Python sequences; other columns as they are."""
+    return column.tolist() if isinstance(column, np.ndarray) else column
+
+
+def lists(columns: Mapping[str, Any]) -> dict:
+    """Every column `as_list`."""
+    return {name: as_list(column) for name, column in columns.items()}
+
+
+def concat(pieces: Sequence) -> Any:
+    """Pieces of one column (lists or numpy arrays) one after the other: a numpy array if any piece is one."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if any(isinstance(p, np.ndarray) for p in pieces):
+        return np.concatenate(pieces)
+    return list(chain.from_iterable(pieces))
+
+
+# ------------------------------------------------------------------------------------------------ flows
+def pack_flow_columns(columns: Mapping[str, Any]) -> dict:
+    """The Avro `columns` value (FlowColumns v4) of IBM flow columns (lists or numpy arrays; {} = no flows)."""
+    if not columns:
+        return {"strings": [], **{name: b"" for name in (*FLOW_STRING_COLUMNS, *FLOW_INT_TYPES)}}
+    index = {s: i for i, s in enumerate(dict.fromkeys(chain.from_iterable(columns[n] for n in FLOW_STRING_COLUMNS)))}
+    get = index.__getitem__
+    out: dict[str, Any] = {name: pack(map(get, columns[name]), _INDEX) for name in FLOW_STRING_COLUMNS}
+    out["strings"] = list(index)
+    for name, dtype in FLOW_INT_TYPES.items():
+        out[name] = pack(columns[name], dtype, name)
+    return out
+
+
+def unpack_flow_columns(packed: Mapping[str, Any], count: int) -> dict:
+    """IBM flow columns of `count` flows from the Avro `columns` value: lists of str, numpy integer arrays."""
+    strings = packed["strings"]
+    get = strings.__getitem__
+    out: dict[str, Any] = {}
+    for name in FLOW_STRING_COLUMNS:
+        idx = unpack(packed[name], _INDEX, count, name)
+        if count and int(idx.max()) >= len(strings):
+            raise ColumnError(f"column {name!r} has an index past the {len(strings)} strings")
+        out[name] = list(map(get, idx.tolist()))
+    for name, dtype in FLOW_INT_TYPES.items():
+        out[name] = unpack(packed[name], dtype, count, name)
+    return out
+
+
+def _upgrade_flow_batch(record: dict) -> dict:
+    """A flows record read with the version 3 reader (Avro arrays) in the version 4 shape."""
+    columns = record["columns"]
+    record["columns"] = pack_flow_columns(columns if record.get("flow_count") else {})
+    return record
+
+
+# ------------------------------------------------------------------------------------------------ kflow
+def pack_kflow_columns(columns: Mapping[str, Any]) -> dict:
+    """The Avro fields (KflowBatch v4) of kflow columns: every KFLOW_INT_TYPES column packed, `strings` as is."""
+    out: dict[str, Any] = {name: pack(columns.get(name, ()), dtype, name) for name, dtype in KFLOW_INT_TYPES.items()}
+    out["strings"] = list(columns.get("strings", ()))
+    return out
+
+
+def unpack_kflow_columns(record: Mapping[str, Any], count: int, customs: int) -> dict:
+    """kflow columns of `count` records (`customs` string indexes each) from the Avro fields."""
+    out: dict[str, Any] = {name: unpack(record[name], dtype, count, name) for name, dtype in KFLOW_INT_TYPES.items()
+                           if name != "custom_idx"}
+    idx = unpack(record["custom_idx"], KFLOW_INT_TYPES["custom_idx"], count * customs, "custom_idx")
+    strings = record["strings"]
+    if idx.size and int(idx.max()) >= len(strings):
+        raise ColumnError(f"column 'custom_idx' has an index past the {len(strings)} strings")
+    out["strings"], out["custom_idx"] = strings, idx
+    return out
+
+
+def _upgrade_kflow_batch(record: dict) -> dict:
+    """A kflow record read with the version 3 reader (Avro arrays) in the version 4 shape."""
+    record.update(pack_kflow_columns(record))
+    return record
+
+
+UPGRADES = {  # schema name -> (earlier reader schema, what turns a record read with it into the current shape)
+    "flow_batch": (("history/flow_batch.v3-columns", _upgrade_flow_batch),),
+    "kflow_batch": (("history/kflow_batch.v3-columns", _upgrade_kflow_batch),),
+}
