@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from streams.avro import Codec
+from streams.columns import pack_kflow_columns
 from streams.deadletters import Letter, newest_per_key, numbered, object_ref_for_retry, resolve, table_lines
 from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
 from streams.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
@@ -40,7 +41,7 @@ def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
 def test_mark_replay_sets_the_flag_and_skips_earlier_replays():
     codec = Codec("kflow_batch")
     record = {"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r", "zone": "z",
-              "chunk": 0, "chunks": 1, "flow_count": 0}
+              "chunk": 0, "chunks": 1, "flow_count": 0, **pack_kflow_columns({})}
     raw = codec.encode(record)
     value, decoded = mark_replay(codec, raw)
     assert codec.decode(value)["replay"] is True and decoded["key"] == "k"
