@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "ColumnError", "UPGRADES", "as_list", "concat", "lists", "pack",
-    "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "ColumnError", "UPGRADES", "as_list", "concat",
+    "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
 ]
 
 FLOW_STRING_COLUMNS = ("start_time", "end_time", "connection_start_time", "direction", "action",
@@ -49,6 +49,8 @@ def pack(values: Any, dtype: str, name: str = "") -> bytes:
             packed = array(_ARRAY_CODES[dtype], values)
         except OverflowError:
             raise ColumnError(f"column {name!r} has a value out of range for {dtype}") from None
+        except TypeError:  # a sequence of numpy scalars that are no ints (numpy booleans): numpy converts it
+            return np.asarray(values).astype(dtype, copy=False).tobytes()
         if not _LITTLE and packed.itemsize > 1:  # pragma: no cover - big-endian hosts
             packed.byteswap()
         return packed.tobytes()
@@ -113,8 +115,7 @@ def unpack_flow_columns(packed: Mapping[str, Any], count: int) -> dict:
 
 def _upgrade_flow_batch(record: dict) -> dict:
     """A flows record read with the version 3 reader (Avro arrays) in the version 4 shape."""
-    columns = record["columns"]
-    record["columns"] = pack_flow_columns(columns if record.get("flow_count") else {})
+    record["columns"] = pack_flow_columns(record["columns"])
     return record
 
 

@@ -18,8 +18,8 @@ from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from connectors.kflow import INT_COLUMNS, N_CUSTOM
-from streams.avro import AvroDecodeError, Codec
 from streams import columns as packed  # the v4 packed columns of the flows/kflow messages
+from streams.avro import AvroDecodeError, Codec
 
 __all__ = [
     "AvroDecodeError", "DeadLetter", "FlowChunk", "FlowPart", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",

@@ -39,7 +39,8 @@ COLUMNS = {
 SAMPLES = {
     "object_ref": REF,
     "flow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
-                   "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": pack_flow_columns(COLUMNS), "replay": False,
+                   "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": pack_flow_columns(COLUMNS),
+                   "replay": False,
                    "source": "acct-a", "parts": []},
     "kflow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
                     "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from streams.avro import AvroDecodeError, Codec
-from streams.columns import FLOW_INT_TYPES, KFLOW_INT_TYPES, lists, pack_flow_columns, pack_kflow_columns
+from streams.flowcheck import FLOW_FIELDS
+from connectors.kflow import INT_COLUMNS
+from streams.columns import FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack_flow_columns, pack_kflow_columns
 from streams.records import FlowChunk, KflowChunk, KflowPart
 from streams.replay import mark_replay
 from tests.unit.test_avro import COLUMNS, HEADER, REF
@@ -32,6 +34,11 @@ def flow_chunk(columns=COLUMNS, count=2) -> FlowChunk:
                      source="acct-a")
 
 
+def test_column_types_cover_the_parser_and_the_chf_encoder_columns():
+    assert (*FLOW_STRING_COLUMNS, *FLOW_INT_TYPES) == FLOW_FIELDS
+    assert (*INT_COLUMNS, "custom_idx") == tuple(KFLOW_INT_TYPES)
+
+
 def test_flow_chunk_round_trip_gives_numpy_integers_and_string_lists():
     out = FlowChunk.decode(flow_chunk().encode())
     assert lists(out.columns) == COLUMNS
@@ -53,6 +60,8 @@ def test_flow_columns_share_one_dictionary_of_strings():
 def test_numpy_and_list_inputs_encode_alike_and_empty_chunk_has_every_column():
     as_numpy = {k: np.asarray(v, FLOW_INT_TYPES[k]) if k in FLOW_INT_TYPES else v for k, v in COLUMNS.items()}
     assert flow_chunk(as_numpy).encode() == flow_chunk().encode()
+    numpy_scalars = {k: list(v) if k in FLOW_INT_TYPES else v for k, v in as_numpy.items()}  # e.g. np.bool_
+    assert flow_chunk(numpy_scalars).encode() == flow_chunk().encode()
     empty = FlowChunk.decode(flow_chunk({}, 0).encode())
     assert set(empty.columns) == set(COLUMNS) and all(len(v) == 0 for v in empty.columns.values())
 
