@@ -1,23 +1,22 @@
 """Packed columns of the `flows` and `kflow` batch messages (schemas flow_batch / kflow_batch version 4).
 
 Each integer column is one Avro `bytes` value holding a little-endian fixed-width array (the widths are in
-FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). The IBM record's string columns are dictionary-encoded:
-one `strings` array of the distinct values of all of them, and per column a uint32 array of indexes into it.
-Encoding takes lists or numpy arrays; decoding gives numpy arrays for the integer columns (read-only, zero-copy
-views of the message) and lists of str for the string columns. Version 3 messages (Avro arrays, schemas/history/
+FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). Each string column of the IBM record is one Avro
+`string`: its values joined by NUL (the parser admits only RFC 3339 times, IPv4 addresses and enum words, so no
+value holds one; the encoder checks). One value per column instead of an Avro array of strings: fastavro's
+per-item cost was most of the old encode and decode. Encoding takes lists or numpy arrays; decoding gives numpy
+arrays for the integer columns (read-only, zero-copy views of the message) and lists of str for the strings. Version 3 messages (Avro arrays, schemas/history/
 *.v3-columns.avsc) are read with that reader and upgraded to this shape (`UPGRADES`, used by streams/avro.py).
 """
 from __future__ import annotations
 
-import sys
-from array import array
 from itertools import chain
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
-    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "ColumnError", "UPGRADES", "as_list", "concat",
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list", "concat",
     "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
 ]
 
@@ -32,29 +31,21 @@ FLOW_INT_TYPES = {"initiator_port": "<u2", "target_port": "<u2", "transport_prot
 KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u4", "dst_port": "<u4",
                    "protocol": "<u4", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8",
                    "custom_idx": "<u4"}
-_INDEX = "<u4"
-# array typecodes of the same widths: array(code, list) is several times faster than np.asarray on a list
-_ARRAY_CODES = {"<u1": "B", "?": "B", "<u2": "H", "<u4": "I", "<i8": "q", "<u8": "Q"}
-_LITTLE = sys.byteorder == "little"
+SEPARATOR = "\0"  # between the values of a string column: the parser admits no value that holds it
 
 
 class ColumnError(ValueError):
     """A packed column that does not fit its message (wrong length, index out of range); says which."""
 
 
-def pack(values: Any, dtype: str, name: str = "") -> bytes:
-    """Little-endian bytes of `values` (a list, an iterable of ints or a numpy array) as `dtype`."""
-    if not isinstance(values, np.ndarray):
-        try:
-            packed = array(_ARRAY_CODES[dtype], values)
-        except OverflowError:
-            raise ColumnError(f"column {name!r} has a value out of range for {dtype}") from None
-        except TypeError:  # a sequence of numpy scalars that are no ints (numpy booleans): numpy converts it
-            return np.asarray(values).astype(dtype, copy=False).tobytes()
-        if not _LITTLE and packed.itemsize > 1:  # pragma: no cover - big-endian hosts
-            packed.byteswap()
-        return packed.tobytes()
-    return values.astype(dtype, copy=False).tobytes()
+def pack(values: Any, dtype: str, name: str = "", count: int = -1) -> bytes:
+    """Little-endian bytes of `values` (a sequence, an iterator of `count` ints, or a numpy array) as `dtype`."""
+    if isinstance(values, np.ndarray):
+        return values.astype(dtype, copy=False).tobytes()
+    try:
+        return np.fromiter(values, dtype, len(values) if count < 0 else count).tobytes()
+    except OverflowError:
+        raise ColumnError(f"column {name!r} has a value out of range for {dtype}") from None
 
 
 def unpack(raw: bytes, dtype: str, count: int, name: str) -> np.ndarray:
@@ -88,11 +79,13 @@ def concat(pieces: Sequence) -> Any:
 def pack_flow_columns(columns: Mapping[str, Any]) -> dict:
     """The Avro `columns` value (FlowColumns v4) of IBM flow columns (lists or numpy arrays; {} = no flows)."""
     if not columns:
-        return {"strings": [], **{name: b"" for name in (*FLOW_STRING_COLUMNS, *FLOW_INT_TYPES)}}
-    index = {s: i for i, s in enumerate(dict.fromkeys(chain.from_iterable(columns[n] for n in FLOW_STRING_COLUMNS)))}
-    get = index.__getitem__
-    out: dict[str, Any] = {name: pack(map(get, columns[name]), _INDEX) for name in FLOW_STRING_COLUMNS}
-    out["strings"] = list(index)
+        return {**{name: "" for name in FLOW_STRING_COLUMNS}, **{name: b"" for name in FLOW_INT_TYPES}}
+    out: dict[str, Any] = {}
+    for name in FLOW_STRING_COLUMNS:
+        values = columns[name]
+        out[name] = joined = SEPARATOR.join(values)
+        if joined.count(SEPARATOR) != max(len(values) - 1, 0):
+            raise ColumnError(f"column {name!r} has a value with a NUL character, which separates its values")
     for name, dtype in FLOW_INT_TYPES.items():
         out[name] = pack(columns[name], dtype, name)
     return out
@@ -100,14 +93,11 @@ def pack_flow_columns(columns: Mapping[str, Any]) -> dict:
 
 def unpack_flow_columns(packed: Mapping[str, Any], count: int) -> dict:
     """IBM flow columns of `count` flows from the Avro `columns` value: lists of str, numpy integer arrays."""
-    strings = packed["strings"]
-    get = strings.__getitem__
     out: dict[str, Any] = {}
     for name in FLOW_STRING_COLUMNS:
-        idx = unpack(packed[name], _INDEX, count, name)
-        if count and int(idx.max()) >= len(strings):
-            raise ColumnError(f"column {name!r} has an index past the {len(strings)} strings")
-        out[name] = list(map(get, idx.tolist()))
+        out[name] = values = packed[name].split(SEPARATOR) if count else []
+        if len(values) != count:
+            raise ColumnError(f"column {name!r} has {len(values)} values, expected {count}")
     for name, dtype in FLOW_INT_TYPES.items():
         out[name] = unpack(packed[name], dtype, count, name)
     return out

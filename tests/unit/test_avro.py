@@ -80,11 +80,11 @@ def test_schemas_use_blueflow_namespace_and_match_the_parser():
         assert s["type"] == "record" and s["namespace"] == "blueflow"
     fb = load_schema("flow_batch")
     fields = {f["name"]: f for f in fb["fields"]}
-    assert [f["name"] for f in fields["columns"]["type"]["fields"]] == ["strings", *FLOW_FIELDS]
+    assert [f["name"] for f in fields["columns"]["type"]["fields"]] == list(FLOW_FIELDS)
     assert [f["name"] for f in fields["header"]["type"]["fields"]] == list(HEADER_FIELDS)
     cols = {f["name"]: f["type"] for f in fields["columns"]["type"]["fields"]}
-    assert cols["strings"]["items"] == "string"
-    assert all(cols[name] == "bytes" for name in FLOW_FIELDS)  # packed: indexes into strings, or integers
+    assert cols["start_time"] == cols["target_ip"] == "string"  # packed: values joined by NUL
+    assert cols["initiator_port"] == cols["was_initiated"] == cols["bytes_from_target"] == "bytes"
     kb = {f["name"]: f["type"] for f in load_schema("kflow_batch")["fields"]}
     for col in ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "protocol", "in_bytes", "in_pkts",
                 "out_bytes", "out_pkts", "custom_idx"):
@@ -170,4 +170,4 @@ def test_missing_fields_with_defaults_are_filled_on_encode():
     rec = {**SAMPLES["flow_batch"], "header": {}, "columns": pack_flow_columns({}), "flow_count": 0}
     out = c.decode(c.encode(rec))
     assert out["header"]["state"] == "" and out["header"]["number_of_flow_logs"] == 0
-    assert out["columns"]["direction"] == b"" and out["columns"]["strings"] == []
+    assert out["columns"]["direction"] == "" and out["columns"]["was_terminated"] == b""

@@ -50,11 +50,15 @@ def test_flow_chunk_round_trip_gives_numpy_integers_and_string_lists():
     assert out.columns["cumulative_bytes_from_target"][1] == 2 ** 40
 
 
-def test_flow_columns_share_one_dictionary_of_strings():
+def test_string_columns_are_joined_by_nul_and_integers_packed_little_endian():
     packed = pack_flow_columns(COLUMNS)
-    assert packed["strings"].count("10.240.64.4") == 1  # initiator of flow 1, target of flow 0
-    assert len(packed["start_time"]) == 2 * 4 and len(packed["initiator_port"]) == 2 * 2
+    assert packed["start_time"] == "2024-05-14T09:10:05Z\0" and packed["direction"] == "I\0O"
+    assert packed["initiator_port"] == (51812).to_bytes(2, "little") + (36919).to_bytes(2, "little")
     assert packed["was_terminated"] == b"\x00\x01"
+    one_empty = FlowChunk.decode(flow_chunk({k: v[1:] for k, v in COLUMNS.items()}, 1).encode())
+    assert one_empty.columns["start_time"] == [""] and one_empty.columns["direction"] == ["O"]
+    with pytest.raises(ValueError, match="'action' has a value with a NUL"):
+        flow_chunk({**COLUMNS, "action": ["accepted", "re\0jected"]}).encode()
 
 
 def test_numpy_and_list_inputs_encode_alike_and_empty_chunk_has_every_column():
@@ -123,9 +127,9 @@ def test_inconsistent_columns_are_a_decode_error_with_a_reason():
     short = {**good, "columns": {**good["columns"], "target_port": b"\x01\x00"}}
     with pytest.raises(AvroDecodeError, match="'target_port' has 2 bytes, expected 2 values of 2 bytes"):
         FlowChunk.decode(Codec("flow_batch").encode(short))
-    bad_index = {**good, "columns": {**good["columns"], "action": np.array([0, 99], "<u4").tobytes()}}
-    with pytest.raises(AvroDecodeError, match="'action' has an index past the"):
-        FlowChunk.decode(Codec("flow_batch").encode(bad_index))
+    extra = {**good, "columns": {**good["columns"], "action": "accepted\0rejected\0accepted"}}
+    with pytest.raises(AvroDecodeError, match="'action' has 3 values, expected 2"):
+        FlowChunk.decode(Codec("flow_batch").encode(extra))
     kgood = KflowChunk(**KFLOW, columns=KCOLUMNS).to_avro()
     with pytest.raises(AvroDecodeError, match="'custom_idx' has"):
         KflowChunk.decode(Codec("kflow_batch").encode({**kgood, "custom_idx": pack_kflow_columns(
