@@ -10,6 +10,8 @@ arrays for the integer columns (read-only, zero-copy views of the message) and l
 """
 from __future__ import annotations
 
+import sys
+from array import array
 from itertools import chain
 from typing import Any, Mapping, Sequence
 
@@ -31,6 +33,8 @@ FLOW_INT_TYPES = {"initiator_port": "<u2", "target_port": "<u2", "transport_prot
 KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u4", "dst_port": "<u4",
                    "protocol": "<u4", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8",
                    "custom_idx": "<u4"}
+# array("I", list) is about twice as fast as np.fromiter for uint32 (custom_idx: 19 per CHF); not for other widths
+_ARRAY_CODES = {"<u4": "I"} if sys.byteorder == "little" and array("I").itemsize == 4 else {}
 SEPARATOR = "\0"  # between the values of a string column: the parser admits no value that holds it
 
 
@@ -42,7 +46,10 @@ def pack(values: Any, dtype: str, name: str = "", count: int = -1) -> bytes:
     """Little-endian bytes of `values` (a sequence, an iterator of `count` ints, or a numpy array) as `dtype`."""
     if isinstance(values, np.ndarray):
         return values.astype(dtype, copy=False).tobytes()
+    code = _ARRAY_CODES.get(dtype)
     try:
+        if code and isinstance(values, list):
+            return array(code, values).tobytes()
         return np.fromiter(values, dtype, len(values) if count < 0 else count).tobytes()
     except OverflowError:
         raise ColumnError(f"column {name!r} has a value out of range for {dtype}") from None

@@ -16,7 +16,7 @@ import numpy as np
 
 from streams import metrics
 from streams.avro import AvroDecodeError
-from streams.columns import concat
+from streams.columns import concat, lists
 from streams.flowlog import FlowLogError, parse_object_key
 from streams.records import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
                             part_object)
@@ -33,7 +33,9 @@ def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]
     subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
     columns: dict = {}
     if part.flow_count:
-        translated = translate_batch(key_info, part.header, flow.rows(part), index)
+        # translate.py reads Python ints (iterating numpy arrays would give numpy scalars, slow to pack): C-level
+        # .tolist() here; drop it once translate takes numpy columns
+        translated = translate_batch(key_info, part.header, lists(flow.rows(part)), index)
         columns = {name: translated[name] for name in KFLOW_COLUMNS}
         columns["flow_count"] = translated["flow_count"]
     out = KflowPart(part.key, part.etag, part.size, part.last_modified, device_name_for_subnet(key_info.subnet_id),
