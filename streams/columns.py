@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list", "concat",
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list", "concat", "custom_idx_type",
     "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
 ]
 
@@ -29,11 +29,11 @@ _COUNTS = ("bytes_from_initiator", "packets_from_initiator", "bytes_from_target"
            "cumulative_bytes_from_target", "cumulative_packets_from_target")
 FLOW_INT_TYPES = {"initiator_port": "<u2", "target_port": "<u2", "transport_protocol": "<u1",
                   "was_initiated": "?", "was_terminated": "?", **{name: "<i8" for name in _COUNTS}}
-# as the CHF fields they become (connectors/kflow.py): Int64 timestamp, UInt32 addresses/ports/protocol, UInt64 counts
-KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u4", "dst_port": "<u4",
-                   "protocol": "<u4", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8",
-                   "custom_idx": "<u4"}
-# array("I", list) is about twice as fast as np.fromiter for uint32 (custom_idx: 19 per CHF); not for other widths
+# the CHF fields (connectors/kflow.py) are Int64 timestamp, UInt32 addresses/ports/protocol, UInt64 counts; ports
+# and protocol come from IBM records (0-65535, 0-255), so they are packed narrower (a kflow message stays small)
+KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u2", "dst_port": "<u2",
+                   "protocol": "<u1", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8"}
+# array("I", list) is about twice as fast as np.fromiter for uint32; not for other widths
 _ARRAY_CODES = {"<u4": "I"} if sys.byteorder == "little" and array("I").itemsize == 4 else {}
 SEPARATOR = "\0"  # between the values of a string column: the parser admits no value that holds it
 
@@ -45,6 +45,10 @@ class ColumnError(ValueError):
 def pack(values: Any, dtype: str, name: str = "", count: int = -1) -> bytes:
     """Little-endian bytes of `values` (a sequence, an iterator of `count` ints, or a numpy array) as `dtype`."""
     if isinstance(values, np.ndarray):
+        if values.size and dtype != "?" and not np.can_cast(values.dtype, dtype):
+            limits = np.iinfo(dtype)
+            if values.min() < limits.min or values.max() > limits.max:
+                raise ColumnError(f"column {name!r} has a value out of range for {dtype}")
         return values.astype(dtype, copy=False).tobytes()
     code = _ARRAY_CODES.get(dtype)
     try:
@@ -117,19 +121,24 @@ def _upgrade_flow_batch(record: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ kflow
+def custom_idx_type(strings: int) -> str:
+    """The width of custom_idx: uint16 while it indexes at most 65,536 strings, else uint32."""
+    return "<u2" if strings <= 1 << 16 else "<u4"
+
+
 def pack_kflow_columns(columns: Mapping[str, Any]) -> dict:
-    """The Avro fields (KflowBatch v4) of kflow columns: every KFLOW_INT_TYPES column packed, `strings` as is."""
+    """The Avro fields (KflowBatch v4) of kflow columns: the KFLOW_INT_TYPES and custom_idx packed, strings as is."""
     out: dict[str, Any] = {name: pack(columns.get(name, ()), dtype, name) for name, dtype in KFLOW_INT_TYPES.items()}
-    out["strings"] = list(columns.get("strings", ()))
+    out["strings"] = strings = list(columns.get("strings", ()))
+    out["custom_idx"] = pack(columns.get("custom_idx", ()), custom_idx_type(len(strings)), "custom_idx")
     return out
 
 
 def unpack_kflow_columns(record: Mapping[str, Any], count: int, customs: int) -> dict:
     """kflow columns of `count` records (`customs` string indexes each) from the Avro fields."""
-    out: dict[str, Any] = {name: unpack(record[name], dtype, count, name) for name, dtype in KFLOW_INT_TYPES.items()
-                           if name != "custom_idx"}
-    idx = unpack(record["custom_idx"], KFLOW_INT_TYPES["custom_idx"], count * customs, "custom_idx")
+    out: dict[str, Any] = {name: unpack(record[name], dtype, count, name) for name, dtype in KFLOW_INT_TYPES.items()}
     strings = record["strings"]
+    idx = unpack(record["custom_idx"], custom_idx_type(len(strings)), count * customs, "custom_idx")
     if idx.size and int(idx.max()) >= len(strings):
         raise ColumnError(f"column 'custom_idx' has an index past the {len(strings)} strings")
     out["strings"], out["custom_idx"] = strings, idx

@@ -9,7 +9,7 @@ import pytest
 from streams.avro import AvroDecodeError, Codec
 from streams.flowcheck import FLOW_FIELDS
 from connectors.kflow import INT_COLUMNS
-from streams.columns import FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack_flow_columns, pack_kflow_columns
+from streams.columns import FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, pack, lists, pack_flow_columns, pack_kflow_columns
 from streams.records import FlowChunk, KflowChunk, KflowPart
 from streams.replay import mark_replay
 from tests.unit.test_avro import COLUMNS, HEADER, REF
@@ -36,7 +36,7 @@ def flow_chunk(columns=COLUMNS, count=2) -> FlowChunk:
 
 def test_column_types_cover_the_parser_and_the_chf_encoder_columns():
     assert (*FLOW_STRING_COLUMNS, *FLOW_INT_TYPES) == FLOW_FIELDS
-    assert (*INT_COLUMNS, "custom_idx") == tuple(KFLOW_INT_TYPES)
+    assert INT_COLUMNS == tuple(KFLOW_INT_TYPES)
 
 
 def test_flow_chunk_round_trip_gives_numpy_integers_and_string_lists():
@@ -75,6 +75,7 @@ def test_kflow_chunk_round_trip_and_slice_for_the_chf_encoder():
     out = KflowChunk.decode(chunk.encode())
     assert lists(out.columns) == KCOLUMNS
     assert all(out.columns[n].dtype == np.dtype(t) for n, t in KFLOW_INT_TYPES.items())
+    assert out.columns["custom_idx"].dtype == np.uint16  # 3 strings
     part = out.slice(1, 2)
     assert part["flow_count"] == 1 and part["out_bytes"] == [2 ** 62 + 5] and part["custom_idx"] == [2] * 19
     assert all(type(part[n]) is list for n in KFLOW_INT_TYPES)  # connectors/kflow.py reads Python sequences
@@ -83,6 +84,16 @@ def test_kflow_chunk_round_trip_and_slice_for_the_chf_encoder():
 def test_out_of_range_value_is_refused_with_the_column_name():
     with pytest.raises(ValueError, match="'src_port'"):
         KflowChunk(**KFLOW, columns={**KCOLUMNS, "src_port": [-1, 0]}).encode()
+    with pytest.raises(ValueError, match="'protocol' has a value out of range for <u1"):
+        KflowChunk(**KFLOW, columns={**KCOLUMNS, "protocol": np.array([6, 256])}).encode()
+    assert pack(np.array([6, 255]), "<u1") == b"\x06\xff"  # a wider array whose values fit
+
+
+def test_custom_idx_widens_past_65536_strings():
+    strings = [str(i) for i in range(70_000)]
+    cols = {**KCOLUMNS, "strings": strings, "custom_idx": [69_999] * 19 + [0] * 19}
+    out = KflowChunk.decode(KflowChunk(**KFLOW, columns=cols).encode())
+    assert out.columns["custom_idx"].dtype == np.uint32 and out.columns["custom_idx"][0] == 69_999
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v2-groups", "v3-columns"])
@@ -102,7 +113,7 @@ def test_kflow_written_by_an_older_version_still_decodes(version):
     raw = Codec(f"history/kflow_batch.{version}").encode({**KFLOW, **KCOLUMNS, "parts": KPARTS})
     out = KflowChunk.decode(raw)
     assert lists(out.columns) == KCOLUMNS and out.flow_count == 2
-    assert out.columns["timestamp"].dtype == np.int64 and out.columns["custom_idx"].dtype == np.uint32
+    assert out.columns["timestamp"].dtype == np.int64 and out.columns["custom_idx"].dtype == np.uint16
     assert [(p.key, p.device_name, p.flow_count) for p in out.pieces()] == [(REF["key"], "ibm_0727_b3", 2)]
     assert isinstance(out.pieces()[0], KflowPart)
 
