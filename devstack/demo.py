@@ -45,13 +45,19 @@ def kentik_stats(env: dict[str, str]) -> dict:
 
 
 def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout_s: float,
-             keep_stack: bool = False) -> dict:
-    """The whole demo; stops the stack at the end if it started it (unless keep_stack)."""
+             keep_stack: bool = False, sources: int = 0) -> dict:
+    """The whole demo; stops the stack at the end if it started it (unless keep_stack). `sources` > 0: that
+    many sources from one configuration file (devstack/demo_sources.py; `objects` and `bad` per source)."""
     started = time.monotonic()
     _say("demo: starting the local stack (first run downloads Kafka and S3Proxy from Maven Central)…")
     started_stack = not stack.is_up()
     env = stack.ensure_up(log=_say)
     try:
+        if sources:
+            from devstack.demo_sources import run_sources_demo
+
+            return run_sources_demo(env, started, count=sources, objects=objects, mean_flows=mean_flows, bad=bad,
+                                    workers=workers, seed=seed, timeout_s=timeout_s, say=_say)
         return _run(env, started, objects=objects, mean_flows=mean_flows, bad=bad, workers=workers, seed=seed,
                     timeout_s=timeout_s)
     finally:

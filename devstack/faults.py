@@ -39,6 +39,7 @@ SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "bad
              "overwrite", "ctrlkeys", "delete403", "secrets_debug")
 SECRET_SCENARIOS = ("secrets", "secrets_debug")
 SCENARIOS += ("redirect", "badbody", "slowkentik")   # a misbehaving Kentik (issue 9 items 2, 3)
+SCENARIOS += ("sources",)   # two sources, one's COS failing (issue 13; devstack/fault_sources.py)
 QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
 SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
 SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
@@ -636,10 +637,14 @@ ACTIONS.update(redirect=fault_redirect, badbody=fault_badbody, slowkentik=fault_
 
 def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
                  log: Callable[[str], None] = print) -> dict:
-    from devstack import badinputs
+    from devstack import badinputs, fault_sources
 
-    rng = random.Random(seed)
     t0 = time.monotonic()
+    if name == "sources":  # a run of its own: two sources, steady writes, per-source latency
+        entry = fault_sources.run_sources(env, objects, quick, seed, log)
+        entry["details"]["wall_s"] = round(time.monotonic() - t0, 1)
+        return entry
+    rng = random.Random(seed)
     bad_kinds = ["not_gzip", "bad_ip"]
     if name == "badinput":
         bad_kinds = list(badinputs.BAD_KINDS)
@@ -745,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
               f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
               f"recovery_s={entry['recovery_s']} {'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}",
               flush=True)
+        for line in entry["details"].get("table", ()):
+            print(f"[faults] {name}:   {line}", flush=True)
     return 0 if all(e["ok"] for e in report) else 1
 
 

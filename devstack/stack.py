@@ -46,10 +46,12 @@ HMAC_ACCESS_KEY = "blueflow-access"
 HMAC_SECRET_KEY = "blueflow-secret-dev"
 BUCKET = "flowlogs"
 DEV_API_KEY = "blueflow-dev-key"
+DEV_API_KEY_B = "blueflow-dev-key-b"  # a second account's key (several sources: different credentials) ...
 SERVICE_INSTANCE = "dev-instance"
 KENTIK_TOKEN = "blueflow-dev-token"
 KENTIK_EMAIL = "dev@example.com"
 WORLD_SEED = 1
+WORLD_SEED_STEP = 97  # ... whose VPC world is build_world(WORLD_SEED + WORLD_SEED_STEP) (devstack/sources_stack.py)
 REGIONS = ("us-south", "eu-de")
 
 # component -> port offset from the base
@@ -66,6 +68,13 @@ class StackError(RuntimeError):
 
 
 # ---------------------------------------------------------------- locations and settings
+
+def second_account() -> str:
+    """The account of DEV_API_KEY_B: that of the second world, which the VPC stand-in serves to its tokens."""
+    from devstack.world import build_world
+
+    return build_world(WORLD_SEED + WORLD_SEED_STEP, REGIONS).account
+
 
 def state_dir() -> Path:
     env = os.environ.get("BLUEFLOW_DEVSTACK_DIR")
@@ -441,8 +450,9 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
 
         # --- stand-ins
         standin_args = {
-            "iam": ["--api-key", DEV_API_KEY],
-            "vpc": ["--seed", str(WORLD_SEED), "--regions", ",".join(REGIONS), "--iam-url", values["BLUEFLOW_IAM_URL"]],
+            "iam": ["--api-key", DEV_API_KEY, "--api-key", f"{DEV_API_KEY_B}={second_account()}"],
+            "vpc": ["--seed", str(WORLD_SEED), "--regions", ",".join(REGIONS), "--iam-url", values["BLUEFLOW_IAM_URL"],
+                    "--extra-world-seed", str(WORLD_SEED + WORLD_SEED_STEP)],
             "kentik": ["--token", KENTIK_TOKEN, "--email", KENTIK_EMAIL],
         }
         for name in STANDINS:

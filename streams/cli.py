@@ -17,7 +17,8 @@ import click
 
 from streams.metrics import VERSION
 from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
-from streams.settings import BLUEFLOW_FLAG_NAMES, OPS_OPTIONS, TOPIC_OPTIONS
+from streams.settings import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
+from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
 from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command
 
@@ -130,25 +131,6 @@ def topology(**values) -> None:
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status
-def ops_settings(func):
-    """Options shared by the operator commands: --devstack and the settings that locate the deployment."""
-    return with_options(OPS_OPTIONS)(func)  # secrets are skipped: environment only
-
-
-def _ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
-    """The command's Settings (bad values of what it uses: exit 2); Kafka checked first (unreachable: exit 3)."""
-    from streams import logs, logthrottle
-
-    values["use_devstack"] = use_devstack
-    settings = settings_for(values, OPS_OPTIONS)
-    # warnings of the libraries used here go to stderr through the same scrubbing, escaping handler, throttled
-    logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)
-    logthrottle.install()
-    if needs_kafka:
-        require_kafka(settings)
-    return settings
-
-
 @main.command()
 @click.option("--stage", type=click.Choice(["enrich", "sink"]), required=True,
               help="enrich: re-read `flows` (re-enrich with current VPC metadata); sink: re-read `kflow` (send "
@@ -157,15 +139,16 @@ def _ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
 @click.option("--to", default=None, help="End (exclusive); default: the end of the topic when replay starts.")
 @click.option("--include-replays", is_flag=True, help="Also re-send records that an earlier replay wrote.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a line.")
+@source_option
 @ops_settings
-def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_json: bool, use_devstack: bool,
-           **values) -> None:
+def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_json: bool, source: str | None,
+           use_devstack: bool, **values) -> None:
     """Send a time range of a stage's input topic through that stage again (live consumers untouched)."""
     import time as _time
 
     from streams.replay import parse_time, run_replay
 
-    settings = _ops_settings(use_devstack, values)
+    settings = resolved_ops_settings(use_devstack, values)
     now = int(_time.time() * 1000)
     try:
         from_ms = parse_time(from_, now)
@@ -190,7 +173,7 @@ def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_jso
 
     try:
         summary = run_replay(settings, stage, from_ms, to_ms, include_replays=include_replays, on_total=on_total,
-                             on_progress=on_progress)
+                             on_progress=on_progress, source=source_name(settings, source))
     finally:
         if "p" in bar:
             bar["p"].stop()
@@ -198,102 +181,7 @@ def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_jso
     sys.exit(0 if summary.ok else 1)
 
 
-@main.group()
-def deadletter() -> None:
-    """Quarantined objects: list them, show one, retry one or all."""
-
-
-@deadletter.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document: the newest record per object key.")
-@ops_settings
-def deadletter_list(as_json: bool, use_devstack: bool, **values) -> None:
-    """Every quarantined object (newest dead letter per key, oldest first, numbered) and why.
-
-    The number works with `show --index N` and `retry --index N`; keys are shown whole, control characters
-    escaped."""
-    from streams.deadletters import numbered, read_letters, table_lines
-
-    settings = _ops_settings(use_devstack, values)
-    rows = numbered(read_letters(settings))
-    if as_json:
-        click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(rows),
-                               "objects": [dict(item.as_dict(), index=n) for n, item in reversed(rows)]}))
-    else:
-        for line in table_lines(rows):
-            click.echo(line)
-        click.echo(f"{len(rows)} quarantined objects in {escape(settings.topic('deadletter'))}")
-
-
-@deadletter.command("show")
-@click.argument("key", required=False)
-@click.option("--index", "-n", "index", type=int, help="The object numbered N by `blueflow deadletter list`.")
-@click.option("--json", "as_json", is_flag=True)
-@ops_settings
-def deadletter_show(key: str | None, index: int | None, as_json: bool, use_devstack: bool, **values) -> None:
-    """Every dead letter of KEY (or of --index N) and the object's current state in the bucket."""
-    from streams.deadletters import numbered, object_state, read_letters, resolve
-
-    if (key is None) == (index is None):
-        raise click.UsageError("give one object: its KEY, or --index N from `blueflow deadletter list`")
-    settings = _ops_settings(use_devstack, values)
-    letters = read_letters(settings)
-    targets, problems = resolve(numbered(letters), [key] if key is not None else [], [] if index is None else [index])
-    if problems:
-        raise click.UsageError(problems[0])
-    key = targets[0]
-    history = [item.as_dict() for item in letters if item.key == key]
-    doc = {"key": key, "records": sorted(history, key=lambda r: (r["at"], r["offset"])),
-           "object": object_state(settings, key)}
-    if as_json:
-        click.echo(json.dumps(doc))
-    else:
-        if not history:
-            click.echo(f"no dead letter for {escape(key)}")
-        for r in doc["records"]:
-            click.echo(f"{r['at_iso']}  stage {escape(r['stage'])}  etag {escape(r['etag'])}  size {r['size']}\n"
-                       f"    {escape(r['reason'])}")
-        click.echo(f"in bucket now: {json.dumps(doc['object'])}")
-    sys.exit(0 if history else 1)
-
-
-@deadletter.command("retry")
-@click.argument("keys", nargs=-1)
-@click.option("--index", "-n", "indexes", type=int, multiple=True,
-              help="The object numbered N by `blueflow deadletter list` (repeat for several).")
-@click.option("--all", "retry_all", is_flag=True, help="Retry every quarantined object still in the bucket.")
-@click.option("--json", "as_json", is_flag=True)
-@ops_settings
-def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all: bool, as_json: bool,
-                     use_devstack: bool, **values) -> None:
-    """Process quarantined objects again (forced): the object must still be in the bucket.
-
-    Name them by KEY or by --index N (as `blueflow deadletter list` numbers them), or give --all. With --all,
-    objects that are no longer in the bucket are reported and skipped."""
-    from streams.deadletters import numbered, read_letters, resolve, retry as do_retry
-
-    named = bool(keys or indexes)
-    if not named and not retry_all:
-        raise click.UsageError("nothing to retry: give object KEYS, --index N from `blueflow deadletter list`, "
-                               "or --all")
-    if named and retry_all:
-        raise click.UsageError("--all retries every quarantined object: give it without KEYS or --index")
-    settings = _ops_settings(use_devstack, values)
-    rows = numbered(read_letters(settings))
-    if retry_all:
-        targets = [item.key for _, item in rows if item.key]
-    else:
-        targets, problems = resolve(rows, list(keys), list(indexes))
-        if problems:
-            raise click.UsageError("; ".join(problems))
-    results = do_retry(settings, targets)
-    if as_json:
-        click.echo(json.dumps({"results": [r.as_dict() for r in results]}))
-    else:
-        for r in results:
-            click.echo(f"{'ok  ' if r.ok else 'FAIL'}  {escape(r.key)}  {escape(r.detail)}")
-        click.echo(f"{sum(r.ok for r in results)} of {len(results)} objects sent to parse again")
-    # with --all, objects no longer in the bucket (fixed and delivered since) are not failures
-    sys.exit(0 if all(r.ok or (retry_all and r.gone) for r in results) else 1)
+main.add_command(deadletter)
 
 
 @main.command()
@@ -323,7 +211,7 @@ def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: 
         if run.get("other_runs"):
             click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
                        f"(app id {escape(run['app_id'])})", err=True)
-    settings = _ops_settings(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
+    settings = resolved_ops_settings(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
     urls = urls or ["http://127.0.0.1:8083"]
     if as_json:
         doc = status_mod.collect(settings, urls, interval=interval, with_bucket=not no_bucket)

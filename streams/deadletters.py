@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from streams.avro import AvroDecodeError, Codec
+from streams.records import scoped_key
+from streams.sources import DEFAULT
 from streams.textsafe import escape
 
 
@@ -29,6 +31,16 @@ class Letter:
     def key(self) -> str:
         return self.record.get("key", "")
 
+    @property
+    def source(self) -> str:
+        """The configured source's name (`default` for the implicit one, whose records say "")."""
+        return self.record.get("source") or DEFAULT
+
+    @property
+    def skey(self) -> str:
+        """The object's identity: the same key in two sources' buckets is two objects."""
+        return scoped_key(self.source, self.key)
+
     def as_dict(self) -> dict:
         return dict(self.record, at_iso=iso(self.record.get("at", 0)), partition=self.partition, offset=self.offset)
 
@@ -37,14 +49,19 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp((ms or 0) / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def of_source(letters: list[Letter], source: str | None) -> list[Letter]:
+    """The dead letters of one source (`--source NAME`; None = every source)."""
+    return letters if source is None else [letter for letter in letters if letter.source == source]
+
+
 def newest_per_key(letters: list[Letter]) -> list[Letter]:
-    """The latest record (by `at`, then offset) of every key, newest first."""
+    """The latest record (by `at`, then offset) of every object (source + key), newest first."""
     best: dict[str, Letter] = {}
     for letter in letters:
-        current = best.get(letter.key)
+        current = best.get(letter.skey)
         if current is None or (letter.record.get("at", 0), letter.offset) >= (current.record.get("at", 0),
                                                                                  current.offset):
-            best[letter.key] = letter
+            best[letter.skey] = letter
     return sorted(best.values(), key=lambda item: (item.record.get("at", 0), item.key), reverse=True)
 
 
@@ -56,40 +73,57 @@ def numbered(letters: list[Letter]) -> list[tuple[int, Letter]]:
 
 
 def table_lines(rows: list[tuple[int, Letter]]) -> list[str]:
-    """The `list` table: number, when, stage and the whole key; the reason on the line below. Keys and
-    reasons are escaped (a key can hold any character: no escape sequence reaches the terminal)."""
+    """The `list` table: number, when, stage (and source, when a dead letter names one) and the whole key; the
+    reason on the line below. Keys and reasons are escaped (a key can hold any character: no escape sequence
+    reaches the terminal)."""
     wide = max((len(str(n)) for n, _ in rows), default=1)
-    lines = [f"{'#':>{wide}}  {'quarantined at':20}  {'stage':10}  key"]
+    sources = any(letter.source != DEFAULT for _, letter in rows)
+    lines = [f"{'#':>{wide}}  {'quarantined at':20}  {'stage':10}  " + ("source  " if sources else "") + "key"]
     for n, letter in rows:
         r = letter.record
-        lines.append(f"{n:>{wide}}  {iso(r.get('at', 0)):20}  {escape(r.get('stage', '')):10}  {escape(letter.key)}")
+        source = f"{escape(letter.source)}  " if sources else ""
+        lines.append(f"{n:>{wide}}  {iso(r.get('at', 0)):20}  {escape(r.get('stage', '')):10}  {source}"
+                     f"{escape(letter.key)}")
         lines.append(f"{'':>{wide}}  reason: {escape(r.get('reason', ''))}")
     return lines
 
 
-def resolve(rows: list[tuple[int, Letter]], keys: list[str], indexes: list[int]) -> tuple[list[str], list[str]]:
-    """(object keys, problems) for KEYS and --index numbers of `list`. A key may also be given as `list`
-    printed it (escaped); other keys are taken as they are."""
-    by_shown = {escape(letter.key): letter.key for _, letter in rows}
-    by_number = {n: letter.key for n, letter in rows}
+def resolve(rows: list[tuple[int, Letter]], keys: list[str], indexes: list[int], source: str | None = None,
+            configured: tuple[str, ...] = (DEFAULT,)) -> tuple[list[tuple[str, str]], list[str]]:
+    """((source, object key) targets, problems) for KEYS and --index numbers of `list`. A key may also be
+    given as `list` printed it (escaped); a key that is no dead letter is taken as it is. Its source: `source`
+    (--source), else the source it was quarantined in, else the only configured one."""
+    by_number = dict(rows)
+    by_key: dict[str, list[Letter]] = {}
+    for _, letter in rows:
+        by_key.setdefault(letter.key, []).append(letter)
+    for _, letter in rows:
+        by_key.setdefault(escape(letter.key), []).append(letter)
     targets, problems = [], []
     for n in indexes:
         if n in by_number:
-            targets.append(by_number[n])
+            targets.append((by_number[n].source, by_number[n].key))
         else:
             problems.append(f"no dead letter #{n}: `blueflow deadletter list` numbers {len(rows)} "
                             f"object{'s' if len(rows) != 1 else ''} (1-{len(rows)})" if rows else
                             f"no dead letter #{n}: there are no dead letters")
     for key in keys:
-        targets.append(key if key in by_number.values() else by_shown.get(key, key))
+        found = [letter for letter in by_key.get(key, []) if source is None or letter.source == source]
+        names = sorted({letter.source for letter in found} or ({source} if source else set(configured)))
+        if len(names) == 1:
+            targets.append((names[0], found[0].key if found else key))
+        else:
+            problems.append(f"{escape(key)}: {'quarantined in' if found else 'no dead letter; configured'} sources "
+                            f"{', '.join(map(escape, names))}: say which with --source")
     return targets, problems
 
 
-def object_ref_for_retry(bucket: str, key: str, head, now_ms: int) -> dict:
-    """The `objects` record that makes the parse stage process `key` again (current ETag, force)."""
+def object_ref_for_retry(bucket: str, key: str, head, now_ms: int, source: str = "") -> dict:
+    """The `objects` record that makes the parse stage process `key` of `source` (its record name: "" for the
+    implicit source) again (current ETag, force)."""
     return {"bucket": bucket, "key": key, "etag": head.etag.strip('"'), "size": int(head.size),
             "last_modified": int(head.last_modified or 0), "published_at": now_ms, "republish": False,
-            "force": True}
+            "force": True, "source": source}
 
 
 # ------------------------------------------------------------------------------------------ I/O
@@ -118,20 +152,39 @@ def read_letters(settings) -> list[Letter]:
     return out
 
 
-def cos_client(settings):
-    from streams.runtime import Runtime
+class SourceClients:
+    """The deployment's sources by name and a COS client per source, built on first use."""
 
-    return Runtime(settings).cos
+    def __init__(self, settings):
+        from streams.sources import sources_of
+
+        self.settings = settings
+        self.by_name = {s.name: s for s in sources_of(settings)}
+        self._clients: dict[str, object] = {}
+
+    def source(self, name: str):
+        """The configured source `name`; LookupError naming the configured ones."""
+        if name not in self.by_name:
+            raise LookupError(f"source {escape(name)} is not configured (configured: {', '.join(self.by_name)})")
+        return self.by_name[name]
+
+    def cos(self, name: str):
+        from streams.sources import make_cos_client_for
+
+        if name not in self._clients:
+            self._clients[name] = make_cos_client_for(self.source(name), self.settings)
+        return self._clients[name]
 
 
-def object_state(settings, key: str, client=None) -> dict:
-    """The object as it is in the bucket now: {"exists": bool, "etag", "size", "last_modified"} or an error."""
+def object_state(settings, key: str, source: str = DEFAULT) -> dict:
+    """The object as it is in its source's bucket now: {"exists": bool, "etag", "size", "last_modified"} or an
+    error."""
     from connectors.cos import head_object
 
-    client = client or cos_client(settings)
+    clients = SourceClients(settings)
     try:
-        head = head_object(client, settings.bucket_name, key)
-    except Exception as exc:  # CosError: say what happened, never raise at the operator
+        head = head_object(clients.cos(source), clients.source(source).bucket, key)
+    except Exception as exc:  # CosError, an unknown source: say what happened, never raise at the operator
         return {"exists": None, "error": str(exc)}
     if head is None:
         return {"exists": False}
@@ -145,49 +198,60 @@ class RetryResult:
     detail: str
     etag: str = ""
     gone: bool = False  # no longer in the bucket (delivered after a fix, or removed)
+    source: str = DEFAULT
 
     def as_dict(self) -> dict:
-        return {"key": self.key, "ok": self.ok, "detail": self.detail, "etag": self.etag, "gone": self.gone}
+        return {"source": self.source, "key": self.key, "ok": self.ok, "detail": self.detail, "etag": self.etag,
+                "gone": self.gone}
 
 
-def retry(settings, keys: list[str]) -> list[RetryResult]:
-    """Publish a forced object reference for each key that is still in the bucket; one result per key."""
+def _retry_ref(clients: SourceClients, name: str, key: str) -> tuple[RetryResult, dict | None]:
+    """HEAD `key` in source `name`'s bucket: (the result so far, the forced object reference or None)."""
+    from connectors.cos import head_object
+    from streams.sources import Source
+
+    if not key:
+        return RetryResult(key, False, "dead letter without an object key (an undecodable message); nothing to "
+                                       "retry", source=name), None
+    try:
+        source: Source = clients.source(name)
+        head = head_object(clients.cos(name), source.bucket, key)
+    except Exception as exc:
+        return RetryResult(key, False, f"HEAD failed: {exc}", source=name), None
+    if head is None:
+        return RetryResult(key, False, f"not in bucket {source.bucket!r} any more", gone=True, source=name), None
+    ref = object_ref_for_retry(source.bucket, key, head, int(time.time() * 1000), source.record_name)
+    return RetryResult(key, True, "published (force)", ref["etag"], source=name), ref
+
+
+def retry(settings, targets: list[tuple[str, str]]) -> list[RetryResult]:
+    """Publish a forced object reference for each (source, key) still in its source's bucket; one result each."""
     from confluent_kafka import Producer
 
-    from connectors.cos import head_object
     from streams.follower import kafka_client_config
 
-    client = cos_client(settings)
+    clients = SourceClients(settings)
     codec = Codec("object_ref")
     # murmur2: the same partition as the worker's own (Java-compatible) producer picks for this key
     producer = Producer(dict(kafka_client_config(settings), **{"acks": "all", "partitioner": "murmur2_random"}))
     topic = settings.topic("objects")
     results: list[RetryResult] = []
-    pending: dict[str, RetryResult] = {}
+    pending: dict[bytes, RetryResult] = {}
 
     def delivered(err, msg):
-        result = pending[msg.key().decode()]
+        result = pending[msg.key()]
         if err is not None:
             result.ok, result.detail = False, f"not published: {err}"
 
-    for key in keys:
-        if not key:
-            results.append(RetryResult(key, False, "dead letter without an object key (an undecodable message); "
-                                                   "nothing to retry"))
-            continue
-        try:
-            head = head_object(client, settings.bucket_name, key)
-        except Exception as exc:
-            results.append(RetryResult(key, False, f"HEAD failed: {exc}"))
-            continue
-        if head is None:
-            results.append(RetryResult(key, False, f"not in bucket {settings.bucket_name!r} any more", gone=True))
-            continue
-        ref = object_ref_for_retry(settings.bucket_name, key, head, int(time.time() * 1000))
-        result = RetryResult(key, True, f"published to {topic} (force)", ref["etag"])
-        pending[key] = result
+    for name, key in targets:
+        result, ref = _retry_ref(clients, name, key)
         results.append(result)
-        producer.produce(topic, key=key.encode(), value=codec.encode(ref), on_delivery=delivered)
+        if ref is None:
+            continue
+        result.detail = f"published to {topic} (force)"
+        message_key = scoped_key(ref["source"], key).encode()  # the worker's own key: same partition
+        pending[message_key] = result
+        producer.produce(topic, key=message_key, value=codec.encode(ref), on_delivery=delivered)
         producer.poll(0)
     left = producer.flush(60)
     if left:

@@ -78,11 +78,18 @@ def partition_ranges(from_offsets: dict[int, int], to_offsets: dict[int, int] | 
     return out
 
 
-def mark_replay(codec: Codec, raw: bytes, include_replays: bool = False) -> tuple[bytes | None, dict | None]:
-    """(re-encoded record with replay=True, the record) — or (None, record) for an earlier replay that is
-    skipped. Raises AvroDecodeError for an undecodable record."""
+def of_source(record: dict, source: str | None) -> bool:
+    """Whether `record` belongs to source `source` (None: every source; `default`: the implicit one, whose
+    records carry "")."""
+    return source is None or (record.get("source") or "default") == source
+
+
+def mark_replay(codec: Codec, raw: bytes, include_replays: bool = False,
+                source: str | None = None) -> tuple[bytes | None, dict | None]:
+    """(re-encoded record with replay=True, the record) — or (None, record) for an earlier replay or a record of
+    another source than `source`, which are skipped. Raises AvroDecodeError for an undecodable record."""
     record = codec.decode(raw)
-    if record.get("replay") and not include_replays:
+    if (record.get("replay") and not include_replays) or not of_source(record, source):
         return None, record
     record["replay"] = True
     return codec.encode(record), record
@@ -94,11 +101,13 @@ class ReplaySummary:
     topic: str
     from_ms: int
     to_ms: int | None
+    source: str | None = None
     partitions: int = 0
     in_range: int = 0
     sent: int = 0
     flows: int = 0
     skipped_replays: int = 0
+    other_sources: int = 0
     undecodable: int = 0
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -118,6 +127,8 @@ class ReplaySummary:
         text = (f"replay {self.stage}: {self.sent} of {self.in_range} messages of {self.topic} ({self.flows} {unit}) "
                 f"from {when(self.from_ms)} to {when(self.to_ms)} re-sent over {self.partitions} partitions in "
                 f"{self.seconds:.1f}s")
+        if self.source is not None:
+            text += f"; source {self.source} only ({self.other_sources} messages of other sources skipped)"
         if self.skipped_replays:
             text += f"; {self.skipped_replays} earlier replays skipped"
         if self.undecodable:
@@ -129,6 +140,7 @@ class ReplaySummary:
     def as_dict(self) -> dict:
         return {"stage": self.stage, "topic": self.topic, "from_ms": self.from_ms, "to_ms": self.to_ms,
                 "partitions": self.partitions, "in_range": self.in_range, "sent": self.sent, "flows": self.flows,
+                "source": self.source, "other_sources": self.other_sources,
                 "skipped_replays": self.skipped_replays, "undecodable": self.undecodable,
                 "failed": len(self.failed), "seconds": round(self.seconds, 2), "ok": self.ok}
 
@@ -197,9 +209,10 @@ def read_ranges(consumer, topic: str, ranges: list[PartitionRange], idle_timeout
 
 
 def run_replay(settings, stage: str, from_ms: int, to_ms: int | None, *, include_replays: bool = False,
-               on_total: Callable[[int], None] | None = None,
+               source: str | None = None, on_total: Callable[[int], None] | None = None,
                on_progress: Callable[[int], None] | None = None) -> ReplaySummary:
-    """Replay [from_ms, to_ms) of the stage's input topic (see module doc). Errors end up in the summary."""
+    """Replay [from_ms, to_ms) of the stage's input topic (see module doc), only source `source`'s records if
+    given. Errors end up in the summary."""
     from confluent_kafka import Producer
 
     from streams.follower import kafka_client_config
@@ -210,20 +223,11 @@ def run_replay(settings, stage: str, from_ms: int, to_ms: int | None, *, include
         raise ValueError("--to must be after --from")
     short, schema = STAGES[stage]
     topic = settings.topic(short)
-    summary = ReplaySummary(stage, topic, from_ms, to_ms)
+    summary = ReplaySummary(stage, topic, from_ms, to_ms, source)
     started = time.monotonic()
     kafka_conf = kafka_client_config(settings)
     consumer = throwaway_consumer(kafka_conf, "replay")
     producer = Producer(dict(kafka_conf, **{"acks": "all", "enable.idempotence": True, "linger.ms": 20}))
-    codec = Codec(schema)
-    count_field = "flow_count"
-
-    def delivered(err, msg):
-        if err is not None:
-            summary.failed.append(f"{topic}[{msg.partition()}] key {msg.key()!r}: {err}")
-        else:
-            summary.sent += 1
-
     try:
         marks = topic_watermarks(consumer, topic)
         partitions = list(marks)
@@ -234,34 +238,50 @@ def run_replay(settings, stage: str, from_ms: int, to_ms: int | None, *, include
         summary.in_range = sum(r.size for r in ranges)
         if on_total:
             on_total(summary.in_range)
-        for msg in read_ranges(consumer, topic, ranges):
-            try:
-                value, record = mark_replay(codec, msg.value(), include_replays)
-            except AvroDecodeError:
-                summary.undecodable += 1
-                value = None
-                record = None
-            if value is None:
-                if record is not None:
-                    summary.skipped_replays += 1
-            else:
-                summary.flows += int(record.get(count_field) or 0)
-                while True:
-                    try:
-                        producer.produce(topic, value=value, key=msg.key(), partition=msg.partition(),
-                                         on_delivery=delivered)
-                        break
-                    except BufferError:
-                        producer.poll(0.5)
-                producer.poll(0)
-            if on_progress:
-                on_progress(1)
-        remaining = producer.flush(120)
-        if remaining:
-            summary.failed.append(f"{remaining} messages not acknowledged by the broker within 120s")
+        _resend(read_ranges(consumer, topic, ranges), producer, Codec(schema), summary, include_replays, on_progress)
     except (LookupError, TimeoutError, RuntimeError) as exc:
         summary.failed.append(str(exc))
     finally:
         consumer.close()
         summary.seconds = time.monotonic() - started
     return summary
+
+
+def _resend(messages: Iterator, producer, codec: Codec, summary: ReplaySummary, include_replays: bool,
+            on_progress: Callable[[int], None] | None) -> None:
+    """Produce every message again, marked, to its own partition (skips counted in `summary`); waits for the
+    broker's acknowledgements."""
+    topic = summary.topic
+
+    def delivered(err, msg):
+        if err is not None:
+            summary.failed.append(f"{topic}[{msg.partition()}] key {msg.key()!r}: {err}")
+        else:
+            summary.sent += 1
+
+    for msg in messages:
+        try:
+            value, record = mark_replay(codec, msg.value(), include_replays, summary.source)
+        except AvroDecodeError:
+            value, record = None, None
+            summary.undecodable += 1
+        if value is None and record is not None:
+            if not of_source(record, summary.source):
+                summary.other_sources += 1
+            else:
+                summary.skipped_replays += 1
+        elif value is not None:
+            summary.flows += int(record.get("flow_count") or 0)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=msg.key(), partition=msg.partition(),
+                                     on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.5)
+            producer.poll(0)
+        if on_progress:
+            on_progress(1)
+    remaining = producer.flush(120)
+    if remaining:
+        summary.failed.append(f"{remaining} messages not acknowledged by the broker within 120s")

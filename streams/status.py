@@ -105,6 +105,7 @@ def worker_sample(url: str, timeout: float = 3.0) -> dict:
                cos_errors=by_label(samples, "blueflow_cos_operations_total", "operation", result="error"),
                cos_ok=by_label(samples, "blueflow_cos_operations_total", "operation", result="ok"),
                deadlettered=by_label(samples, "blueflow_deadlettered_total", "stage"),
+               sources=list(info.get("sources") or []),
                app_id=(info.get("settings") or {}).get("app_id"))
     return out
 
@@ -190,7 +191,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "app_id": settings.app_id, "topic_prefix": settings.topic_prefix, "bucket_name": settings.bucket_name,
         "healthy": bool(live) and all(w["healthy"] for w in live) and len(live) == len(workers),
         "workers": [{k: w.get(k) for k in ("url", "ok", "leader", "healthy", "problems", "uptime_s", "lag", "error",
-                                           "counts", "rates")}
+                                           "counts", "rates", "sources")}
                     for w in workers],
         "lag": lag,
         "in_flight": None if bucket is None else bucket["pending"],
@@ -206,13 +207,16 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
     if with_bucket and settings.sources:  # several sources: each one's backlog (streams/source_status.py)
         from streams.source_status import source_backlogs
 
-        doc["sources"] = source_backlogs(settings, dead[1] if dead else set())
+        from streams.source_status import with_worker_problems, waiting_totals
+
+        doc["sources"] = with_worker_problems(source_backlogs(settings, dead[1] if dead else set()), live)
+        doc["in_flight"], doc["bucket"] = waiting_totals(doc["sources"])
     return doc
 
 
 def _bucket(settings, quarantined):
     from connectors.cos import list_objects
-    from streams.deadletters import cos_client
+    from streams.runtime import Runtime
 
-    listing = list(list_objects(cos_client(settings), settings.bucket_name, settings.cos_prefix))
+    listing = list(list_objects(Runtime(settings).cos, settings.bucket_name, settings.cos_prefix))
     return bucket_summary(listing, quarantined, int(time.time() * 1000))

@@ -81,6 +81,27 @@ def facts_grid(doc: dict):
     return facts
 
 
+def sources_table(doc: dict):
+    """Per source (a configuration file's `sources:`): bucket, objects waiting, the oldest one's age, and its
+    problems (a failing listing, or what the workers report); None with the one implicit source."""
+    from rich.table import Table
+
+    sources = doc.get("sources")
+    if not sources:
+        return None
+    table = Table(title="sources", expand=True, title_justify="left")
+    for col, kw in (("source", {}), ("bucket", {}), ("waiting", {"justify": "right"}),
+                    ("oldest waiting", {"justify": "right"}), ("problems", {"ratio": 1, "overflow": "fold"})):
+        table.add_column(col, **kw)
+    for name, s in sources.items():
+        age = s.get("oldest_pending_age_s")
+        problems = ([s["error"]] if s.get("error") else []) + list(s.get("problems") or [])
+        table.add_row(_text(name), _text(s.get("bucket")), "?" if "pending" not in s else str(s["pending"]),
+                      "" if age is None else f"{age:.0f}s",
+                      _text("; ".join(problems), "red") if problems else _text("ok", "green"))
+    return table
+
+
 def deadletter_table(doc: dict):
     from rich.table import Table
 
@@ -108,9 +129,7 @@ def render(doc: dict, footer: str = ""):
     parts = [title]
     parts += [_text(error, "red") for error in doc["errors"]]
     parts += [worker_table(doc), pipeline_table(doc), facts_grid(doc)]
-    dead = deadletter_table(doc)
-    if dead is not None:
-        parts.append(dead)
+    parts += [table for table in (sources_table(doc), deadletter_table(doc)) if table is not None]
     return Group(*parts)
 
 

@@ -1,7 +1,8 @@
 """Local stand-in for the IBM Cloud IAM token service (`POST /identity/token`).
 
 Issues HS256-signed three-part JWTs (claims iat, exp, iam_id, sub, account, ...) for the API keys
-given with `--api-key` (repeatable; default `blueflow-dev-key`), with a secret that lives only in
+given with `--api-key` (repeatable; default `blueflow-dev-key`; `KEY=ACCOUNT` puts that account in the key's
+tokens instead of the default one: several accounts), with a secret that lives only in
 this process. Unknown keys get IAM's `400 BXNIM0415E`. `grant_type=refresh_token` is not supported
 (tokens carry `"refresh_token": "not_supported"`). `GET /_emulator/verify?token=T` (or a Bearer
 header) answers 200 for a token this process issued that has not expired, else 401 — the VPC
@@ -110,7 +111,7 @@ async def _token(request: web.Request) -> web.Response:
     if key not in st["keys"]:
         return _iam_error(400, "BXNIM0415E", "Provided API key could not be found.")
     now = int(time.time())
-    ident = _identity_for_key(key, st["account"])
+    ident = _identity_for_key(key, st["accounts"].get(key) or st["account"])
     claims = {
         "iam_id": ident["iam_id"], "id": ident["iam_id"], "realmid": "iam", "jti": uuid.uuid4().hex,
         "identifier": ident["sub"], "sub": ident["sub"], "sub_type": "ServiceId",
@@ -147,7 +148,9 @@ def make_app(*, api_keys=(DEFAULT_API_KEY,), ttl: int = 3600, account: str | Non
         from devstack.world import build_world
         account = build_world(1).account
     app = make_base_app()
-    app[STATE] = {"keys": frozenset(api_keys or (DEFAULT_API_KEY,)), "ttl": int(ttl), "account": account,
+    specs = [k.partition("=") for k in (api_keys or (DEFAULT_API_KEY,))]
+    app[STATE] = {"keys": frozenset(k for k, _, _ in specs), "accounts": {k: a for k, _, a in specs if a},
+                  "ttl": int(ttl), "account": account,
                   "secret": secret or os.urandom(32), "issued": 0}
     app.router.add_post("/identity/token", _token)
     app.router.add_get("/_emulator/verify", _verify_handler)
@@ -156,7 +159,8 @@ def make_app(*, api_keys=(DEFAULT_API_KEY,), ttl: int = 3600, account: str | Non
 
 def main(argv: list[str] | None = None) -> None:
     p = base_parser("IBM Cloud IAM token service stand-in")
-    p.add_argument("--api-key", action="append", dest="api_keys", help="accepted API key (repeatable)")
+    p.add_argument("--api-key", action="append", dest="api_keys",
+                   help="accepted API key, or KEY=ACCOUNT for another account's key (repeatable)")
     p.add_argument("--ttl", type=int, default=3600, help="token lifetime in seconds (default 3600)")
     p.add_argument("--account", default=None, help="account id put in tokens (default: the world's)")
     run_main(p, lambda a: make_app(api_keys=a.api_keys or (DEFAULT_API_KEY,), ttl=a.ttl, account=a.account), argv)

@@ -267,14 +267,21 @@ class _Renderer:
         }
 
 
-def _rendered(app: web.Application, region: str, base: str) -> dict[str, list[dict]]:
+def _world(app: web.Application, request: web.Request) -> World:
+    """The world of the token's account (several accounts: `--extra-world-seed`), else the default one."""
+    claims = decode_jwt_unverified(request.headers.get("Authorization", "")[7:].strip()) or {}
+    account = (claims.get("account") or {}).get("bss") if isinstance(claims.get("account"), dict) else None
+    return app[STATE]["worlds"].get(account, app[STATE]["world"])
+
+
+def _rendered(app: web.Application, region: str, base: str, world: World) -> dict[str, list[dict]]:
     st = app[STATE]
-    key = (region, base)
+    key = (region, base, world.account)
     cols = st["cache"].get(key)
     if cols is None:
         if len(st["cache"]) > 64:
             st["cache"].clear()
-        renderer = _Renderer(st["world"], region, base)
+        renderer = _Renderer(world, region, base)
         cols = st["cache"][key] = renderer.collections()
         cols["_by_id"] = {c: {r["id"]: r for r in rows} for c, rows in cols.items()}
         cols["_renderer"] = renderer
@@ -358,10 +365,10 @@ async def _guard(request: web.Request) -> tuple[web.Response | None, dict | None
     if err is not None:
         return err, None
     region = request.match_info["region"]
-    st = request.app[STATE]
-    if region not in st["world"].regions:
+    world = _world(request.app, request)
+    if region not in world.regions:
         return json_error(404, "not_found", f"Region '{region}' is not served by this endpoint."), None
-    return None, _rendered(request.app, region, _base(request, region))
+    return None, _rendered(request.app, region, _base(request, region), world)
 
 
 async def _list(request: web.Request) -> web.Response:
@@ -415,9 +422,8 @@ async def _get_one(request: web.Request) -> web.Response:
 
 
 def _instance_or_404(request: web.Request):
-    st = request.app[STATE]
     try:
-        inst = st["world"].instance(request.match_info["id"])
+        inst = _world(request.app, request).instance(request.match_info["id"])
     except KeyError:
         return None
     return inst if inst.region == request.match_info["region"] else None
@@ -463,15 +469,19 @@ def _reset_hook(app: web.Application) -> None:
 
 def make_app(*, seed: int = 1, regions=("us-south", "eu-de"), world: World | None = None, iam_url: str | None = None,
              max_limit: int = 100, vpcs_per_region: int = 2, subnets_per_vpc: int = 3,
-             instances_per_subnet: int = 4) -> web.Application:
-    """The VPC stand-in app serving `world` (or `build_world(seed, regions, ...)`)."""
+             instances_per_subnet: int = 4, extra_world_seeds=()) -> web.Application:
+    """The VPC stand-in app serving `world` (or `build_world(seed, regions, ...)`), and to tokens of another
+    account the world of that account among `build_world(s, regions, ...)` for s in `extra_world_seeds`."""
     if isinstance(regions, str):
         regions = tuple(r.strip() for r in regions.split(",") if r.strip())
     if world is None:
         world = build_world(seed, tuple(regions), vpcs_per_region=vpcs_per_region, subnets_per_vpc=subnets_per_vpc,
                             instances_per_subnet=instances_per_subnet)
     app = make_base_app()
-    app[STATE] = {"world": world, "iam_url": (iam_url or "").rstrip("/"), "max_limit": max(1, min(100, max_limit)),
+    extra = [build_world(s, tuple(world.regions), vpcs_per_region=vpcs_per_region, subnets_per_vpc=subnets_per_vpc,
+                         instances_per_subnet=instances_per_subnet) for s in extra_world_seeds]
+    app[STATE] = {"world": world, "worlds": {w.account: w for w in extra}, "iam_url": (iam_url or "").rstrip("/"),
+                  "max_limit": max(1, min(100, max_limit)),
                   "cache": {}, "token_cache": {}, "session": None}
     app[RESET_HOOKS].append(_reset_hook)
     app.on_startup.append(_startup)
@@ -493,9 +503,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vpcs-per-region", type=int, default=2)
     p.add_argument("--subnets-per-vpc", type=int, default=3)
     p.add_argument("--instances-per-subnet", type=int, default=4)
+    p.add_argument("--extra-world-seed", type=int, action="append", default=[],
+                   help="another account's world (repeatable): served to tokens of that world's account")
     run_main(p, lambda a: make_app(seed=a.seed, regions=a.regions, iam_url=a.iam_url, max_limit=a.max_limit,
                                    vpcs_per_region=a.vpcs_per_region, subnets_per_vpc=a.subnets_per_vpc,
-                                   instances_per_subnet=a.instances_per_subnet), argv)
+                                   instances_per_subnet=a.instances_per_subnet,
+                                   extra_world_seeds=a.extra_world_seed), argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ one KflowChunk with per-object row ranges and devices) into kflow records labell
 (docs/translation.md; implemented in streams/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
 
+Every flow is labelled from its own source's account only (two accounts may use the same private addresses):
+`process` takes `index_for(source) -> IpIndex | None` (streams/metadata.py, MetadataFollower.index_for).
+
 Pure core: `translate_parts(flow chunk, ip index)`, `concat_kflow` and `process` (raw message → Enriched).
 Shell: `handle`.
 """
@@ -105,13 +108,14 @@ class Enriched:
     failed: tuple = ()  # (ObjectRef of the part's object or None, stage, reason)
 
 
-def process(raw: bytes, index) -> Enriched:
-    """Blocking, one hand-off per message: decode the FlowChunk, translate, encode the KflowChunk."""
+def process(raw: bytes, index_for) -> Enriched:
+    """Blocking, one hand-off per message: decode the FlowChunk, translate with its source's IP index
+    (`index_for(source)`; a message is of one source), encode the KflowChunk."""
     try:
         flow = FlowChunk.decode(raw)
     except AvroDecodeError as exc:
         return Enriched(None, failed=((None, "decode", f"flows message could not be decoded: {exc}"),))
-    chunk, failures = translate_parts(flow, index)
+    chunk, failures = translate_parts(flow, index_for(flow.source))
     failed = tuple((part_object(flow, part), exc.stage, exc.reason) if isinstance(exc, FlowLogError) else
                    (part_object(flow, part), "enrich", f"translation failed on chunk {part.chunk}: {exc!r}")
                    for part, exc in failures)
@@ -123,7 +127,7 @@ def process(raw: bytes, index) -> Enriched:
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
     await _first_wait_for_metadata(ctx)
-    result = await ctx.rt.run_sync(process, raw, ctx.metadata.index)
+    result = await ctx.rt.run_sync(process, raw, ctx.metadata.index_for)
     for part, stage, reason in result.failed:  # an object that cannot be translated is quarantined alone
         await ctx.quarantine(part or ctx.unknown(event_key), stage, reason)
     if not result.message:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 import orjson
 
 from streams import metrics
-from streams.metadata import fetch_snapshots
+from streams.metadata import fetch_snapshots, metadata_accounts, snapshot_key
 from streams.records import MetadataRecord
 
 log = logging.getLogger("blueflow")
@@ -36,32 +35,6 @@ async def metadata_loop(ctx) -> None:
         await asyncio.sleep(1.0)
 
 
-@dataclass(frozen=True)
-class MetadataAccount:
-    """One set of VPC metadata to fetch: an API key (an account), its regions, and the prefix of its
-    snapshots' keys on `vpc-metadata` ("" for the global key, so a v1 topic keeps its keys)."""
-
-    label: str
-    region_list: list
-    ibm_vpc_api_key: str
-    iam_url: str
-    vpc_url_template: str
-
-
-def metadata_accounts(settings, sources) -> list[MetadataAccount]:
-    """The VPC metadata a deployment needs: the global key and regions, plus every source's own key and
-    regions (each distinct account once)."""
-    wanted: dict[tuple[str, tuple], str] = {}
-    if settings.ibm_vpc_api_key or not sources:  # the global account (the implicit source's)
-        wanted[(settings.ibm_vpc_api_key, tuple(settings.region_list))] = ""
-    for source in sources:
-        key = (source.vpc_api_key or settings.ibm_vpc_api_key, tuple(source.regions or settings.region_list))
-        if not any(k == key[0] and set(key[1]) <= set(r) for k, r in wanted):
-            wanted[key] = source.name
-    return [MetadataAccount(label, list(regions), api_key, settings.iam_url, settings.vpc_url_template)
-            for (api_key, regions), label in wanted.items() if regions]
-
-
 async def _refresh_metadata(ctx) -> None:
     for account in metadata_accounts(ctx.settings, ctx.settings.sources):
         snapshots, problems = await ctx.rt.run_sync(fetch_snapshots, account)
@@ -69,8 +42,8 @@ async def _refresh_metadata(ctx) -> None:
             log.warning("metadata: %s%s; enrichment falls back to ids from the object keys",
                         f"source {account.label}: " if account.label else "", ctx.rt.scrub(problem))
         for snapshot in snapshots:
-            key = f"{account.label}/{snapshot['region']}" if account.label else snapshot["region"]
-            record = MetadataRecord(region=key, fetched_at=float(snapshot.get("fetched_at", 0)),
+            record = MetadataRecord(region=snapshot_key(account.label, snapshot["region"]),
+                                    fetched_at=float(snapshot.get("fetched_at", 0)),
                                     json=orjson.dumps(snapshot).decode())
             await ctx.send(ctx.topics.vpc_metadata, record.region, record)
 

@@ -29,3 +29,20 @@ def test_demo_ends_with_a_json_line_that_matches_what_was_owed(stack):
                        "kflow_delivered": sum(o.chf_count for o in good), "objects_deleted": len(good),
                        "deadlettered": 3}
     assert "published" in done.stderr and "finished in" in done.stderr  # live progress and a summary
+
+
+def test_demo_with_two_sources_counts_each_source_and_nothing_crosses(stack):
+    args = ["--sources", "2", "--objects", "15", "--mean-flows", "60", "--bad", "1", "--seed", "9", "--timeout", "240"]
+    done = subprocess.run([sys.executable, "-m", "devstack.cli", "demo", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(summary["sources"]) == {"acct-a", "acct-b"} and summary["deadlettered"] == 2
+    exports = set()
+    for name, line in summary["sources"].items():
+        assert line["objects_written"] == 16 and line["left_in_bucket"] == 1, (name, line)
+        assert line["kflow_owed"] == line["kflow_delivered"] == line["kflow_accepted_by_kentik"] > 0, (name, line)
+        assert len(line["exports"]) == 1, (name, line)
+        exports |= set(line["exports"])
+    assert exports == {"plan 11467 export 3302", "plan 5555 export 7777"}  # each its own export
+    assert summary["kflow_delivered"] == sum(line["kflow_delivered"] for line in summary["sources"].values())

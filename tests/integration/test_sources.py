@@ -84,10 +84,11 @@ class TwoSources:
     def left(self, name: str) -> set[str]:
         return {o.key for o in list_objects(self.client, self.buckets[name], "")}
 
-    def fail_cos_of(self, name: str, objects_only: bool = False) -> None:
-        """Every request to the source's bucket answers 503 (listing included unless `objects_only`)."""
+    def fail_cos_of(self, name: str, objects_only: bool = False, status: int = 503) -> None:
+        """Every request to the source's bucket answers `status` (listing included unless `objects_only`); 403:
+        its credentials refused (revoked)."""
         prefix = f"/{self.buckets[name]}" + ("/" if objects_only else "")
-        fault = {"status": 503, "count": 10 ** 6, "path_prefix": prefix}
+        fault = {"status": status, "count": 10 ** 6, "path_prefix": prefix}
         requests.post(self.env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/faults", json=fault,
                       timeout=5).raise_for_status()
 
@@ -142,17 +143,19 @@ def test_each_source_reaches_its_own_devices_plan_and_export_and_nothing_crosses
     assert [s["source"] for s in info["sources"]] == ["acct-a", "acct-b"] and info["healthy"], info
 
 
-@pytest.mark.parametrize("objects_only", [False, True], ids=["bucket-down", "gets-and-deletes-fail"])
-def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(stack, two_sources, objects_only):
+@pytest.mark.parametrize("objects_only, status", [(False, 503), (True, 503), (False, 403)],
+                         ids=["bucket-down", "gets-and-deletes-fail", "credentials-revoked"])
+def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(stack, two_sources, objects_only, status):
     """Bucket down: nothing of acct-b is even listed. Gets and deletes failing (listing works): acct-b's objects
     are published, each parse gives up after a bounded time and the object waits in the bucket until it is
-    published again (`stuck_after`, 20 s here)."""
+    published again (`stuck_after`, 20 s here). Credentials revoked: every request of acct-b refused (403)
+    until they are restored."""
     run = two_sources
-    run.fail_cos_of("acct-b", objects_only)
+    run.fail_cos_of("acct-b", objects_only, status)
     started = time.monotonic()
     worker = run.start_worker("w1", BLUEFLOW_STUCK_AFTER="20")
     assert wait_for(lambda: not run.left("acct-a"), 180, interval_s=1), run.logs()
-    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'}): acct-a drained in "
+    print(f"\n[sources] acct-b failing ({'gets/deletes' if objects_only else 'whole bucket'} {status}): acct-a drained in "
           f"{time.monotonic() - started:.1f}s")
     assert len(run.left("acct-b")) == len(run.objects["acct-b"])  # nothing deleted while its COS fails
     time.sleep(25)  # longer than BLUEFLOW_UNHEALTHY_AFTER: the worker must stay healthy all the same

@@ -7,7 +7,9 @@ import pytest
 
 from streams.avro import Codec
 from streams.columns import pack_kflow_columns
-from streams.deadletters import Letter, newest_per_key, numbered, object_ref_for_retry, resolve, table_lines
+from streams.deadletters import (Letter, newest_per_key, numbered, object_ref_for_retry, of_source, resolve,
+                                 table_lines)
+from streams.records import ObjectRef
 from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
 from streams.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
 from streams.statusview import render
@@ -38,11 +40,15 @@ def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
     assert partition_ranges({0: 4}, None, {0: (0, 9)}) == [PartitionRange(0, 4, 9)]
 
 
+def _kflow_raw() -> bytes:
+    return Codec("kflow_batch").encode({"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r",
+                                        "zone": "z", "chunk": 0, "chunks": 1, "flow_count": 0,
+                                        **pack_kflow_columns({})})
+
+
 def test_mark_replay_sets_the_flag_and_skips_earlier_replays():
     codec = Codec("kflow_batch")
-    record = {"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r", "zone": "z",
-              "chunk": 0, "chunks": 1, "flow_count": 0, **pack_kflow_columns({})}
-    raw = codec.encode(record)
+    raw = _kflow_raw()
     value, decoded = mark_replay(codec, raw)
     assert codec.decode(value)["replay"] is True and decoded["key"] == "k"
     assert mark_replay(codec, value) == (None, codec.decode(value))
@@ -77,8 +83,9 @@ def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped(
 
 def test_show_and_retry_accept_the_list_number_or_the_key_as_printed():
     rows = numbered([Letter({"key": HOSTILE, "at": 1}, 0, 0), Letter({"key": "plain", "at": 2}, 0, 1)])
-    assert resolve(rows, [], [1, 2]) == ([HOSTILE, "plain"], [])
-    assert resolve(rows, [SHOWN, "plain", "never-quarantined"], []) == ([HOSTILE, "plain", "never-quarantined"], [])
+    assert resolve(rows, [], [1, 2]) == ([("default", HOSTILE), ("default", "plain")], [])
+    assert resolve(rows, [SHOWN, "plain", "never-quarantined"], []) == (
+        [("default", HOSTILE), ("default", "plain"), ("default", "never-quarantined")], [])
     assert resolve(rows, [], [3])[1] == ["no dead letter #3: `blueflow deadletter list` numbers 2 objects (1-2)"]
 
 
@@ -96,8 +103,49 @@ def test_retry_without_a_target_says_what_to_give():
 def test_retry_reference_uses_the_current_etag_and_forces():
     head = SimpleNamespace(etag='"abc"', size=12, last_modified=99)
     ref = object_ref_for_retry("bucket", "key", head, NOW)
-    assert ref["etag"] == "abc" and ref["force"] is True and ref["republish"] is False
+    assert ref["etag"] == "abc" and ref["force"] is True and ref["republish"] is False and ref["source"] == ""
     Codec("object_ref").encode(ref)  # valid against the schema
+    ref = object_ref_for_retry("bucket-b", "key", head, NOW, "acct-b")
+    assert ObjectRef.decode(Codec("object_ref").encode(ref)).skey == "acct-b\x1fkey"  # its source's identity
+
+
+def _letter(key, source, at, offset, reason="r"):
+    record = {"key": key, "at": at, "stage": "json", "reason": reason, "etag": "e"}
+    return Letter(dict(record, source=source) if source is not None else record, 0, offset)
+
+
+def test_dead_letters_of_two_sources_with_the_same_key_are_two_objects_and_filter_by_source():
+    letters = [_letter("k", "acct-a", 1, 0), _letter("k", "acct-b", 2, 1), _letter("v1", "", 3, 2)]
+    rows = numbered(letters)
+    assert [(n, x.source, x.key) for n, x in rows] == [(1, "acct-a", "k"), (2, "acct-b", "k"), (3, "default", "v1")]
+    lines = table_lines(rows)
+    assert "source" in lines[0] and "acct-b  k" in lines[3] and "default  v1" in lines[5]
+    assert [x.key for x in of_source(letters, "acct-b")] == ["k"] and of_source(letters, None) == letters
+    assert [x.source for x in of_source(letters, "default")] == ["default"]
+    assert "source" not in table_lines(numbered([_letter("k", None, 1, 0)]))[0]  # one implicit source: as before
+
+
+def test_retry_targets_name_their_source_and_an_ambiguous_key_asks_for_source():
+    rows = numbered([_letter("k", "acct-a", 1, 0), _letter("k", "acct-b", 2, 1), _letter("only-b", "acct-b", 3, 2)])
+    both = ("acct-a", "acct-b")
+    assert resolve(rows, [], [2, 3], None, both) == ([("acct-b", "k"), ("acct-b", "only-b")], [])
+    assert resolve(rows, ["only-b"], [], None, both) == ([("acct-b", "only-b")], [])
+    targets, problems = resolve(rows, ["k", "never"], [], None, both)
+    assert targets == [] and "k: quarantined in sources acct-a, acct-b: say which with --source" in problems[0]
+    assert "never: no dead letter; configured sources acct-a, acct-b" in problems[1]
+    assert resolve(rows, ["k", "never"], [], "acct-a", both) == ([("acct-a", "k"), ("acct-a", "never")], [])
+
+
+def test_replay_of_one_source_skips_the_others_records():
+    from streams.replay import of_source as replay_of_source
+
+    codec = Codec("kflow_batch")
+    assert replay_of_source({"source": ""}, "default") and replay_of_source({"source": "acct-a"}, None)
+    assert not replay_of_source({"source": "acct-a"}, "acct-b") and not replay_of_source({"source": ""}, "acct-a")
+    raw = codec.encode(dict(codec.decode(_kflow_raw()), source="acct-a"))
+    assert mark_replay(codec, raw, source="acct-b")[0] is None
+    value, record = mark_replay(codec, raw, source="acct-a")
+    assert codec.decode(value)["replay"] is True and record["source"] == "acct-a"
 
 
 def test_stage_lag_counts_uncommitted_partitions_from_zero():
@@ -181,3 +229,30 @@ def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
     assert urls == ["http://127.0.0.1:3", "http://127.0.0.1:2"]
     assert run == {"app_id": "tnew", "topic_prefix": "tnew.", "other_runs": 1}
     assert devstack_workers([]) == ([], {})
+
+
+def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
+    from rich.console import Console
+
+    from streams.source_status import waiting_totals, with_worker_problems
+
+    backlogs = {"acct-a": {"bucket": "bucket-a", "pending": 12, "oldest_pending_age_s": 95.0},
+                "acct-b": {"bucket": "bucket-b", "error": "EndpointConnectionError: b down"}}
+    workers = [{"sources": [{"source": "acct-b", "problem": "COS of bucket-b failing\x1b[2J"},
+                            {"source": "acct-a", "problem": ""}]},
+               {"sources": [{"source": "acct-b", "problem": "COS of bucket-b failing\x1b[2J"}]}]
+    sources = with_worker_problems(backlogs, workers)
+    assert sources["acct-a"]["problems"] == [] and sources["acct-b"]["problems"] == ["COS of bucket-b failing\x1b[2J"]
+    assert waiting_totals(sources) == (12, {"oldest_pending_age_s": 95.0})
+    assert waiting_totals({"acct-b": sources["acct-b"]}) == (None, None) and with_worker_problems(None, workers) is None
+    doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": True, "workers": [], "lag": None,
+           "in_flight": 12, "bucket": {"oldest_pending_age_s": 95.0}, "rates": None, "counts": {}, "kentik": {},
+           "cos_errors": {}, "deadletters": None, "errors": [], "sources": sources}
+    console = Console(record=True, width=160)
+    console.print(render(doc))
+    text = console.export_text()
+    row_a = next(line for line in text.splitlines() if "acct-a" in line)
+    row_b = next(line for line in text.splitlines() if "acct-b" in line)
+    assert "bucket-a" in row_a and "12" in row_a and "95s" in row_a and "ok" in row_a
+    assert "?" in row_b and "b down" in row_b and r"failing\x1b[2J" in text
+    assert "sources" in text and "objects waiting" in text and "12" in text

@@ -199,7 +199,7 @@ class Driver:
         self.ctx = StageContext(FakeApp(), self.topics, rt, OutcomeStore(3600), ProgressStore(), None,
                                 MetadataFollower.__new__(MetadataFollower), devices=Devices(),
                                 sync_needed={"parse": False, "sink": False}, metadata_waited=True, pause=_no_pause)
-        self.ctx.metadata.index = None
+        self.ctx.metadata.indexes, self.ctx.metadata.labels = {}, {}
         if sources:  # several sources: a fake COS and Kentik each (self.coses / self.kentiks by source name)
             self.settings = replace(self.settings, sources=tuple(sources))
             rt.settings = self.settings
