@@ -5,8 +5,9 @@ FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). Each string column of 
 `string`: its values joined by NUL (the parser admits only RFC 3339 times, IPv4 addresses and enum words, so no
 value holds one; the encoder checks). One value per column instead of an Avro array of strings: fastavro's
 per-item cost was most of the old encode and decode. Encoding takes lists or numpy arrays; decoding gives numpy
-arrays for the integer columns (read-only, zero-copy views of the message) and lists of str for the strings. Version 3 messages (Avro arrays, schemas/history/
-*.v3-columns.avsc) are read with that reader and upgraded to this shape (`UPGRADES`, used by streams/avro.py).
+arrays for the integer columns (read-only, zero-copy views of the message) and lists of str for the strings.
+Messages of versions 1-3 (Avro arrays) are read with the v3 reader (schemas/history/*.v3-columns.avsc) and
+upgraded to this shape (`UPGRADES`, used by streams/avro.py).
 """
 from __future__ import annotations
 
