@@ -19,8 +19,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list", "concat", "custom_idx_type",
-    "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack", "unpack_flow_columns", "unpack_kflow_columns",
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list",
+    "concat", "custom_idx_type", "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack",
+    "unpack_flow_columns", "unpack_kflow_columns",
 ]
 
 FLOW_STRING_COLUMNS = ("start_time", "end_time", "connection_start_time", "direction", "action",
