@@ -178,17 +178,24 @@ def missing_keys(run: Mapping) -> list[str]:
     return [k for k in REQUIRED_KEYS if k not in run]
 
 
+def scaling_key(run: Mapping) -> str:
+    """A run's key in `scaling`: the workload, plus "/<sink>" for a sink other than Kentik's."""
+    sink = run.get("sink", "kentik")
+    return run["workload"] if sink == "kentik" else f"{run['workload']}/{sink}"
+
+
 def scaling(runs: Sequence[Mapping]) -> dict[str, float | None]:
-    """workload -> flows/s with 2 workers over flows/s with 1 worker (None when either run is missing)."""
-    by = {(r["workload"], r["workers"]): r for r in runs}
+    """workload (/sink) -> flows/s with 2 workers over flows/s with 1 worker (None when either run is missing)."""
+    by = {(scaling_key(r), r["workers"]): r for r in runs}
     out: dict[str, float | None] = {}
-    for wl in dict.fromkeys(r["workload"] for r in runs):
-        one, two = by.get((wl, 1)), by.get((wl, 2))
-        out[wl] = rnd(safe_div(two["flows_per_s"], one["flows_per_s"]), 2) if one and two else None
+    for key in dict.fromkeys(map(scaling_key, runs)):
+        one, two = by.get((key, 1)), by.get((key, 2))
+        out[key] = rnd(safe_div(two["flows_per_s"], one["flows_per_s"]), 2) if one and two else None
     return out
 
 
-TABLE_COLUMNS = (("workload", "wl"), ("workers", "w"), ("flows_per_s", "flows/s"), ("objects_per_s", "obj/s"),
+TABLE_COLUMNS = (("workload", "wl"), ("sink", "sink"), ("workers", "w"), ("flows_per_s", "flows/s"),
+                 ("objects_per_s", "obj/s"),
                  ("worker_cpu_us_per_flow", "cpu µs/fl"), ("floor_us_per_flow", "floor µs"),
                  ("cpu_over_floor", "×floor"), ("peak_rss_mb", "rss MB"), ("kafka_bytes_per_flow", "kafka B/fl"),
                  ("kentik_bytes_per_flow", "kentik B/fl"), ("cos_requests_per_object", "cos/obj"),

@@ -3,10 +3,10 @@
 Hot path. Instead of pycapnp setters (~40 µs per CHF with 19 customs) the single-segment message is
 written directly, column by column, with C-level primitives (``array``, strided ``memoryview``
 assignment, ``map``/``accumulate``, ``bytes.join``); there is no per-flow Python loop. The segment
-is then packed by Cap'n Proto's C++ packer through pycapnp.
+is then packed by Cap'n Proto's C++ packer through pycapnp (connectors/kflow_capnp.py).
 
 Layout written (word = 8 bytes; it is exactly what a pycapnp builder produces when it allocates in
-the *reference allocation order* used by :func:`encode_with_pycapnp`):
+the *reference allocation order* used by ``connectors.kflow_reference.encode_with_pycapnp``):
 
 1. ``msg = PackedCHF.new_message(...)``; ``msgs = msg.init("msgs", N)``
 2. for each CHF i: set its scalar fields, ``init("custom", 19)``, set every ``custom[j].id``
@@ -29,7 +29,7 @@ from itertools import accumulate
 from operator import sub
 from typing import Any, Mapping, Sequence
 
-from schemas import SCHEMA_DIR
+from connectors.kflow_capnp import pack_segment, segment_table
 
 N_CUSTOM = 19
 CUSTOM_MAX_BYTES = 384
@@ -87,7 +87,8 @@ def cut_custom(value: str) -> bytes:
     return b
 
 
-def _col(cols: Any, name: str) -> Sequence:
+def column(cols: Any, name: str) -> Sequence:
+    """Column `name` of a batch given as a mapping or as an object with attributes."""
     return cols[name] if isinstance(cols, Mapping) else getattr(cols, name)
 
 
@@ -128,11 +129,7 @@ def _typed(code: str, values: Sequence, name: str) -> array:
 def encode_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> bytes:
     """The unpacked framed message (segment table + the single segment), as ``to_bytes()`` gives it."""
     seg = build_segment(cols, device_id, custom_field_ids)
-    return _segment_table(len(seg) >> 3) + bytes(seg)
-
-
-def _segment_table(words: int) -> bytes:
-    return (0).to_bytes(4, "little") + words.to_bytes(4, "little")
+    return segment_table(len(seg) >> 3) + bytes(seg)
 
 
 def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> bytearray:
@@ -140,13 +137,13 @@ def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) ->
     fids = tuple(int(f) for f in custom_field_ids)
     if len(fids) != N_CUSTOM:
         raise KflowEncodeError(f"kflow encode: need {N_CUSTOM} custom field ids, got {len(fids)}")
-    ts = _col(cols, "timestamp")
+    ts = column(cols, "timestamp")
     n = len(ts)
     for name in INT_COLUMNS:
-        if len(_col(cols, name)) != n:
-            raise KflowEncodeError(f"kflow encode: column {name!r} has {len(_col(cols, name))} values, expected {n}")
-    strings = _col(cols, "strings")
-    cidx = _col(cols, "custom_idx")
+        if len(column(cols, name)) != n:
+            raise KflowEncodeError(f"kflow encode: column {name!r} has {len(column(cols, name))} values, expected {n}")
+    strings = column(cols, "strings")
+    cidx = column(cols, "custom_idx")
     if len(cidx) != n * N_CUSTOM:
         raise KflowEncodeError(f"kflow encode: custom_idx has {len(cidx)} entries, expected {n * N_CUSTOM}")
     if cidx and min(cidx) < 0:  # (too large ones fail the dictionary lookup below)
@@ -188,9 +185,9 @@ def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) ->
     c8 = mv[lo:hi]
     c64, c32, cs64 = c8.cast("Q"), c8.cast("I"), c8.cast("q")
     for name, slot in _U64.items():
-        c64[slot::CHF_WORDS] = _typed("Q", _col(cols, name), name)
+        c64[slot::CHF_WORDS] = _typed("Q", column(cols, name), name)
     for name, slot in _U32.items():
-        c32[slot::2 * CHF_WORDS] = _typed("I", _col(cols, name), name)
+        c32[slot::2 * CHF_WORDS] = _typed("I", column(cols, name), name)
     cs64[_TS_SLOT::CHF_WORDS] = _typed("q", ts, "timestamp")
     if device_id:
         c32[_DEVICE_SLOT32::2 * CHF_WORDS] = array("I", [device_id]) * n
@@ -221,72 +218,6 @@ def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) ->
     return buf
 
 
-def _pack_direct(seg: bytearray) -> bytes:
-    """Pack ``seg`` with Cap'n Proto's C++ packer, without copying or re-laying it out.
-
-    pycapnp only packs builders, and a builder over existing data would re-lay the message out.
-    So: hand ``seg`` to a ``_PyCustomMessageBuilder`` as its first (and only) segment, make the
-    builder allocate exactly all of it (a root ``Custom`` whose ``addrVal`` Data fills the rest;
-    capnp never clears memory it allocates, it assumes zeroed buffers), then put back the five words
-    the builder wrote. The builder now reports one segment of ``len(seg)`` words: ours.
-    """
-    total = len(seg) >> 3
-    head = bytes(seg[:40])
-    handed = []
-
-    def allocate(minimum_words: int) -> bytearray:
-        if handed or minimum_words > total:
-            raise MemoryError("kflow: builder asked for a second segment")
-        handed.append(True)
-        return seg
-
-    m = _schema()
-    seg[:40] = bytes(40)               # capnp would otherwise "zero" the objects our pointers reach
-    try:
-        builder = capnp_module()._PyCustomMessageBuilder(allocate, total)
-        root = builder.init_root(m.Custom)
-        root.value.init("addrVal", (total - 5) * 8)
-    finally:
-        seg[:40] = head
-    # packed size <= 10 bytes per 8-byte word (+ segment table): give the packer room up front
-    return root._to_bytes_packed_helper(total + (total >> 2) + 4)
-
-
-def capnp_module():
-    import capnp  # noqa: PLC0415 (slow import kept out of module import)
-    return capnp
-
-
-@lru_cache(maxsize=1)
-def load_schema():
-    """The kflow schema module (CHF, PackedCHF, Custom), loaded once from schemas/kflow.capnp."""
-    return capnp_module().load(str(SCHEMA_DIR / "kflow.capnp"))
-
-
-_schema = load_schema
-
-
-_fast_pack_ok: bool | None = None
-
-
-def pack_segment(seg: bytearray) -> bytes:
-    """Cap'n Proto packed encoding (with segment table) of a single segment written by build_segment."""
-    global _fast_pack_ok
-    if _fast_pack_ok is not False and len(seg) >= 40:
-        try:
-            out = _pack_direct(seg)
-        except Exception:
-            if _fast_pack_ok:          # worked before: a real error, not a pycapnp API change
-                raise
-            _fast_pack_ok = False      # pycapnp internals differ: use the copying path from now on
-        else:
-            _fast_pack_ok = True
-            return out
-    framed = _segment_table(len(seg) >> 3) + bytes(seg)
-    with _schema().PackedCHF.from_bytes(framed, traversal_limit_in_words=1 << 62, builder=True) as msg:
-        return msg.to_bytes_packed()   # a copy: same content, layout re-done by capnp
-
-
 def encode_packed_chf(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> bytes:
     """Packed PackedCHF message (what follows the 80 zero bytes in the /chf body)."""
     return pack_segment(build_segment(cols, device_id, custom_field_ids))
@@ -295,65 +226,3 @@ def encode_packed_chf(cols: Any, device_id: int, custom_field_ids: Sequence[int]
 def frame_body(packed: bytes, level: int = 1) -> bytes:
     """The /chf request body: gzip(80 zero bytes + packed message)."""
     return gzip.compress(FRAME_PREFIX + packed, compresslevel=level, mtime=0)
-
-
-# --- slow reference path (tests, debugging) -----------------------------------------------------
-
-def encode_with_pycapnp(cols: Any, device_id: int, custom_field_ids: Sequence[int], *,
-                        packed: bool = True) -> bytes:
-    """Same message built with pycapnp setters in the reference allocation order (slow)."""
-    m = _schema()
-    ts = list(_col(cols, "timestamp"))
-    n = len(ts)
-    strings = [cut_custom(s).decode("utf-8") for s in _col(cols, "strings")]
-    cidx = _col(cols, "custom_idx")
-    c = {name: _col(cols, name) for name in INT_COLUMNS}
-    # size the first segment so that the builder never needs a second one
-    est = HEAD_WORDS + n * (CHF_WORDS + BLOCK_WORDS) + sum(
-        (len(strings[k].encode()) >> 3) + 1 for k in cidx) + 16
-    msg = m.PackedCHF.new_message(num_first_segment_words=est)
-    msgs = msg.init("msgs", n)
-    for i in range(n):
-        chf = msgs[i]
-        chf.timestamp = ts[i]
-        chf.ipv4SrcAddr = c["src_addr"][i]
-        chf.ipv4DstAddr = c["dst_addr"][i]
-        chf.l4SrcPort = c["src_port"][i]
-        chf.l4DstPort = c["dst_port"][i]
-        chf.protocol = c["protocol"][i]
-        chf.inBytes = c["in_bytes"][i]
-        chf.inPkts = c["in_pkts"][i]
-        chf.outBytes = c["out_bytes"][i]
-        chf.outPkts = c["out_pkts"][i]
-        chf.sampleRate = SAMPLE_RATE
-        chf.sampleAdj = True
-        chf.big = False
-        chf.appProtocol = 0
-        chf.deviceId = device_id
-        customs = chf.init("custom", N_CUSTOM)
-        for j in range(N_CUSTOM):
-            customs[j].id = custom_field_ids[j]
-            customs[j].isDimension = False
-    for i in range(n):
-        customs = msgs[i].custom
-        base = i * N_CUSTOM
-        for j in range(N_CUSTOM):
-            customs[j].value.strVal = strings[cidx[base + j]]
-    return msg.to_bytes_packed() if packed else msg.to_bytes()
-
-
-def decode_packed_chf(packed: bytes) -> list[dict]:
-    """Decode a packed PackedCHF into plain dicts (tests / stand-in); customs as {id: strVal}."""
-    m = _schema()
-    msg = m.PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 62)
-    out = []
-    for chf in msg.msgs:
-        out.append({
-            "timestamp": chf.timestamp, "src_addr": chf.ipv4SrcAddr, "dst_addr": chf.ipv4DstAddr,
-            "src_port": chf.l4SrcPort, "dst_port": chf.l4DstPort, "protocol": chf.protocol,
-            "in_bytes": chf.inBytes, "in_pkts": chf.inPkts, "out_bytes": chf.outBytes,
-            "out_pkts": chf.outPkts, "sample_rate": chf.sampleRate, "sample_adj": chf.sampleAdj,
-            "big": chf.big, "app_protocol": chf.appProtocol, "device_id": chf.deviceId,
-            "customs": {cu.id: cu.value.strVal for cu in chf.custom},
-        })
-    return out

@@ -74,16 +74,18 @@ def faults(ctx) -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--timeout", default=600, show_default=True, help="Give up after this many seconds.")
 @click.option("--keep-stack", is_flag=True, help="Leave the local stack running afterwards (to inspect it).")
+@click.option("--sink", type=click.Choice(["kentik", "ipfix"]), default="kentik", show_default=True,
+              help="kentik: the Kentik stand-in; ipfix: IPFIX to an nfcapd started on 127.0.0.1 (needs nfdump).")
 @click.option("--sources", default=0, type=click.IntRange(0, 4), show_default=True,
               help="Serve this many sources (buckets, accounts, Kentik exports) from one configuration file; "
                    "--objects and --bad are per source. 0: the flags' one implicit source.")
 def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout: int, keep_stack: bool,
-         sources: int) -> None:
+         sink: str, sources: int) -> None:
     """Stack up, generate, run workers until the bucket is drained; print progress and a JSON summary."""
     from devstack.demo import run_demo
 
     summary = run_demo(objects=objects, mean_flows=mean_flows, bad=bad, workers=workers, seed=seed,
-                       timeout_s=timeout, keep_stack=keep_stack, sources=sources)
+                       timeout_s=timeout, keep_stack=keep_stack, sink=sink, sources=sources)
     ok = summary.pop("ok", True)
     click.echo(json.dumps(summary))
     sys.exit(0 if ok else 1)

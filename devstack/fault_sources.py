@@ -201,6 +201,7 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
         window, health = run_fault(run, 30.0, 20.0 if quick else 30.0, log)
         drained = wait_until(run.drained, 300 if quick else 600, 2.0)
         drained_at = time.time() if drained else None
+        peak_kb = max((w.read_peak_rss() for w in run.workers), default=0)
         for w in run.workers:
             w.stop(20)
         flows = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=120).json()["flows"]
@@ -213,7 +214,9 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
                 "problems": [f"{type(exc).__name__}: {exc}"], "details": {"run_id": run.run_id}}
     finally:
         run.close()
-    return verdict_entry(per_source, window, drained_at, health, run.run_id, [])
+    entry = verdict_entry(per_source, window, drained_at, health, run.run_id, [])
+    entry["peak_rss_mb"] = round(peak_kb / 1024) if peak_kb else None
+    return entry
 
 
 def verdict_entry(per_source: dict[str, dict], window: tuple, drained_at: float | None, health: list[int],

@@ -5,8 +5,10 @@ stack (devstack/stack.py; started if needed) with two or more real workers (IAM 
 devstack/cos_auth_proxy.py, whose request log gives per-object deletion times), injects its faults, waits
 until the bucket holds only bad objects, and asks the referee (devstack/referee.py) what was owed and what
 Kentik accepted. It writes `faults-report.json` in the working directory: one entry per scenario with
-scenario, owed, accepted, pending, lost, duplicates, early_deletes, recovery_s and details. Exit code 0 when
-every scenario has lost == 0 and early_deletes == 0 (and its own checks passed, e.g. the bucket drained).
+scenario, owed, accepted, pending, lost, duplicates, early_deletes, recovery_s, peak_rss_mb and details, and
+prints them as a table (devstack/fault_report.py). Exit code 0 when every scenario has lost == 0 and
+early_deletes == 0 (and its own checks passed, e.g. the bucket drained). Scenario actions live here and in
+devstack/hostile.py, devstack/fault_peers.py (a misbehaving Kentik) and devstack/fault_huge.py.
 
 pending counts owed records not accepted whose object is still in the bucket (not delivered yet: a slow or
 stalled run, reported as "bucket not drained"); lost counts owed records not accepted whose object is gone.
@@ -14,6 +16,7 @@ stalled run, reported as "bucket not drained"); lost counts owed records not acc
 early_deletes counts objects whose deletion began before their last owed record was accepted, objects
 deleted with owed records missing, and bad objects deleted at all. recovery_s is the time from the end of
 the fault (component back, faults cleared, last worker restarted) until the bucket was drained.
+peak_rss_mb is the largest peak resident memory (VmHWM) of any worker of the scenario.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Callable
 
 import requests
 
-from devstack import hostile, stack
+from devstack import fault_huge, fault_peers, fault_report, hostile, stack
 from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -40,6 +43,7 @@ SCENARIOS = ("kill9", "sigterm", "kafka", "kentik", "s3proxy", "rebalance", "bad
 SECRET_SCENARIOS = ("secrets", "secrets_debug")
 SCENARIOS += ("redirect", "badbody", "slowkentik")   # a misbehaving Kentik (issue 9 items 2, 3)
 SCENARIOS += ("sources",)   # two sources, one's COS failing (issue 13; devstack/fault_sources.py)
+SCENARIOS += ("huge",)   # huge objects: bounded memory, size limit (issue 9 item 7)
 QUICK_DEFAULT = ("kill9", "sigterm", "kentik", "s3proxy", "badinput", "secrets")
 SECRET_IAM = "BFSECRET-iam-7f3a9c1e5d"
 SECRET_KENTIK = "BFSECRET-kentik-2b8e6d4a0c"
@@ -125,7 +129,7 @@ class FaultRun:
         return out
 
     def flows(self) -> list[dict]:
-        reply = requests.get(self.env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=120)
+        reply = requests.get(self.env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows", timeout=600)  # huge: ~1M
         reply.raise_for_status()
         return self.kentik_before + reply.json()["flows"]
 
@@ -276,6 +280,7 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
         "lost": verdict.lost,
         "duplicates": verdict.duplicates, "early_deletes": len(early) + len(bad_deleted),
         "recovery_s": round(drained_at - fault_end, 1) if drained_at is not None else None,
+        "peak_rss_mb": fault_report.peak_rss_mb(run),
         "details": {
             "objects": len(run.objects), "bad_objects": len(run.bad_keys), "unexpected": verdict.unexpected,
             "drained": drained_at is not None, "good_left_in_bucket": len(remaining - run.bad_keys),
@@ -490,95 +495,6 @@ def iamvpc_health_problems(drained: bool, samples: list[tuple[str, int, list]]) 
     return []
 
 
-# ---------------------------------------------------------------- a misbehaving Kentik (redirects, bodies, slowness)
-
-def _chf_modes(url: str, *modes: dict) -> None:
-    """Queue answer modes of the Kentik stand-in (devstack/standins/kentik_modes.py)."""
-    requests.post(url + "/_emulator/chf_modes", json=list(modes), timeout=10).raise_for_status()
-
-
-def _chf_modes_settled(run: FaultRun, url: str, timeout_s: float, answered: Callable[[], bool] = lambda: True) -> float:
-    """Wait until every queued mode was applied and `answered()` holds (or the bucket drained first: then the
-    leftover modes are a problem of the scenario); the time the fault ended."""
-    def pending() -> int:
-        return len(requests.get(url + "/_emulator/chf_modes", timeout=10).json()["modes"])
-    wait_until(lambda: (pending() == 0 and answered()) or run.drained(), timeout_s, 2)
-    fault_end = time.time()
-    left = pending()
-    stats = requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {})
-    run.notes["kentik_modes_applied"] = stats.get("modes_applied")
-    if left:
-        run.notes.setdefault("problems", []).append(f"{left} Kentik answer mode(s) never applied")
-    return fault_end
-
-
-def _duplicates_within(run: FaultRun, bound: int, why: str) -> None:
-    """After the drain: the referee's duplicates must not exceed `bound` (a problem of the scenario if so)."""
-    wait_until(run.drained, 300, 2)
-    duplicates = compare(run.good, run.flows()).duplicates
-    run.notes["duplicate_bound"] = {"bound": bound, "why": why, "seen": duplicates}
-    if duplicates > bound:
-        run.notes.setdefault("problems", []).append(f"{duplicates} duplicates, more than the bound {bound} ({why})")
-
-
-def fault_redirect(run: FaultRun, rng: random.Random, quick: bool) -> float:
-    """Kentik answers /chf with 301/302/307/308 pointing at a decoy that accepts anything: nothing may reach
-    the decoy (no body, no token), nothing redirected counts as accepted, nothing is dead-lettered."""
-    from devstack.standins.common import BackgroundServer
-    from devstack.standins.kentik_modes import make_decoy_app
-
-    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    n = 5 if quick else 15
-    with BackgroundServer(make_decoy_app()) as decoy:
-        _chf_modes(url, *({"mode": "redirect", "status": status, "count": n, "location": decoy.url + "/chf"}
-                          for status in (301, 302, 307, 308)))
-        fault_end = _chf_modes_settled(run, url, 180)
-        wait_until(run.drained, 300, 2)
-        hits = requests.get(decoy.url + "/_decoy/requests", timeout=10).json()["requests"]
-    run.notes["redirect_target_requests"] = {"requests": len(hits), "with_token": sum(h["token_sent"] for h in hits),
-                                             "methods": dict(Counter(h["method"] for h in hits))}
-    if hits:
-        run.notes.setdefault("problems", []).append(f"{len(hits)} request(s) followed a redirect to the decoy")
-    _duplicates_within(run, 0, "a redirected POST is never stored, so never re-sent after an acceptance")
-    return fault_end
-
-
-def fault_badbody(run: FaultRun, rng: random.Random, quick: bool) -> float:
-    """Kentik accepts but answers 200 with `Content-Encoding: gzip` on a plain body: still accepted, once."""
-    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    _chf_modes(url, {"mode": "bad_body", "count": 20 if quick else 60})
-    fault_end = _chf_modes_settled(run, url, 180)
-    _duplicates_within(run, 0, "every 200 counts as accepted whatever its body")
-    return fault_end
-
-
-def fault_slowkentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
-    """Kentik accepts, then answers 35 s later (beyond the old 30 s client timeout: no duplicate may follow),
-    and, once or twice, only after the client's read timeout (its flows are re-sent: bounded duplicates)."""
-    from connectors.kentik import LIMITS
-
-    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    beyond = LIMITS.read_s + 10
-
-    def slow_requests() -> list[dict]:
-        reqs = requests.get(url + "/_emulator/requests?body=0", timeout=60).json()["requests"]
-        return [r for r in reqs if r.get("mode") == "slow"]
-
-    counts = (3, 1 if quick else 2)
-    _chf_modes(url, {"mode": "slow", "seconds": 35, "count": counts[0]},
-               {"mode": "slow", "seconds": beyond, "count": counts[1]})
-    fault_end = _chf_modes_settled(run, url, 2 * beyond + 120, lambda: sum(
-        r["status"] is not None or r["dropped"] for r in slow_requests()) >= sum(counts))
-    wait_until(lambda: all(r["status"] is not None or r["dropped"] for r in slow_requests()), beyond + 30, 2)
-    slow = slow_requests()
-    run.notes["slow_answers"] = [{"seconds": r["mode_seconds"], "flows": r["flows"], "status": r["status"],
-                                  "dropped": r["dropped"]} for r in slow]
-    bound = sum(r["flows"] for r in slow if r["mode_seconds"] > LIMITS.read_s)
-    _duplicates_within(run, bound, f"flows of the POSTs answered after the {LIMITS.read_s:g} s read timeout, "
-                                   "each re-sent once")
-    return fault_end
-
-
 # ---------------------------------------------------------------- secrets
 
 def secret_values() -> list[str]:
@@ -632,7 +548,8 @@ ACTIONS: dict[str, Callable] = {
     "s3proxy": fault_s3proxy, "rebalance": fault_rebalance, "badinput": fault_none, "iamvpc": fault_iamvpc,
     "secrets": fault_none, "secrets_debug": fault_none, **hostile.ACTIONS,
 }
-ACTIONS.update(redirect=fault_redirect, badbody=fault_badbody, slowkentik=fault_slowkentik)
+ACTIONS.update(fault_peers.ACTIONS)
+ACTIONS.update(fault_huge.ACTIONS)
 
 
 def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
@@ -651,6 +568,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
     restore: list[tuple[str, list[str]]] = []
     overrides: dict[str, str] = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
     overrides.update(hostile.OVERRIDES.get(name, {}))
+    overrides.update(fault_huge.OVERRIDES.get(name, {}))
     if name in SECRET_SCENARIOS:
         for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
                                                ("kentik", "--token", SECRET_KENTIK, False)):
@@ -710,7 +628,8 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         entry = judge(run, name, fault_end, drained_at)
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
         entry = {"scenario": name, "owed": None, "accepted": None, "pending": None, "lost": None, "duplicates": None,
-                 "early_deletes": None, "recovery_s": None, "ok": False, "problems": [f"{type(exc).__name__}: {exc}"],
+                 "early_deletes": None, "recovery_s": None, "ok": False,
+                 "peak_rss_mb": fault_report.peak_rss_mb(run) if run else None, "problems": [f"{type(exc).__name__}: {exc}"],
                  "details": {"run_id": run.run_id if run else None}}
         if run is not None:
             run.stop_all()
@@ -748,10 +667,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[faults] {name}: owed={entry['owed']} accepted={entry['accepted']} pending={entry.get('pending')} "
               f"lost={entry['lost']} "
               f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
-              f"recovery_s={entry['recovery_s']} {'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}",
-              flush=True)
+              f"recovery_s={entry['recovery_s']} peak_rss_mb={entry.get('peak_rss_mb')} "
+              f"{'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}", flush=True)
         for line in entry["details"].get("table", ()):
             print(f"[faults] {name}:   {line}", flush=True)
+    print(fault_report.table(report), flush=True)
     return 0 if all(e["ok"] for e in report) else 1
 
 

@@ -1,4 +1,5 @@
-"""The referee: what Kentik is owed for a set of generated objects, and how it compares with what arrived.
+"""The referee: what Kentik (or an IPFIX collector) is owed for a set of generated objects, and how it compares
+with what arrived.
 
 Written from docs/translation.md on its own (not from streams/translate.py), so the tests check the pipeline
 against the rules rather than against itself. Each owed kflow record is identified by a tuple of its
@@ -130,3 +131,91 @@ def compare(objects, accepted_flows: list[dict], in_bucket: set[str] | None = No
     unexpected = sum(n for r, n in extra.items() if r not in owed)
     return Verdict(sum(owed.values()), sum(got.values()), lost, duplicates, unexpected, last, pending,
                    sorted(lost_objects), sorted(pending_objects))
+
+
+PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP"}  # as nfdump prints them
+NFDUMP_FIELDS = ("sa", "da", "sp", "dp", "pr", "ibyt", "ipkt", "ts", "te", "dir")  # what a record is compared by
+
+
+def utc(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
+def owed_ipfix(obj) -> list[dict]:
+    """What an IPFIX collector is owed for `obj`, from its raw JSON (docs/ipfix.md): one record per direction
+    that carried traffic (the forward one always), with the fields as `nfdump -o csv` prints them
+    (NFDUMP_FIELDS) plus what nfdump does not show: biflow direction, forwarding status, the local vNIC,
+    region and account the enterprise elements carry."""
+    import gzip
+
+    import orjson
+
+    doc = orjson.loads(gzip.decompress(obj.body) if obj.body[:2] == b"\x1f\x8b" else obj.body)
+    key = key_fields(obj.key)
+    out = []
+    for f in doc["flow_logs"]:
+        local = f["initiator_ip"] if f["direction"] == "O" else f["target_ip"]
+        start = epoch(f["start_time"] or doc["capture_start_time"])
+        end = max(start, epoch(f["end_time"] or doc["capture_end_time"]))
+        ends = [(f["initiator_ip"], f["target_ip"], f["initiator_port"], f["target_port"],
+                 f["bytes_from_initiator"], f["packets_from_initiator"], True)]
+        if f["packets_from_target"] > 0 or f["bytes_from_target"] > 0:
+            ends.append((f["target_ip"], f["initiator_ip"], f["target_port"], f["initiator_port"],
+                         f["bytes_from_target"], f["packets_from_target"], False))
+        for src, dst, sport, dport, nbytes, npkts, forward in ends:
+            out.append({"sa": src, "da": dst, "sp": str(sport), "dp": str(dport),
+                        "pr": PROTOCOL_NAMES.get(f["transport_protocol"], str(f["transport_protocol"])),
+                        "ibyt": str(nbytes), "ipkt": str(npkts), "ts": utc(start), "te": utc(end),
+                        "dir": "1" if src == local else "0", "biflow": 1 if forward else 2,
+                        "status": {"accepted": 64, "rejected": 129}[f["action"]],
+                        "local_vnic": key["vnic-id"], "region": key["region"], "account": key["account"],
+                        "egress": src == local})
+    return out
+
+
+def nfdump_record(row: dict) -> tuple:
+    """The comparable part of an owed record or of an `nfdump -o csv` row."""
+    return tuple(row[k] for k in NFDUMP_FIELDS)
+
+
+def received_at(row: dict) -> float:
+    """nfdump's `tr` (when the collector received the record; UTC with milliseconds) in epoch seconds, else 0."""
+    tr = row.get("tr") or ""
+    if len(tr) < 19:
+        return 0.0
+    return calendar.timegm(time.strptime(tr[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + tr[19:].strip())
+
+
+@dataclass
+class CollectorVerdict:
+    """Owed IPFIX records vs the records the collector stored, as multisets; per object, when the collector
+    received its last owed record."""
+
+    owed: int
+    received: int
+    lost: int
+    duplicates: int
+    unexpected: int
+    last_received_by_object: dict[str, float] = field(default_factory=dict)
+
+
+def compare_collector(objects, rows: list[dict]) -> CollectorVerdict:
+    """What `objects` owe a collector vs what it stored (`nfdump -o csv` rows)."""
+    owed = Counter()
+    owner: dict[tuple, str] = {}
+    for obj in objects:
+        for r in owed_ipfix(obj):
+            record = nfdump_record(r)
+            owed[record] += 1
+            owner[record] = obj.key
+    got = Counter()
+    last: dict[str, float] = {}
+    for row in rows:
+        record = nfdump_record(row)
+        got[record] += 1
+        if record in owner:
+            last[owner[record]] = max(last.get(owner[record], 0.0), received_at(row))
+    extra = got - owed
+    return CollectorVerdict(sum(owed.values()), sum(got.values()), sum((owed - got).values()),
+                            sum(n for r, n in extra.items() if r in owed),
+                            sum(n for r, n in extra.items() if r not in owed), last)

@@ -56,6 +56,13 @@ class WorkerProcess:
         self.log_path = log_dir / f"{name}.log"
         self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
+        self.peak_rss_kb = 0  # VmHWM as last read: read again before every stop or kill
+
+    def read_peak_rss(self) -> int:
+        """The worker's peak resident memory so far in kB (Linux VmHWM), remembered after it exits."""
+        if self.alive:
+            self.peak_rss_kb = max(self.peak_rss_kb, vm_hwm_kb(self.proc.pid))
+        return self.peak_rss_kb
 
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +116,7 @@ class WorkerProcess:
         """SIGTERM, wait, then SIGKILL. Returns the exit code."""
         if self.proc is None:
             return None
+        self.read_peak_rss()
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -124,6 +132,7 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL the worker (crash test)."""
         if self.proc is not None and self.proc.poll() is None:
+            self.read_peak_rss()
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -145,6 +154,18 @@ def sum_counts(infos: list[dict | None]) -> dict[str, int]:
         for key, value in ((info or {}).get("counts") or {}).items():
             total[key] = total.get(key, 0) + int(value)
     return total
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """Peak resident set size of process `pid` in kB (VmHWM in /proc/<pid>/status); 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:

@@ -46,6 +46,7 @@ def make_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=3.0,
         broker_commit_interval=2.0,
         stream_wait_empty=True,
+        stream_buffer_maxsize=settings.stream_buffer,
         web_enabled=True,
         web_host=settings.http_host,
         web_port=settings.http_port,

@@ -258,3 +258,35 @@ class Codec:
                 raise
             self._plans[writer.fp] = (reader, upgrade)
             return upgrade(record) if upgrade else record
+
+
+class FieldSplice:
+    """Encode one field of a record ahead of the others, then the record around it: `encode(record, field)`
+    gives the bytes `codec.encode` gives for the record with that field's value. For a large field known
+    before the rest (a flow chunk's columns are decoded before the object's header and chunk total are
+    known): only the compact encoded bytes are kept meanwhile. Avro's binary record is its fields' encodings
+    one after the other, so the record is cut into the fields before, the field, and the fields after."""
+
+    def __init__(self, codec: Codec, field: str):
+        fields = codec.schema["fields"]
+        at = next(i for i, f in enumerate(fields) if f["name"] == field)
+        space = codec.schema.get("namespace")
+        named: dict = {}
+        self._prefix = codec._prefix
+        self.field = field
+        self._parts = [parse_schema({"type": "record", "name": f"{codec.schema['name']}_{part}", "namespace": space,
+                                     "fields": selected}, named_schemas=named)
+                       for part, selected in (("head", fields[:at]), ("field", [fields[at]]),
+                                              ("tail", fields[at + 1:]))]
+
+    def _encode(self, part: int, record: Mapping) -> bytes:
+        bio = BytesIO()
+        schemaless_writer(bio, self._parts[part], record)
+        return bio.getvalue()
+
+    def encode_field(self, value: Any) -> bytes:
+        return self._encode(1, {self.field: value})
+
+    def encode(self, record: Mapping, field_bytes: bytes) -> bytes:
+        """The record's message with the field's value already encoded (`record[field]` is not read)."""
+        return b"".join((self._prefix, self._encode(0, record), field_bytes, self._encode(2, record)))

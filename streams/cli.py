@@ -2,7 +2,7 @@
 
 `blueflow worker` takes Kentik Blueflow's flags (`--bucket_name=...`, also written without the leading `--`
 as Kentik's published manifests do) and environment variables, so switching is a one-line change. Every
-option comes from the table in streams/settings.py (streams/options.py turns it into typed flags). The
+option comes from the table in streams/option_table.py (streams/options.py turns it into typed flags). The
 development tools (local stack, generator, demo, fault suite) are `blueflow-dev` (devstack/cli.py); `blueflow
 demo|faults|generate|devstack` forward to it where it is installed. Exit status: 0 ok, 1 the operation
 failed, 2 a bad flag or setting, 3 Kafka did not answer.
@@ -16,9 +16,9 @@ import sys
 import click
 
 from streams.metrics import VERSION
-from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
-from streams.settings import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
 from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
+from streams.option_table import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
+from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
 from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command
 

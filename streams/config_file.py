@@ -1,6 +1,6 @@
 """The configuration file (`--config blueflow.yaml`, env BLUEFLOW_CONFIG): global settings plus `sources:`.
 
-    kafka_bootstrap: broker-0:9093,broker-1:9093     # any option of the table (streams/settings.py) by name
+    kafka_bootstrap: broker-0:9093,broker-1:9093     # any option of the table (streams/option_table.py) by name
     poll_interval: 30
     sources:
       - name: acct-a                                  # [a-z0-9][a-z0-9_.-]*, unique
@@ -20,19 +20,21 @@ problem is reported at once, each with its line and what was expected (ConfigFil
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from streams.settings import BY_NAME, SettingError, convert
+from streams.option_table import BY_NAME
+from streams.settings import SettingError, convert
 from streams.sources import Source
 
 SECRETS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")
-SOURCE_TEXT = ("endpoint", "prefix", "service_instance", "hmac_access_key", "kentik_email")
+SOURCE_TEXT = ("endpoint", "prefix", "service_instance", "hmac_access_key", "kentik_email", "ipfix_collectors")
 SOURCE_TYPED = {"plan_id": BY_NAME["plan_id"], "export_id": BY_NAME["export_id"],
-                "keep_objects": BY_NAME["keep_objects"], "dry_run": BY_NAME["dry_run"]}
+                "keep_objects": BY_NAME["keep_objects"], "dry_run": BY_NAME["dry_run"],
+                "sink": replace(BY_NAME["sink"], kind="choice")}  # checked here, with its line
 SOURCE_KEYS = (("name", "bucket", "regions") + SOURCE_TEXT + tuple(SOURCE_TYPED)
                + tuple(f"{s}_{how}" for s in SECRETS for how in ("env", "file")))
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

@@ -7,8 +7,8 @@ import sys
 
 import click
 
+from streams.option_table import OPS_OPTIONS
 from streams.options import require_kafka, settings_for, with_options
-from streams.settings import OPS_OPTIONS
 from streams.textsafe import escape
 
 

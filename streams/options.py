@@ -1,4 +1,4 @@
-"""Click options from the option table (streams/settings.py), and Settings from what a command was given.
+"""Click options from the option table (streams/option_table.py), and Settings from what a command was given.
 
 Each command declares the options it takes as flags and the options it reads (`uses`); the flags are typed by
 the table (`convert`, so a flag and its environment variable are checked the same way), the help shows the
@@ -12,7 +12,8 @@ from typing import Iterable
 
 import click
 
-from streams.settings import BY_NAME, Option, SettingError, Settings, convert
+from streams.option_table import BY_NAME, Option
+from streams.settings import SettingError, Settings, convert
 
 DEVSTACK_FLAG = "use_devstack"
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 from connectors.kflow import INT_COLUMNS, N_CUSTOM
 from streams import columns as packed  # the v4 packed columns of the flows/kflow messages
-from streams.avro import AvroDecodeError, Codec
+from streams.avro import AvroDecodeError, Codec, FieldSplice
 
 __all__ = [
     "AvroDecodeError", "DeadLetter", "FlowChunk", "FlowPart", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",
@@ -170,6 +170,15 @@ class FlowChunk(Record):
         record["parts"] = [_as_dict(p, skip=("source",)) for p in self.parts]
         return record
 
+    @staticmethod
+    def encode_columns(columns: dict) -> bytes:
+        """The Avro form of a chunk's columns alone, for `encode_around` once the rest of the record is known."""
+        return _columns_splice().encode_field(packed.pack_flow_columns(columns))
+
+    def encode_around(self, columns: bytes) -> bytes:
+        """`encode()` of this record with its columns as `encode_columns` gave them (`self.columns` unread)."""
+        return _columns_splice().encode(self.to_avro(), columns)
+
     @classmethod
     def from_avro(cls, record: dict) -> "FlowChunk":
         parts = record.pop("parts", None) or ()
@@ -199,6 +208,11 @@ class FlowChunk(Record):
         count = len(columns["direction"]) if columns else 0
         return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
                    columns or {}, source=ref.source)
+
+
+@cache
+def _columns_splice() -> FieldSplice:
+    return FieldSplice(_codec(FlowChunk.SCHEMA), "columns")
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """Sources: the buckets (and the accounts and Kentik destinations behind them) one deployment serves.
 
 A source is one COS bucket with its endpoint, credentials and prefix, the VPC regions and API key that label
-its flows, and the Kentik user, plan and export its flows go to, plus keep_objects / dry_run. The flags and
+its flows, and where its flows go — the Kentik user, plan and export, or (sink `ipfix`) the IPFIX collectors —
+plus keep_objects / dry_run. The flags and
 environment describe one implicit source named `default` (every v1 command line); a configuration file
 (streams/config_file.py) can list several. Records carry the source's name (`""` for `default`, so state
 written before sources existed stays valid), and every stage looks its source up here.
@@ -42,6 +43,8 @@ class Source:
     export_id: int = 0
     keep_objects: bool = False
     dry_run: bool = False
+    sink: str = ""  # kentik | ipfix; "" = the deployment's --sink
+    ipfix_collectors: str = ""  # with sink ipfix: host:port[,...]; "" = the deployment's --ipfix_collectors
 
     @property
     def record_name(self) -> str:
@@ -67,7 +70,7 @@ class Source:
         view["regions"] = list(self.regions)
         return view
 
-    def missing(self, sink: str) -> list[str]:
+    def missing(self) -> list[str]:
         """What this source cannot run without (the checks of `missing_for_worker`, per source)."""
         problems = []
         if not self.bucket:
@@ -76,7 +79,7 @@ class Source:
             problems.append("a COS endpoint")
         if not self.uses_hmac and not (self.cos_api_key and self.service_instance):
             problems.append("COS credentials (an IAM API key and service instance, or an HMAC pair)")
-        if sink == "kentik" and not self.dry_run:
+        if self.sink != "ipfix" and not self.dry_run:
             if not self.kentik_token:
                 problems.append("a Kentik API token")
             if not self.kentik_email:
@@ -92,7 +95,8 @@ def implicit_source(settings) -> Source:
                   hmac_secret_key=settings.cos_hmac_secret_key, regions=tuple(settings.region_list),
                   vpc_api_key=settings.ibm_vpc_api_key, kentik_email=settings.api_email,
                   kentik_token=settings.kentik_api_token, plan_id=settings.plan_id, export_id=settings.export_id,
-                  keep_objects=settings.keep_objects, dry_run=settings.dry_run)
+                  keep_objects=settings.keep_objects, dry_run=settings.dry_run, sink=settings.sink,
+                  ipfix_collectors=settings.ipfix_collectors)
 
 
 def sources_of(settings) -> tuple[Source, ...]:
@@ -105,7 +109,8 @@ def inherit(source: Source, settings) -> Source:
     level): one Kentik user or one endpoint for every source is written once."""
     base = implicit_source(settings)
     updates = {}
-    for name in ("endpoint", "kentik_email", "kentik_token", "vpc_api_key", "plan_id", "export_id", "regions"):
+    for name in ("endpoint", "kentik_email", "kentik_token", "vpc_api_key", "plan_id", "export_id", "regions", "sink",
+                 "ipfix_collectors"):
         if not getattr(source, name):
             updates[name] = getattr(base, name)
     if not source.uses_hmac and not source.cos_api_key and not source.hmac_access_key:

@@ -1,6 +1,6 @@
 """The pipeline's topology — the only place that wires topics to stages.
 
-    COS bucket ─poll (leader)─▶ objects ─parse─▶ flows ─enrich─▶ kflow ─sink─▶ Kentik /chf
+    COS bucket ─poll (leader)─▶ objects ─parse─▶ flows ─enrich─▶ kflow ─sink─▶ Kentik /chf (or IPFIX)
                                                                            └─finalize─▶ COS delete, ledger
 
 `build(app, topics, runtime)` registers it on a Faust app; `describe()` prints it from the same tables
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
 from streams.retry import exit_without_ack
-from streams.stages import enrich, ipfix_sink, leader, parse, poll, sink
+from streams.stages import enrich, leader, parse, poll, sink
 from streams.stages.context import StageContext
 
 log = logging.getLogger("blueflow")
@@ -42,25 +42,25 @@ class Task:
     loop: Callable[..., Awaitable[None]]
 
 
-SINKS = {  # --sink chooses the agent that reads kflow; both finalize the same way
-    "kentik": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle,
-                    "Kentik POST /chf per device; finalize: COS LIST (version check) + DeleteObjects of the "
-                    "unchanged, ledger, progress tombstones"),
-    "ipfix": Agent("sink", "kflow", ("progress", "ledger", "deadletter"), ipfix_sink.handle,
-                   "IPFIX export to the collectors (UDP/TCP); finalize: COS LIST (version check) + DeleteObjects "
-                   "of the unchanged, ledger, progress tombstones"),
+SINK_EFFECTS = {  # --sink: where flows go (a source of the configuration file may choose the other one)
+    "kentik": "Kentik POST /chf per device; finalize: COS LIST (version check) + DeleteObjects of the "
+              "unchanged, ledger, progress tombstones",
+    "ipfix": "IPFIX export to the collectors (UDP/TCP); finalize: COS LIST (version check) + DeleteObjects "
+             "of the unchanged, ledger, progress tombstones",
 }
 AGENTS = (
     Agent("parse", "objects", ("flows", "deadletter"), parse.handle,
           "COS GET of each object of the group (the listed version)"),
     Agent("enrich", "flows", ("kflow", "deadletter"), enrich.handle, "VPC metadata from the IP index"),
-    SINKS["kentik"],
+    Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle, SINK_EFFECTS["kentik"]),
 )
 
 
 def agents(sink_name: str = "kentik") -> tuple[Agent, ...]:
-    """The agents of a deployment: parse, enrich and the chosen sink."""
-    return AGENTS[:-1] + (SINKS[sink_name],)
+    """The agents of a deployment: parse, enrich and the sink (described for the deployment's --sink; each
+    source's chunks go to that source's sink)."""
+    return AGENTS[:-1] + (replace(AGENTS[-1], effects=SINK_EFFECTS[sink_name]),)
+
 
 TASKS = (
     Task("poll", True, "COS bucket listing (groups of objects)", ("objects",), poll.poll_loop),

@@ -12,8 +12,9 @@ import threading
 
 import click
 
+from streams.option_table import ALL_OPTIONS, OPTIONS
 from streams.options import Unavailable, click_option, devstack_option, require_kafka, settings_for
-from streams.settings import ALL_OPTIONS, OPTIONS, Settings, missing_for_worker
+from streams.settings import Settings, missing_for_worker
 
 STOP_GRACE_S = 15.0
 log = logging.getLogger("blueflow")

@@ -17,7 +17,7 @@ FLOW_FIELDS = ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "pro
 
 
 def _decode_flows(packed: bytes) -> list[tuple]:
-    from connectors.kflow import load_schema  # pycapnp import is slow: only when flows arrive
+    from connectors.kflow_capnp import load_schema  # pycapnp import is slow: only when flows arrive
 
     reader = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40)
     out = []
@@ -31,7 +31,7 @@ def _decode_flows(packed: bytes) -> list[tuple]:
 
 def device_ids(packed: bytes) -> list[int]:
     """Every CHF.deviceId of a packed PackedCHF (reading nothing else); raises if it is not readable."""
-    from connectors.kflow import load_schema
+    from connectors.kflow_capnp import load_schema
 
     reader = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40)
     return [c.deviceId for c in reader.msgs]
@@ -53,13 +53,17 @@ def decoded_flows(st: dict) -> list[tuple]:
 
     Runs on a thread while the event loop keeps appending bodies: only the bodies present when it started
     are marked decoded (a body accepted meanwhile is decoded by the next call, never skipped), and one call
-    decodes at a time."""
+    decodes at a time. A reset while it decodes (the next run's `/_emulator/reset`) drops what it decoded:
+    nothing of before the reset reaches the fresh state, and none of the fresh bodies is marked decoded."""
     with _DECODE_LOCK:
-        end = len(st["bodies"])
-        for seq, t, name, packed in st["bodies"][st["decoded"]:end]:
-            st["flows"].extend((seq, t, name, f) for f in _decode_flows(packed))
+        bodies, flows = st["bodies"], st["flows"]  # one generation: a reset puts fresh lists in `st`
+        start, end = st["decoded"], len(bodies)
+        new = [(seq, t, name, f) for seq, t, name, packed in bodies[start:end] for f in _decode_flows(packed)]
+        if st["bodies"] is not bodies:  # reset while decoding: these flows are of before the reset, dropped
+            return list(st["flows"])
+        flows.extend(new)
         st["decoded"] = end
-        return list(st["flows"])
+        return list(flows)
 
 
 

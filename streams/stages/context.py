@@ -39,7 +39,7 @@ class StageContext:
     metadata_waited: bool = False
     sink_progress: dict = field(default_factory=dict)  # sink: key -> ObjectProgress of objects being delivered
     devices: object = None  # streams.stages.devices.Devices
-    ipfix: object = None  # connectors.ipfix_export.Exporter of the ipfix sink, made on first use
+    ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
     sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
 

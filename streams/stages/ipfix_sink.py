@@ -1,13 +1,14 @@
-"""Stage ipfix sink (`--sink ipfix`): kflow → IPFIX collectors, the Kentik sink's second form.
+"""The IPFIX form of the sink (`--sink ipfix`, or `sink: ipfix` of a source): kflow → IPFIX collectors.
 
-Same bookkeeping as streams/stages/sink.py (it is that stage's `handle` with another `deliver`): which chunks
-of an object are done, progress shared between workers, and `finalize` (delete, ledger) exactly when every
-chunk of the object version was handed over — to every collector. Handed over means (docs/ipfix.md):
+streams/stages/sink.py calls `deliver_chunk` for the chunks of a source whose sink is `ipfix`, with the same
+bookkeeping as for Kentik: which chunks of an object are done, progress shared between workers, and `finalize`
+(delete, ledger) exactly when every chunk of the object version was handed over — to every collector of the
+source. Handed over means (docs/ipfix.md):
 UDP: every datagram accepted by the socket; TCP: every Message written in full to the connection. Until
 then a failing collector is retried with the one backoff (a TCP session is reopened on each retry) and the
 chunk waits; nothing is deleted.
 
-Pure core: `observation_domain`, `encode_chunk`. Shell: `handle`, `deliver_chunk`.
+Pure core: `observation_domain`, `encode_chunk`. Shell: `deliver_chunk`.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from streams.delivery import BatchRefused
 from streams.flowlog import FlowLogError, parse_object_key
 from streams.records import KflowChunk
 from streams.retry import Transient
-from streams.stages import sink
 
 log = logging.getLogger("blueflow")
 
@@ -60,20 +60,17 @@ def encode_chunk(chunk: KflowChunk, exporter: Exporter, domain: int, export_time
     return frame_messages(records, domain, first, export_time, exporter.max_bytes)
 
 
-def exporter_of(ctx) -> Exporter:
-    if ctx.ipfix is None:
-        s = ctx.settings
-        ctx.ipfix = Exporter(parse_collectors(s.ipfix_collectors), s.ipfix_transport)
-    return ctx.ipfix
-
-
-async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
-    await sink.handle(ctx, raw, event_key, deliver=deliver_chunk)
+def exporter_of(ctx, collectors: str) -> Exporter:
+    """The exporter to `collectors` (one per set of collectors: sources may export to different ones)."""
+    if collectors not in ctx.ipfix:
+        ctx.ipfix[collectors] = Exporter(parse_collectors(collectors), ctx.settings.ipfix_transport)
+    return ctx.ipfix[collectors]
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
-    """Hand every record of one chunk to every collector (raises IpfixRefused if IPFIX cannot carry it)."""
-    exporter = exporter_of(ctx)
+    """Hand every record of one chunk to every collector of its source (raises IpfixRefused if IPFIX cannot
+    carry it)."""
+    exporter = exporter_of(ctx, ctx.sources.get(chunk.source).ipfix_collectors)
     domain = observation_domain(ctx.settings.ipfix_domain, chunk.subnet_id)
     what = f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, domain {domain})"
     try:

@@ -60,9 +60,9 @@ def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
 
 
 async def heartbeat_loop(ctx) -> None:
-    """Leader task: for every source with an export, START at once, then one status per `heartbeat_interval`
-    to that source's export with its Kentik user (also while Kentik refuses it). A source's own COS problem
-    is reported to its export only."""
+    """Leader task: for every source with an export (and the Kentik sink), START at once, then one status per
+    `heartbeat_interval` to that source's export with its Kentik user (also while Kentik refuses it). A
+    source's own COS problem is reported to its export only."""
     last: dict[str, float] = {}
     started: set[str] = set()
     while True:
@@ -70,7 +70,7 @@ async def heartbeat_loop(ctx) -> None:
         if not ctx.app.is_leader():
             continue
         for source in ctx.sources.all:
-            if source.dry_run or not source.export_id:
+            if source.dry_run or not source.export_id or source.sink == "ipfix":
                 continue
             if time.monotonic() - last.get(source.name, float("-inf")) < ctx.settings.heartbeat_interval:
                 continue

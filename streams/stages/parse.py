@@ -1,9 +1,11 @@
 """Stage parse: objects → flows. Download the listed objects of one `objects` message (a group; the exact
 versions listed), parse and validate them, and publish their flows as FlowChunk messages of at most
-`chunk_flows` flows — several small objects share a message; a big one spans several. A bad object is
-quarantined alone (it stays in the bucket); the others of its group go on.
+`chunk_flows` flows — several small objects share a message; a big one has a message per chunk. An object
+streams through the decoder in bounded memory, its chunks held as compact encoded bytes until the object is
+known good (streams/flowencode.py): a bad object is quarantined alone with nothing of it delivered (it stays
+in the bucket); the others of its group go on.
 
-Pure core: `admit` (process, or skip and why) and `pack` (documents → FlowChunk records).
+Pure core: `admit` (process, or skip and why); streams/flowencode.py (`read_object`, `pack`).
 Shell: `handle` (decode, dedup, one hand-off to download + parse + encode, publish).
 """
 from __future__ import annotations
@@ -11,17 +13,20 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import islice
 
 from streams import metrics, source_metrics
 from streams.avro import AvroDecodeError
-from streams.flowlog import FlowDocument, FlowLogError, iter_chunks, parse_object_bytes, parse_object_key
-from streams.records import FlowChunk, FlowPart, ObjectRef
+from streams.flowencode import ObjectFlows, object_messages, pack, read_object
+from streams.flowlog import FlowLogError, Limits, parse_object_key
+from streams.records import ObjectRef
 from streams.retry import Transient
 from streams.stages import bucket
 from streams.stages.context import SourceUnavailable
 
 log = logging.getLogger("blueflow")
+
+SEND_WINDOW = 16  # messages of a big object made and in the producer's hands at a time (~4 MB at 2,000 flows)
 
 
 @dataclass(frozen=True)
@@ -46,58 +51,10 @@ def admit(ref: ObjectRef, outcome: str | None, in_flight: tuple[str, float] | No
     return Admission(True)
 
 
-def flow_chunks(ref: ObjectRef, doc: FlowDocument, chunk_flows: int) -> list[FlowChunk]:
-    """The FlowChunk records of one parsed object: at least one (an empty object gives one empty chunk)."""
-    return pack([(ref, doc)], chunk_flows)
-
-
-def pack(docs: list[tuple[ObjectRef, FlowDocument]], chunk_flows: int) -> list[FlowChunk]:
-    """The FlowChunk records of a group of parsed objects. Each object is cut into chunks of at most
-    `chunk_flows` flows as on its own (an empty object: one empty chunk); consecutive chunks are packed into
-    one message while it holds at most `chunk_flows` flows, so a message may span objects."""
-    messages: list[FlowChunk] = []
-    pending: list = []
-    flows = 0
-    for ref, doc in docs:
-        header = doc.header
-        columns = list(iter_chunks(doc, chunk_flows)) if doc.flow_count else [None]
-        for number, cols in enumerate(columns):
-            count = len(cols["direction"]) if cols else 0
-            if pending and flows + count > chunk_flows:
-                messages.append(packed(pending))
-                pending, flows = [], 0
-            pending.append((ref, header, number, len(columns), cols))
-            flows += count
-    if pending:
-        messages.append(packed(pending))
-    return messages
-
-
-def packed(pieces: list[tuple[ObjectRef, dict, int, int, dict | None]]) -> FlowChunk:
-    """One message carrying the object chunks `pieces` (ref, header, chunk, chunks, columns) in order; its
-    top-level identity is the first piece's."""
-    parts, blocks, start = [], [], 0
-    for ref, header, chunk, chunks, columns in pieces:
-        count = len(columns["direction"]) if columns else 0
-        parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, start, count))
-        if count:
-            blocks.append(columns)
-        start += count
-    message = FlowChunk.of(pieces[0][0], pieces[0][1], pieces[0][2], pieces[0][3], None)
-    message.columns, message.flow_count, message.parts = concat_columns(blocks), start, parts
-    return message
-
-
-def concat_columns(blocks: list[dict]) -> dict:
-    """Columns of several row blocks with the same column names, one after the other."""
-    if len(blocks) <= 1:
-        return blocks[0] if blocks else {}
-    return {name: list(chain.from_iterable(block[name] for block in blocks)) for name in blocks[0]}
-
-
-def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
-    """Blocking: stream the object through the parser. None if it vanished or changed since it was listed.
-    Raises FlowLogError for a bad object, Transient for a COS problem."""
+def download_and_parse(ctx, ref: ObjectRef, keep: bool = True) -> ObjectFlows | None:
+    """Blocking: stream the object through the decoder, its flows encoded chunk by chunk as they come
+    (streams/flowencode.py). None if it vanished or changed since it was listed. Raises FlowLogError for a
+    bad object (nothing of it is kept), Transient for a COS problem."""
     parse_object_key(ref.key)  # unknown layouts are quarantined before any download
     source = ctx.sources.get(ref.source)
     chunks = bucket.open_version(ctx, source, ref.bucket, ref.key, ref.etag)
@@ -112,8 +69,10 @@ def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
             failure.append(exc)
             raise
 
+    settings = ctx.settings
     try:
-        doc = parse_object_bytes(guarded(), max_bytes=ctx.settings.max_object_bytes)
+        obj = read_object(ref, guarded(), settings.chunk_flows, Limits(max_object_bytes=settings.max_object_bytes),
+                          keep)
     except Exception as exc:
         if failure:
             raise bucket.download_broke(ctx, source, ref.key, failure[0]) from None
@@ -121,7 +80,7 @@ def download_and_parse(ctx, ref: ObjectRef) -> FlowDocument | None:
             raise
         raise FlowLogError("parse", f"unexpected parser failure: {exc}") from None
     bucket.download_done(ctx, source)
-    return doc
+    return obj
 
 
 @dataclass
@@ -130,7 +89,8 @@ class Fetched:
     messages, bad objects with the reason, objects that vanished, and COS failures to retry."""
 
     parsed: list = field(default_factory=list)  # (ref, flow count)
-    messages: list = field(default_factory=list)  # encoded FlowChunk
+    messages: list = field(default_factory=list)  # encoded FlowChunk of the objects of one chunk
+    several: list = field(default_factory=list)  # ObjectFlows of several chunks: messages made as they are sent
     bad: list = field(default_factory=list)  # (ref, FlowLogError)
     vanished: list = field(default_factory=list)  # ref
     transient: list = field(default_factory=list)  # (ref, Transient)
@@ -138,25 +98,28 @@ class Fetched:
 
 def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
     """Blocking, one thread-pool hand-off per message: download and parse every object of the group (all of
-    `source`), pack their flows into FlowChunk messages and encode them (none in the source's dry run)."""
+    `source`), pack the flows of the objects of one chunk into encoded FlowChunk messages; an object of
+    several chunks stays compressed chunks, its messages made as they are sent (nothing kept in a dry run)."""
     out = Fetched()
-    docs = []
+    small = []  # objects of one chunk, packed together
     for ref in refs:
         try:
-            doc = download_and_parse(ctx, ref)
+            obj = download_and_parse(ctx, ref, keep=not source.dry_run)
         except FlowLogError as exc:
             out.bad.append((ref, exc))
             continue
         except Transient as exc:
             out.transient.append((ref, exc))
             continue
-        if doc is None:
+        if obj is None:
             out.vanished.append(ref)
-        else:
-            docs.append((ref, doc))
-            out.parsed.append((ref, doc.flow_count))
-    if docs and not source.dry_run:
-        out.messages = [chunk.encode() for chunk in pack(docs, ctx.settings.chunk_flows)]
+            continue
+        out.parsed.append((ref, obj.flow_count))
+        if obj.encoded:
+            out.several.append(obj)
+        elif not source.dry_run:
+            small.append(obj)
+    out.messages.extend(chunk.encode() for chunk in pack(small, ctx.settings.chunk_flows))
     return out
 
 
@@ -240,6 +203,10 @@ async def _publish(ctx, source, fetched: Fetched, group_key: str) -> None:
     if not fetched.parsed:
         return
     await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in fetched.messages])
+    for obj in fetched.several:  # a window at a time, made off the loop: never all of a big object's messages
+        messages = object_messages(obj)
+        while window := await ctx.rt.run_sync(lambda: list(islice(messages, SEND_WINDOW))):
+            await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in window])
     now = time.time()
     for ref, flows in fetched.parsed:
         ctx.in_flight[ref.skey] = (ref.etag, now)

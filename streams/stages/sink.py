@@ -1,6 +1,8 @@
-"""Stage sink: kflow → Kentik. Deliver each KflowChunk to Kentik (gzipped packed Cap'n Proto, HTTP 200
-only counts; one POST per Kentik device of the message) and hand objects to `finalize` exactly when the last
-of their chunks was accepted — a message may carry chunks of many objects (parts), each accounted on its own.
+"""Stage sink: kflow → Kentik, or IPFIX collectors. Deliver each KflowChunk to where its source's flows go —
+Kentik (gzipped packed Cap'n Proto, HTTP 200 only counts; one POST per Kentik device of the message) or, for a
+source with sink `ipfix`, its collectors (streams/stages/ipfix_sink.py) — and hand objects to `finalize` exactly
+when the last of their chunks was accepted — a message may carry chunks of many objects (parts), each accounted
+on its own.
 
 Pure core: `ObjectProgress` (which chunks of an object Kentik accepted), `decide` (replay, skip the object,
 skip the chunk, or deliver; per part) and `prepare` (the one hand-off per message: decode, decide, encode
@@ -22,7 +24,7 @@ from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
 from streams.records import (CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms,
                             part_object)
-from streams.stages import finalize
+from streams.stages import finalize, ipfix_sink
 from streams.stages.context import SourceUnavailable
 from streams.stages.source_guard import kentik_guard
 
@@ -101,10 +103,10 @@ class Prepared:
     error: str = ""
 
 
-def prepare(ctx, raw: bytes, kentik: bool = True) -> Prepared:
-    """Blocking: decode, decide each part (outcomes as synced), select each device's rows and (`kentik`)
-    encode the bodies of devices already known. A group is of one source: its keep/dry-run and clients apply
-    to every part."""
+def prepare(ctx, raw: bytes) -> Prepared:
+    """Blocking: decode, decide each part (outcomes as synced), select each device's rows and (Kentik sink)
+    encode the bodies of devices already known. A group is of one source: its sink, keep/dry-run and clients
+    apply to every part."""
     from connectors.kflow import encode_packed_chf, frame_body
 
     try:
@@ -119,7 +121,7 @@ def prepare(ctx, raw: bytes, kentik: bool = True) -> Prepared:
     if source.dry_run and not chunk.replay:
         return Prepared(chunk, source, plan)
     sending = [part for part, d in plan if d.action in (Action.DELIVER, Action.REPLAY) and part.flow_count]
-    if not kentik:  # another sink (IPFIX): one hand-over per object chunk (its own observation point)
+    if source.sink == "ipfix":  # one hand-over per object chunk (its own observation point)
         return Prepared(chunk, source, plan, [(select(chunk, [part]), None) for part in sending])
     posts = []
     for rows in per_device(chunk, sending):
@@ -130,18 +132,16 @@ def prepare(ctx, raw: bytes, kentik: bool = True) -> Prepared:
     return Prepared(chunk, source, plan, posts)
 
 
-async def handle(ctx, raw: bytes, event_key: bytes | None, deliver=None) -> None:
-    """`deliver(ctx, rows)`: how one post's rows are handed over (default: Kentik, `deliver_chunk` with the
-    body `prepare` encoded; the ipfix sink passes its own)."""
+async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
     await ctx.sync_outcomes("sink")
-    prepared = await ctx.rt.run_sync(prepare, ctx, raw, deliver is None)
+    prepared = await ctx.rt.run_sync(prepare, ctx, raw)
     if prepared.chunk is None:
         await ctx.quarantine(ctx.unknown(event_key), "decode", prepared.error)
         return
     if prepared.source is None:
         return
-    refused, waiting = await deliver_posts(ctx, prepared.posts, deliver, prepared.source)
+    refused, waiting = await deliver_posts(ctx, prepared.posts, prepared.source)
     if prepared.chunk.replay:  # operator replay: sent again on purpose; no dedup, no delete, no ledger
         for part, _ in prepared.plan:
             if id(part) in refused:
@@ -198,17 +198,17 @@ def per_device(chunk: KflowChunk, parts: list[KflowPart]) -> list[KflowChunk]:
     return [select(chunk, group) for group in by_device.values()]
 
 
-async def deliver_posts(ctx, posts: list, deliver, source) -> tuple[dict, set]:
-    """Hand over each post's rows with `deliver(ctx, rows)` (None: Kentik, `deliver_chunk` with the prepared
-    body, split on 413). Returns (id(part) -> BatchRefused for the parts of each post refused for good,
-    ids of the parts that wait because their source is unavailable)."""
+async def deliver_posts(ctx, posts: list, source) -> tuple[dict, set]:
+    """Hand over each post's rows to the source's sink (Kentik: `deliver_chunk` with the prepared body, split
+    on 413; IPFIX: `ipfix_sink.deliver_chunk`). Returns (id(part) -> BatchRefused for the parts of each post
+    refused for good, ids of the parts that wait because their source is unavailable)."""
     refused, waiting = {}, set()
     for rows, body in posts:
         try:
-            if deliver is None:
-                await deliver_chunk(ctx, rows, body)
+            if source.sink == "ipfix":
+                await ipfix_sink.deliver_chunk(ctx, rows)
             else:
-                await deliver(ctx, rows)
+                await deliver_chunk(ctx, rows, body)
         except BatchRefused as exc:
             refused.update((id(part), exc) for part in rows.parts)
             continue

@@ -1,4 +1,5 @@
-"""`blueflow demo` as a user runs it: it ends with one JSON line whose numbers add up."""
+"""`blueflow demo` as a user runs it: it ends with one JSON line whose numbers add up (Kentik stand-in, or an
+nfcapd the demo starts with `--sink ipfix`)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,10 @@ import sys
 
 import pytest
 
+from devstack import nfcapd
 from devstack.generator import generate_objects
+from devstack.nfcapd import sample_line
+from devstack.referee import owed_ipfix
 from devstack.world import build_world
 
 pytestmark = pytest.mark.stack
@@ -29,6 +33,27 @@ def test_demo_ends_with_a_json_line_that_matches_what_was_owed(stack):
                        "kflow_delivered": sum(o.chf_count for o in good), "objects_deleted": len(good),
                        "deadlettered": 3}
     assert "published" in done.stderr and "finished in" in done.stderr  # live progress and a summary
+
+
+@pytest.mark.skipif(nfcapd.missing() is not None, reason=str(nfcapd.missing()))
+def test_demo_with_the_ipfix_sink_shows_what_nfdump_read_next_to_the_objects_deleted(stack):
+    args = ["--sink", "ipfix", "--objects", "20", "--mean-flows", "60", "--bad", "2", "--seed", "6",
+            "--timeout", "240"]
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "demo", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    world = build_world(seed=int(stack["BLUEFLOW_WORLD_SEED"]), regions=tuple(stack["BLUEFLOW_REGIONS"].split(",")))
+    good = [o for o in generate_objects(world, objects=20, seed=6, mean_flows=60, bad=2) if o.kind in ("good", "empty")]
+    owed = sum(o.chf_count for o in good)
+    sample = summary.pop("nfdump_sample")
+    assert summary == {"objects_written": 22, "flows_written": sum(o.flow_count for o in good),
+                       "kflow_delivered": owed, "objects_deleted": len(good), "deadlettered": 2,
+                       "nfdump_records": owed, "nfdump_lost": 0, "nfdump_duplicates": 0}
+    # the sample is one of the owed records, as nfdump printed it
+    owed_lines = {sample_line(r) for o in good for r in owed_ipfix(o)}
+    assert sample in owed_lines
+    assert "nfdump read" in done.stderr and "handed to nfcapd's socket" in done.stderr
 
 
 def test_demo_with_two_sources_counts_each_source_and_nothing_crosses(stack):

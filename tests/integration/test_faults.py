@@ -32,7 +32,8 @@ def test_the_report_has_one_entry_per_scenario_with_the_agreed_keys(report):
     assert set(report) == set(SCENARIOS)
     for entry in report.values():
         assert {"scenario", "owed", "accepted", "lost", "duplicates", "early_deletes", "recovery_s",
-                "details"} <= set(entry)
+                "peak_rss_mb", "details"} <= set(entry)
+        assert entry["peak_rss_mb"] is None or 50 < entry["peak_rss_mb"] < 1024  # a worker's VmHWM, in MB
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -5,6 +5,8 @@ Kentik stand-in, objects of two different VPC worlds.
 - Each source's flows reach its own devices, in its own plan and export; nothing crosses; both buckets empty.
 - One source's COS failing (every request to its bucket answered 503) does not hold the other: it keeps
   flowing and the worker stays healthy; once the COS answers again the waiting source drains, 0 lost.
+- Each source has its sink: acct-a to Kentik, acct-b (`sink: ipfix`) to an nfcapd on 127.0.0.1; each
+  destination receives exactly its source's records.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import pytest
 import requests
 
 from connectors.cos import list_objects
-from devstack import stack
+from devstack import nfcapd, stack
 from devstack.demo import empty_bucket, hmac_client
 from devstack.generator import generate_objects, write_objects
-from devstack.referee import compare
+from devstack.referee import compare, compare_collector
 from devstack.workers import WorkerProcess, run_environment
 from devstack.world import build_world
 from streams.flowlog import parse_object_key
@@ -32,7 +34,8 @@ PLANS = {"acct-a": (11467, 3302), "acct-b": (5555, 7777)}
 
 
 class TwoSources:
-    def __init__(self, objects_each: int, seed: int):
+    def __init__(self, objects_each: int, seed: int, b_sink: str = ""):
+        """`b_sink`: extra lines of source acct-b (e.g. its own sink)."""
         self.env = stack.ensure_up()
         self.run_id = f"s{uuid.uuid4().hex[:10]}"
         self.client = hmac_client(self.env)
@@ -71,7 +74,7 @@ class TwoSources:
                 service_instance: {self.env['IBM_SERVICE_INSTANCE']}
                 plan_id: {PLANS['acct-b'][0]}
                 export_id: {PLANS['acct-b'][1]}
-            """))
+            """) + textwrap.indent(b_sink, " " * 4))
         self.workers: list[WorkerProcess] = []
 
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
@@ -168,3 +171,25 @@ def test_one_sources_cos_failing_does_not_hold_the_other_which_stays_healthy(sta
     assert wait_for(lambda: not run.left("acct-b"), 240, interval_s=2), run.logs()
     for name, (verdict, _) in per_source_verdicts(run).items():
         assert (verdict.lost, verdict.unexpected) == (0, 0), (name, verdict)
+
+
+@pytest.mark.skipif(nfcapd.missing() is not None, reason=str(nfcapd.missing()))
+def test_each_source_goes_to_its_own_sink_kentik_or_an_ipfix_collector(stack, tmp_path):
+    collector = nfcapd.NfCapd(tmp_path / "nfcapd")
+    run = TwoSources(objects_each=15, seed=67, b_sink=f"sink: ipfix\nipfix_collectors: {collector.address}\n")
+    try:
+        run.start_worker("w1")
+        assert wait_for(lambda: not run.left("acct-a") and not run.left("acct-b"), 240, interval_s=2), run.logs()
+        for worker in run.workers:
+            worker.stop()
+        rows = collector.stop_and_read()
+        verdicts = per_source_verdicts(run)
+    finally:
+        collector.kill()
+        run.close()
+    kentik_verdict, plans = verdicts["acct-a"]
+    assert kentik_verdict.owed > 0 and (kentik_verdict.lost, kentik_verdict.duplicates) == (0, 0), kentik_verdict
+    assert verdicts["acct-b"][0].accepted == 0  # nothing of the IPFIX source reached Kentik
+    ipfix_verdict = compare_collector(run.objects["acct-b"], rows)
+    assert ipfix_verdict.owed > 0 and ipfix_verdict.received == ipfix_verdict.owed, ipfix_verdict
+    assert (ipfix_verdict.lost, ipfix_verdict.duplicates, ipfix_verdict.unexpected) == (0, 0, 0), ipfix_verdict

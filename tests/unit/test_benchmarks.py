@@ -118,9 +118,18 @@ def test_scaling_and_table():
     assert measure.scaling(runs[:1]) == {"W1": None}
     table = measure.format_table(runs).splitlines()
     assert len(table) == 3
-    assert table[0].split()[:3] == ["wl", "w", "flows/s"]
-    assert table[1].split()[:3] == ["W1", "1", "2,000"]
-    assert table[2].split()[:3] == ["W1", "2", "3,200"]
+    assert table[0].split()[:4] == ["wl", "sink", "w", "flows/s"]
+    assert table[1].split()[:4] == ["W1", "-", "1", "2,000"]
+    assert table[2].split()[:4] == ["W1", "-", "2", "3,200"]
+
+
+def test_scaling_is_per_workload_and_sink_and_the_table_names_the_sink():
+    runs = [dict(_row(1, 10.0), sink="kentik"), dict(_row(2, 6.25), sink="kentik"),
+            dict(_row(1, 10.0), sink="ipfix"), dict(_row(2, 8.0), sink="ipfix")]
+    assert measure.scaling(runs) == {"W1": 1.6, "W1/ipfix": 1.25}
+    assert measure.scaling(runs[2:3]) == {"W1/ipfix": None}
+    assert [line.split()[:3] for line in measure.format_table(runs).splitlines()[1:]] == [
+        ["W1", "kentik", "1"], ["W1", "kentik", "2"], ["W1", "ipfix", "1"], ["W1", "ipfix", "2"]]
 
 
 def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
@@ -138,7 +147,7 @@ def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
 
 
 def test_the_benchmark_fails_its_sanity_check_when_stand_ins_use_over_a_tenth_of_the_workers_cpu():
-    from benchmarks.run import standin_check
+    from benchmarks.probes import standin_check
 
     stack = {"kafka": 50.0, "s3proxy": 20.0, "kentik": 3.0, "iam": 0.5, "vpc": 0.2, "cos-iam-proxy": 1.0}
     ok = standin_check(stack, worker_cpu_s=100.0)

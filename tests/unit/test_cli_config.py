@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from streams import cli, worker_cli
-from streams.settings import (ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS, SettingError, Settings, convert,
-                              resolve_values)
+from streams.option_table import ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS
+from streams.settings import SettingError, Settings, convert, resolve_values
 
 WORKER_ENV = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "cos.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
               "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", "KENTIK_API_EMAIL": "e@x"}

@@ -183,12 +183,63 @@ def test_the_worker_stops_with_exit_2_and_one_line_per_problem(tmp_path):
 
 def test_the_readme_example_is_a_valid_configuration(tmp_path):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("# blueflow.yaml — two IBM Cloud accounts, two Kentik destinations\n")[1].split("```")[0]
+    block = readme.split("# blueflow.yaml — three IBM Cloud accounts: two Kentik destinations, one IPFIX "
+                         "collector\n")[1].split("```")[0]
     (tmp_path / "kentik-retail").write_text("token\n")
     path = write(tmp_path, block.replace("/run/secrets/kentik-retail", "kentik-retail"))
     env = {"BLUEFLOW_CONFIG": path, "RETAIL_COS_API_KEY": "k", "RETAIL_VPC_API_KEY": "v",
-           "PAYMENTS_COS_HMAC_SECRET": "s", "PAYMENTS_VPC_API_KEY": "v2", "PAYMENTS_KENTIK_TOKEN": "t"}
+           "PAYMENTS_COS_HMAC_SECRET": "s", "PAYMENTS_VPC_API_KEY": "v2", "PAYMENTS_KENTIK_TOKEN": "t",
+           "LAB_COS_HMAC_SECRET": "l"}
     s = Settings.resolve({}, env)
-    assert [(x.name, x.plan_id, x.export_id, x.keep_objects) for x in s.sources] == [
-        ("retail", 11467, 3302, False), ("payments", 20001, 0, True)]
+    assert [(x.name, x.plan_id, x.export_id, x.keep_objects, x.sink) for x in s.sources] == [
+        ("retail", 11467, 3302, False, "kentik"), ("payments", 20001, 0, True, "kentik"), ("lab", 0, 0, False, "ipfix")]
+    assert s.sources[2].ipfix_collectors == "nfcapd.lab.example:4739"
     assert missing_for_worker(s) == [] and s.replication == 3
+
+
+MIXED_SINKS = """\
+sink: kentik
+ipfix_collectors: 10.0.0.9:4739
+sources:
+  - name: to-kentik
+    bucket: flowlogs-a
+    endpoint: s3.us-south.example
+    hmac_access_key: AKID
+    hmac_secret_key_env: A_SECRET
+    kentik_email: a@example.com
+    kentik_token_env: KT_A
+    plan_id: 11
+  - name: to-nfdump
+    bucket: flowlogs-b
+    endpoint: s3.eu-de.example
+    hmac_access_key: BKID
+    hmac_secret_key_env: B_SECRET
+    sink: ipfix
+    ipfix_collectors: 10.0.0.5:4739,10.0.0.6:4739
+  - name: to-default-collector
+    bucket: flowlogs-c
+    endpoint: s3.eu-de.example
+    hmac_access_key: CKID
+    hmac_secret_key_env: B_SECRET
+    sink: ipfix
+"""
+
+
+def test_each_source_chooses_its_sink_and_collectors_inheriting_the_deployments(tmp_path):
+    env = {"BLUEFLOW_CONFIG": write(tmp_path, MIXED_SINKS), "A_SECRET": "a", "B_SECRET": "b", "KT_A": "t"}
+    s = Settings.resolve({}, env)
+    by_name = {src.name: src for src in s.sources}
+    assert {n: (src.sink, src.ipfix_collectors) for n, src in by_name.items()} == {
+        "to-kentik": ("kentik", "10.0.0.9:4739"), "to-nfdump": ("ipfix", "10.0.0.5:4739,10.0.0.6:4739"),
+        "to-default-collector": ("ipfix", "10.0.0.9:4739")}
+    assert missing_for_worker(s) == []  # the IPFIX sources need no Kentik user or token
+
+
+def test_a_source_with_a_bad_sink_or_no_collector_is_refused_naming_it(tmp_path):
+    bad = MIXED_SINKS.replace("    sink: ipfix\n    ipfix_collectors", "    sink: netflow\n    ipfix_collectors")
+    assert problems(tmp_path, bad, {"A_SECRET": "a", "B_SECRET": "b", "KT_A": "t"}) == [
+        "line 17: sources[1] (to-nfdump).sink: expected one of kentik, ipfix, got 'netflow'"]
+    env = {"BLUEFLOW_CONFIG": write(tmp_path, MIXED_SINKS.replace("ipfix_collectors: 10.0.0.9:4739\n", "")),
+           "A_SECRET": "a", "B_SECRET": "b", "KT_A": "t"}
+    assert missing_for_worker(Settings.resolve({}, env)) == [
+        "source to-default-collector: no IPFIX collector given: set --ipfix_collectors host:port[,host:port...]"]

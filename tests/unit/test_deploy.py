@@ -13,7 +13,7 @@ yaml = pytest.importorskip("yaml")
 
 from devstack import stack  # noqa: E402
 from streams import metrics  # noqa: E402
-from streams.settings import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
+from streams.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

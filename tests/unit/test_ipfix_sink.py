@@ -12,8 +12,9 @@ import pytest
 from devstack import generator
 from devstack.world import build_world
 from streams import topology
+from streams.records import ObjectRef
 from streams.settings import Settings, missing_for_worker
-from streams.stages import ipfix_sink
+from streams.stages import ipfix_sink, sink
 from tests.unit.ipfix_decoder import decode, decode_stream
 from tests.unit.stages.driver import Driver
 from tests.unit.test_ipfix_export import TcpCollector, wait_for
@@ -33,7 +34,7 @@ def parsed(d: Driver, obj) -> list[bytes]:
 
 
 def export(d: Driver, raw: bytes) -> None:
-    d.run(ipfix_sink.handle(d.ctx, raw, b"k"))
+    d.sink(raw)
 
 
 def udp_socket() -> socket.socket:
@@ -130,8 +131,8 @@ def test_a_chunk_ipfix_cannot_carry_is_quarantined_and_the_object_kept(big_objec
 def test_domain_setting_and_sink_choice():
     assert ipfix_sink.observation_domain("subnet", "0717-abc") == zlib.crc32(b"0717-abc")
     assert ipfix_sink.observation_domain("42", "0717-abc") == 42
-    assert topology.agents("ipfix")[-1].handle is ipfix_sink.handle
-    assert topology.agents()[-1] == topology.SINKS["kentik"]
+    assert topology.agents("ipfix")[-1].handle is sink.handle is topology.agents()[-1].handle  # one sink stage
+    assert "Kentik POST" in topology.agents()[-1].effects
     assert "IPFIX export" in topology.describe(sink_name="ipfix")
     base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
             "BLUEFLOW_COS_HMAC_SECRET_KEY": "s"}
@@ -167,3 +168,53 @@ def test_a_group_of_objects_is_exported_per_object_and_deleted_in_one_batch():
     assert sum(len(m.records) for m in data) == sum(o.chf_count for o in objs)
     sock.close()
     assert not d.kentik.posts
+
+
+def test_each_source_goes_to_its_own_sink_kentik_or_its_ipfix_collectors():
+    from streams.sources import Source
+
+    objs = generator.generate_objects(build_world(seed=1), objects=6, seed=8, mean_flows=60, empty_share=0.0)
+    to_kentik, to_ipfix = objs[0], objs[1]
+    sock = udp_socket()
+    k = Source("to-kentik", "bucket-k", endpoint="k.example", hmac_access_key="ak", hmac_secret_key="as",
+               kentik_email="k@x", kentik_token="tk", plan_id=11, sink="kentik")
+    i = Source("to-ipfix", "bucket-i", endpoint="i.example", hmac_access_key="ik", hmac_secret_key="is",
+               sink="ipfix", ipfix_collectors=f"127.0.0.1:{sock.getsockname()[1]}")
+    d = Driver(sources=(k, i))
+    for source, obj in ((k, to_kentik), (i, to_ipfix)):
+        d.coses[source.name].put(obj.key, obj.body)
+        etag, body = d.coses[source.name].objects[obj.key]
+        d.parse(ObjectRef(bucket=source.bucket, key=obj.key, etag=etag, size=len(body), source=source.name))
+    d.enrich_all()
+    for raw in d.kflow_messages():
+        d.sink(raw)
+
+    assert not d.coses["to-kentik"].objects and not d.coses["to-ipfix"].objects  # both delivered, both deleted
+    assert sum(n for _, n in d.kentiks["to-kentik"].posts) > 0 and not d.kentiks["to-ipfix"].posts
+    templates: dict = {}
+    records = [r for m in drain(sock) for r in decode(m, templates).records]
+    assert len(records) == to_ipfix.chf_count  # every record of the IPFIX source's object, none of the other's
+    assert {(e.source, e.key, e.chf) for e in d.ledger()} == {("to-kentik", to_kentik.key, to_kentik.chf_count),
+                                                              ("to-ipfix", to_ipfix.key, to_ipfix.chf_count)}
+    sock.close()
+
+
+def test_only_sources_exporting_to_kentik_send_their_exports_status():
+    import asyncio
+
+    from streams.sources import Source
+    from streams.stages import leader
+
+    k = Source("to-kentik", "bucket-k", endpoint="k.example", kentik_token="tk", export_id=101, sink="kentik")
+    i = Source("to-ipfix", "bucket-i", endpoint="i.example", export_id=202, sink="ipfix",
+               ipfix_collectors="127.0.0.1:4739")  # an export id inherited from the flags: still no heartbeat
+    d = Driver(sources=(k, i), BLUEFLOW_HEARTBEAT_INTERVAL="1")
+
+    async def run():
+        try:
+            await asyncio.wait_for(leader.heartbeat_loop(d.ctx), 1.5)
+        except asyncio.TimeoutError:
+            pass
+
+    d.run(run())
+    assert d.kentiks["to-kentik"].beats == [(101, "START")] and d.kentiks["to-ipfix"].beats == []

@@ -16,7 +16,7 @@ import timeit
 
 import pytest
 
-from connectors import kflow
+from connectors import kflow, kflow_capnp, kflow_reference
 
 FIDS = list(range(7000, 7019))
 VECTOR = ("1034400131015f0151041d0e000203e803010a000099020a010a33bb01393010060006106403d2040002100200050f"
@@ -42,7 +42,7 @@ def make_batch(n: int, seed: int = 1, n_times: int | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def schema():
-    return kflow.load_schema()
+    return kflow_capnp.load_schema()
 
 
 def test_schema_layout_and_ids(schema):
@@ -88,24 +88,24 @@ def test_spec_test_vector(schema):
 @pytest.mark.parametrize("n", [0, 1, 3, 500])
 def test_byte_equal_to_pycapnp(n):
     cols = make_batch(n, seed=n)
-    assert kflow.encode_segment(cols, 1234, FIDS) == kflow.encode_with_pycapnp(cols, 1234, FIDS, packed=False)
-    assert kflow.encode_packed_chf(cols, 1234, FIDS) == kflow.encode_with_pycapnp(cols, 1234, FIDS)
+    assert kflow.encode_segment(cols, 1234, FIDS) == kflow_reference.encode_with_pycapnp(cols, 1234, FIDS, packed=False)
+    assert kflow.encode_packed_chf(cols, 1234, FIDS) == kflow_reference.encode_with_pycapnp(cols, 1234, FIDS)
 
 
 def test_fast_pack_path_is_used_and_exact():
     cols = make_batch(20, seed=5)
     seg = kflow.build_segment(cols, 99, FIDS)
     before = bytes(seg)
-    packed = kflow.pack_segment(seg)
-    assert kflow._fast_pack_ok is True
+    packed = kflow_capnp.pack_segment(seg)
+    assert kflow_capnp._fast_pack_ok is True
     assert bytes(seg) == before                    # the segment is left as it was
     # packed bytes unpack (C++ reader + our own view) to exactly our segment
-    assert _unpack(packed) == kflow._segment_table(len(seg) >> 3) + before
+    assert _unpack(packed) == kflow_capnp.segment_table(len(seg) >> 3) + before
 
 
 def test_decoded_fields(schema):
     cols = make_batch(50, seed=9)
-    flows = kflow.decode_packed_chf(kflow.encode_packed_chf(cols, 4242, FIDS))
+    flows = kflow_reference.decode_packed_chf(kflow.encode_packed_chf(cols, 4242, FIDS))
     assert len(flows) == 50
     for i, f in enumerate(flows):
         for k in kflow.INT_COLUMNS:
@@ -174,7 +174,7 @@ def test_bad_ids():
 def test_faster_than_pycapnp():
     cols = make_batch(300, seed=3, n_times=100)
     fast = min(timeit.repeat(lambda: kflow.encode_packed_chf(cols, 1, FIDS), number=3, repeat=3)) / 3
-    slow = min(timeit.repeat(lambda: kflow.encode_with_pycapnp(cols, 1, FIDS), number=1, repeat=2))
+    slow = min(timeit.repeat(lambda: kflow_reference.encode_with_pycapnp(cols, 1, FIDS), number=1, repeat=2))
     assert fast * 3 < slow, (fast, slow)
 
 
@@ -210,10 +210,10 @@ def _bench(n: int = 2000) -> None:  # pragma: no cover - manual benchmark
         return min(timeit.repeat(fn, number=number, repeat=5)) / number / n * 1e6
 
     print(f"build_segment     {best(lambda: kflow.build_segment(cols, 1, FIDS), 5):6.2f} µs/CHF")
-    print(f"pack_segment      {best(lambda: kflow.pack_segment(seg), 5):6.2f} µs/CHF")
+    print(f"pack_segment      {best(lambda: kflow_capnp.pack_segment(seg), 5):6.2f} µs/CHF")
     print(f"encode_packed_chf {best(lambda: kflow.encode_packed_chf(cols, 1, FIDS), 5):6.2f} µs/CHF")
     print(f"frame_body(gzip1) {best(lambda: kflow.frame_body(packed, 1), 5):6.2f} µs/CHF")
-    print(f"pycapnp setters   {best(lambda: kflow.encode_with_pycapnp(cols, 1, FIDS), 1):6.2f} µs/CHF")
+    print(f"pycapnp setters   {best(lambda: kflow_reference.encode_with_pycapnp(cols, 1, FIDS), 1):6.2f} µs/CHF")
 
 
 if __name__ == "__main__":  # pragma: no cover

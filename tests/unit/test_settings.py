@@ -1,6 +1,7 @@
 """Blueflow-compatible flags and env vars; secrets never shown."""
 from streams.cli import normalise_blueflow_args
-from streams.settings import OPTIONS, Settings, missing_for_worker
+from streams.option_table import OPTIONS
+from streams.settings import Settings, missing_for_worker
 
 
 def test_flags_without_dashes_are_accepted_like_kentiks_manifests_write_them():
@@ -33,3 +34,11 @@ def test_missing_settings_are_explained():
 def test_every_option_has_a_distinct_env_var():
     envs = [o.env for o in OPTIONS]
     assert len(envs) == len(set(envs))
+
+
+def test_stream_buffer_bounds_fausts_read_ahead():
+    from streams.app import make_app
+
+    assert Settings.from_env({}).stream_buffer == 64
+    settings = Settings.from_env({"BLUEFLOW_STREAM_BUFFER": "16"})
+    assert make_app(settings).conf.stream_buffer_maxsize == 16

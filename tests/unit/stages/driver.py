@@ -149,6 +149,7 @@ class FakeKentik:
         self.answers: list[int] = []
         self.posts: list[tuple[str, int]] = []
         self.resolved: list[tuple[str, int, int]] = []
+        self.beats: list[tuple[int, str]] = []
 
     def resolve_device(self, name, plan_id, export_id, region, zone, description="", **kind):
         self.resolved.append((name, plan_id, export_id))
@@ -161,6 +162,7 @@ class FakeKentik:
         return PostResult(status, None, "scripted")
 
     def heartbeat(self, export_id, status, message=""):
+        self.beats.append((export_id, status))
         return 200
 
 

@@ -1,0 +1,105 @@
+"""The two sinks as the benchmark drives them: what the workers are told, and the referee of a run.
+
+Kentik: the stand-in's accepted flows against the owed records (devstack/referee.compare) — lost, duplicates,
+and each object's latency from its LastModified to the acceptance of its last record.
+
+IPFIX: an nfcapd on 127.0.0.1 (devstack/nfcapd.py) started for the run; after the drain, what `nfdump` read
+from it against the owed IPFIX records (devstack/referee.compare_collector). nfcapd listens on UDP only, so
+this is what UDP lets us verify: every owed record arrived at the collector once (lost 0 means nothing was
+dropped anywhere on the way, which UDP does not promise), the kernel's drop count at nfcapd's socket, and
+latency to the collector's receive time (`tr`). The sink's own claim (records handed to the socket) is
+blueflow_chf_delivered_total, reported next to it.
+"""
+from __future__ import annotations
+
+import shutil
+
+import requests
+
+from devstack.referee import compare, compare_collector
+
+SINKS = ("kentik", "ipfix")
+
+
+def accepted_flows(env: dict[str, str], page: int = 100_000) -> list[dict]:
+    """Every flow the Kentik stand-in accepted, in pages (the list can be large)."""
+    out: list[dict] = []
+    while True:
+        reply = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/flows",
+                             params={"offset": len(out), "limit": page}, timeout=600)
+        reply.raise_for_status()
+        body = reply.json()
+        out.extend(body["flows"])
+        if not body["flows"] or len(out) >= body["count"]:
+            return out
+
+
+def reset_kentik(env: dict[str, str]) -> None:
+    requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=30).raise_for_status()
+
+
+class KentikSink:
+    name = "kentik"
+
+    def __init__(self, env: dict[str, str], run_id: str):
+        self.env = env
+        reset_kentik(env)
+
+    def worker_overrides(self) -> dict[str, str]:
+        return {}
+
+    def collector_cpu_s(self) -> float | None:
+        return None
+
+    def referee(self, objects, uploaded: dict[str, float]) -> tuple[dict, list[float]]:
+        """The referee's counts and each object's latency (s) from upload to Kentik's last acceptance."""
+        accepted = accepted_flows(self.env)
+        verdict = compare(objects, accepted)
+        del accepted
+        latencies = [verdict.last_accept_by_object[k] - uploaded[k] for k in verdict.last_accept_by_object
+                     if k in uploaded]
+        reset_kentik(self.env)
+        return ({"owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
+                 "duplicates": verdict.duplicates, "unexpected": verdict.unexpected}, latencies)
+
+    def close(self) -> None:
+        pass
+
+
+class IpfixSink:
+    name = "ipfix"
+
+    def __init__(self, env: dict[str, str], run_id: str):
+        from devstack import nfcapd, stack
+
+        if nfcapd.missing():
+            raise RuntimeError(f"--sink ipfix needs a local collector: {nfcapd.missing()}")
+        self.collector = nfcapd.NfCapd(stack.state_dir() / "nfcapd" / run_id)
+
+    def worker_overrides(self) -> dict[str, str]:
+        return {"BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": self.collector.address}
+
+    def collector_cpu_s(self) -> float | None:
+        from benchmarks.probes import proc_cpu_s
+
+        return proc_cpu_s(self.collector.proc.pid)
+
+    def referee(self, objects, uploaded: dict[str, float]) -> tuple[dict, list[float]]:
+        """What nfdump read against what was owed; latency from upload to nfcapd's receipt of the last record."""
+        rows = self.collector.stop_and_read()
+        verdict = compare_collector(objects, rows)
+        del rows
+        latencies = [verdict.last_received_by_object[k] - uploaded[k] for k in verdict.last_received_by_object
+                     if k in uploaded]
+        stats = self.collector.final_stats or {}
+        return ({"owed": verdict.owed, "accepted": verdict.received, "lost": verdict.lost,
+                 "duplicates": verdict.duplicates, "unexpected": verdict.unexpected,
+                 "collector": "nfcapd (UDP)", "collector_socket_drops": stats.get("drops")}, latencies)
+
+    def close(self) -> None:
+        self.collector.kill()
+        shutil.rmtree(self.collector.flowdir, ignore_errors=True)
+
+
+def make_sink(name: str, env: dict[str, str], run_id: str):
+    return {"kentik": KentikSink, "ipfix": IpfixSink}[name](env, run_id)

@@ -1,0 +1,108 @@
+"""Fault-suite scenarios for a misbehaving Kentik (issue 9 items 2, 3): redirects, undecodable 200 bodies,
+slow answers. `run` is a devstack.faults.FaultRun.
+
+- `redirect`: /chf answers 301/302/307/308 to a decoy: nothing may reach the decoy, nothing counts as accepted.
+- `badbody`: 200 with `Content-Encoding: gzip` on a plain body: accepted, once.
+- `slowkentik`: answers 35 s late (no duplicate) and, once or twice, after the read timeout (bounded duplicates).
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from typing import Callable
+
+import requests
+
+from devstack.referee import compare
+from devstack.workers import wait_until
+
+
+def _chf_modes(url: str, *modes: dict) -> None:
+    """Queue answer modes of the Kentik stand-in (devstack/standins/kentik_modes.py)."""
+    requests.post(url + "/_emulator/chf_modes", json=list(modes), timeout=10).raise_for_status()
+
+
+def _chf_modes_settled(run, url: str, timeout_s: float, answered: Callable[[], bool] = lambda: True) -> float:
+    """Wait until every queued mode was applied and `answered()` holds (or the bucket drained first: then the
+    leftover modes are a problem of the scenario); the time the fault ended."""
+    def pending() -> int:
+        return len(requests.get(url + "/_emulator/chf_modes", timeout=10).json()["modes"])
+    wait_until(lambda: (pending() == 0 and answered()) or run.drained(), timeout_s, 2)
+    fault_end = time.time()
+    left = pending()
+    stats = requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {})
+    run.notes["kentik_modes_applied"] = stats.get("modes_applied")
+    if left:
+        run.notes.setdefault("problems", []).append(f"{left} Kentik answer mode(s) never applied")
+    return fault_end
+
+
+def _duplicates_within(run, bound: int, why: str) -> None:
+    """After the drain: the referee's duplicates must not exceed `bound` (a problem of the scenario if so)."""
+    wait_until(run.drained, 300, 2)
+    duplicates = compare(run.good, run.flows()).duplicates
+    run.notes["duplicate_bound"] = {"bound": bound, "why": why, "seen": duplicates}
+    if duplicates > bound:
+        run.notes.setdefault("problems", []).append(f"{duplicates} duplicates, more than the bound {bound} ({why})")
+
+
+def fault_redirect(run, rng: random.Random, quick: bool) -> float:
+    """Kentik answers /chf with 301/302/307/308 pointing at a decoy that accepts anything: nothing may reach
+    the decoy (no body, no token), nothing redirected counts as accepted, nothing is dead-lettered."""
+    from devstack.standins.common import BackgroundServer
+    from devstack.standins.kentik_modes import make_decoy_app
+
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    n = 5 if quick else 15
+    with BackgroundServer(make_decoy_app()) as decoy:
+        _chf_modes(url, *({"mode": "redirect", "status": status, "count": n, "location": decoy.url + "/chf"}
+                          for status in (301, 302, 307, 308)))
+        fault_end = _chf_modes_settled(run, url, 180)
+        wait_until(run.drained, 300, 2)
+        hits = requests.get(decoy.url + "/_decoy/requests", timeout=10).json()["requests"]
+    run.notes["redirect_target_requests"] = {"requests": len(hits), "with_token": sum(h["token_sent"] for h in hits),
+                                             "methods": dict(Counter(h["method"] for h in hits))}
+    if hits:
+        run.notes.setdefault("problems", []).append(f"{len(hits)} request(s) followed a redirect to the decoy")
+    _duplicates_within(run, 0, "a redirected POST is never stored, so never re-sent after an acceptance")
+    return fault_end
+
+
+def fault_badbody(run, rng: random.Random, quick: bool) -> float:
+    """Kentik accepts but answers 200 with `Content-Encoding: gzip` on a plain body: still accepted, once."""
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    _chf_modes(url, {"mode": "bad_body", "count": 20 if quick else 60})
+    fault_end = _chf_modes_settled(run, url, 180)
+    _duplicates_within(run, 0, "every 200 counts as accepted whatever its body")
+    return fault_end
+
+
+def fault_slowkentik(run, rng: random.Random, quick: bool) -> float:
+    """Kentik accepts, then answers 35 s later (beyond the old 30 s client timeout: no duplicate may follow),
+    and, once or twice, only after the client's read timeout (its flows are re-sent: bounded duplicates)."""
+    from connectors.kentik import LIMITS
+
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    beyond = LIMITS.read_s + 10
+
+    def slow_requests() -> list[dict]:
+        reqs = requests.get(url + "/_emulator/requests?body=0", timeout=60).json()["requests"]
+        return [r for r in reqs if r.get("mode") == "slow"]
+
+    counts = (3, 1 if quick else 2)
+    _chf_modes(url, {"mode": "slow", "seconds": 35, "count": counts[0]},
+               {"mode": "slow", "seconds": beyond, "count": counts[1]})
+    fault_end = _chf_modes_settled(run, url, 2 * beyond + 120, lambda: sum(
+        r["status"] is not None or r["dropped"] for r in slow_requests()) >= sum(counts))
+    wait_until(lambda: all(r["status"] is not None or r["dropped"] for r in slow_requests()), beyond + 30, 2)
+    slow = slow_requests()
+    run.notes["slow_answers"] = [{"seconds": r["mode_seconds"], "flows": r["flows"], "status": r["status"],
+                                  "dropped": r["dropped"]} for r in slow]
+    bound = sum(r["flows"] for r in slow if r["mode_seconds"] > LIMITS.read_s)
+    _duplicates_within(run, bound, f"flows of the POSTs answered after the {LIMITS.read_s:g} s read timeout, "
+                                   "each re-sent once")
+    return fault_end
+
+
+ACTIONS = {"redirect": fault_redirect, "badbody": fault_badbody, "slowkentik": fault_slowkentik}
