@@ -15,7 +15,8 @@ import orjson
 
 from connectors.kflow import N_CUSTOM
 from streams.flowlog import chunk_count, iter_chunks, parse_object_bytes
-from streams.records import FlowChunk, KflowChunk, ObjectRef
+from streams.batches import FlowChunk, KflowChunk
+from streams.records import ObjectRef
 from streams.stages.enrich import kflow_chunk
 
 STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",

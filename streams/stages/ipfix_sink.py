@@ -22,7 +22,7 @@ from streams import metrics
 from streams.columns import lists
 from streams.delivery import BatchRefused
 from streams.flowlog import FlowLogError, parse_object_key
-from streams.records import KflowChunk
+from streams.batches import KflowChunk
 from streams.retry import Transient
 
 log = logging.getLogger("blueflow")

@@ -22,8 +22,8 @@ from streams.avro import AvroDecodeError
 from streams.columns import concat
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
-from streams.records import (CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms,
-                            part_object)
+from streams.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, part_object
+from streams.records import Progress, now_ms
 from streams.stages import finalize, ipfix_sink
 from streams.stages.context import SourceUnavailable
 from streams.stages.source_guard import kentik_guard

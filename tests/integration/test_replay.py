@@ -20,7 +20,7 @@ from devstack.referee import device_name, key_fields
 from devstack.world import build_world
 from streams.avro import Codec
 from streams.columns import lists
-from streams.records import KflowChunk
+from streams.batches import KflowChunk
 from tests.integration.pipeline_support import kentik, prepare, wait_for
 
 pytestmark = pytest.mark.stack

@@ -11,7 +11,7 @@ from streams.flowcheck import FLOW_FIELDS
 from connectors.kflow import INT_COLUMNS
 from streams.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack, pack_flow_columns,
                              pack_kflow_columns)
-from streams.records import FlowChunk, KflowChunk, KflowPart
+from streams.batches import FlowChunk, KflowChunk, KflowPart
 from streams.replay import mark_replay
 from tests.unit.test_avro import COLUMNS, HEADER, REF
 

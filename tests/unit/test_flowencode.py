@@ -13,7 +13,8 @@ from devstack.world import build_world
 from streams.columns import lists
 from streams.flowencode import object_messages, pack, read_object
 from streams.flowlog import FlowLogError, Limits, parse_object_bytes
-from streams.records import FlowChunk, FlowPart, ObjectRef
+from streams.batches import FlowChunk, FlowPart
+from streams.records import ObjectRef
 from tests.unit.stages.driver import Driver
 
 REF = ObjectRef("flowlogs", "ibm_vpc_flowlogs_v1/k.gz", "etag-1", 1234, 1715677802000, source="acct-a")

@@ -11,7 +11,7 @@ import pytest
 from devstack import generator
 from devstack.world import build_world
 from streams.columns import lists
-from streams.records import KflowChunk
+from streams.batches import KflowChunk
 from tests.unit.stages.driver import Driver
 
 

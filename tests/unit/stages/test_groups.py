@@ -13,7 +13,8 @@ import pytest
 from devstack import generator
 from devstack.world import build_world
 from streams.columns import lists
-from streams.records import FlowChunk, KflowChunk, ObjectRef
+from streams.batches import FlowChunk, KflowChunk
+from streams.records import ObjectRef
 from streams.stages import enrich
 from tests.unit.stages.driver import Driver
 
