@@ -1,20 +1,22 @@
 """Translate a batch of IBM flow records (columns) into kflow/CHF columns: the rules of docs/translation.md.
 
-Pure and per batch: every lookup (timestamps, IPv4 integers, remote ends from the IP index, the 17 custom
-indexes that depend on the ends) is done once per distinct value, then the per-flow work is C-level
-`map`/`zip`/`compress` over the columns. Output order: all forward CHF (one per IBM record, in input order),
-then all reverse CHF (records with packets_from_target > 0 or bytes_from_target > 0, in input order).
-Custom strings are dictionary-encoded: `strings` (distinct values) + `custom_idx` (19 per CHF, STR00..STR18).
+Pure and per batch: each string column is turned into codes once (one dictionary lookup per value), every
+lookup (timestamps, IPv4 integers, remote ends from the IP index, names) is done once per distinct value, and
+the per-flow work is numpy gathers over those codes (IPs as uint32). Output order: all forward CHF (one per
+IBM record, in input order), then all reverse CHF (records with packets_from_target > 0 or
+bytes_from_target > 0, in input order). Custom strings are dictionary-encoded: `strings` (distinct values) + `custom_idx` (19 per CHF, STR00..STR18).
 """
 from __future__ import annotations
 
 import re
 import socket
 import struct
-from itertools import chain, compress
+from itertools import chain
 from typing import Any, Mapping, NamedTuple
 
-from connectors.kflow import INT_COLUMNS  # the kflow integer columns, defined once
+import numpy as np
+
+from connectors.chf_segment import INT_COLUMNS  # the kflow integer columns, defined once
 from streams.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [
@@ -92,113 +94,127 @@ def _ip_int(ip: str) -> int:
         return 0
 
 
-def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, list], index: Any) -> dict:
-    """IBM flow columns -> kflow_batch-shaped columns (int lists, strings, custom_idx, flow_count, ...).
+def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, Any], index: Any) -> dict:
+    """IBM flow columns -> kflow_batch-shaped columns (numpy integer columns, strings, custom_idx, flow_count, ...).
 
     `header` is a FlowDocument, or a mapping with capture_start_time/capture_end_time (the flow_batch
     record's header). `index` is an IpIndex (lookup / subnet_info / instance_name) or None (no metadata).
+    Integer columns may be lists or numpy arrays.
     """
-    st, ini, tgt = columns["start_time"], columns["initiator_ip"], columns["target_ip"]
-    n = len(st)
-    strings: dict[str, int] = {}
-    t = _Tables(strings, columns, _hget(header, "capture_start_time"), _hget(header, "capture_end_time"))
-    keys = list(zip(ini, tgt, columns["direction"], columns["action"]))
+    c = _Codes(columns, _hget(header, "capture_start_time"), _hget(header, "capture_end_time"))
     local = local_end(key_info, index)
-    fwd_tail, rev_tail = _end_customs(t.intern, keys, key_info, local, index)
-    heads = list(zip(map(t.st_idx.__getitem__, st), map(t.et_idx.__getitem__, columns["end_time"])))
-    custom = list(chain.from_iterable(map(tuple.__add__, heads, map(fwd_tail.__getitem__, keys))))
-    out = _forward(columns, t)
-    bft, pft = columns["bytes_from_target"], columns["packets_from_target"]
-    mask = [b > 0 or p > 0 for b, p in zip(bft, pft)]
-    n_rev = sum(mask)
-    if n_rev:
-        if n_rev == n:
-            def sel(c):
-                return c
-        else:
-            def sel(c):
-                return list(compress(c, mask))
-        custom.extend(chain.from_iterable(map(tuple.__add__, sel(heads), map(rev_tail.__getitem__, sel(keys)))))
-        _append_reverse(out, columns, t, sel)
+    fwd = _forward_customs(c, key_info, local, index)
+    f = {name: np.asarray(columns[name], dtype=np.int64) for name in _INT_INPUTS}
+    rev = (f["bytes_from_target"] > 0) | (f["packets_from_target"] > 0)
+    out = _int_columns(c, f, rev)
+    rev_customs = fwd[rev]  # the reverse CHF: ends swapped, all else the same
+    rev_customs[:, _SRC_END], rev_customs[:, _DST_END] = rev_customs[:, _DST_END], rev_customs[:, _SRC_END]
+    n, n_rev = len(fwd), len(rev_customs)
     out.update({"device_name": device_name_for_subnet(key_info.subnet_id), "subnet_id": key_info.subnet_id,
                 "region": key_info.region, "zone": local.zone, "flow_count": n + n_rev, "source_flows": n,
-                "strings": list(strings), "custom_idx": custom})
+                "strings": list(c.strings), "custom_idx": np.concatenate((fwd, rev_customs)).ravel()})
     return out
 
 
-class _Tables:
-    """Per distinct value, once per batch: string indexes, epoch seconds of start times, IPv4 integers."""
-
-    def __init__(self, strings: dict[str, int], columns: Mapping[str, list], cap_s: str, cap_e: str):
-        self.strings = strings
-        self.st_idx = {s: self.intern(s or cap_s) for s in dict.fromkeys(columns["start_time"])}
-        self.et_idx = {s: self.intern(s or cap_e) for s in dict.fromkeys(columns["end_time"])}
-        self.ts_of = {s: _epoch(s or cap_s) for s in self.st_idx}
-        self.ip_of = {ip: _ip_int(ip) for ip in chain(dict.fromkeys(columns["initiator_ip"]),
-                                                       dict.fromkeys(columns["target_ip"]))}
-
-    def intern(self, s: str) -> int:
-        i = self.strings.get(s)
-        if i is None:
-            i = self.strings[s] = len(self.strings)
-        return i
+# columns of STR02..STR18 that hold the source / destination end, in EndNames order
+# (region, zone, vpc, subnet, instance, vnic): STR02 region, STR06 zone, STR07 vpc, STR08 subnet,
+# STR05 instance, STR10 vnic for the source; STR03, STR14, STR15, STR16, STR13, STR17 for the destination.
+_SRC_END = np.array([2, 6, 7, 8, 5, 10])
+_DST_END = np.array([3, 14, 15, 16, 13, 17])
+_INT_INPUTS = ("initiator_port", "target_port", "transport_protocol", "bytes_from_initiator",
+               "packets_from_initiator", "bytes_from_target", "packets_from_target")
 
 
-def _end_customs(intern, keys: list[tuple], key_info: ObjectKeyInfo, local: EndNames, index: Any):
-    """STR02..STR18 of the forward and the reverse CHF, per distinct (initiator, target, direction, action);
-    ends in EndNames order (region, zone, vpc, subnet, instance, vnic)."""
-    acct, ept, rtype = intern(key_info.account), intern(key_info.endpoint_type), intern(key_info.record_type)
-    loc = tuple(map(intern, local))
-    ends: dict[str, tuple] = {}
-    fwd_tail: dict[tuple, tuple] = {}
-    rev_tail: dict[tuple, tuple] = {}
-    for k in dict.fromkeys(keys):
-        i_ip, t_ip, d, a = k
-        remote_ip = t_ip if d == "O" else i_ip  # "O": the initiator is the local vNIC
-        r = ends.get(remote_ip)
-        if r is None:
-            r = ends[remote_ip] = tuple(map(intern, remote_end(remote_ip, index)))
-        s_, d_ = (loc, r) if d == "O" else (r, loc)
-        ai, di = intern(a), intern(_DIRECTION_WORD.get(d, d))
-        fwd_tail[k] = (s_[0], d_[0], acct, s_[4], s_[1], s_[2], s_[3], ept, s_[5], rtype, ai,
-                       d_[4], d_[1], d_[2], d_[3], d_[5], di)
-        rev_tail[k] = (d_[0], s_[0], acct, d_[4], d_[1], d_[2], d_[3], ept, d_[5], rtype, ai,
-                       s_[4], s_[1], s_[2], s_[3], s_[5], di)
-    return fwd_tail, rev_tail
+def _factorize(values: Any, table: dict) -> np.ndarray:
+    """The position of each value in `table`; values not in it yet are added in first-appearance order."""
+    for v in dict.fromkeys(values):
+        table.setdefault(v, len(table))
+    return np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
 
 
-def _forward(columns: Mapping[str, list], t: _Tables) -> dict[str, list]:
-    """The integer columns of the forward CHF (initiator → target), one per IBM record."""
-    bfi, pfi = columns["bytes_from_initiator"], columns["packets_from_initiator"]
-    out_f = [d == "O" for d in columns["direction"]]  # forward CHF leaves the local vNIC iff direction is "O"
+def _first_seen(codes: np.ndarray, count: int) -> list[int]:
+    """Index of the first occurrence of each code 0..count-1 of codes numbered in order of appearance (the
+    running maximum steps up by one exactly there)."""
+    return np.searchsorted(np.maximum.accumulate(codes), np.arange(count)).tolist() if len(codes) else []
+
+
+class _Codes:
+    """The string columns as codes into per-batch tables of their distinct values, and the string dictionary
+    (`strings`, value -> index in first-interned order) that the customs index into."""
+
+    def __init__(self, columns: Mapping[str, Any], cap_s: str, cap_e: str):
+        self.strings: dict[str, int] = {}
+        st, et, ips, dirs, acts = {}, {}, {}, {}, {}
+        self.st, self.et = _factorize(columns["start_time"], st), _factorize(columns["end_time"], et)
+        self.st_idx = self.intern([s or cap_s for s in st])
+        self.et_idx = self.intern([s or cap_e for s in et])
+        self.ts = np.array([_epoch(s or cap_s) for s in st], dtype=np.int64)
+        self.ini, self.tgt = _factorize(columns["initiator_ip"], ips), _factorize(columns["target_ip"], ips)
+        self.ip_values = list(ips)
+        self.ip = np.array([_ip_int(ip) for ip in ips], dtype=np.uint32)
+        self.dir, self.act = _factorize(columns["direction"], dirs), _factorize(columns["action"], acts)
+        self.dir_values, self.act_values = list(dirs), list(acts)
+        self.out_f = np.array([d == "O" for d in dirs], dtype=bool)[self.dir]  # initiator is the local vNIC
+        self.out_r = np.array([d == "I" for d in dirs], dtype=bool)[self.dir]  # target is the local vNIC
+
+    def intern(self, values: Any) -> np.ndarray:
+        """The dictionary index of each value; new values are added in order."""
+        strings = self.strings
+        for v in values:
+            if v not in strings:
+                strings[v] = len(strings)
+        return np.fromiter(map(strings.__getitem__, values), dtype=np.int32, count=len(values))
+
+
+def _forward_customs(c: _Codes, key_info: ObjectKeyInfo, local: EndNames, index: Any) -> np.ndarray:
+    """STR00..STR18 of every forward CHF, as an (n, 19) array of string indexes."""
+    acct, ept, rtype = c.intern((key_info.account, key_info.endpoint_type, key_info.record_type)).tolist()
+    loc = c.intern(local)
+    remote = np.where(c.out_f, c.tgt, c.ini)
+    r_codes, r_first = np.unique(remote, return_index=True)
+    remote_names = {r: remote_end(c.ip_values[r], index) for r in r_codes.tolist()}
+    dir_words = [_DIRECTION_WORD.get(d, d) for d in c.dir_values]
+    # names enter the dictionary in the order a flow-by-flow pass would meet them: per flow its remote end's
+    # six names, then its action, then its direction word (each distinct value at its first flow)
+    events = sorted([(f, 0, remote_names[r]) for r, f in zip(r_codes.tolist(), r_first.tolist())] +
+                    [(f, 1, (c.act_values[a],)) for a, f in enumerate(_first_seen(c.act, len(c.act_values)))] +
+                    [(f, 2, (dir_words[d],)) for d, f in enumerate(_first_seen(c.dir, len(dir_words)))])
+    c.intern(list(dict.fromkeys(chain.from_iterable(names for _, _, names in events))))
+    ends = np.zeros((len(c.ip_values), 6), dtype=np.int32)
+    ends[list(remote_names)] = c.intern(list(chain.from_iterable(remote_names.values()))).reshape(-1, 6)
+    fwd = np.empty((len(c.st), 19), dtype=np.int32)
+    fwd[:, 0], fwd[:, 1] = c.st_idx[c.st], c.et_idx[c.et]
+    r_end, out = ends[remote], c.out_f[:, None]
+    fwd[:, _SRC_END] = np.where(out, loc, r_end)
+    fwd[:, _DST_END] = np.where(out, r_end, loc)
+    fwd[:, 4], fwd[:, 9], fwd[:, 11] = acct, ept, rtype
+    fwd[:, 12], fwd[:, 18] = c.intern(c.act_values)[c.act], c.intern(dir_words)[c.dir]
+    return fwd
+
+
+def _int_columns(c: _Codes, f: dict[str, np.ndarray], rev: np.ndarray) -> dict[str, np.ndarray]:
+    """The integer columns: every forward CHF (initiator → target), then the reverse CHF of the records
+    `rev` selects (target → initiator). Bytes/packets count as out* when the CHF leaves the local vNIC."""
+    n = len(c.st)
+    rows = np.concatenate((np.arange(n), np.flatnonzero(rev)))  # the IBM record of each CHF
+    src = rows.copy()  # into (initiator values + target values): the CHF's source side
+    src[n:] += n
+    dst = rows + n
+    dst[n:] -= n
+
+    def pair(initiator: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.concatenate((initiator, target))
+
+    addr, port = pair(c.ip[c.ini], c.ip[c.tgt]), pair(f["initiator_port"], f["target_port"])
+    sent_bytes = pair(f["bytes_from_initiator"], f["bytes_from_target"])[src]
+    sent_pkts = pair(f["packets_from_initiator"], f["packets_from_target"])[src]
+    leaves = pair(c.out_f, c.out_r)[src]
     return {
-        "timestamp": list(map(t.ts_of.__getitem__, columns["start_time"])),
-        "src_addr": list(map(t.ip_of.__getitem__, columns["initiator_ip"])),
-        "dst_addr": list(map(t.ip_of.__getitem__, columns["target_ip"])),
-        "src_port": list(columns["initiator_port"]),
-        "dst_port": list(columns["target_port"]),
-        "protocol": list(columns["transport_protocol"]),
-        "in_bytes": [0 if o else b for o, b in zip(out_f, bfi)],
-        "in_pkts": [0 if o else p for o, p in zip(out_f, pfi)],
-        "out_bytes": [b if o else 0 for o, b in zip(out_f, bfi)],
-        "out_pkts": [p if o else 0 for o, p in zip(out_f, pfi)],
+        "timestamp": c.ts[c.st[rows]], "src_addr": addr[src], "dst_addr": addr[dst], "src_port": port[src],
+        "dst_port": port[dst], "protocol": f["transport_protocol"][rows],
+        "in_bytes": np.where(leaves, 0, sent_bytes), "in_pkts": np.where(leaves, 0, sent_pkts),
+        "out_bytes": np.where(leaves, sent_bytes, 0), "out_pkts": np.where(leaves, sent_pkts, 0),
     }
-
-
-def _append_reverse(out: dict[str, list], columns: Mapping[str, list], t: _Tables, sel) -> None:
-    """Append the reverse CHF (target → initiator) of the records `sel` picks (those with target traffic)."""
-    out["timestamp"].extend(map(t.ts_of.__getitem__, sel(columns["start_time"])))
-    out["src_addr"].extend(map(t.ip_of.__getitem__, sel(columns["target_ip"])))
-    out["dst_addr"].extend(map(t.ip_of.__getitem__, sel(columns["initiator_ip"])))
-    out["src_port"].extend(sel(columns["target_port"]))
-    out["dst_port"].extend(sel(columns["initiator_port"]))
-    out["protocol"].extend(sel(columns["transport_protocol"]))
-    out_r = [d == "I" for d in sel(columns["direction"])]  # reverse leaves the local vNIC iff direction is "I"
-    r_b, r_p = sel(columns["bytes_from_target"]), sel(columns["packets_from_target"])
-    out["in_bytes"].extend([0 if o else b for o, b in zip(out_r, r_b)])
-    out["in_pkts"].extend([0 if o else p for o, p in zip(out_r, r_p)])
-    out["out_bytes"].extend([b if o else 0 for o, b in zip(out_r, r_b)])
-    out["out_pkts"].extend([p if o else 0 for o, p in zip(out_r, r_p)])
 
 
 def custom_values(batch: Mapping, i: int) -> dict[str, str]:

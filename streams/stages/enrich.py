@@ -19,7 +19,6 @@ import numpy as np
 
 from streams import metrics
 from streams.avro import AvroDecodeError
-from streams.columns import concat, lists
 from streams.flowlog import FlowLogError, parse_object_key
 from streams.batches import KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart, part_object
 from streams.translate import device_name_for_subnet, translate_batch
@@ -35,9 +34,7 @@ def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]
     subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
     columns: dict = {}
     if part.flow_count:
-        # translate.py reads Python ints (iterating numpy arrays would give numpy scalars, slow to pack): C-level
-        # .tolist() here; drop it once translate takes numpy columns
-        translated = translate_batch(key_info, part.header, lists(flow.rows(part)), index)
+        translated = translate_batch(key_info, part.header, flow.rows(part), index)
         columns = {name: translated[name] for name in KFLOW_COLUMNS}
         columns["flow_count"] = translated["flow_count"]
     out = KflowPart(part.key, part.etag, part.size, part.last_modified, device_name_for_subnet(key_info.subnet_id),
@@ -86,12 +83,12 @@ def concat_kflow(blocks: list[dict]) -> dict:
     blocks = [b for b in blocks if b.get("flow_count")]
     if len(blocks) <= 1:
         return {name: blocks[0][name] for name in KFLOW_COLUMNS} if blocks else {}
-    out = {name: concat([b[name] for b in blocks]) for name in KFLOW_INT_COLUMNS}
+    out = {name: np.concatenate([b[name] for b in blocks]) for name in KFLOW_INT_COLUMNS}
     strings: dict[str, int] = {}
     custom = []
     for block in blocks:
-        renumber = np.fromiter((strings.setdefault(text, len(strings)) for text in block["strings"]), np.uint32)
-        custom.append(renumber[np.asarray(block["custom_idx"], np.intp)])
+        renumber = np.array([strings.setdefault(text, len(strings)) for text in block["strings"]], dtype=np.int32)
+        custom.append(renumber[np.asarray(block["custom_idx"], dtype=np.int64)])
     out["strings"], out["custom_idx"] = list(strings), np.concatenate(custom)
     return out
 

@@ -130,8 +130,8 @@ def test_concat_kflow_merges_the_string_dictionaries():
     out = concat_kflow([a, {}, b])
     assert out["strings"] == ["x", "y", "z"]
     assert [out["strings"][i] for i in out["custom_idx"]] == ["x", "y", "z", "y"]
-    assert out["timestamp"] == [0, 0]
-    assert concat_kflow([a])["custom_idx"] == [0, 1] and concat_kflow([]) == {}
+    assert out["timestamp"].tolist() == [0, 0] and out["src_addr"].tolist() == [0, 0]
+    assert list(concat_kflow([a])["custom_idx"]) == [0, 1] and concat_kflow([]) == {}
 
 
 @pytest.mark.parametrize("key, safe", [
