@@ -93,6 +93,26 @@ def cos_operations(samples: Iterable[tuple[str, dict[str, str], float]]) -> dict
     return out
 
 
+PRODUCTION_POLL_S = 30.0  # the default poll interval (settings.poll_interval): listings are counted at this rate
+
+
+def cos_requests(samples: Iterable[tuple[str, dict[str, str], float]], poll_interval_s: float,
+                 production_poll_s: float = PRODUCTION_POLL_S) -> dict:
+    """COS HTTP requests (blueflow_cos_requests_total, retries included) by S3 operation, and their total
+    with the poller's listings counted at the production poll interval: a benchmark polls every
+    `poll_interval_s`, production every `production_poll_s`, so the poller's ListObjectsV2 requests
+    (blueflow_cos_poll_list_requests_total) are scaled by their ratio. Version-check listings of the
+    deletes stay as they are (they do not depend on the poll interval)."""
+    by_op: dict[str, float] = {}
+    for n, ls, v in samples:
+        if n == "blueflow_cos_requests_total":
+            by_op[ls.get("operation", "?")] = by_op.get(ls.get("operation", "?"), 0.0) + v
+    poll = metric_sum(samples, "blueflow_cos_poll_list_requests_total")
+    total = sum(by_op.values())
+    scaled = total - poll + poll * poll_interval_s / production_poll_s
+    return {"by_operation": by_op, "poll_list": poll, "total": total, "at_production_poll": round(scaled, 1)}
+
+
 def stage_seconds(samples: Iterable[tuple[str, dict[str, str], float]]) -> dict[str, dict[str, float]]:
     """stage -> {"sum": seconds, "count": messages} from the blueflow_stage_seconds histogram."""
     out: dict[str, dict[str, float]] = {}

@@ -4,13 +4,15 @@ benchmark on the real stack.
 For each workload (benchmarks/workloads.py), sink (benchmarks/sinks.py) and worker count: empty the bucket,
 reset the Kentik stand-in (or start an nfcapd for the ipfix sink), upload the same seeded objects, start N real
 `blueflow worker` processes on a fresh run id (topic prefix and app id), and measure until the bucket is
-drained: flows/s and objects/s, worker CPU (from /proc, before the workers exit), peak RSS (VmHWM), COS calls
-and Kentik bytes (/metrics), Kafka bytes (the run's partition directories in the stack's Kafka log dir),
+drained: flows/s and objects/s, worker CPU (from /proc, before the workers exit), peak RSS (VmHWM), COS HTTP
+requests (the poller's listings counted at the production poll interval of 30 s: measure.cos_requests) and
+Kentik bytes (/metrics), Kafka bytes (the run's partition directories in the stack's Kafka log dir),
 latency from each object's LastModified to the arrival of its last record, and the referee's lost/duplicates
 (benchmarks/sinks.py: the Kentik stand-in's flows, or what nfdump read from nfcapd). Each row names its sink.
 Then, on the same objects in-process: the floor (gunzip + orjson.loads) and CPU per stage
 (benchmarks/microbench.py). Writes benchmarks/results/latest.json and results/<git short sha>.json and prints
-a table.
+a table. W3 (steady state: objects written at a constant rate while the workers run) is measured by
+benchmarks/steady.py.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from benchmarks import measure, probes
 from benchmarks.probes import stack_cpu_s, standin_check
 from benchmarks.sinks import SINKS, make_sink
-from benchmarks.workloads import build_objects, workloads
+from benchmarks.workloads import W3_QUICK_SECONDS, W3_RATE, W3_SECONDS, build_objects, workloads
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -131,9 +133,11 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
          + (f", collector socket drops {referee['collector_socket_drops']}" if sink_name == "ipfix" else "")
          + f" ({time.monotonic() - t_ref:.0f}s)")
     cos = measure.cos_operations(samples)
+    requests_ = measure.cos_requests(samples, float(worker_env["BLUEFLOW_POLL_INTERVAL"]))
     return {"run_id": run_id, "wall_s": wall, "timed_out": t_end is None, "cpu_s": sum(cpu),
             "cpu_per_worker_s": cpu, "cpu_startup_s": sum(startup_cpu.values()), "hwm_kb": hwm,
-            "kafka_by_topic": kafka, "kafka_bytes": sum(kafka.values()), "cos": cos, "cos_requests": sum(cos.values()),
+            "kafka_by_topic": kafka, "kafka_bytes": sum(kafka.values()), "cos": cos,
+            "cos_requests": requests_["at_production_poll"], "cos_http": requests_,
             "kentik_bytes": measure.metric_sum(samples, "blueflow_kentik_request_bytes_total"),
             "kentik_requests": measure.metric_sum(samples, "blueflow_kentik_requests_total"),
             "stage_seconds": measure.stage_seconds(samples), "latencies": latencies,
@@ -152,6 +156,7 @@ def run_row(name: str, wl, n: int, sink: str, objects: list, raw: dict, common: 
         workload_label=wl.label, run_id=raw["run_id"], timed_out=raw["timed_out"],
         load_avg_1m_before=round(load, 2), worker_cpu_s_each=[round(c, 2) for c in raw["cpu_per_worker_s"]],
         worker_startup_cpu_s=round(raw["cpu_startup_s"], 2), cos_operations=raw["cos"],
+        cos_http_requests=raw["cos_http"],
         kentik_requests=int(raw["kentik_requests"]),
         kafka_bytes_by_topic={k.split(".", 1)[-1]: v for k, v in raw["kafka_by_topic"].items()},
         stage_wall_seconds={k: {"sum": round(v["sum"], 2), "count": int(v["count"])}
@@ -195,6 +200,9 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run before giving up")
     p.add_argument("--w1-objects", type=int, default=None, help="override W1's object count")
     p.add_argument("--no-microbench", action="store_true")
+    p.add_argument("--w3-rate", type=float, default=W3_RATE, help="W3: objects written per second")
+    p.add_argument("--w3-seconds", type=float, default=None,
+                   help=f"W3: seconds of writing (default {W3_SECONDS:.0f}, {W3_QUICK_SECONDS:.0f} with --quick)")
     p.add_argument("--tag", default=None,
                    help="write results/<sha>-<tag>.json only (a partial or experimental run), not latest.json")
     args = p.parse_args(argv)
@@ -231,6 +239,24 @@ def run_workload(env: dict, world, name: str, wl, args, common: dict) -> list[di
     return rows
 
 
+def steady_rows(env: dict, objects: list, args, common: dict) -> list[dict]:
+    """W3 with each worker count (benchmarks/steady.py; Kentik sink)."""
+    from benchmarks.steady import run_steady, steady_row
+
+    rows = []
+    flows = sum(o.flow_count for o in objects)
+    for n in (int(x) for x in args.workers.split(",") if x.strip()):
+        _say(f"W3 with {n} worker(s): {args.w3_rate:g} objects/s for {len(objects) / args.w3_rate:.0f}s…")
+        raw = run_steady(env, objects, n, rate=args.w3_rate, timeout_s=args.timeout)
+        row = steady_row(raw, workers=n, objects=len(objects), flows=flows, rate=args.w3_rate,
+                         seconds=len(objects) / args.w3_rate, load_avg_1m_before=round(os.getloadavg()[0], 2),
+                         **common)
+        _say(f"  write→accepted {row['write_to_accepted']}; write→deleted {row['write_to_deleted']}; "
+             f"writer {row['writer']}; referee {row['referee']}")
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dataclasses import replace
@@ -238,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     from devstack import stack
     from devstack.world import build_world
 
-    defs = workloads(args.quick)
+    defs = workloads(args.quick, args.w3_rate, args.w3_seconds)
     if args.w1_objects:
         defs["W1"] = replace(defs["W1"], objects=args.w1_objects)
     env = stack.ensure_up(log=_say)
@@ -249,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
               "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     runs = []
     for name in (w.strip().upper() for w in args.workloads.split(",") if w.strip()):
-        runs.extend(run_workload(env, world, name, defs[name], args, common))
+        if name == "W3":
+            runs.extend(steady_rows(env, build_objects(world, defs[name]), args, common))
+        else:
+            runs.extend(run_workload(env, world, name, defs[name], args, common))
     scale = measure.scaling(runs)
     for r in runs:
         r["scaling_2_over_1"] = scale.get(measure.scaling_key(r))

@@ -3,6 +3,8 @@
 W1 "realistic": many objects, ~150 flows each on average (log-normal), 10 % empty (devstack.generator).
 W2 "large objects": a few objects of exactly N flows each, built with the generator's own internals
 (same vNIC plan, flow mix, keys and document shape), so every object is as real as W1's.
+W3 "steady state": W1-like objects of ~130 flows (none empty: each has a Kentik acceptance time), written at
+W3_RATE objects/s for W3_SECONDS while the workers run (benchmarks/steady.py).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from devstack import generator as g
 
 @dataclass(frozen=True)
 class Workload:
-    name: str            # "W1" / "W2"
+    name: str            # "W1" / "W2" / "W3"
     label: str
     objects: int
     mean_flows: float    # W1: mean of the log-normal; W2: exact flows per object
@@ -24,13 +26,20 @@ class Workload:
     seed: int
 
 
-def workloads(quick: bool) -> dict[str, Workload]:
-    """The two workloads; --quick makes them much smaller (smoke test)."""
+W3_RATE = 20.0  # objects per second
+W3_SECONDS = 180.0
+W3_QUICK_SECONDS = 30.0
+
+
+def workloads(quick: bool, w3_rate: float = W3_RATE, w3_seconds: float | None = None) -> dict[str, Workload]:
+    """The workloads; --quick makes them much smaller (smoke test). W3's object count is its rate × seconds."""
+    seconds = w3_seconds or (W3_QUICK_SECONDS if quick else W3_SECONDS)
+    w3 = Workload("W3", "steady state", max(1, round(w3_rate * seconds)), 130, 0.0, False, 303)
     if quick:
         return {"W1": Workload("W1", "realistic", 200, 150, 0.1, False, 101),
-                "W2": Workload("W2", "large objects", 2, 20_000, 0.0, True, 202)}
+                "W2": Workload("W2", "large objects", 2, 20_000, 0.0, True, 202), "W3": w3}
     return {"W1": Workload("W1", "realistic", 2000, 150, 0.1, False, 101),
-            "W2": Workload("W2", "large objects", 20, 20_000, 0.0, True, 202)}
+            "W2": Workload("W2", "large objects", 20, 20_000, 0.0, True, 202), "W3": w3}
 
 
 def _exact_objects(world, wl: Workload, start: datetime = g.DEFAULT_START) -> list[g.GeneratedObject]:

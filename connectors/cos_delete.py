@@ -1,7 +1,7 @@
 """Version-checked deletes on COS: delete an object only if it still is the version that was read.
 
-`delete_if_unchanged` (one key: HEAD + DELETE with If-Match) and `delete_versions_if_unchanged` (a batch:
-one listing of the keys' range as the version check + DeleteObjects of up to 1,000 keys). Blocking, like
+`delete_versions_if_unchanged`: listings of the keys as the version check, then DeleteObjects of up to 1,000
+keys (keys the XML cannot carry: one DELETE each, with If-Match). Blocking, like
 connectors/cos.py, whose client, errors and listing they use.
 """
 from __future__ import annotations
@@ -12,27 +12,9 @@ from typing import Any
 from ibm_botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.cos import (_IF_MATCH_PARAM, _MISSING_CODES, _TRANSIENT_CODES, PAGE_SIZE, CosError, _error,
-                            _is_missing, head_object, list_objects, xml_safe)
+                            _is_missing, list_objects, xml_safe)
 
 DELETED, GONE, CHANGED = "deleted", "gone", "changed"
-VERSION_CHECK_KEYS = 2000  # listing entries read at most to check a batch's versions (2 pages); then HEADs
-
-
-def delete_if_unchanged(client: Any, bucket: str, key: str, etag: str) -> str:
-    """Delete `key` only if it is still the version `etag`: DELETED, GONE (nothing to delete) or CHANGED
-    (a new version was written since; it is left for the pipeline to process).
-
-    A HEAD right before a single-key DELETE compares the ETag, and the DELETE carries `If-Match: "etag"` so a
-    server that supports conditional deletes refuses a changed object atomically (412 → CHANGED). Where the
-    server ignores If-Match, an overwrite landing between the HEAD and the DELETE — the few milliseconds of
-    one round trip — is the remaining race window. A single-key DELETE puts the key in the URL, so keys
-    that the DeleteObjects XML cannot carry (control characters) are deleted too."""
-    head = head_object(client, bucket, key)
-    if head is None:
-        return GONE
-    if head.etag != etag:
-        return CHANGED
-    return _delete_if_match(client, bucket, key, etag)
 
 
 def _delete_if_match(client: Any, bucket: str, key: str, etag: str) -> str:
@@ -48,43 +30,58 @@ def _delete_if_match(client: Any, bucket: str, key: str, etag: str) -> str:
     return DELETED
 
 
-def listed_etags(client: Any, bucket: str, keys: list[str], limit: int = VERSION_CHECK_KEYS) -> tuple[dict, str]:
-    """The current ETags of `keys`, from one listing of the key range they span (a batched version check):
-    (key -> ETag of those listed, the last key the listing covered). A key ≤ that last key and not listed
-    does not exist; keys after it (range longer than `limit` entries) were not checked."""
-    low, high = min(keys), max(keys)
-    wanted, found, reached = set(keys), {}, ""
-    prefix = os.path.commonprefix(keys)
-    for n, info in enumerate(list_objects(client, bucket, prefix, start_after=low[:-1] or None), 1):
-        if info.key > high:
-            return found, high
-        reached = info.key
+def listed_etags(client: Any, bucket: str, keys: list[str], page_size: int = PAGE_SIZE) -> dict[str, str]:
+    """The current ETags of `keys` (a batched version check): key -> ETag of those that exist; a key missing
+    from the answer does not exist.
+
+    Listing pages from the lowest key not yet checked: a page answers for every asked key up to the last key
+    it lists, and the next listing starts at the next asked key after that, so keys spread over a large
+    bucket cost one request per gap between them (never more than one HEAD each would), and keys close
+    together share one request per 1,000 entries."""
+    todo = sorted(set(keys))
+    wanted = set(todo)
+    found: dict[str, str] = {}
+    i, reached = 0, ""
+    while i < len(todo):
+        reached = _list_from(client, bucket, todo[i:], max(reached, todo[i][:-1]), page_size, found, wanted)
+        while i < len(todo) and (reached is None or todo[i] <= reached):  # reached ≥ todo[i]: progress
+            i += 1
+    return found
+
+
+def _list_from(client: Any, bucket: str, todo: list[str], after: str, page_size: int, found: dict, wanted: set):
+    """One listing from just before todo[0] (keys after `after`, which is below it): record the ETags of wanted keys in `found`; return the last key the listing
+    answered for (None: the listing ended, so it answered for every key of `todo`). It stops at the end of a
+    page once it has reached todo[0] (or passed todo[-1]), so a request is never spent on entries nobody asked
+    about."""
+    low, high = todo[0], todo[-1]
+    prefix = os.path.commonprefix(todo)
+    for n, info in enumerate(list_objects(client, bucket, prefix, start_after=after or None, page_size=page_size),
+                             1):
         if info.key in wanted:
             found[info.key] = info.etag
-        if n >= limit:
-            return found, reached
-    return found, high
+        if info.key >= high or (n % page_size == 0 and info.key >= low):
+            return info.key
+    return None
 
 
 def delete_versions_if_unchanged(client: Any, bucket: str, items: list[tuple[str, str]]) -> dict[str, Any]:
     """Delete each (key, etag) only if it still is that version: key -> DELETED, GONE, CHANGED, or the
     CosError of that key (retry it: it is never assumed gone).
 
-    One listing of the keys' range checks every version, then one DeleteObjects per 1,000 keys deletes the
-    unchanged ones; keys the XML cannot carry are deleted one by one with If-Match, and keys beyond what the
-    listing covered are checked with a HEAD first. A new version written between the listing and the
-    DeleteObjects — one round trip — is the remaining race window (DeleteObjects carries no If-Match)."""
+    Listings of the keys (`listed_etags`) check every version, then one DeleteObjects per 1,000 keys deletes
+    the unchanged ones; keys the XML cannot carry are deleted one by one with If-Match. A new version written
+    between the listing and the DeleteObjects — one round trip — is the remaining race window (DeleteObjects
+    carries no If-Match)."""
     items = list(dict(items).items())
     if not items:
         return {}
-    current, reached = listed_etags(client, bucket, [k for k, _ in items])
+    current = listed_etags(client, bucket, [k for k, _ in items])
     results: dict[str, Any] = {}
     batch: list[str] = []
     for key, etag in items:
         try:
-            if key not in current and key > reached:
-                results[key] = delete_if_unchanged(client, bucket, key, etag)
-            elif key not in current:
+            if key not in current:
                 results[key] = GONE
             elif current[key] != etag:
                 results[key] = CHANGED

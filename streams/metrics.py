@@ -54,6 +54,12 @@ DEADLETTERED = Counter("blueflow_deadlettered_total", "Dead-letter records writt
                        registry=REGISTRY)
 COS_OPERATIONS = Counter("blueflow_cos_operations_total", "COS calls by operation and result.",
                          ["operation", "result"], registry=REGISTRY)
+COS_REQUESTS = Counter("blueflow_cos_requests_total", "HTTP requests sent to COS (retries included), by S3 "
+                       "operation (ListObjectsV2, GetObject, DeleteObjects, HeadObject, ...).", ["operation"],
+                       registry=REGISTRY)
+COS_POLL_LIST_REQUESTS = Counter("blueflow_cos_poll_list_requests_total",
+                                 "ListObjectsV2 requests of the poller's listings (one per 1,000 keys listed).",
+                                 registry=REGISTRY)
 METADATA_REFRESHES = Counter("blueflow_metadata_refreshes_total", "VPC metadata fetches by result.",
                              ["result"], registry=REGISTRY)
 STAGE_SECONDS = Histogram("blueflow_stage_seconds", "Time spent per message, by stage.", ["stage"],
@@ -71,6 +77,10 @@ CONSUMER_LAG = Gauge("blueflow_consumer_lag",
                      registry=REGISTRY)
 METADATA_ENDPOINTS = Gauge("blueflow_metadata_endpoints", "IP endpoints in this worker's VPC index.",
                            registry=REGISTRY)
+
+
+def count_cos_request(operation: str) -> None:
+    COS_REQUESTS.labels(operation=operation).inc()
 
 
 def update_health(health, unhealthy_after: float) -> list[str]:

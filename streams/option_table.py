@@ -108,6 +108,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("group_objects", "BLUEFLOW_GROUP_OBJECTS", "50",
            "Objects per message on the objects topic (fewer when their flows exceed chunk_flows).", kind="int",
            minimum=1),
+    Option("delete_batch_seconds", "BLUEFLOW_DELETE_BATCH_SECONDS", "0",
+           "Seconds completed objects wait to be deleted together (one version check and DeleteObjects for up "
+           "to 1,000 keys); 0: each kflow message deletes its own. Above 0, a worker killed while holding "
+           "objects leaves them until they are published again (stuck_after) and their flows are sent again.",
+           kind="float", minimum=0, maximum=30),
+    Option("fetch_concurrency", "BLUEFLOW_FETCH_CONCURRENCY", "4",
+           "Objects of one group downloaded and parsed at once (COS GETs in flight per worker).", kind="int",
+           minimum=1, maximum=32),
     Option("keep_objects", "BLUEFLOW_KEEP_OBJECTS", "false",
            "Forward flows but never delete objects (backfill, audit).", kind="bool"),
     Option("dry_run", "BLUEFLOW_DRY_RUN", "false", "List and parse only: nothing is sent or deleted.", kind="bool"),

@@ -24,6 +24,10 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="blueflow-io")
+        # the downloads of one group, from within its hand-off to `pool` (a pool of their own: a task of `pool`
+        # waiting on tasks queued behind it in the same pool could wait for ever)
+        self.fetch_pool = concurrent.futures.ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                                                                thread_name_prefix="blueflow-fetch")
         self.health = Health()
         self._lock = threading.Lock()
         self._cos = None
@@ -44,15 +48,16 @@ class Runtime:
         with self._lock:
             if self._cos is None:
                 from connectors.cos import make_cos_client
+                from streams.metrics import count_cos_request
 
                 s = self.settings
                 if s.cos_hmac_access_key and s.cos_hmac_secret_key:
                     self._cos = make_cos_client(s.cos_endpoint_url, hmac_access_key=s.cos_hmac_access_key,
-                                                hmac_secret_key=s.cos_hmac_secret_key)
+                                                hmac_secret_key=s.cos_hmac_secret_key, on_request=count_cos_request)
                 else:
                     self._cos = make_cos_client(s.cos_endpoint_url, api_key=s.ibm_cos_api_key,
                                                 service_instance=s.ibm_service_instance,
-                                                iam_token_url=s.iam_token_url)
+                                                iam_token_url=s.iam_token_url, on_request=count_cos_request)
             return self._cos
 
     @property

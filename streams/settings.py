@@ -131,6 +131,8 @@ class Settings:
     max_object_bytes: int
     stream_buffer: int
     group_objects: int
+    fetch_concurrency: int
+    delete_batch_seconds: float
     keep_objects: bool
     dry_run: bool
     unhealthy_after: float

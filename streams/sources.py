@@ -228,12 +228,14 @@ def make_cos_client_for(source: Source, settings):
     """A source's COS client. Two attempts per call (not the SDK's five): the pipeline retries on its own,
     and a failing source's probe must cost the shared stage a second or two, not ten."""
     from connectors.cos import make_cos_client
+    from streams.metrics import count_cos_request
 
     if source.uses_hmac:
         return make_cos_client(source.cos_endpoint_url, hmac_access_key=source.hmac_access_key,
-                               hmac_secret_key=source.hmac_secret_key, max_attempts=2)
+                               hmac_secret_key=source.hmac_secret_key, max_attempts=2, on_request=count_cos_request)
     return make_cos_client(source.cos_endpoint_url, api_key=source.cos_api_key, max_attempts=2,
-                           service_instance=source.service_instance, iam_token_url=settings.iam_token_url)
+                           service_instance=source.service_instance, iam_token_url=settings.iam_token_url,
+                           on_request=count_cos_request)
 
 
 def make_kentik_client_for(source: Source, settings):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
 from streams.retry import exit_without_ack
-from streams.stages import enrich, leader, parse, poll, sink
+from streams.stages import delete_batch, enrich, leader, parse, poll, sink
 from streams.stages.context import StageContext
 
 log = logging.getLogger("blueflow")
@@ -67,6 +67,8 @@ TASKS = (
     Task("metadata", True, "IBM VPC API (per region)", ("vpc-metadata",), leader.metadata_loop),
     Task("heartbeat", True, "worker health", ("Kentik export status",), leader.heartbeat_loop),
     Task("progress-log", False, "worker counters", ("log",), leader.progress_log_loop),
+    Task("deletes", False, "objects the sink completed (held up to delete_batch_seconds)",
+         ("COS LIST + DeleteObjects", "ledger", "progress"), delete_batch.flush_loop),
 )
 TOPIC_NAMES = ("objects", "flows", "kflow", "vpc-metadata", "deadletter", "ledger", "progress")
 FOLLOWERS = (
@@ -142,6 +144,11 @@ def build(app, topics, runtime) -> StageContext:
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs):
         ctx.sync_needed.update(parse=True, sink=True)
+
+    @app.on_before_shutdown.connect
+    async def finalize_held(app, **kwargs):  # a clean stop deletes what it holds (consumer stopped, producer up)
+        if ctx.deletes is not None:
+            await ctx.deletes.flush(ctx, force=True)
 
     @app.task
     async def start_followers():

@@ -38,6 +38,7 @@ def list_source(ctx, source) -> list[cos.ObjectInfo]:
     except Exception as exc:
         raise _failed(ctx, source, "list", exc, f"listing bucket {source.bucket!r} failed") from None
     _succeeded(ctx, source, "list")
+    metrics.COS_POLL_LIST_REQUESTS.inc(max(1, -(-len(listing) // cos.PAGE_SIZE)))
     return listing
 
 

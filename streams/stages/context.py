@@ -42,6 +42,7 @@ class StageContext:
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
     sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
+    deletes: object = None  # streams.stages.delete_batch.DeleteBatcher; None: each message finalizes its own
 
     def __post_init__(self):
         if self.pause is None:
@@ -55,10 +56,12 @@ class StageContext:
         outcomes = OutcomeStore(window_s=settings.dedup_window)
         shared = ProgressStore()
         follower = OutcomeFollower(settings, outcomes, shared)
+        from streams.stages.delete_batch import DeleteBatcher
         from streams.stages.devices import Devices
 
+        deletes = DeleteBatcher(settings.delete_batch_seconds) if settings.delete_batch_seconds > 0 else None
         return cls(app, topics, runtime, outcomes, shared, follower, MetadataFollower(settings, Codec("vpc_metadata")),
-                   devices=Devices())
+                   devices=Devices(), deletes=deletes)
 
     @property
     def settings(self):

@@ -1,13 +1,14 @@
 """Finalize: the one place that deletes an object, writes its ledger record and its progress tombstone.
 
 Called by the sink with the objects a kflow message completed (every chunk of each object version accepted
-by Kentik). They are deleted together, each only if it is still that version (bucket.delete_versions →
-connectors.cos.delete_versions_if_unchanged: one listing of the keys' range compares the ETags, then one
-DeleteObjects of up to 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
+by Kentik), or with `delete_batch_seconds` > 0 those of several messages (streams/stages/delete_batch.py).
+They are deleted together, each only if it is still that version (bucket.delete_versions →
+connectors.cos_delete.delete_versions_if_unchanged: listings of the keys compare the ETags, then one
+DeleteObjects per 1,000 keys; keys the batch reports failed are retried, never assumed gone; keys the
 DeleteObjects XML cannot carry are deleted one by one with If-Match). An object overwritten meanwhile stays:
 its new ETag is listed and processed as the new version it is.
 
-Pure core: `plan` (delete or keep, and why) and `ledger_entry`. Shell: `finalize`.
+Pure core: `plan` (delete or keep, and why) and `ledger_entry`. Shell: `finalize`, `finalize_now`.
 """
 from __future__ import annotations
 
@@ -46,7 +47,19 @@ def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry
 
 async def finalize(ctx, source, bucket_name: str, completed: list) -> None:
     """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs, all of `source`)
-    was accepted: delete them in one batch (each only if still that version, and not kept by the source's
+    was accepted: finalize them with the objects other messages completed within `delete_batch_seconds`
+    (streams/stages/delete_batch.py), or now when batching is off."""
+    if not completed:
+        return
+    if ctx.deletes is None:
+        await finalize_now(ctx, source, bucket_name, completed)
+        return
+    ctx.deletes.add(source, bucket_name, completed)
+    await ctx.deletes.flush(ctx)  # only what is due: a full batch now, the others by the timer
+
+
+async def finalize_now(ctx, source, bucket_name: str, completed: list) -> None:
+    """Every chunk of each object version in `completed` was accepted: delete them in one batch (each only if still that version, and not kept by the source's
     settings), then ledger each, then tombstone their progress. A crash between the steps redoes them, never
     skips one."""
     if not completed:

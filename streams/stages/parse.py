@@ -98,29 +98,41 @@ class Fetched:
 
 def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
     """Blocking, one thread-pool hand-off per message: download and parse every object of the group (all of
-    `source`), pack the flows of the objects of one chunk into encoded FlowChunk messages; an object of
-    several chunks stays compressed chunks, its messages made as they are sent (nothing kept in a dry run)."""
+    `source`; up to `fetch_concurrency` at once), pack the flows of the objects of one chunk into encoded
+    FlowChunk messages in the group's order; an object of several chunks stays compressed chunks, its messages
+    made as they are sent (nothing kept in a dry run)."""
     out = Fetched()
     small = []  # objects of one chunk, packed together
-    for ref in refs:
-        try:
-            obj = download_and_parse(ctx, ref, keep=not source.dry_run)
-        except FlowLogError as exc:
-            out.bad.append((ref, exc))
-            continue
-        except Transient as exc:
-            out.transient.append((ref, exc))
-            continue
-        if obj is None:
+    for ref, obj in zip(refs, download_all(ctx, refs, keep=not source.dry_run)):
+        if isinstance(obj, FlowLogError):
+            out.bad.append((ref, obj))
+        elif isinstance(obj, Transient):
+            out.transient.append((ref, obj))
+        elif obj is None:
             out.vanished.append(ref)
-            continue
-        out.parsed.append((ref, obj.flow_count))
-        if obj.encoded:
-            out.several.append(obj)
-        elif not source.dry_run:
-            small.append(obj)
+        else:
+            out.parsed.append((ref, obj.flow_count))
+            if obj.encoded:
+                out.several.append(obj)
+            elif not source.dry_run:
+                small.append(obj)
     out.messages.extend(chunk.encode() for chunk in pack(small, ctx.settings.chunk_flows))
     return out
+
+
+def download_all(ctx, refs: list[ObjectRef], keep: bool = True) -> list:
+    """Blocking: each object's document, None (vanished) or its FlowLogError / Transient as a value, in the
+    order of `refs`; up to `fetch_concurrency` objects at once on the runtime's fetch pool (the COS round
+    trips overlap; one object's failure never stops the others)."""
+    def one(ref: ObjectRef):
+        try:
+            return download_and_parse(ctx, ref, keep=keep)
+        except (FlowLogError, Transient) as exc:
+            return exc
+
+    if len(refs) <= 1 or ctx.settings.fetch_concurrency <= 1:
+        return [one(ref) for ref in refs]
+    return list(ctx.rt.fetch_pool.map(one, refs))
 
 
 def fetch_one(ctx, source, ref: ObjectRef) -> Fetched:

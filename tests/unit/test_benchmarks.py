@@ -153,3 +153,25 @@ def test_the_benchmark_fails_its_sanity_check_when_stand_ins_use_over_a_tenth_of
     ok = standin_check(stack, worker_cpu_s=100.0)
     assert ok["ok"] and ok["standin_cpu_s"] == 4.7 and ok["share_of_worker_cpu"] == 0.047  # Kafka/S3Proxy are real
     assert not standin_check(dict(stack, kentik=12.0), worker_cpu_s=100.0)["ok"]
+
+
+def test_cos_requests_count_the_pollers_listings_at_the_production_interval():
+    from benchmarks.measure import cos_requests
+
+    samples = [("blueflow_cos_requests_total", {"operation": "GetObject"}, 600.0),
+               ("blueflow_cos_requests_total", {"operation": "ListObjectsV2"}, 27.0),
+               ("blueflow_cos_requests_total", {"operation": "DeleteObjects"}, 12.0),
+               ("blueflow_cos_poll_list_requests_total", {}, 15.0)]
+    out = cos_requests(samples, poll_interval_s=2.0)
+    assert out["by_operation"] == {"GetObject": 600.0, "ListObjectsV2": 27.0, "DeleteObjects": 12.0}
+    assert out["total"] == 639.0 and out["poll_list"] == 15.0
+    assert out["at_production_poll"] == 639.0 - 15.0 + 1.0  # 15 listings every 2 s are 1 every 30 s
+
+
+def test_w3_latency_summary_against_its_target():
+    from benchmarks.steady import latency_summary
+
+    values = [float(i) for i in range(1, 101)]
+    out = latency_summary(values, 15.0)
+    assert out["objects"] == 100 and out["p50_s"] == 50.5 and out["p99_s"] == 99.01 and out["ok"] is False
+    assert latency_summary([1.0, 2.0], 15.0)["ok"] is True and latency_summary([])["p99_s"] is None

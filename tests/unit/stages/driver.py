@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from ibm_botocore.exceptions import ClientError
@@ -178,6 +179,7 @@ class FakeRuntime:
     def __init__(self, settings: Settings, effects: list, cos: FakeS3, kentik: FakeKentik):
         self.settings, self.effects, self.cos, self.kentik = settings, effects, cos, kentik
         self.health = Health()
+        self.fetch_pool = ThreadPoolExecutor(settings.fetch_concurrency, thread_name_prefix="driver-fetch")
 
     async def run_sync(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)

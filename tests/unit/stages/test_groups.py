@@ -316,3 +316,34 @@ def test_413_splits_one_devices_post_and_the_group_still_completes(objs):
     statuses = [e[1] for e in kinds(d.effects, "post")]
     assert statuses[0] == 413 and len(statuses) == len(devices) + 2  # the refused body went again in halves
     assert not d.cos.objects and sorted(e.key for e in d.ledger()) == keys
+
+
+def test_a_groups_downloads_overlap_within_fetch_concurrency_and_keep_the_groups_order(objs):
+    """The objects of one group are fetched up to `fetch_concurrency` at once (their COS round trips
+    overlap), yet the flows messages carry them in the group's order, as when fetched one by one."""
+    import threading
+    import time
+
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow_get(self, Bucket, Key, IfMatch=None):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+        return type(self).get_object(self, Bucket, Key, IfMatch)
+
+    group = objs["small"][:9]
+    order = {}
+    for width in ("1", "3"):
+        d = Driver(BLUEFLOW_CHUNK_FLOWS="2000", BLUEFLOW_FETCH_CONCURRENCY=width)
+        keys = put_all(d, group)
+        object.__setattr__(d.cos, "get_object", slow_get.__get__(d.cos))
+        peak[0] = 0
+        d.parse(d.group(keys))
+        assert peak[0] == int(width)
+        order[width] = [(p.key, p.start, p.flow_count) for m in d.flow_chunks() for p in m.pieces()]
+        assert [k for k, _, _ in order[width]] == keys
+    assert order["1"] == order["3"]

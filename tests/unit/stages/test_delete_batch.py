@@ -1,0 +1,107 @@
+"""Finalize in batches across kflow messages (streams/stages/delete_batch.py) on the broker-free driver:
+objects completed by several messages are deleted together once the oldest waited `delete_batch_seconds`,
+each only after every one of its flows was accepted and only if it is still the version read."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from devstack import generator
+from devstack.world import build_world
+from streams.stages.delete_batch import DeleteBatcher, due
+from tests.unit.stages.driver import Driver
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def small():
+    made = generator.generate_objects(build_world(seed=1), objects=60, seed=12, mean_flows=30, empty_share=0.0)
+    good = [o for o in made if o.kind == "good" and 0 < o.flow_count < 25]
+    assert len(good) >= 12
+    return good
+
+
+def batched(clock: Clock, wait_s: float = 1.0) -> Driver:
+    d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
+    d.ctx.deletes = DeleteBatcher(wait_s, clock=clock)
+    return d
+
+
+def sink_group(d: Driver, objects) -> list[str]:
+    for o in objects:
+        d.cos.put(o.key, o.body)
+    keys = sorted(o.key for o in objects)
+    d.parse(d.group(keys))
+    d.enrich_all()
+    for raw in d.kflow_messages():
+        d.sink(raw)
+    return keys
+
+
+def deleted(d: Driver) -> list[str]:
+    return [e[1] for e in d.effects if e[0] == "delete"]
+
+
+@pytest.mark.parametrize("first, count, now, expected", [
+    (10.0, 1, 10.5, False), (10.0, 1, 11.0, True), (10.0, 1000, 10.0, True), (10.0, 999, 10.9, False),
+])
+def test_due_when_the_oldest_waited_or_a_deleteobjects_is_full(first, count, now, expected):
+    assert due(first, count, now, 1.0) is expected
+
+
+def test_objects_of_several_messages_are_deleted_together_after_the_wait(small):
+    clock = Clock()
+    d = batched(clock)
+    keys = sink_group(d, small[:6])
+    clock.now += 0.5
+    keys += sink_group(d, small[6:12])
+    assert not deleted(d) and not d.ledger() and len(d.cos.objects) == 12  # held, nothing deleted yet
+    assert len(d.kentik.posts) >= 2  # every flow was accepted before anything is deleted
+    clock.now += 0.6
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert sorted(deleted(d)) == sorted(keys) and not d.cos.objects
+    assert Counter(d.cos.calls) == {"get": 12, "list": 1, "delete_objects": 1}  # one check, one DeleteObjects
+    assert sorted(e.key for e in d.ledger()) == sorted(keys) and all(e.deleted for e in d.ledger())
+    ledger_at = [i for i, e in enumerate(d.effects) if e[0] == "ledger"]
+    assert min(ledger_at) > max(i for i, e in enumerate(d.effects) if e[0] == "delete")
+    assert not d.ctx.sink_progress and len(d.ctx.deletes) == 0
+
+
+def test_a_batch_not_yet_due_waits_and_a_forced_flush_takes_it(small):
+    clock = Clock()
+    d = batched(clock)
+    keys = sink_group(d, small[:4])
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert not deleted(d)
+    d.run(d.ctx.deletes.flush(d.ctx, force=True))  # a clean stop
+    assert sorted(deleted(d)) == keys
+
+
+def test_an_object_overwritten_while_held_is_kept(small):
+    clock = Clock()
+    d = batched(clock)
+    keys = sink_group(d, small[:4])
+    d.cos.put(keys[1], b"a new version")
+    clock.now += 2
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert sorted(deleted(d)) == [k for k in keys if k != keys[1]] and keys[1] in d.cos.objects
+    assert {e.key: e.deleted for e in d.ledger()} == {k: k != keys[1] for k in keys}
+
+
+def test_a_key_the_batch_reports_failed_is_retried_never_assumed_gone(small):
+    clock = Clock()
+    d = batched(clock)
+    keys = sink_group(d, small[:5])
+    d.cos.refuse_keys[keys[2]] = 1
+    clock.now += 2
+    d.run(d.ctx.deletes.flush(d.ctx))
+    assert not d.cos.objects and sorted(deleted(d)) == keys and all(e.deleted for e in d.ledger())
+    assert d.cos.calls.count("delete_objects") == 2

@@ -1,0 +1,24 @@
+"""The COS client's own additions: every HTTP request counted (retries included) and fast timestamps equal to
+the SDK's."""
+from __future__ import annotations
+
+import pytest
+from ibm_botocore.utils import parse_timestamp as sdk_parse_timestamp
+
+from connectors.cos import CosError, list_objects, make_cos_client, parse_timestamp
+
+
+@pytest.mark.parametrize("value", ["2026-12-02T06:00:00.000Z", "2026-12-02T06:00:00Z", "2026-12-02T06:00:00.123456Z",
+                                   "Wed, 02 Dec 2026 06:00:00 GMT", "2026-12-02T06:00:00+01:00", 1700000000])
+def test_timestamps_equal_the_sdks(value):
+    ours, theirs = parse_timestamp(value), sdk_parse_timestamp(value)
+    assert ours.timestamp() == theirs.timestamp() and ours.utcoffset() is not None
+
+
+def test_every_request_is_counted_retries_included():
+    seen: list[str] = []
+    client = make_cos_client("http://127.0.0.1:9", hmac_access_key="k", hmac_secret_key="s", max_attempts=2,
+                             connect_timeout=0.5, on_request=seen.append)
+    with pytest.raises(CosError):
+        list(list_objects(client, "bucket"))
+    assert seen == ["ListObjectsV2", "ListObjectsV2"]
