@@ -14,10 +14,10 @@ from collections import defaultdict
 import orjson
 
 from connectors.kflow import N_CUSTOM
-from streams.flowlog import parse_object_bytes
-from streams.records import FlowChunk, KflowChunk, ObjectRef
+from streams.flowlog import chunk_count, iter_chunks, parse_object_bytes
+from streams.batches import FlowChunk, KflowChunk
+from streams.records import ObjectRef
 from streams.stages.enrich import kflow_chunk
-from streams.stages.parse import flow_chunks
 
 STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",
           "chf_encode", "frame_body")
@@ -44,7 +44,9 @@ def stage_seconds(objects, index, chunk_flows: int = 2000) -> dict:
         ref = ObjectRef(bucket="b", key=obj.key, etag="e" * 32, size=len(obj.body))
         t = clock()
         doc = parse_object_bytes([obj.body])
-        chunks = flow_chunks(ref, doc, chunk_flows)
+        total = chunk_count(doc.flow_count, chunk_flows)  # one message per chunk of the object
+        chunks = [FlowChunk.of(ref, doc.header, i, total, cols or None)
+                  for i, cols in enumerate(iter_chunks(doc, chunk_flows))]
         sec["parse"] += clock() - t
         for chunk in chunks:
             t = clock()

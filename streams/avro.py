@@ -6,7 +6,10 @@ Two framings, both understood by `Codec.decode`:
 - Confluent wire format (with a schema registry): ``00`` + 4-byte big-endian registry schema id + body.
 The writer schema is found by fingerprint (every schemas/*.avsc is known, older versions can be added with
 `register_schema`) or by registry id, and resolved to the codec's (reader) schema, so readers keep working
-while schemas evolve compatibly. Schemas are parsed once; encode/decode are a BytesIO plus fastavro.
+while schemas evolve compatibly. A writer that cannot be resolved to it (a column's type changed: schemas
+flow_batch/kflow_batch version 4) is read with an earlier reader and upgraded to the current shape
+(streams/columns.py `UPGRADES`), so every decode gives the current shape. Schemas are parsed once; encode/decode
+are a BytesIO plus fastavro.
 """
 from __future__ import annotations
 
@@ -17,9 +20,11 @@ from io import BytesIO
 from typing import Any, Callable, Mapping
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas import SCHEMA_DIR
+from streams.columns import UPGRADES
 
 __all__ = [
     "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "crc64_avro", "fingerprint", "load_schema",
@@ -155,6 +160,9 @@ class Codec:
             _BY_FP.setdefault(known.fp, known)
             self.name = known.fullname
         self._known = known
+        # earlier readers for writers this one cannot resolve, each with what upgrades its records
+        self._upgrades = [(_load_known(reader).parsed, fn) for reader, fn in UPGRADES.get(self.name, ())]
+        self._plans: dict[bytes, tuple] = {}  # writer fingerprint -> (reader or None, upgrade or None)
         self.schema = known.raw
         self.parsed = known.parsed
         self.fingerprint = known.fp
@@ -220,20 +228,36 @@ class Codec:
             raise AvroDecodeError(f"bad magic {head.hex(' ')}: neither Avro single-object encoding (c3 01) "
                                   "nor Confluent framing (00)")
         bio = BytesIO(data)
-        bio.seek(offset)
-        reader = None if writer is self._known or writer.fp == self.fingerprint else self.parsed
         try:
-            record = schemaless_reader(bio, writer.parsed, reader)
+            record = self._read(bio, offset, writer)
         except EOFError:
             raise AvroDecodeError(f"message body is truncated ({n - offset} bytes after the header)") from None
         except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds; say what happened
-            if reader is not None and type(exc).__name__ == "SchemaResolutionError":
+            if isinstance(exc, SchemaResolutionError):
                 raise AvroDecodeError(f"written with schema {writer.fullname} ({writer.fp.hex()}), which "
                                       f"cannot be read as {self.name}: {exc}") from None
             raise AvroDecodeError(f"message body is corrupt or truncated: {type(exc).__name__}: {exc}") from None
         if bio.tell() != n:
             raise AvroDecodeError(f"{n - bio.tell()} unexpected bytes after the record")
         return record
+
+    def _read(self, bio: BytesIO, offset: int, writer: _Known) -> dict:
+        """The record in the current shape: resolved to the reader schema, or (a writer it cannot be resolved
+        to) read with the first earlier reader that can and upgraded. The choice is kept per writer."""
+        plan = self._plans.get(writer.fp)
+        if writer is self._known or writer.fp == self.fingerprint:
+            plan = (None, None)
+        plans = [plan] if plan else [(self.parsed, None)] + self._upgrades
+        for n, (reader, upgrade) in enumerate(plans, 1):
+            bio.seek(offset)
+            try:
+                record = schemaless_reader(bio, writer.parsed, reader)
+            except SchemaResolutionError:
+                if n < len(plans):
+                    continue
+                raise
+            self._plans[writer.fp] = (reader, upgrade)
+            return upgrade(record) if upgrade else record
 
 
 class FieldSplice:

@@ -18,7 +18,8 @@ from itertools import chain
 from typing import Iterable, Iterator
 
 from streams.flowdecode import FlowStream, Limits
-from streams.records import FlowChunk, FlowPart, ObjectRef
+from streams.batches import FlowChunk, FlowPart
+from streams.records import ObjectRef
 
 try:
     from isal import isal_zlib as _zlib  # ISA-L: level 1 about 4x faster than zlib's, as small

@@ -20,8 +20,7 @@ import numpy as np
 from streams import metrics
 from streams.avro import AvroDecodeError
 from streams.flowlog import FlowLogError, parse_object_key
-from streams.records import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
-                            part_object)
+from streams.batches import KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart, part_object
 from streams.translate import device_name_for_subnet, translate_batch
 
 log = logging.getLogger("blueflow")

@@ -19,9 +19,10 @@ import zlib
 from connectors.ipfix import IpfixEncodeError, encode_records, frame_messages
 from connectors.ipfix_export import Exporter, IpfixSendError, parse_collectors
 from streams import metrics
+from streams.columns import lists
 from streams.delivery import BatchRefused
 from streams.flowlog import FlowLogError, parse_object_key
-from streams.records import KflowChunk
+from streams.batches import KflowChunk
 from streams.retry import Transient
 
 log = logging.getLogger("blueflow")
@@ -52,7 +53,7 @@ def local_vnic(key: str) -> str:
 
 def encode_chunk(chunk: KflowChunk, exporter: Exporter, domain: int, export_time: int) -> list[tuple[bytes, int]]:
     """The Messages of one chunk (framed once, for every collector), sequence numbers reserved in order."""
-    records = encode_records(chunk.columns, chunk.flow_count, local_vnic(chunk.key))
+    records = encode_records(lists(chunk.columns), chunk.flow_count, local_vnic(chunk.key))  # reads Python ints
     first = exporter.reserve(domain, records.count)
     if first == 0:
         log.info("ipfix: subnet %s is exported as observation domain %d", chunk.subnet_id, domain)

@@ -16,14 +16,14 @@ import enum
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from itertools import chain
 
 from streams import metrics, source_metrics
 from streams.avro import AvroDecodeError
+from streams.columns import concat
 from streams.delivery import BatchRefused, PostResult, deliver
 from streams.outcomes import DELIVERED
-from streams.records import (CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, Progress, now_ms,
-                            part_object)
+from streams.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, part_object
+from streams.records import Progress, now_ms
 from streams.stages import finalize, ipfix_sink
 from streams.stages.context import SourceUnavailable
 from streams.stages.source_guard import kentik_guard
@@ -231,10 +231,10 @@ def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
     if count == chunk.flow_count:
         return replace(chunk, **device, parts=list(parts))
     ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
-    columns = {c: list(chain.from_iterable(chunk.columns[c][a:b] for a, b in ranges)) for c in KFLOW_INT_COLUMNS}
+    columns = {c: concat([chunk.columns[c][a:b] for a, b in ranges]) for c in KFLOW_INT_COLUMNS}
     columns["strings"] = chunk.columns["strings"]
-    columns["custom_idx"] = list(chain.from_iterable(
-        chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW] for a, b in ranges))
+    columns["custom_idx"] = concat([chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW]
+                                    for a, b in ranges])
     return replace(chunk, **device, flow_count=count, columns=columns, parts=list(parts))
 
 

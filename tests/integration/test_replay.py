@@ -19,6 +19,8 @@ import requests
 from devstack.referee import device_name, key_fields
 from devstack.world import build_world
 from streams.avro import Codec
+from streams.columns import lists
+from streams.batches import KflowChunk
 from tests.integration.pipeline_support import kentik, prepare, wait_for
 
 pytestmark = pytest.mark.stack
@@ -92,8 +94,8 @@ def test_replaying_a_kflow_window_resends_exactly_that_window(run):
         part = sorted((m for m in messages if m[0] == p), key=lambda m: m[1])
         start = next((i for i, m in enumerate(part) if m[2] >= from_ms), len(part))
         end = next((i for i, m in enumerate(part) if m[2] >= to_ms), len(part))
-        expected += [codec.decode(m[3]) for m in part[start:end]]
-    want = sum(b["flow_count"] for b in expected)
+        expected += [KflowChunk.decode(m[3]) for m in part[start:end]]
+    want = sum(b.flow_count for b in expected)
     assert 0 < want < sum(codec.decode(m[3])["flow_count"] for m in messages)
     ledger_before = len(read_with_partitions(run.env, f"{run.run_id}.ledger"))
     seq = last_seq(run.env)
@@ -113,9 +115,10 @@ def test_replaying_a_kflow_window_resends_exactly_that_window(run):
     assert len(got) == want
     wanted = collections.Counter()
     for b in expected:
-        for i in range(b["flow_count"]):
-            wanted[(b["device_name"], b["timestamp"][i], b["src_port"][i], b["dst_port"][i], b["protocol"][i],
-                    b["in_bytes"][i], b["out_bytes"][i])] += 1
+        c = lists(b.columns)
+        for i in range(b.flow_count):
+            wanted[(b.device_name, c["timestamp"][i], c["src_port"][i], c["dst_port"][i], c["protocol"][i],
+                    c["in_bytes"][i], c["out_bytes"][i])] += 1
     assert collections.Counter(flow_tuple(f) for f in got) == wanted
     assert len(read_with_partitions(run.env, f"{run.run_id}.ledger")) == ledger_before  # no ledger, no delete
     from confluent_kafka.admin import AdminClient

@@ -14,6 +14,7 @@ from streams.avro import (
     SCHEMA_NAMES, AvroDecodeError, Codec, crc64_avro, fingerprint, known_fingerprints, load_schema,
     register_registry_id, register_schema,
 )
+from streams.columns import pack_flow_columns, pack_kflow_columns
 from streams.flowlog import FLOW_FIELDS, HEADER_FIELDS
 
 REF = {"bucket": "flowlogs", "key": "ibm_vpc_flowlogs_v1/a/b/00000001.gz", "etag": "abc123", "size": 612,
@@ -38,16 +39,17 @@ COLUMNS = {
 SAMPLES = {
     "object_ref": REF,
     "flow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
-                   "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": COLUMNS, "replay": False,
+                   "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": pack_flow_columns(COLUMNS),
+                   "replay": False,
                    "source": "acct-a", "parts": []},
     "kflow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
                     "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",
                     "zone": "us-south-2", "chunk": 0, "chunks": 1, "flow_count": 1, "source_flows": 1, "replay": False,
-                    "source": "",
-                    "timestamp": [1715677805], "src_addr": [3405803821], "dst_addr": [183517188],
-                    "src_port": [51812], "dst_port": [443], "protocol": [6], "in_bytes": [18234], "in_pkts": [61],
-                    "out_bytes": [0], "out_pkts": [0], "strings": ["a", ""], "custom_idx": [0] * 10 + [1] * 9,
-                    "parts": []},
+                    "source": "", "parts": [], **pack_kflow_columns({
+                        "timestamp": [1715677805], "src_addr": [3405803821], "dst_addr": [183517188],
+                        "src_port": [51812], "dst_port": [443], "protocol": [6], "in_bytes": [18234],
+                        "in_pkts": [61], "out_bytes": [0], "out_pkts": [0], "strings": ["a", ""],
+                        "custom_idx": [0] * 10 + [1] * 9})},
     "deadletter": {"bucket": "flowlogs", "key": "k", "etag": "e", "stage": "validate",
                    "reason": "flow 17: initiator_port is the string '443', expected an integer 0-65535",
                    "at": 1715677900000, "size": 10, "source": "acct-b"},
@@ -80,13 +82,14 @@ def test_schemas_use_blueflow_namespace_and_match_the_parser():
     fields = {f["name"]: f for f in fb["fields"]}
     assert [f["name"] for f in fields["columns"]["type"]["fields"]] == list(FLOW_FIELDS)
     assert [f["name"] for f in fields["header"]["type"]["fields"]] == list(HEADER_FIELDS)
-    cols = {f["name"]: f["type"]["items"] for f in fields["columns"]["type"]["fields"]}
-    assert cols["was_initiated"] == "boolean" and cols["start_time"] == "string"
+    cols = {f["name"]: f["type"] for f in fields["columns"]["type"]["fields"]}
+    assert cols["start_time"] == cols["target_ip"] == "string"  # packed: values joined by NUL
+    assert cols["initiator_port"] == cols["was_initiated"] == cols["bytes_from_target"] == "bytes"
     kb = {f["name"]: f["type"] for f in load_schema("kflow_batch")["fields"]}
     for col in ("timestamp", "src_addr", "dst_addr", "src_port", "dst_port", "protocol", "in_bytes", "in_pkts",
-                "out_bytes", "out_pkts"):
-        assert kb[col] == {"type": "array", "items": "long"}
-    assert kb["strings"]["items"] == "string" and kb["custom_idx"]["items"] == "int"
+                "out_bytes", "out_pkts", "custom_idx"):
+        assert kb[col] == "bytes"
+    assert kb["strings"]["items"] == "string"
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
@@ -164,6 +167,7 @@ def test_register_older_schema_and_registry_ids():
 
 def test_missing_fields_with_defaults_are_filled_on_encode():
     c = Codec("flow_batch")
-    rec = {**SAMPLES["flow_batch"], "columns": {}, "flow_count": 0}
+    rec = {**SAMPLES["flow_batch"], "header": {}, "columns": pack_flow_columns({}), "flow_count": 0}
     out = c.decode(c.encode(rec))
-    assert out["columns"]["direction"] == [] and out["columns"]["was_terminated"] == []
+    assert out["header"]["state"] == "" and out["header"]["number_of_flow_logs"] == 0
+    assert out["columns"]["direction"] == "" and out["columns"]["was_terminated"] == b""

@@ -118,6 +118,7 @@ def test_a_chunk_ipfix_cannot_carry_is_quarantined_and_the_object_kept(big_objec
     d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=f"127.0.0.1:{sock.getsockname()[1]}")
     raws = parsed(d, big_object)
     bad = d.kflow_chunks(raws[:1])[0]
+    bad.columns["timestamp"] = bad.columns["timestamp"].copy()  # decoded columns are read-only views
     bad.columns["timestamp"][0] = 2 ** 40  # after 2106: no 4-byte flowStartSeconds holds it
     export(d, bad.encode())
     [letter] = d.deadletters()

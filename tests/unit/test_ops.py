@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from streams.avro import Codec
+from streams.columns import pack_kflow_columns
 from streams.deadletters import (Letter, newest_per_key, numbered, object_ref_for_retry, of_source, resolve,
                                  table_lines)
 from streams.records import ObjectRef
@@ -41,7 +42,8 @@ def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
 
 def _kflow_raw() -> bytes:
     return Codec("kflow_batch").encode({"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r",
-                                        "zone": "z", "chunk": 0, "chunks": 1, "flow_count": 0})
+                                        "zone": "z", "chunk": 0, "chunks": 1, "flow_count": 0,
+                                        **pack_kflow_columns({})})
 
 
 def test_mark_replay_sets_the_flag_and_skips_earlier_replays():

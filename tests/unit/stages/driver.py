@@ -17,7 +17,8 @@ from ibm_botocore.exceptions import ClientError
 from connectors.kentik import Device, PostResult
 from streams.metadata import MetadataFollower
 from streams.outcomes import OutcomeStore, ProgressStore
-from streams.records import DeadLetter, FlowChunk, KflowChunk, LedgerEntry, ObjectRef, Progress
+from streams.batches import FlowChunk, KflowChunk
+from streams.records import DeadLetter, LedgerEntry, ObjectRef, Progress
 from streams.runtime import Health
 from streams.settings import Settings
 from streams.sources import Sources

@@ -4,12 +4,14 @@ overwritten objects, replays, refusals and the keep/dry-run modes."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.records import KflowChunk
+from streams.columns import lists
+from streams.batches import KflowChunk
 from tests.unit.stages.driver import Driver
 
 
@@ -158,7 +160,8 @@ def test_kflow_chunk_round_trip_keeps_columns(objects):
     _, raws = parsed(d, objects["big"])
     chunk = KflowChunk.decode(raws[0])
     again = KflowChunk.decode(chunk.encode())
-    assert again == chunk and again.flow_count == len(again.columns["timestamp"]) > 0
+    assert replace(again, columns={}) == replace(chunk, columns={}) and lists(again.columns) == lists(chunk.columns)
+    assert again.flow_count == len(again.columns["timestamp"]) > 0
 
 
 def test_undecodable_flows_message_is_dead_lettered_with_its_kafka_key():

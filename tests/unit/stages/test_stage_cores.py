@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from streams.outcomes import DELIVERED, QUARANTINED
-from streams.records import KflowChunk, ObjectRef, Progress
+from streams.batches import KflowChunk
+from streams.records import ObjectRef, Progress
 from streams.stages.finalize import plan
 from streams.stages.parse import admit
 from streams.stages.sink import Action, ObjectProgress, decide
@@ -117,7 +118,7 @@ def test_fair_groups_never_mix_sources_and_interleave_them():
 
 
 def block(strings: list[str], idx: list[int], n: int) -> dict:
-    from streams.records import KFLOW_INT_COLUMNS
+    from streams.batches import KFLOW_INT_COLUMNS
 
     return {**{c: list(range(n)) for c in KFLOW_INT_COLUMNS}, "strings": strings, "custom_idx": idx,
             "flow_count": n}
