@@ -11,8 +11,9 @@ from typing import Any
 
 from ibm_botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.cos import (_IF_MATCH_PARAM, _MISSING_CODES, _TRANSIENT_CODES, PAGE_SIZE, CosError, _error,
-                            _is_missing, list_objects, xml_safe)
+from connectors.cos import (_MISSING_CODES, _TRANSIENT_CODES, PAGE_SIZE, CosError, _error, _is_missing, list_objects,
+                            xml_safe)
+from connectors.cos_client import _IF_MATCH_PARAM
 
 DELETED, GONE, CHANGED = "deleted", "gone", "changed"
 

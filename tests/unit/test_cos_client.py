@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from ibm_botocore.utils import parse_timestamp as sdk_parse_timestamp
 
-from connectors.cos import CosError, list_objects, make_cos_client, parse_timestamp
+from connectors.cos import CosError, list_objects, make_cos_client
+from connectors.cos_client import parse_timestamp
 
 
 @pytest.mark.parametrize("value", ["2026-12-02T06:00:00.000Z", "2026-12-02T06:00:00Z", "2026-12-02T06:00:00.123456Z",
