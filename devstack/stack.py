@@ -401,6 +401,15 @@ def up(keep_data: bool = False, log: Callable[[str], None] = print) -> dict[str,
         return _up_locked(keep_data, log)
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with '-' (Kafka's own Uuid does the
+    same: the storage tool's argument parser would take '-…' for an option; 1 run in 64 failed that way)."""
+    while True:
+        cid = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
     t0 = time.monotonic()
     _down_locked(log=lambda _m: None)
@@ -475,7 +484,7 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
                f"-Dlog4j2.configurationFile={CONF_DIR / 'kafka-log4j2.properties'}",
                f"-Dkafka.logs.dir={d / 'logs'}", "-cp", kcp]
         if not (kafka_data / "meta.properties").exists():
-            cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = kafka_cluster_id()
             fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                                         "-c", str(server_props)],
                                  capture_output=True, text=True, env=java_env, cwd=str(REPO_ROOT), timeout=120)

