@@ -166,10 +166,21 @@ async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> 
             progress = _account(ctx, part, decision)
             if progress.complete:
                 completed.append((part, progress))
-            elif decision.action is Action.DELIVER:
+            if decision.action is Action.DELIVER and share_progress(progress.complete, ctx.deletes is not None):
                 progressed.append((part.skey, _progress_record(chunk.bucket, part, progress)))
     await ctx.send_all(ctx.topics.progress, progressed)
+    for _, record in progressed:
+        if record.chunks == len(record.done):  # finalize tombstones what it finds here
+            ctx.shared_progress.record(record)
     await finalize.finalize(ctx, prepared.source, chunk.bucket, completed)
+
+
+def share_progress(complete: bool, finalize_deferred: bool) -> bool:
+    """Whether an object's progress goes to topic `progress` after a delivery: always while chunks are still
+    owed; once complete, only when its finalize waits for a delete batch — the kflow message is then acked
+    late, so a worker that dies before the batch leaves it to be redelivered, and the next worker must find
+    every chunk accepted rather than send them all again (no ledger record exists yet)."""
+    return not complete or finalize_deferred
 
 
 def _account(ctx, part: KflowPart, decision: Decision) -> ObjectProgress:
