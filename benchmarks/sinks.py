@@ -35,7 +35,17 @@ def accepted_flows(env: dict[str, str], page: int = 100_000) -> list[dict]:
 
 
 def reset_kentik(env: dict[str, str]) -> None:
-    requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=30).raise_for_status()
+    """A fresh Kentik stand-in whose /chf defers unpacking each body to the referee's decode (headers, gzip
+    and prefix still checked before the 200): it stays far below the workers' CPU. A body the decode cannot
+    read, or a flow of another device, is not stored — the referee counts its flows as lost."""
+    url = env["BLUEFLOW_KENTIK_EMULATOR"]
+    requests.post(url + "/_emulator/reset", timeout=30).raise_for_status()
+    requests.post(url + "/_emulator/chf_check", json={"check": "deferred"}, timeout=30).raise_for_status()
+
+
+def kentik_decode_problems(env: dict[str, str]) -> dict:
+    stats = requests.get(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/stats", timeout=30).json()["kentik"]
+    return {k: stats.get(k, 0) for k in ("bodies_unreadable", "flows_wrong_device")}
 
 
 class KentikSink:
@@ -55,12 +65,13 @@ class KentikSink:
         """The referee's counts and each object's latency (s) from upload to Kentik's last acceptance."""
         accepted = accepted_flows(self.env)
         verdict = compare(objects, accepted)
+        problems = kentik_decode_problems(self.env)
         del accepted
         latencies = [verdict.last_accept_by_object[k] - uploaded[k] for k in verdict.last_accept_by_object
                      if k in uploaded]
         reset_kentik(self.env)
         return ({"owed": verdict.owed, "accepted": verdict.accepted, "lost": verdict.lost,
-                 "duplicates": verdict.duplicates, "unexpected": verdict.unexpected}, latencies)
+                 "duplicates": verdict.duplicates, "unexpected": verdict.unexpected, **problems}, latencies)
 
     def close(self) -> None:
         pass

@@ -372,3 +372,36 @@ def test_flows_are_decoded_only_when_asked_for(emu, server):
     assert c.post_flows(dev, one_body(dev, 1)) == 200
     got = requests.get(emu + "/_emulator/flows?since_seq=2", timeout=5).json()
     assert got["count"] == 1 and got["flows"][0]["request_seq"] == 3
+
+
+def test_a_wrong_device_id_the_sample_misses_is_dropped_when_decoded(emu, server):
+    """The /chf path reads the deviceId of up to 32 CHF spread over the message (reading all cost a quarter of
+    a worker's CPU); the decode checks every one: a flow with another device's id is dropped and counted, so
+    the referee sees it as lost."""
+    from connectors.chf_segment import CHF_WORDS, DEVICE_SLOT32, HEAD_WORDS
+    from connectors.kflow import build_segment, pack_segment
+    from devstack.standins.chf_store import SAMPLE
+
+    dev = make_device(emu)
+    n = SAMPLE * 4
+    segment = build_segment(make_batch(n), dev.id, dev.custom_field_ids())
+    at = (HEAD_WORDS + 1 * CHF_WORDS) * 8 + DEVICE_SLOT32 * 4  # CHF #1's deviceId: not among the sampled
+    segment[at:at + 4] = (dev.id + 1).to_bytes(4, "little")
+    assert client(emu).post_flows(dev, kflow.frame_body(pack_segment(segment))) == 200
+    assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == n - 1
+    assert requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]["flows_wrong_device"] == 1
+
+
+def test_deferred_check_accepts_at_once_and_drops_an_unreadable_body_when_decoded(emu):
+    dev = make_device(emu)
+    requests.post(emu + "/_emulator/chf_check", json={"check": "deferred"}, timeout=5).raise_for_status()
+    c = client(emu)
+    good = kflow.frame_body(kflow.encode_packed_chf(make_batch(5), dev.id, dev.custom_field_ids()))
+    assert c.post_flows(dev, good) == 200
+    assert c.post_flows(dev, kflow.frame_body(b"\xff" * 40)) == 200  # not unpacked before the answer
+    assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 5
+    stats = requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]
+    assert stats["bodies_unreadable"] == 1 and stats["flows_accepted"] == 5
+    requests.post(emu + "/_emulator/reset", timeout=5).raise_for_status()  # back to the full check
+    dev = make_device(emu)
+    assert client(emu).post_flows(dev, kflow.frame_body(b"\xff" * 40)) == 400
