@@ -167,7 +167,7 @@ def run_row(name: str, wl, n: int, sink: str, objects: list, raw: dict, common: 
                                             + (raw["collector_cpu_s"] or 0.0))
                                            / (raw["wall_s"] * common["cpus_available"]), 2),
         standin_sanity=standin_check(raw["stack_cpu_s"], raw["cpu_s"]),
-        kentik_chf_check="deferred" if sink_name == "kentik" else None,  # benchmarks/sinks.py reset_kentik
+        kentik_chf_check="deferred" if sink == "kentik" else None,  # benchmarks/sinks.py reset_kentik
         **common)
     if not row["standin_sanity"]["ok"]:
         _say(f"  SANITY CHECK FAILED: stand-ins used {row['standin_sanity']['share_of_worker_cpu']} of "
