@@ -65,9 +65,24 @@ def _error(op: str, bucket: str, key: str | None, exc: Exception) -> CosError:
     if isinstance(exc, BotoCoreError):
         # connection problems, timeouts, IAM token failures (the message names the endpoint, never the key)
         name = type(exc).__name__
-        auth = "Token" in name or "Credential" in name or "token" in str(exc).lower()
-        return CosError(op, bucket, key, name, str(exc), transient=not auth)
+        return CosError(op, bucket, key, name, str(exc), transient=not _credentials_refused(name, str(exc)))
     return CosError(op, bucket, key, type(exc).__name__, str(exc) or type(exc).__name__, transient=True)
+
+
+_IAM_STATUS = re.compile(r"HttpCode\((\d{3})\)")
+
+
+def _credentials_refused(name: str, message: str) -> bool:
+    """An IAM token or credentials failure that retrying cannot fix: IAM answered 4xx (a wrong or revoked
+    key), or there are no credentials at all. IAM answering 5xx or 429, or not reachable, is transient like
+    any outage — the fault suite's IAM 500s once turned a worker unhealthy as if its key were wrong."""
+    if not ("Token" in name or "Credential" in name or "token" in message.lower()):
+        return False
+    status = _IAM_STATUS.search(message)
+    if status:
+        code = int(status.group(1))
+        return 400 <= code < 500 and code != 429
+    return name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError")
 
 
 def _is_missing(exc: Exception) -> bool:

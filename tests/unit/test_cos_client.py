@@ -23,3 +23,23 @@ def test_every_request_is_counted_retries_included():
     with pytest.raises(CosError):
         list(list_objects(client, "bucket"))
     assert seen == ["ListObjectsV2", "ListObjectsV2"]
+
+
+@pytest.mark.parametrize("message, transient", [
+    ("Error when retrieving credentials from http://iam/identity/token: HttpCode(500) - Retrieval of tokens from "
+     "server failed.", True),
+    ("Error when retrieving credentials from http://iam/identity/token: HttpCode(503) - ...", True),
+    ("Error when retrieving credentials from http://iam/identity/token: HttpCode(429) - ...", True),
+    ("Error when retrieving credentials from http://iam/identity/token: HttpCode(400) - Provided API key could "
+     "not be found", False),
+    ("Error when retrieving credentials from http://iam/identity/token: HttpCode(401) - ...", False),
+    ("Error when retrieving credentials from http://iam/identity/token: Connection refused", True),
+])
+def test_an_iam_outage_is_transient_a_refused_key_is_not(message, transient):
+    """IAM answering 5xx/429 or not answering is an outage to wait out; 4xx means the key is wrong."""
+    from ibm_botocore.exceptions import CredentialRetrievalError
+
+    from connectors.cos import _error
+
+    exc = CredentialRetrievalError(provider="http://iam/identity/token", error_msg=message.split(": ", 1)[1])
+    assert _error("get", "b", "k", exc).transient is transient
