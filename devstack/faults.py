@@ -591,6 +591,9 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
         run = prepare(env, objects, seed=seed, bad_kinds=bad_kinds, log=log)
         if name == "iamvpc":  # prepare() reset the stand-ins: inject after it
             inject(vpc_root(env), {"status": 500, "count": 0, "path_prefix": "/"}, )
+            # the first IAM token fetches fail too, whichever client asks first (the leader's VPC tokens, or a
+            # worker's first COS token: an outage to wait out, never "check IBM_COS_API_KEY")
+            inject(env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 4, "path_prefix": "/identity"})
         run.worker_overrides = overrides
         run.start("w1")
         run.start("w2")
