@@ -197,6 +197,27 @@ def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str
     return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id)
 
 
+def write_more(run: FaultRun, objects: int, *, seed: int, mean_flows: float = 30) -> int:
+    """Write `objects` more good objects to the bucket mid-scenario; they are owed like the first ones."""
+    from devstack.demo import hmac_client
+    from datetime import timedelta
+
+    from devstack.generator import DEFAULT_START, generate_objects, write_objects
+    from devstack.world import build_world
+
+    env = run.env
+    world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
+    known = {o.key for o in run.objects}
+    start = DEFAULT_START + timedelta(days=1 + seed % 300)  # other capture times: other keys
+    fresh = [o for o in generate_objects(world, objects=objects, seed=seed, mean_flows=mean_flows, bad=0,
+                                         empty_share=0.0, start=start) if o.key not in known]
+    result = write_objects(hmac_client(env), env["BLUEFLOW_BUCKET"], fresh)
+    if result.failed:
+        raise RuntimeError(f"could not write objects: {result.failed[:3]}")
+    run.objects.extend(fresh)
+    return len(fresh)
+
+
 def vpc_root(env: dict[str, str]) -> str:
     return env["BLUEFLOW_VPC_URL_TEMPLATE"].split("/{region}")[0]
 
@@ -387,8 +408,10 @@ def _stop_checked(run: FaultRun, note: str, grace_s: float = 30.0, *, strict: bo
 def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
     """401 first (while most work is pending), then, with the credentials fixed, 500/503/429/latency/drops."""
     url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted
+    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted. Fresh
+    # objects make sure there is work for them (a small run may have delivered everything by now)
     _stop_checked(run, "sigterm_before_401")
+    run.notes["written_for_401"] = write_more(run, 12 if quick else 40, seed=rng.randrange(1 << 30))
     for name in list(run.workers):
         run.start(name, KENTIK_API_TOKEN="wrong-token-on-purpose")
     before = len(run.flows())
