@@ -1,13 +1,12 @@
 """The Kentik stand-in's flow store: accepted packed CHF bodies, decoded into flows only when asked for.
 
-The stand-in's /chf path checks what it must (``device_sample``: the packed message is readable, its CHF
-count, and the deviceId of up to ``SAMPLE`` CHF spread over it; with ``chf_check`` "deferred", which the
-benchmark sets, none of that: an unreadable body is counted, ``bodies_unreadable``, when decoded) and keeps
-the packed body; ``decoded_flows``
-decodes the bodies accepted since the last call (several us per flow in pycapnp) and checks every CHF's
-deviceId against its sender's — a flow with another one is dropped there and counted
-(``flows_wrong_device``), so the referee sees it as lost — and a benchmark does not pay for it while it runs
-(reading every deviceId in the request path cost ~5 us per flow, a quarter of a W2 worker's CPU).
+The stand-in's /chf path checks what it must and keeps the packed body: ``device_sample`` (the packed message
+is readable, its CHF count, the deviceId of up to ``SAMPLE`` CHF spread over it), or with ``chf_check``
+"deferred", which the benchmark sets, none of that. ``decoded_flows`` decodes the bodies accepted since the
+last call (several us per flow in pycapnp), so a benchmark does not pay for it while it runs, and checks every
+CHF's deviceId against its sender's: a flow of another device is dropped there and counted
+(``flows_wrong_device``), an unreadable body too (``bodies_unreadable``), so the referee sees their flows as
+lost. (Reading every deviceId in the request path cost ~5 us per flow, a quarter of a W2 worker's CPU.)
 """
 from __future__ import annotations
 

@@ -53,8 +53,7 @@ def _new_state(company_id: str) -> dict:
     return {"company_id": company_id, "devices": {}, "next_device": 1, "heartbeats": [], "requests": [],
             "bodies": [], "flows": [], "decoded": 0, "seq": 0, "retry_after": None, "chf_check": "full",
             "counts": {"chf_requests": 0, "chf_accepted": 0, "flows_accepted": 0, "flows_wrong_device": 0,
-                       "chf_rejected": {},
-                       "modes_applied": {}}}
+                       "chf_rejected": {}, "modes_applied": {}}}
 
 
 # --- flow ingest ------------------------------------------------------------------------------------
