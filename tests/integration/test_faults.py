@@ -1,6 +1,6 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
-secrets (at info and at debug level), objects overwritten in flight, control-character keys, COS refusing
-deletes; each must end with nothing lost and nothing deleted early (devstack/faults.py does the work).
+secrets (at info and at debug level), control-character keys, COS refusing deletes; each must end with nothing
+lost and nothing deleted early (devstack/faults.py does the work).
 
 One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
@@ -13,10 +13,10 @@ import pytest
 
 pytestmark = pytest.mark.stack
 
-SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug", "overwrite", "ctrlkeys",
-             "delete403")
+SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug", "ctrlkeys", "delete403")
 # kentik writes fresh objects for its 401 phase (at 80 objects the bucket could be drained by then).
-# redirect, badbody, slowkentik: in `blueflow faults` only (their duplicate bound of 0 is not yet robust to the start-up rebalance of a small run: one CI-sized run saw 77 duplicates, none from a redirect)
+# overwrite: in `blueflow faults` only (300 objects): at 80 it can find nothing left in flight to overwrite
+# (one CI run of two: 0 objects overwritten). redirect, badbody, slowkentik: in `blueflow faults` only (their duplicate bound of 0 is not yet robust to the start-up rebalance of a small run: one CI-sized run saw 77 duplicates, none from a redirect)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,8 @@ def test_no_secret_appears_in_logs_metrics_or_topics(report):
 
 
 def test_an_object_overwritten_in_flight_is_never_deleted_unread(report):
+    if "overwrite" not in report:
+        pytest.skip("overwrite runs in `blueflow faults` only (see SCENARIOS)")
     details = report["overwrite"]["details"]
     assert details["overwritten"]["valid"] >= 5 and details["overwritten"]["garbage"] == 2
     assert details["bad_left_in_bucket"] == details["bad_objects"] == 4  # 2 bad inputs + 2 overwritten with garbage
