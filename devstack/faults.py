@@ -197,21 +197,17 @@ def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str
     return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id)
 
 
-def write_more(run: FaultRun, objects: int, *, seed: int, mean_flows: float = 30) -> int:
+def write_more(run: FaultRun, objects: int, *, seed: int) -> int:
     """Write `objects` more good objects to the bucket mid-scenario; they are owed like the first ones."""
-    from devstack.demo import hmac_client
     from datetime import timedelta
 
-    from devstack.generator import DEFAULT_START, generate_objects, write_objects
-    from devstack.world import build_world
+    from devstack.demo import hmac_client
+    from devstack.generator import DEFAULT_START, write_objects
 
-    env = run.env
-    world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
     known = {o.key for o in run.objects}
     start = DEFAULT_START + timedelta(days=1 + seed % 300)  # other capture times: other keys
-    fresh = [o for o in generate_objects(world, objects=objects, seed=seed, mean_flows=mean_flows, bad=0,
-                                         empty_share=0.0, start=start) if o.key not in known]
-    result = write_objects(hmac_client(env), env["BLUEFLOW_BUCKET"], fresh)
+    fresh = [o for o in hostile._fresh_bodies(run, objects, seed, start) if o.key not in known]
+    result = write_objects(hmac_client(run.env), run.env["BLUEFLOW_BUCKET"], fresh)
     if result.failed:
         raise RuntimeError(f"could not write objects: {result.failed[:3]}")
     run.objects.extend(fresh)

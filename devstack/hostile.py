@@ -28,14 +28,15 @@ def _client(run):
     return hmac_client(run.env)
 
 
-def _fresh_bodies(run, n: int, seed: int) -> list:
-    from devstack.generator import generate_objects
+def _fresh_bodies(run, n: int, seed: int, start=None) -> list:
+    """`n` good generated objects of the run's world (capture times from `start`, default the generator's)."""
+    from devstack.generator import DEFAULT_START, generate_objects
     from devstack.world import build_world
 
     env = run.env
     world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
-    return [o for o in generate_objects(world, objects=n * 2, seed=seed, mean_flows=30, empty_share=0.0)
-            if o.kind == "good"][:n]
+    return [o for o in generate_objects(world, objects=n * 2, seed=seed, mean_flows=30, empty_share=0.0,
+                                        start=start or DEFAULT_START) if o.kind == "good"][:n]
 
 
 def _put(run, key: str, body: bytes, metadata: dict) -> None:
