@@ -1,4 +1,4 @@
-"""Regenerate devstack/maven/jars.lock.json with Maven (maintainers only: `python -m devstack.jars lock`).
+"""Regenerate streams/embedded/maven/jars.lock.json with Maven (maintainers only: `python -m devstack.jars lock`).
 
 For each component pom, `mvn dependency:list` resolves the runtime dependency tree (checksums checked
 strictly against the repository) and names each jar's file in the local Maven repository; the lock records
@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable
 
-from devstack.jars import COMPONENTS, LOCK_FILE, MAVEN_DIR, REPOSITORY, JarError, pom_digest, sha256_file
+from streams.embedded.jars import COMPONENTS, LOCK_FILE, MAVEN_DIR, REPOSITORY, JarError, pom_digest, sha256_file
 
 
 def pom_property(pom: Path, name: str) -> str:
@@ -63,7 +63,7 @@ def _resolve(mvn: str, pom: Path) -> list[dict[str, str]]:
 def _maven_env() -> dict[str, str]:
     env = dict(os.environ)
     if "JAVA_HOME" not in env:
-        from devstack.java import JavaError, find_java
+        from streams.embedded.java import JavaError, find_java
 
         try:
             env["JAVA_HOME"] = str(Path(find_java().path).resolve().parent.parent)

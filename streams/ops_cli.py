@@ -8,7 +8,7 @@ import sys
 import click
 
 from streams.option_table import OPS_OPTIONS
-from streams.options import require_kafka, settings_for, with_options
+from streams.options import locate_kafka, require_kafka, settings_for, with_options
 from streams.textsafe import escape
 
 
@@ -22,7 +22,7 @@ def resolved_ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = 
     from streams import logs, logthrottle
 
     values["use_devstack"] = use_devstack
-    settings = settings_for(values, OPS_OPTIONS)
+    settings = locate_kafka(settings_for(values, OPS_OPTIONS))  # a running worker's embedded Kafka, if so
     # warnings of the libraries used here go to stderr through the same scrubbing, escaping handler, throttled
     logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)
     logthrottle.install()

@@ -65,8 +65,9 @@ OPTIONS: tuple[Option, ...] = (
            "Kentik device API root."),
     Option("kentik_flow_url", "BLUEFLOW_KENTIK_FLOW_URL", "https://flow.kentik.com/chf",
            "Kentik flow-ingest URL (EU: https://flow.kentik.eu/chf)."),
-    Option("kafka_bootstrap", "BLUEFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092",
-           "Kafka bootstrap servers (Event Streams: the kafka_brokers_sasl list, comma-separated)."),
+    Option("kafka_bootstrap", "BLUEFLOW_KAFKA_BOOTSTRAP", "embedded",
+           "Kafka bootstrap servers (Event Streams: the kafka_brokers_sasl list, comma-separated); embedded: the "
+           "worker runs a single-node Kafka on 127.0.0.1 with its data in --data_dir."),
     Option("kafka_security_protocol", "BLUEFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
            "PLAINTEXT, or SASL_SSL for IBM Event Streams.", kind="choice",
            choices=KAFKA_PROTOCOLS),
@@ -140,6 +141,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("source_budget", "BLUEFLOW_SOURCE_BUDGET", "1000",
            "With several sources: most objects of one source published and not yet finished at a time, so a "
            "backlog in one source cannot starve the others.", kind="int", minimum=1),
+    # --- embedded Kafka (streams/embedded/) ----------------------------------------------------------------
+    Option("data_dir", "BLUEFLOW_DATA_DIR", "",
+           "Data directory of the embedded Kafka (no --kafka_bootstrap given); default: the per-user state "
+           "directory ~/.local/state/blueflow; the container image: /var/lib/blueflow (mount a volume)."),
 )
 
 BLUEFLOW_FLAG_NAMES = ("bucket_name", "service_endpoint", "api_email", "plan_id", "export_id", "regions", "log_level")
@@ -149,6 +154,7 @@ BY_NAME = {o.name: o for o in OPTIONS}
 # Options each kind of command reads; a command validates only these (a bad value elsewhere is not its concern).
 KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_username", "kafka_sasl_password",
                  "topic_prefix")
+KAFKA_OPTIONS += ("data_dir",)  # where the operator commands find a running worker's embedded Kafka
 TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")

@@ -122,6 +122,26 @@ def kafka_conf(settings: Settings) -> dict:
         raise click.UsageError(f"{exc}: set BLUEFLOW_KAFKA_SASL_PASSWORD") from None
 
 
+def locate_kafka(settings: Settings) -> Settings:
+    """`settings` pointing at the embedded Kafka of a worker running on this host with the same --data_dir,
+    when no Kafka bootstrap is configured (streams/embedded/locate.py); Unavailable (exit 3) when none runs."""
+    from dataclasses import replace
+
+    from streams.embedded import locate
+
+    if not locate.is_embedded(settings.kafka_bootstrap):
+        return settings
+    conflict = locate.protocol_conflict(settings.kafka_bootstrap, settings.kafka_security_protocol)
+    if conflict:
+        kafka_conf(settings)  # a missing SASL password is said first
+        raise click.UsageError(conflict)
+    data_dir = locate.data_dir_of(settings.data_dir)
+    bootstrap, why = locate.running_bootstrap(locate.read_runtime(data_dir), data_dir)
+    if bootstrap is None:
+        raise Unavailable(why)
+    return replace(settings, kafka_bootstrap=bootstrap, kafka_security_protocol="PLAINTEXT")
+
+
 def require_kafka(settings: Settings) -> dict:
     """The Kafka settings, once the cluster answered; Unavailable (exit 3) with one clear line otherwise."""
     from streams.kafka_check import KafkaUnreachable, probe

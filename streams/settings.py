@@ -144,6 +144,7 @@ class Settings:
     kentik_device_subtype: str
     config: str = ""
     source_budget: int = 1000
+    data_dir: str = ""  # the embedded Kafka's data (streams/embedded/); "" = the per-user state directory
     sources: tuple = ()  # streams.sources.Source of the configuration file; () = the implicit source
 
     @classmethod

@@ -20,12 +20,28 @@ STOP_GRACE_S = 15.0
 log = logging.getLogger("blueflow")
 
 
+_embedded = None  # the worker's embedded Kafka (streams/embedded/supervisor.py), when it runs one
+
+
+def _leave(code: int) -> None:
+    """Stop the embedded Kafka (if any: cleanly, bounded), then leave the process with `code`; 1 when the
+    embedded Kafka died for good, whatever the pipeline said."""
+    if _embedded is not None:
+        logging.getLogger("blueflow.kafka").setLevel(logging.CRITICAL)  # clients still open see it go: no news
+        _embedded.stop()
+        code = 1 if _embedded.failed else code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _exit_after(grace_s: float) -> None:
     """Leave the process `grace_s` seconds from now, whatever is still running (a daemon timer)."""
     def leave() -> None:
         log.warning("worker did not stop within %.0fs of the signal; exiting now "
                     "(unfinished work is not committed and will be redone)", grace_s)
-        os._exit(0)
+        _leave(0)
 
     timer = threading.Timer(grace_s, leave)
     timer.daemon = True
@@ -132,16 +148,47 @@ def _run(**values) -> None:
         handler = logs.configure(settings.log_level, settings.log_format, settings.secret_values())
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    conf = require_kafka(settings)
-    for name, problem in ensure_topics_for(settings, conf).mismatched.items():
-        click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
+    settings = _with_embedded_kafka(settings)
+    try:
+        conf = require_kafka(settings)
+        for name, problem in ensure_topics_for(settings, conf).mismatched.items():
+            click.echo(f"warning: topic {name} {problem}; scaling is limited by the smaller count", err=True)
+    except click.ClickException:
+        if _embedded is not None:
+            _embedded.stop()
+        raise
     code = run_worker(settings, handler)
     # Faust has stopped and flushed its producer. A thread of ours may still be blocked in a COS or Kentik
     # call whose result nobody awaits any more; leave without joining it (what it did is at-least-once).
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    _leave(code)
+
+
+def _with_embedded_kafka(settings: Settings) -> Settings:
+    """Settings pointing at this worker's embedded Kafka, started now, when no Kafka bootstrap is configured
+    (streams/embedded/); the settings unchanged otherwise."""
+    global _embedded
+    from dataclasses import replace
+
+    from streams.embedded import broker, locate, supervisor
+
+    if not locate.is_embedded(settings.kafka_bootstrap):
+        return settings
+    conflict = locate.protocol_conflict(settings.kafka_bootstrap, settings.kafka_security_protocol)
+    if conflict:
+        raise click.UsageError(conflict)
+    data_dir = locate.data_dir_of(settings.data_dir)
+    try:
+        _embedded, took = supervisor.start(data_dir, log.info)
+    except (locate.DataDirError, supervisor.SetupError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except broker.BrokerError as exc:
+        raise Unavailable(f"the embedded Kafka did not start: {exc}") from None
+    _embedded.on_give_up = lambda: os.kill(os.getpid(), signal.SIGTERM)  # stop the worker; _leave makes it 1
+    log.info("Kafka: embedded single-node Apache Kafka %s at %s (started in %.1fs; data in %s, heap %d MB): "
+             "for one VM. For HA or more machines set --kafka_bootstrap / BLUEFLOW_KAFKA_BOOTSTRAP to a cluster "
+             "(drain first: README \"Embedded Kafka\")", _embedded.version, _embedded.bootstrap, took, data_dir,
+             broker.HEAP_MB)
+    return replace(settings, kafka_bootstrap=_embedded.bootstrap)
 
 
 def worker_command() -> click.Command:

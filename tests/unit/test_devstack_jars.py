@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack import jarlock, jars
-from devstack.jars import JarError
+from devstack import jarlock
+from streams.embedded import jars
+from streams.embedded.jars import JarError
 
 
 # ---------------------------------------------------------------- the committed lock

