@@ -33,7 +33,7 @@ from typing import Callable
 
 import requests
 
-from devstack import fault_huge, fault_peers, fault_report, hostile, stack
+from devstack import fault_embedded, fault_huge, fault_peers, fault_report, hostile, stack
 from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -44,6 +44,7 @@ SECRET_SCENARIOS = ("secrets", "secrets_debug")
 SCENARIOS += ("redirect", "badbody", "slowkentik")   # a misbehaving Kentik (issue 9 items 2, 3)
 SCENARIOS += ("sources",)   # two sources, one's COS failing (issue 13; devstack/fault_sources.py)
 SCENARIOS += ("huge",)   # huge objects: bounded memory, size limit (issue 9 item 7)
+SCENARIOS += fault_embedded.SCENARIOS   # the embedded Kafka killed, crashed with its worker, emptied (issue 23)
 # Scenarios whose fault must meet objects still in flight: with groups of 50 a CI-sized run (80 objects) was done
 # before the fault began (kentik: no POST saw the 401; overwrite: nothing left to overwrite).
 SMALL_GROUPS = ("kentik", "overwrite")
@@ -581,6 +582,10 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
     t0 = time.monotonic()
     if name == "sources":  # a run of its own: two sources, steady writes, per-source latency
         entry = fault_sources.run_sources(env, objects, quick, seed, log)
+        entry["details"]["wall_s"] = round(time.monotonic() - t0, 1)
+        return entry
+    if name in fault_embedded.SCENARIOS:  # a run of its own: one worker, no Kafka configured
+        entry = fault_embedded.run_embedded(name, env, objects, quick, seed, log)
         entry["details"]["wall_s"] = round(time.monotonic() - t0, 1)
         return entry
     rng = random.Random(seed)

@@ -143,8 +143,11 @@ def compose():
 
 
 def test_compose_has_the_local_stacks_components(compose):
-    services = set(compose["services"])
+    services = {name for name, service in compose["services"].items() if not service.get("profiles")}
     assert services == (set(stack.PORT_OFFSETS) - {"kafka-controller"}) | {"generator", "worker"}
+    embedded = compose["services"]["worker-embedded"]  # opt-in: the embedded Kafka, data on a volume
+    assert embedded["environment"]["BLUEFLOW_KAFKA_BOOTSTRAP"] == "" and "kafka" not in embedded["depends_on"]
+    assert embedded["volumes"] == ["blueflow-data:/var/lib/blueflow"]
 
 
 def test_compose_ports_match_the_local_stack(compose):
@@ -196,3 +199,39 @@ def test_readme_configuration_reference_lists_every_option():
         assert f"`{option.env}`" in table, option.env
         if not option.secret:
             assert f"`--{option.name}`" in table, option.name
+
+
+# ------------------------------------------------------------------------------ the embedded-Kafka variant
+def embedded_manifests() -> dict[str, dict]:
+    out = {}
+    for path in sorted((DEPLOY / "embedded").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                out[doc["kind"]] = doc
+    return out
+
+
+def test_embedded_variant_is_one_replica_with_its_data_on_a_claim_and_no_kafka_settings():
+    kv = pytest.importorskip("kubernetes_validate")
+    docs = embedded_manifests()
+    assert set(docs) == {"Kustomization", "PersistentVolumeClaim", "Deployment"}
+    assert set(docs["Kustomization"]["resources"]) == {"pvc.yaml", "deployment.yaml"}
+    for kind, doc in docs.items():
+        if kind != "Kustomization":
+            kv.validate(doc, K8S_VERSION, strict=True)
+    spec = docs["Deployment"]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}  # never two brokers on one volume
+    c = container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert not {n for n in env if n.startswith("BLUEFLOW_KAFKA_")} and "envFrom" not in c
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    data = next(m for m in c["volumeMounts"] if m["mountPath"] == env["BLUEFLOW_DATA_DIR"])
+    claim = volumes[data["name"]]["persistentVolumeClaim"]["claimName"]
+    assert claim == docs["PersistentVolumeClaim"]["metadata"]["name"]
+    assert docs["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"BLUEFLOW_DATA_DIR={env['BLUEFLOW_DATA_DIR']}" in dockerfile
+    assert re.search(rf"^VOLUME {env['BLUEFLOW_DATA_DIR']}$", dockerfile, re.M)
+    shared = manifests()  # same name, labels and port as the cluster variant: deploy/service.yaml serves both
+    assert docs["Deployment"]["spec"]["selector"] == shared["Deployment"]["spec"]["selector"]
+    assert {p["name"] for p in c["ports"]} == {p["targetPort"] for p in shared["Service"]["spec"]["ports"]}
