@@ -95,7 +95,13 @@ def build(settings: Settings) -> faust.App:
 def __getattr__(name: str):
     """`faust -A streams.app worker`: `app` built from the environment on first use, not at import."""
     if name == "app":
-        app = build(Settings.from_env())
+        settings = Settings.from_env()
+        from streams.embedded.locate import is_embedded
+
+        if is_embedded(settings.kafka_bootstrap):  # only `blueflow worker` runs the embedded Kafka
+            raise RuntimeError("`faust -A streams.app worker` needs BLUEFLOW_KAFKA_BOOTSTRAP; without it, run "
+                               "`blueflow worker` (it starts an embedded Kafka)")
+        app = build(settings)
         globals()["app"] = app
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -158,3 +158,15 @@ def test_operator_command_without_a_running_embedded_kafka_exits_3_with_one_line
     result = CliRunner().invoke(cli.main, ["deadletter", "list", f"--data_dir={tmp_path}"])
     assert result.exit_code == 3
     assert "no embedded Kafka is running with data in" in result.output and str(tmp_path) in result.output
+
+
+def test_faust_entry_point_without_a_bootstrap_says_to_use_blueflow_worker(monkeypatch):
+    import importlib
+
+    import streams.app as app_module
+
+    for name in [k for k in os.environ if k.startswith("BLUEFLOW_")]:
+        monkeypatch.delenv(name)
+    importlib.reload(app_module)
+    with pytest.raises(RuntimeError, match="needs BLUEFLOW_KAFKA_BOOTSTRAP.*blueflow worker"):
+        app_module.app  # noqa: B018 - the lazy attribute builds the app
