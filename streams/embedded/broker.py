@@ -28,7 +28,7 @@ SERVER_TEMPLATE = CONF_DIR / "kafka-server.properties"
 LOG4J_CONFIG = CONF_DIR / "kafka-log4j2.properties"
 HEAP_MB = 256
 # the embedded broker: small heap, serial GC (one VM, low traffic: fewer GC threads, less RSS than G1)
-EMBEDDED_JVM = (f"-Xms64m", f"-Xmx{HEAP_MB}m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=64m",
+EMBEDDED_JVM = ("-Xms64m", f"-Xmx{HEAP_MB}m", "-XX:+UseSerialGC", "-XX:MaxDirectMemorySize=64m",
                 "-XX:ReservedCodeCacheSize=64m", "-XX:TieredStopAtLevel=1", "-Xss512k")
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
