@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 
 import click
 
 from streams.metrics import VERSION
 from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
-from streams.option_table import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
+from streams.option_table import ALL_OPTIONS, BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
 from streams.options import (EXIT_INTERRUPTED, SwitchesGroup, kafka_conf, normalise_token, require_kafka,
                              settings_for, with_options)
 from streams.textsafe import escape
@@ -139,6 +140,33 @@ def topology(**values) -> None:
 
     settings = settings_for(values, ["topic_prefix", "sink", "config"])
     click.echo(describe(settings.topic, settings.sink))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: every check with state, detail, fix.")
+@with_options(ALL_OPTIONS)
+def check(as_json: bool, **values) -> None:
+    """Check a setup without running it: the settings, then each dependency once, read-only — COS (a listing
+    of each source's bucket), IAM (a token per API key), the VPC API (per region), Kentik (user, token, plan)
+    or the IPFIX collectors, and Kafka (connect, authenticate, the topic plan against the cluster). One line
+    per check with ok / FAILED and the fix; exit 0 only if none failed. Nothing is written, deleted or sent."""
+    from streams import logs, logthrottle
+    from streams.check import FAILED, run_checks, summary_line
+
+    settings = settings_for(values, ALL_OPTIONS)
+    logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)  # libraries' warnings scrubbed
+    logthrottle.install()
+    scrub = logs.Scrubber(settings.secret_values())
+    results = [replace(r, detail=scrub(r.detail), fix=scrub(r.fix)) for r in run_checks(settings)]
+    if as_json:
+        click.echo(json.dumps({"ok": not any(r.state == FAILED for r in results),
+                               "checks": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            click.echo(escape(r.line()))
+        click.echo(summary_line(results))
+    failed = any(r.state == FAILED for r in results)
+    sys.exit(1 if failed else 0)
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status
