@@ -227,17 +227,25 @@ main.add_command(deadletter)
 @click.option("--worker", "workers", multiple=True,
               help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
                    "--devstack, the workers running on the local stack (and their app id and topic prefix).")
+@click.option("--worker-dns", "worker_dns", multiple=True, metavar="HOST:PORT",
+              help="Every address HOST resolves to is a worker (a headless Service: blueflow-pods:8083 in "
+                   "deploy/ resolves to each pod).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
 @click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
 @ops_settings
-def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
-           **values) -> None:
+def status(workers: tuple[str, ...], worker_dns: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool,
+           use_devstack: bool, **values) -> None:
     """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
     and COS results, dead letters. --json prints one document."""
     from streams import status as status_mod
 
     urls = list(workers)
+    for name in worker_dns:
+        try:
+            urls += status_mod.pod_urls(name)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     if use_devstack and not urls:
         from devstack.workers import discover
 

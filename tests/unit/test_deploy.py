@@ -22,13 +22,19 @@ SECRET_ENVS = {o.env for o in OPTIONS if o.secret} | {"IBM_SERVICE_INSTANCE"}
 KNOWN_ENVS = {o.env for o in OPTIONS}
 
 
-def manifests() -> dict[str, dict]:
+def all_manifests() -> dict[str, dict]:
+    """Every manifest by `kind/name`."""
     out = {}
     for path in sorted(DEPLOY.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                out[doc["kind"]] = doc
+                out[f"{doc['kind']}/{doc.get('metadata', {}).get('name', '')}"] = doc
     return out
+
+
+def manifests() -> dict[str, dict]:
+    """By kind (the Service is the one named blueflow)."""
+    return {key.split("/")[0]: doc for key, doc in all_manifests().items() if key != "Service/blueflow-pods"}
 
 
 def container(docs) -> dict:
@@ -41,10 +47,18 @@ def test_every_manifest_is_valid_for_kubernetes_strictly():
     docs = manifests()
     assert {"Namespace", "Secret", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
             "PodDisruptionBudget", "Kustomization"} <= set(docs)
-    for kind, doc in docs.items():
-        if kind == "Kustomization":
+    for key, doc in all_manifests().items():
+        if key.startswith("Kustomization/"):
             continue
         kv.validate(doc, K8S_VERSION, strict=True)  # raises ValidationError with the path of the problem
+
+
+def test_a_headless_service_resolves_to_every_worker_pod():
+    docs = all_manifests()
+    pods = docs["Service/blueflow-pods"]["spec"]
+    labels = docs["Deployment/blueflow"]["spec"]["template"]["metadata"]["labels"]
+    assert pods["clusterIP"] == "None" and pods["publishNotReadyAddresses"] is True
+    assert pods["selector"].items() <= labels.items() and pods["ports"][0]["port"] == 8083
 
 
 def test_kustomization_lists_every_manifest_but_the_placeholder_secret():
