@@ -141,6 +141,41 @@ def test_dockerfile_runs_blueflow_as_non_root_on_8083():
     assert "/healthz" in text
 
 
+def test_dockerfile_healthcheck_follows_the_port_variable_and_waits_for_the_start():
+    text = (ROOT / "Dockerfile").read_text()
+    (check,) = re.findall(r"^HEALTHCHECK .*$", text, re.M)
+    assert "BLUEFLOW_HTTP_PORT" in check and ":8083/" not in check
+    start = re.search(r"--start-period=(\d+)s", check)
+    assert start and int(start.group(1)) >= 60
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M) and "--stop-timeout" in text
+
+
+def test_the_image_installs_the_locked_dependencies_with_hashes():
+    from devstack.pylock import dependencies, locked, unsatisfied
+
+    text = (ROOT / "Dockerfile").read_text()
+    assert "COPY requirements.lock" in text
+    assert re.search(r"^RUN pip wheel .*--require-hashes .*-r requirements.lock$", text, re.M)
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = locked(lock)
+    assert unsatisfied(dependencies(), pins) == []  # every range of pyproject.toml, pinned inside it
+    assert lock.count("--hash=sha256:") == len(pins) >= len(dependencies())
+    assert "faust-streaming" in pins
+
+
+def test_lock_lines_pin_each_package_of_a_pip_report_with_its_hash():
+    from devstack.pylock import lock_lines, locked, unsatisfied
+
+    report = {"install": [{"metadata": {"name": "Rich", "version": "14.1.0"},
+                           "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "ab"}}}},
+                          {"metadata": {"name": "click", "version": "8.3.0"},
+                           "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "cd"}}}}]}
+    lines = lock_lines(report)
+    assert lines == ["click==8.3.0 \\\n    --hash=sha256:cd", "rich==14.1.0 \\\n    --hash=sha256:ab"]
+    assert locked("\n".join(lines)) == {"click": "8.3.0", "rich": "14.1.0"}
+    assert unsatisfied(["click>=8.1,<9", "rich>=15"], {"click": "8.3.0", "rich": "14.1.0"}) == ["rich>=15: locked 14.1.0"]
+
+
 # ------------------------------------------------------------------------------------- docker compose
 COMPOSE_PORTS = {name: 19000 + offset for name, offset in stack.PORT_OFFSETS.items()}
 
@@ -154,6 +189,16 @@ def in_compose(value: str) -> str:
 @pytest.fixture(scope="module")
 def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_publishes_only_on_loopback_and_waits_for_the_graceful_stop(compose):
+    from streams.worker_cli import STOP_GRACE_S
+
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    grace = compose["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > STOP_GRACE_S
 
 
 def test_compose_has_the_local_stacks_components(compose):
