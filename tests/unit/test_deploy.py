@@ -12,7 +12,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 from devstack import stack  # noqa: E402
-from streams import metrics  # noqa: E402
+from streams import metrics, source_metrics  # noqa: E402,F401  (source_metrics: the per-source series)
 from streams.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +131,19 @@ def test_grafana_dashboard_uses_only_metrics_the_workers_export():
         assert needed in used
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_grafana_dashboard_shows_backlog_age_per_source_worker_memory_cpu_and_health():
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for needed in ("max by (source) (blueflow_source_backlog_objects", "max by (source) (blueflow_source_oldest_object_age_seconds",
+                   "process_resident_memory_bytes", "rate(process_cpu_seconds_total", "min by (instance) (blueflow_healthy",
+                   "min by (source) (blueflow_source_healthy"):
+        assert needed in exprs
+    exported = {f.name for f in metrics.REGISTRY.collect()}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds"} <= exported
+    spots = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in dashboard["panels"]]
+    assert len(spots) == len(set(spots))  # no panel drawn over another
 
 
 def test_dockerfile_runs_blueflow_as_non_root_on_8083():
