@@ -268,3 +268,23 @@ def test_readme_configuration_reference_lists_every_option():
         assert f"`{option.env}`" in table, option.env
         if not option.secret:
             assert f"`--{option.name}`" in table, option.name
+
+
+def test_readme_defaults_are_the_option_tables():
+    """The Configuration table's default column says what --help says (plan_id and export_id: 0)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Configuration"):readme.index("## Production on IBM Cloud")]
+    for option in OPTIONS:
+        if option.secret or not option.default or option.kind == "bool":
+            continue
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| `--{option.name}` |")]
+        default = row.split("|")[3].strip()
+        assert default.startswith(f"`{option.default}`"), (option.name, default)
+
+
+def test_readme_states_no_claim_known_false():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "If-Match DELETE)" not in readme and "compared right before a single-key" not in readme
+    assert "Event Streams (any plan)" not in readme
+    assert "`text` (one line per record)" not in readme and "One line per record on stdout" not in readme
+    assert "### Signals and exit codes" in readme and "SIGUSR1" in readme and "--stop-timeout" in readme
