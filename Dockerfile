@@ -10,7 +10,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY requirements.lock ./
 RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /deps -r requirements.lock
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY streams streams
 COPY connectors connectors
 COPY schemas schemas
