@@ -132,8 +132,10 @@ def vpc_result(source_name: str, region: str, api_key: str, settings) -> Result:
 def kentik_results(source, settings) -> list[Result]:
     from streams.sources import make_kentik_client_for
 
-    client = make_kentik_client_for(source, settings)
     where = f"source {source.name}, {source.kentik_email}"
+    if not (source.kentik_token and source.kentik_email):
+        return [Result(f"kentik api (user {where})", SKIPPED, "no Kentik user e-mail or API token (see settings)")]
+    client = make_kentik_client_for(source, settings)
     auth = run_one(f"kentik api (user {where})", lambda: _kentik_auth(client),
                    lambda exc: ("check KENTIK_API_TOKEN and --api_email (the token of that user)"
                                 if getattr(exc, "status", None) in (401, 403) else

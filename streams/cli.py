@@ -192,9 +192,9 @@ def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_jso
         from_ms = parse_time(from_, now)
         to_ms = parse_time(to, now) if to else None
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     if to_ms is not None and to_ms <= from_ms:
-        raise click.BadParameter("--to must be after --from")
+        raise click.UsageError("--to must be after --from")
     settings = resolved_ops_settings(use_devstack, values)
     bar = {}
 

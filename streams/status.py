@@ -132,9 +132,10 @@ def kafka_lag(settings) -> dict:
     from confluent_kafka.admin import AdminClient
 
     from streams.follower import kafka_client_config
+    from streams.kafka_check import QUIET
     from streams.replay import throwaway_consumer, topic_watermarks
 
-    conf = kafka_client_config(settings)
+    conf = dict(kafka_client_config(settings), **QUIET)  # a failure is reported in the document, not logged
     consumer = throwaway_consumer(conf, "status")
     try:
         ends = {stage: {p: hw for p, (_, hw) in topic_watermarks(consumer, settings.topic(t)).items()}

@@ -99,3 +99,12 @@ def test_check_command_reports_every_failure_as_a_line_and_exits_1(monkeypatch):
     assert states["ipfix collector 127.0.0.1:4739 (source default, udp)"] == "ok"
     assert states[f"kafka 127.0.0.1:{port} (PLAINTEXT)"] == "failed"
     assert "s3cr3t-value" not in result.output
+
+
+def test_kentik_is_not_asked_without_a_user_and_token():
+    from streams.sources import implicit_source
+
+    settings = Settings.resolve(environ={"KENTIK_API_EMAIL": "me@example.com",
+                                         "BLUEFLOW_KENTIK_API_ROOT": "http://127.0.0.1:9/api"})
+    (result,) = check.kentik_results(implicit_source(settings), settings)
+    assert result.state == "skipped" and "API token" in result.detail

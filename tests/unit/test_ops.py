@@ -298,3 +298,20 @@ def test_worker_dns_gives_one_url_per_address_of_a_headless_service():
         pod_urls("blueflow-pods")
     with pytest.raises(ValueError, match="does not resolve"):
         pod_urls("no-such-host.invalid:8083")
+
+
+def test_status_reads_kafka_with_librdkafka_logging_off(monkeypatch):
+    """An unreachable Kafka is reported in the status document, not as librdkafka's log lines on stderr."""
+    from streams import replay, status
+    from streams.settings import Settings
+
+    seen = {}
+
+    def consumer(conf, name):
+        seen.update(conf)
+        raise RuntimeError("no broker")
+
+    monkeypatch.setattr(replay, "throwaway_consumer", consumer)
+    with pytest.raises(RuntimeError):
+        status.kafka_lag(Settings.resolve(environ={}))
+    assert seen["log_level"] == 0
