@@ -150,6 +150,28 @@ def render(doc: dict, footer: str = ""):
     return Group(*parts)
 
 
+def interruptible(fn, poll_s: float = 0.2):
+    """`fn()` run on a daemon thread while this one waits in short steps: Ctrl-C is acted on at once even
+    while a Kafka client waits inside librdkafka (which holds Python's signal handling for up to 10 s)."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="blueflow-status-sample", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_s)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def live(settings, worker_urls: list[str], interval: float, with_bucket: bool, console=None) -> None:
     """Redraw the view every `interval` seconds until Ctrl-C (one frame per refresh when not a terminal)."""
     from rich.console import Console
@@ -162,7 +184,8 @@ def live(settings, worker_urls: list[str], interval: float, with_bucket: bool, c
     footer = f"every {interval:g}s · Ctrl-C quits"
 
     def sample(previous=None) -> dict:
-        doc = collect(settings, worker_urls, interval=0, with_bucket=with_bucket, previous=previous)
+        doc = interruptible(lambda: collect(settings, worker_urls, interval=0, with_bucket=with_bucket,
+                                            previous=previous))
         doc["_mono"] = time.monotonic()
         return doc
 

@@ -315,3 +315,21 @@ def test_status_reads_kafka_with_librdkafka_logging_off(monkeypatch):
     with pytest.raises(RuntimeError):
         status.kafka_lag(Settings.resolve(environ={}))
     assert seen["log_level"] == 0
+
+
+def test_a_status_sample_is_interruptible_while_it_blocks():
+    """Ctrl-C (KeyboardInterrupt in the main thread) ends the wait at once, whatever the sample blocks in."""
+    import _thread
+    import threading
+    import time as _time
+
+    from streams.statusview import interruptible
+
+    assert interruptible(lambda: 42) == 42
+    with pytest.raises(ValueError, match="boom"):
+        interruptible(lambda: (_ for _ in ()).throw(ValueError("boom")))
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    started = _time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        interruptible(lambda: _time.sleep(10))
+    assert _time.monotonic() - started < 1.5
