@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 
 import click
 
 from streams.embedded.cli import embedded as embedded_group
 from streams.metrics import VERSION
 from streams.ops_cli import deadletter, ops_settings, resolved_ops_settings, source_name, source_option
-from streams.option_table import BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
-from streams.options import EXIT_FAILED, kafka_conf, locate_kafka, require_kafka, settings_for, with_options
+from streams.option_table import ALL_OPTIONS, BLUEFLOW_FLAG_NAMES, TOPIC_OPTIONS
+from streams.options import (EXIT_INTERRUPTED, SwitchesGroup, kafka_conf, locate_kafka, normalise_token,
+                             require_kafka, settings_for, with_options)
 from streams.textsafe import escape
 from streams.worker_cli import ensure_topics_for, worker_command
 
@@ -51,7 +53,7 @@ def dev_command(name: str) -> click.Command:
     return dev_main.get_command(click.Context(dev_main), name)
 
 
-class BlueflowGroup(click.Group):
+class BlueflowGroup(SwitchesGroup):
     """v1-style arguments, dev-tool forwarding, and errors as one line with a documented exit status."""
 
     def get_command(self, ctx, cmd_name):
@@ -69,19 +71,29 @@ def run_one_line(group_main, args, prog_name: str, **kw):
     """Run a Click group; a usage or dependency error is one line on stderr and its exit status."""
     try:
         code = group_main(args, prog_name=prog_name, standalone_mode=False, **kw)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `blueflow`, `blueflow topics`: the help, as it is
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.ClickException as exc:
         command = " ".join([prog_name] + [a for a in args[:2] if not a.startswith("-")])
         click.echo(f"{command}: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_FAILED)
+    except click.Abort:  # Ctrl-C (Click turns KeyboardInterrupt into Abort)
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=BlueflowGroup, name="blueflow",
+CONTEXT = {"help_option_names": ["-h", "--help"], "token_normalize_func": normalise_token}
+
+
+@click.group(cls=BlueflowGroup, name="blueflow", context_settings=CONTEXT,
              epilog="Development tools (local stack, generator, demo, fault suite): blueflow-dev --help. "
-                    "Exit status: 0 ok, 1 failed, 2 bad flag or setting, 3 Kafka unreachable.")
+                    "Exit status: 0 ok, 1 failed, 2 bad flag or setting, 3 Kafka unreachable, 130 interrupted "
+                    "(Ctrl-C).")
 @click.version_option(VERSION, "--version", prog_name="blueflow", message="%(prog)s %(version)s")
 def main() -> None:
     """blueflow: IBM Cloud VPC flow logs into Kentik, through Kafka."""
@@ -97,7 +109,7 @@ def topics() -> None:
 
 
 @topics.command("ensure")
-@click.option("--dry-run", is_flag=True, help="Print what would be created; do not contact Kafka.")
+@click.option("--dry-run", "dry_run", is_flag=True, help="Print what would be created; do not contact Kafka.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @with_options(TOPIC_OPTIONS)
 def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
@@ -124,18 +136,45 @@ def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
 
 
 @main.command()
-@with_options(["topic_prefix", "sink"])
+@with_options(["topic_prefix", "sink", "config"])
 def topology(**values) -> None:
     """Print the pipeline's graph (agents, leader tasks, topics), read from the code that wires it."""
     from streams.topology import describe
 
-    settings = settings_for(values, ["topic_prefix", "sink"])
+    settings = settings_for(values, ["topic_prefix", "sink", "config"])
     click.echo(describe(settings.topic, settings.sink))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: every check with state, detail, fix.")
+@with_options(ALL_OPTIONS)
+def check(as_json: bool, **values) -> None:
+    """Check a setup without running it: the settings, then each dependency once, read-only — COS (a listing
+    of each source's bucket), IAM (a token per API key), the VPC API (per region), Kentik (user, token, plan)
+    or the IPFIX collectors, and Kafka (connect, authenticate, the topic plan against the cluster). One line
+    per check with ok / FAILED and the fix; exit 0 only if none failed. Nothing is written, deleted or sent."""
+    from streams import logs, logthrottle
+    from streams.check import FAILED, run_checks, summary_line
+
+    settings = settings_for(values, ALL_OPTIONS)
+    logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)  # libraries' warnings scrubbed
+    logthrottle.install()
+    scrub = logs.Scrubber(settings.secret_values())
+    results = [replace(r, detail=scrub(r.detail), fix=scrub(r.fix)) for r in run_checks(settings)]
+    if as_json:
+        click.echo(json.dumps({"ok": not any(r.state == FAILED for r in results),
+                               "checks": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            click.echo(escape(r.line()))
+        click.echo(summary_line(results))
+    failed = any(r.state == FAILED for r in results)
+    sys.exit(1 if failed else 0)
 
 
 # ---------------------------------------------------------------- operations: replay, deadletter, status
 @main.command()
-@click.option("--stage", type=click.Choice(["enrich", "sink"]), required=True,
+@click.option("--stage", type=click.Choice(["enrich", "sink"], case_sensitive=False), required=True,
               help="enrich: re-read `flows` (re-enrich with current VPC metadata); sink: re-read `kflow` (send "
                    "to Kentik again).")
 @click.option("--from", "from_", required=True, help="Start (inclusive): ISO 8601, epoch seconds, or 2h / 15m ago.")
@@ -151,15 +190,15 @@ def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_jso
 
     from streams.replay import parse_time, run_replay
 
-    settings = resolved_ops_settings(use_devstack, values)
     now = int(_time.time() * 1000)
-    try:
+    try:  # the times first: a bad one is a usage error at once, not after waiting for Kafka
         from_ms = parse_time(from_, now)
         to_ms = parse_time(to, now) if to else None
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     if to_ms is not None and to_ms <= from_ms:
-        raise click.BadParameter("--to must be after --from")
+        raise click.UsageError("--to must be after --from")
+    settings = resolved_ops_settings(use_devstack, values)
     bar = {}
 
     def on_total(total: int) -> None:
@@ -191,17 +230,25 @@ main.add_command(deadletter)
 @click.option("--worker", "workers", multiple=True,
               help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
                    "--devstack, the workers running on the local stack (and their app id and topic prefix).")
+@click.option("--worker-dns", "worker_dns", multiple=True, metavar="HOST:PORT",
+              help="Every address HOST resolves to is a worker (a headless Service: blueflow-pods:8083 in "
+                   "deploy/ resolves to each pod).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes (and the rate window).")
 @click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
 @ops_settings
-def status(workers: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool, use_devstack: bool,
-           **values) -> None:
+def status(workers: tuple[str, ...], worker_dns: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool,
+           use_devstack: bool, **values) -> None:
     """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
     and COS results, dead letters. --json prints one document."""
     from streams import status as status_mod
 
     urls = list(workers)
+    for name in worker_dns:
+        try:
+            urls += status_mod.pod_urls(name)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     if use_devstack and not urls:
         from devstack.workers import discover
 

@@ -245,7 +245,7 @@ def build_sources(cfg: ConfigFile, environ: Mapping[str, str]) -> tuple[Source, 
     problems: list[str] = []
     base = Path(cfg.path).resolve().parent
     sources = []
-    for entry in cfg.sources:
+    for number, entry in enumerate(cfg.sources):
         values: dict[str, Any] = {"name": entry["name"].value, "bucket": str(entry["bucket"].value)}
         for key in SOURCE_TEXT:
             if key in entry:
@@ -258,7 +258,7 @@ def build_sources(cfg: ConfigFile, environ: Mapping[str, str]) -> tuple[Source, 
             items = [i.value for i in regions] if isinstance(regions, list) else str(regions).split(",")
             values["regions"] = tuple(r.strip() for r in items if r.strip())
         for secret in SECRETS:
-            found = _secret(entry, secret, environ, base, f"sources ({values['name']})", problems)
+            found = _secret(entry, secret, environ, base, f"sources[{number}] ({values['name']})", problems)
             if found:
                 values[secret] = found
         sources.append(Source(**values))

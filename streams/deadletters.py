@@ -130,11 +130,12 @@ def object_ref_for_retry(bucket: str, key: str, head, now_ms: int, source: str =
 def read_letters(settings) -> list[Letter]:
     """Every record of the deadletter topic (undecodable ones are reported as such, not dropped)."""
     from streams.follower import kafka_client_config
+    from streams.kafka_check import QUIET
     from streams.replay import partition_ranges, read_ranges, throwaway_consumer, topic_watermarks
 
     topic = settings.topic("deadletter")
     codec = Codec("deadletter")
-    consumer = throwaway_consumer(kafka_client_config(settings), "deadletters")
+    consumer = throwaway_consumer(dict(kafka_client_config(settings), **QUIET), "deadletters")  # errors: raised
     out = []
     try:
         marks = topic_watermarks(consumer, topic)

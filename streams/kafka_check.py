@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from connectors.kafka_admin import DEFAULT_TOPIC_SPECS, EnsureResult, TopicSpec, topic_name
 
 PROBE_TIMEOUT_S = 10.0
+PROBE_SLICE_S = 0.25  # the metadata request is awaited in slices: Ctrl-C is handled between them
 QUIET = {"log_level": 0}  # librdkafka logs nothing itself; failures come back as exceptions and error_cb
 
 
@@ -43,15 +44,22 @@ def probe(conf: dict, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    import time
+
     errors: list = []
     admin = AdminClient(dict(conf, error_cb=errors.append, **QUIET))
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        admin.poll(0)  # deliver the error callbacks: they hold the cause ("Connection refused", auth failure)
-        raise KafkaUnreachable(unreachable_message(conf.get("bootstrap.servers", "?"),
-                                                   conf.get("security.protocol", "PLAINTEXT"),
-                                                   first_cause(errors, exc.args[0].str()), timeout_s)) from None
+    deadline = time.monotonic() + timeout_s
+    while True:  # librdkafka's wait holds Python's signal handling: short waits, so Ctrl-C acts at once
+        try:
+            admin.list_topics(timeout=max(0.01, min(PROBE_SLICE_S, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            if time.monotonic() < deadline:
+                continue
+            admin.poll(0)  # deliver the error callbacks: they hold the cause ("Connection refused", auth failure)
+            raise KafkaUnreachable(unreachable_message(conf.get("bootstrap.servers", "?"),
+                                                       conf.get("security.protocol", "PLAINTEXT"),
+                                                       first_cause(errors, exc.args[0].str()), timeout_s)) from None
 
 
 @dataclass(frozen=True)

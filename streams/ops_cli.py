@@ -8,7 +8,7 @@ import sys
 import click
 
 from streams.option_table import OPS_OPTIONS
-from streams.options import locate_kafka, require_kafka, settings_for, with_options
+from streams.options import SwitchesGroup, locate_kafka, require_kafka, settings_for, with_options
 from streams.textsafe import escape
 
 
@@ -63,7 +63,7 @@ def _configured(settings) -> tuple[str, ...]:
     return tuple(s.name for s in sources_of(settings))
 
 
-@click.group()
+@click.group(cls=SwitchesGroup)
 def deadletter() -> None:
     """Quarantined objects: list them, show one, retry one or all."""
 

@@ -23,6 +23,7 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None  # smallest accepted number (int/float)
     maximum: float | None = None
+    aliases: tuple[tuple[str, str], ...] = ()  # (other word, the choice it means), e.g. ("warn", "warning")
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -44,9 +45,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("regions", "BLUEFLOW_REGIONS", "us-south",
            "Comma-separated IBM regions whose VPC metadata labels the flows."),
     Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "How much the worker logs.", kind="choice",
-           choices=LOG_LEVELS),
-    Option("log_format", "BLUEFLOW_LOG_FORMAT", "text", "text (one line per record) or json (one object per line).",
-           choices=("text", "json")),
+           choices=LOG_LEVELS, aliases=(("warn", "warning"), ("err", "error"))),
+    Option("log_format", "BLUEFLOW_LOG_FORMAT", "text", "text (a line per record; a traceback adds its own lines) or json (one object per line).",
+           kind="choice", choices=("text", "json")),
     Option("ibm_vpc_api_key", "IBM_VPC_API_KEY", "", "IBM Cloud API key for the VPC API.", secret=True),
     Option("kentik_api_token", "KENTIK_API_TOKEN", "", "Kentik API token.", secret=True),
     Option("ibm_cos_api_key", "IBM_COS_API_KEY", "", "COS service credential API key (IAM auth).", secret=True),
@@ -125,10 +126,10 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1),
     # --- sink choice (docs/ipfix.md) --------------------------------------------------------------------
     Option("sink", "BLUEFLOW_SINK", "kentik", "Where flows go: kentik (Kentik /chf) or ipfix (IPFIX collectors).",
-           choices=("kentik", "ipfix")),
+           kind="choice", choices=("kentik", "ipfix")),
     Option("ipfix_collectors", "BLUEFLOW_IPFIX_COLLECTORS", "", "IPFIX collectors, host:port[,host:port...]."),
     Option("ipfix_transport", "BLUEFLOW_IPFIX_TRANSPORT", "udp", "IPFIX transport: udp or tcp.",
-           choices=("udp", "tcp")),
+           kind="choice", choices=("udp", "tcp")),
     Option("ipfix_domain", "BLUEFLOW_IPFIX_DOMAIN", "subnet",
            "IPFIX observation domain: subnet (one per IBM subnet, from its id) or a fixed number."),
     Option("kentik_device_type", "BLUEFLOW_KENTIK_DEVICE_TYPE", "host-nprobe-dns-www",
@@ -155,7 +156,7 @@ BY_NAME = {o.name: o for o in OPTIONS}
 KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_username", "kafka_sasl_password",
                  "topic_prefix")
 KAFKA_OPTIONS += ("data_dir",)  # where the operator commands find a running worker's embedded Kafka
-TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
+TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication", "config")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
 OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id", "config")

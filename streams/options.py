@@ -27,8 +27,7 @@ class OptionType(click.ParamType):
 
     def get_metavar(self, param, ctx=None) -> str:  # noqa: ARG002 - Click's signature
         if self.option.kind == "choice":
-            return "[" + "|".join(c.lower() if self.option.name == "log_level" else c
-                                  for c in self.option.choices) + "]"
+            return "[" + "|".join(self.option.choices) + "]"
         return {"int": "INTEGER", "float": "SECONDS"}.get(self.option.kind, "TEXT")
 
     def convert(self, value, param, ctx):
@@ -53,9 +52,62 @@ def _flag_attrs(option: Option) -> dict:
     return {"type": OptionType(option), "default": None, "help": help_text(option)}
 
 
+def _flag_names(option: Option) -> list[str]:
+    """`--name`, and for a switch `--name/--no-name` (what `--name=false` becomes, see `switch_values`)."""
+    return [f"--{option.name}/--no-{option.name}"] if option.kind == "bool" else [f"--{option.name}"]
+
+
 def click_option(option: Option) -> click.Option:
     """The `--name` flag of a (non-secret) option: typed, with its variable and default in --help."""
-    return click.Option([f"--{option.name}"], **_flag_attrs(option))
+    return click.Option(_flag_names(option), **_flag_attrs(option))
+
+
+def normalise_token(name: str) -> str:
+    """Click's token normaliser for every blueflow command: `--dry-run` and `--dry_run` are one flag (v1 wrote
+    underscores, our own flags dashes; both spellings work everywhere)."""
+    return name.replace("-", "_")
+
+
+def switch_values(command: click.Command, args: list[str]) -> list[str]:
+    """`--switch=true|false` (also 1/0, yes/no, on/off) → `--switch` or its `--no-switch` (or nothing, for a
+    switch that is off unless given). Any other `--name=value` is left for Click to judge."""
+    from streams.settings import _FALSE, _TRUE
+
+    switches = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.is_flag and param.is_bool_flag:
+            for name in param.opts:
+                switches[normalise_token(name)] = (name, (param.secondary_opts or [None])[0])
+    out = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        name, eq, value = arg.partition("=")
+        target = switches.get(normalise_token(name)) if eq and arg.startswith("--") else None
+        if target is None or value.strip().lower() not in _TRUE | _FALSE:
+            out.append(arg)
+        elif value.strip().lower() in _TRUE:
+            out.append(target[0])
+        elif target[1] is not None:
+            out.append(target[1])
+    return out
+
+
+class SwitchesCommand(click.Command):
+    """A command whose switches also take `=true/false` (Kentik's manifests write `--dry_run=true`)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, switch_values(self, args))
+
+
+class SwitchesGroup(click.Group):
+    """A group of SwitchesCommands (and of groups like itself)."""
+
+    command_class = SwitchesCommand
+    group_class = type
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, switch_values(self, args))
 
 
 DEVSTACK_ATTRS = {"is_flag": True, "default": False,
@@ -71,7 +123,7 @@ def with_options(names: Iterable[str]):
     """Decorator: add the flags of `names` (secrets skipped) and --devstack to a Click command."""
     def decorate(func):
         for name in reversed([n for n in names if not BY_NAME[n].secret]):
-            func = click.option(f"--{name}", **_flag_attrs(BY_NAME[name]))(func)
+            func = click.option(*_flag_names(BY_NAME[name]), name, **_flag_attrs(BY_NAME[name]))(func)
         return click.option("--devstack", DEVSTACK_FLAG, **DEVSTACK_ATTRS)(func)
     return decorate
 
@@ -103,7 +155,7 @@ def settings_for(values: dict, uses: Iterable[str]) -> Settings:
 
 
 # Exit statuses of every blueflow command (README "Exit status").
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class Unavailable(click.ClickException):

@@ -38,6 +38,7 @@ def convert(option: Option, raw: str):
             return text.lower() in _TRUE
         raise ValueError("expected true or false")
     if option.kind == "choice":
+        text = dict(option.aliases).get(text.lower(), text)
         for choice in option.choices:
             if text.lower() == choice.lower():
                 return choice

@@ -86,6 +86,22 @@ def devstack_workers(records: list[dict]) -> tuple[list[str], dict]:
 
 
 # ------------------------------------------------------------------------------------------ I/O
+def pod_urls(host_port: str, resolve=None) -> list[str]:
+    """One worker URL per address `host` resolves to (a headless Service's name resolves to every pod), in
+    address order. ValueError in operator words when it is not host:port or resolves to nothing."""
+    import socket
+
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--worker-dns {host_port!r} is not host:port (e.g. blueflow-pods:8083)")
+    try:
+        infos = (resolve or socket.getaddrinfo)(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValueError(f"--worker-dns {host_port}: {host} does not resolve ({exc})") from None
+    addresses = sorted({info[4][0] for info in infos})
+    return [f"http://[{a}]:{port}" if ":" in a else f"http://{a}:{port}" for a in addresses]
+
+
 def worker_sample(url: str, timeout: float = 3.0) -> dict:
     import requests
 
@@ -116,9 +132,10 @@ def kafka_lag(settings) -> dict:
     from confluent_kafka.admin import AdminClient
 
     from streams.follower import kafka_client_config
+    from streams.kafka_check import QUIET
     from streams.replay import throwaway_consumer, topic_watermarks
 
-    conf = kafka_client_config(settings)
+    conf = dict(kafka_client_config(settings), **QUIET)  # a failure is reported in the document, not logged
     consumer = throwaway_consumer(conf, "status")
     try:
         ends = {stage: {p: hw for p, (_, hw) in topic_watermarks(consumer, settings.topic(t)).items()}

@@ -25,33 +25,54 @@ def _rate(rates: dict | None, name: str) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def worker_table(doc: dict):
+def _one_line(value, style: str = ""):
+    """Text cut to its cell's width with an ellipsis (the whole text is in the errors above and in --json)."""
+    text = _text(value, style)
+    text.overflow, text.no_wrap = "ellipsis", True
+    return text
+
+
+def _short(url: str) -> str:
+    """A worker's URL without `http://` (the notes below the table name it whole)."""
+    return url[len("http://"):] if url.startswith("http://") else url
+
+
+def _table(title: str):
+    """A table that fits 80 columns: no vertical rules, one space between columns."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="workers", expand=True, title_justify="left")
-    for col, kw in (("worker", {}), ("role", {}), ("health", {}), ("up", {"justify": "right"}),
-                    ("lag", {"justify": "right"}), ("objects", {"justify": "right"}),
-                    ("flows/s", {"justify": "right"}), ("kflow/s", {"justify": "right"}),
-                    ("problems", {"ratio": 1, "overflow": "fold"})):
+    return Table(title=title, expand=True, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+                 pad_edge=False)
+
+
+def worker_table(doc: dict):
+    """One row per worker (numbers only, so it fits 80 columns), then each worker's problems on lines of their
+    own: a down worker's error cut to one line (whole in the errors above and in --json), problems wrapped."""
+    from rich.console import Group
+
+    table = _table("workers")
+    for col, kw in (("worker", {"overflow": "fold", "ratio": 1}), ("role", {}), ("health", {}),
+                    ("up", {"justify": "right"}), ("lag", {"justify": "right"}), ("objects", {"justify": "right"}),
+                    ("flows/s", {"justify": "right"}), ("kflow/s", {"justify": "right"})):
         table.add_column(col, **kw)
+    notes = []
     for w in doc["workers"]:
         if not w["ok"]:
-            table.add_row(_text(w["url"]), "", _text("down", "bold red"), "", "", "", "", "",
-                          _text(w.get("error"), "red"))
+            table.add_row(_text(_short(w["url"])), "", _text("down", "bold red"), "", "", "", "", "")
+            notes.append(_one_line(f"{w['url']}: {w.get('error')}", "red"))
             continue
         counts, rates = w.get("counts") or {}, w.get("rates")
-        table.add_row(_text(w["url"]), "leader" if w["leader"] else "", _text("ok", "green") if w["healthy"] else
+        table.add_row(_text(_short(w["url"])), "leader" if w["leader"] else "", _text("ok", "green") if w["healthy"] else
                       _text("unhealthy", "bold red"), f"{w['uptime_s'] or 0:.0f}s",
                       "" if w["lag"] is None else str(w["lag"]), str(counts.get("objects_completed", 0)),
-                      _rate(rates, "flows_parsed_per_s"), _rate(rates, "chf_delivered_per_s"),
-                      _text("; ".join(w["problems"] or []), "red"))
-    return table
+                      _rate(rates, "flows_parsed_per_s"), _rate(rates, "chf_delivered_per_s"))
+        notes += [_text(f"{w['url']}: {problem}", "red") for problem in w["problems"] or []]
+    return Group(table, *notes) if notes else table
 
 
 def pipeline_table(doc: dict):
-    from rich.table import Table
-
-    table = Table(title="pipeline", expand=True, title_justify="left")
+    table = _table("pipeline")
     for col in ("stage", "topic", "lag", "end offset", "records/s"):
         table.add_column(col, justify="left" if col in ("stage", "topic") else "right")
     for stage, info in (doc["lag"] or {}).items():
@@ -84,12 +105,10 @@ def facts_grid(doc: dict):
 def sources_table(doc: dict):
     """Per source (a configuration file's `sources:`): bucket, objects waiting, the oldest one's age, and its
     problems (a failing listing, or what the workers report); None with the one implicit source."""
-    from rich.table import Table
-
     sources = doc.get("sources")
     if not sources:
         return None
-    table = Table(title="sources", expand=True, title_justify="left")
+    table = _table("sources")
     for col, kw in (("source", {}), ("bucket", {}), ("waiting", {"justify": "right"}),
                     ("oldest waiting", {"justify": "right"}), ("problems", {"ratio": 1, "overflow": "fold"})):
         table.add_column(col, **kw)
@@ -103,12 +122,10 @@ def sources_table(doc: dict):
 
 
 def deadletter_table(doc: dict):
-    from rich.table import Table
-
     newest = (doc.get("deadletters") or {}).get("newest") or []
     if not newest:
         return None
-    table = Table(title="newest dead letters", expand=True, title_justify="left")
+    table = _table("newest dead letters")
     table.add_column("at")
     table.add_column("stage")
     table.add_column("key", ratio=2, overflow="fold")
@@ -123,7 +140,7 @@ def render(doc: dict, footer: str = ""):
     from rich.console import Group
     from rich.text import Text
 
-    title = Text.assemble(("blueflow ", "bold"), escape(f"{doc['app_id']} · {doc['at']} · "),
+    title = Text.assemble(("blueflow status", "bold"), escape(f" · app {doc['app_id']} · {doc['at']} · "),
                           ("healthy", "green") if doc["healthy"] else ("UNHEALTHY", "bold red"),
                           (f"   {footer}" if footer else "", "dim"))
     parts = [title]
@@ -131,6 +148,28 @@ def render(doc: dict, footer: str = ""):
     parts += [worker_table(doc), pipeline_table(doc), facts_grid(doc)]
     parts += [table for table in (sources_table(doc), deadletter_table(doc)) if table is not None]
     return Group(*parts)
+
+
+def interruptible(fn, poll_s: float = 0.2):
+    """`fn()` run on a daemon thread while this one waits in short steps: Ctrl-C is acted on at once even
+    while a Kafka client waits inside librdkafka (which holds Python's signal handling for up to 10 s)."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="blueflow-status-sample", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_s)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def live(settings, worker_urls: list[str], interval: float, with_bucket: bool, console=None) -> None:
@@ -145,7 +184,8 @@ def live(settings, worker_urls: list[str], interval: float, with_bucket: bool, c
     footer = f"every {interval:g}s · Ctrl-C quits"
 
     def sample(previous=None) -> dict:
-        doc = collect(settings, worker_urls, interval=0, with_bucket=with_bucket, previous=previous)
+        doc = interruptible(lambda: collect(settings, worker_urls, interval=0, with_bucket=with_bucket,
+                                            previous=previous))
         doc["_mono"] = time.monotonic()
         return doc
 

@@ -13,7 +13,7 @@ import threading
 import click
 
 from streams.option_table import ALL_OPTIONS, OPTIONS
-from streams.options import Unavailable, click_option, devstack_option, require_kafka, settings_for
+from streams.options import SwitchesCommand, Unavailable, click_option, devstack_option, require_kafka, settings_for
 from streams.settings import Settings, missing_for_worker
 
 STOP_GRACE_S = 15.0
@@ -193,6 +193,10 @@ def _with_embedded_kafka(settings: Settings) -> Settings:
 
 def worker_command() -> click.Command:
     params = [click_option(o) for o in OPTIONS if not o.secret]  # secrets: environment only (ps shows flags)
-    return click.Command("worker", params=params + [devstack_option()], callback=_run,
-                         help="Run a pipeline worker (run several to scale; one of them leads). Every flag "
-                              "also has an environment variable; secrets are read from the environment only.")
+    secrets = ", ".join(f"{o.env} ({o.help.rstrip('.')})" for o in OPTIONS if o.secret)
+    return SwitchesCommand(
+        "worker", params=params + [devstack_option()], callback=_run,
+        help="Run a pipeline worker (run several to scale; one of them leads). Every flag also has an environment "
+             "variable; secrets are read from the environment only.",
+        epilog=f"Secrets (environment only, never flags): {secrets}. Switches also take =true/false; "
+               "flags are accepted with - or _ (--dry-run, --dry_run).")

@@ -1,9 +1,10 @@
-"""`blueflow status --devstack` live in a real terminal (tmux, 150×50): one frame redrawn in place.
+"""`blueflow status --devstack` live in a real terminal (tmux, 80×50): one frame redrawn in place.
 
 Two workers of a run drain a small bucket (one bad object stays quarantined). The view, started without
 any worker URL or app id, must find both workers from the devstack records and show that run; after
 several refreshes the screen holds exactly one header (no stale frames piling up) whose time moves on; a
-worker stopped meanwhile is shown down with its whole error; Ctrl-C ends it. The first capture is compared
+worker stopped meanwhile is shown down with its whole error and the frame still fits the 80 columns and every
+section the screen; Ctrl-C ends it. The first capture is compared
 with the recorded one in captures/status_live.txt (same sections, in the same order).
 """
 from __future__ import annotations
@@ -61,7 +62,7 @@ def sections(screen: str) -> list[str]:
 
 
 def headers(screen: str) -> list[str]:
-    return re.findall(r"^blueflow \S+ · (\S+) · ", screen, re.M)
+    return re.findall(r"^blueflow status · app \S+ · (\S+) · ", screen, re.M)
 
 
 def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
@@ -70,7 +71,7 @@ def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
     command = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in devstack.items()), shlex.quote(sys.executable),
                         "-m", "streams.cli", "status", "--devstack", "--interval", "1"])
     tmux = Tmux(f"bfstatus-{run.run_id}")
-    subprocess.run([*tmux.socket, "new-session", "-d", "-s", tmux.name, "-x", "150", "-y", "50", command],
+    subprocess.run([*tmux.socket, "new-session", "-d", "-s", tmux.name, "-x", "80", "-y", "50", command],
                    env=env, cwd=str(Path(__file__).parents[2]), check=True, timeout=20)
     try:
         assert wait_for(lambda: headers(tmux.capture()) and "leader" in tmux.capture(), 60, 0.5), tmux.capture()
@@ -79,9 +80,9 @@ def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
         later = tmux.capture()
         assert len(headers(first)) == 1 and len(headers(later)) == 1, later  # redrawn, not appended
         assert headers(later)[0] != headers(first)[0]                        # and it is live
-        assert f"blueflow {run.run_id} · " in later                           # the run's app id, found
+        assert f"blueflow status · app {run.run_id} · " in later              # the run's app id, found
         for url in run.urls:
-            assert later.count(url) == 1, later                               # one row per worker
+            assert later.count(url.removeprefix("http://")) == 1, later       # one row per worker
         assert later.count("leader") == 1
         assert sections(first) == sections(RECORDED.read_text()) == list(SECTIONS), first
         run.workers[1].stop()
@@ -89,6 +90,8 @@ def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
         screen = tmux.capture()
         assert "[Errno111]Connectionrefused\"))" in "".join(screen.split()), screen  # whole, to its end
         assert len(headers(screen)) == 1
+        assert sections(screen) == list(SECTIONS), screen  # a worker down still fits the screen (80×50)
+        assert max(len(line) for line in screen.splitlines()) <= 80
         tmux("send-keys", "-t", tmux.name, "C-c")
         assert wait_for(lambda: not tmux.alive(), 20, 0.5), "Ctrl-C did not end the live view"
     finally:

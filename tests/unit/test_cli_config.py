@@ -99,7 +99,7 @@ def test_the_worker_gets_a_settings_object_and_the_environment_is_left_alone(mon
     monkeypatch.setattr(worker_cli, "ensure_topics_for", lambda settings, conf: type("R", (), {"mismatched": {}}))
     monkeypatch.setattr(worker_cli, "run_worker", lambda settings, handler: seen.setdefault("settings", settings) and 0)
     monkeypatch.setattr(worker_cli.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
-    for key, value in WORKER_ENV.items():
+    for key, value in {**WORKER_ENV, "BLUEFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9"}.items():  # no embedded Kafka
         monkeypatch.setenv(key, value)
     before = dict(os.environ)
     result = CliRunner().invoke(cli.main, ["worker", "--plan_id=5", "--poll_interval=2.5", "--keep_objects",

@@ -125,8 +125,8 @@ def test_unset_variables_and_unreadable_files_are_named_with_their_lines(tmp_pat
             service_instance: inst
             kentik_token_file: /nonexistent/kentik-token
         """)
-    assert found[0].startswith("line 4: sources (a).cos_api_key_env: environment variable A_COS_KEY is not set")
-    assert found[1].startswith("line 6: sources (a).kentik_token_file: /nonexistent/kentik-token cannot be read")
+    assert found[0].startswith("line 4: sources[0] (a).cos_api_key_env: environment variable A_COS_KEY is not set")
+    assert found[1].startswith("line 6: sources[0] (a).kentik_token_file: /nonexistent/kentik-token cannot be read")
 
 
 @pytest.mark.parametrize("text, expected", [

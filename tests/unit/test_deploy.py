@@ -12,7 +12,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 from devstack import stack  # noqa: E402
-from streams import metrics  # noqa: E402
+from streams import metrics, source_metrics  # noqa: E402,F401  (source_metrics: the per-source series)
 from streams.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,13 +22,19 @@ SECRET_ENVS = {o.env for o in OPTIONS if o.secret} | {"IBM_SERVICE_INSTANCE"}
 KNOWN_ENVS = {o.env for o in OPTIONS}
 
 
-def manifests() -> dict[str, dict]:
+def all_manifests() -> dict[str, dict]:
+    """Every manifest by `kind/name`."""
     out = {}
     for path in sorted(DEPLOY.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                out[doc["kind"]] = doc
+                out[f"{doc['kind']}/{doc.get('metadata', {}).get('name', '')}"] = doc
     return out
+
+
+def manifests() -> dict[str, dict]:
+    """By kind (the Service is the one named blueflow)."""
+    return {key.split("/")[0]: doc for key, doc in all_manifests().items() if key != "Service/blueflow-pods"}
 
 
 def container(docs) -> dict:
@@ -41,10 +47,18 @@ def test_every_manifest_is_valid_for_kubernetes_strictly():
     docs = manifests()
     assert {"Namespace", "Secret", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
             "PodDisruptionBudget", "Kustomization"} <= set(docs)
-    for kind, doc in docs.items():
-        if kind == "Kustomization":
+    for key, doc in all_manifests().items():
+        if key.startswith("Kustomization/"):
             continue
         kv.validate(doc, K8S_VERSION, strict=True)  # raises ValidationError with the path of the problem
+
+
+def test_a_headless_service_resolves_to_every_worker_pod():
+    docs = all_manifests()
+    pods = docs["Service/blueflow-pods"]["spec"]
+    labels = docs["Deployment/blueflow"]["spec"]["template"]["metadata"]["labels"]
+    assert pods["clusterIP"] == "None" and pods["publishNotReadyAddresses"] is True
+    assert pods["selector"].items() <= labels.items() and pods["ports"][0]["port"] == 8083
 
 
 def test_kustomization_lists_every_manifest_but_the_placeholder_secret():
@@ -119,12 +133,60 @@ def test_grafana_dashboard_uses_only_metrics_the_workers_export():
     assert len(ids) == len(set(ids))
 
 
+def test_grafana_dashboard_shows_backlog_age_per_source_worker_memory_cpu_and_health():
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for needed in ("max by (source) (blueflow_source_backlog_objects", "max by (source) (blueflow_source_oldest_object_age_seconds",
+                   "process_resident_memory_bytes", "rate(process_cpu_seconds_total", "min by (instance) (blueflow_healthy",
+                   "min by (source) (blueflow_source_healthy"):
+        assert needed in exprs
+    exported = {f.name for f in metrics.REGISTRY.collect()}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds"} <= exported
+    spots = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in dashboard["panels"]]
+    assert len(spots) == len(set(spots))  # no panel drawn over another
+
+
 def test_dockerfile_runs_blueflow_as_non_root_on_8083():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["blueflow"\]', text, re.M)
     assert re.search(r"^EXPOSE 8083$", text, re.M)
     assert re.search(r"^USER \d+$", text, re.M) and not re.search(r"^USER (0|root)$", text, re.M)
     assert "/healthz" in text
+
+
+def test_dockerfile_healthcheck_follows_the_port_variable_and_waits_for_the_start():
+    text = (ROOT / "Dockerfile").read_text()
+    (check,) = re.findall(r"^HEALTHCHECK .*$", text, re.M)
+    assert "BLUEFLOW_HTTP_PORT" in check and ":8083/" not in check
+    start = re.search(r"--start-period=(\d+)s", check)
+    assert start and int(start.group(1)) >= 60
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M) and "--stop-timeout" in text
+
+
+def test_the_image_installs_the_locked_dependencies_with_hashes():
+    from devstack.pylock import dependencies, locked, unsatisfied
+
+    text = (ROOT / "Dockerfile").read_text()
+    assert "COPY requirements.lock" in text
+    assert re.search(r"^RUN pip wheel .*--require-hashes .*-r requirements.lock$", text, re.M)
+    lock = (ROOT / "requirements.lock").read_text()
+    pins = locked(lock)
+    assert unsatisfied(dependencies(), pins) == []  # every range of pyproject.toml, pinned inside it
+    assert lock.count("--hash=sha256:") == len(pins) >= len(dependencies())
+    assert "faust-streaming" in pins
+
+
+def test_lock_lines_pin_each_package_of_a_pip_report_with_its_hash():
+    from devstack.pylock import lock_lines, locked, unsatisfied
+
+    report = {"install": [{"metadata": {"name": "Rich", "version": "14.1.0"},
+                           "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "ab"}}}},
+                          {"metadata": {"name": "click", "version": "8.3.0"},
+                           "download_info": {"url": "u", "archive_info": {"hashes": {"sha256": "cd"}}}}]}
+    lines = lock_lines(report)
+    assert lines == ["click==8.3.0 \\\n    --hash=sha256:cd", "rich==14.1.0 \\\n    --hash=sha256:ab"]
+    assert locked("\n".join(lines)) == {"click": "8.3.0", "rich": "14.1.0"}
+    assert unsatisfied(["click>=8.1,<9", "rich>=15"], {"click": "8.3.0", "rich": "14.1.0"}) == ["rich>=15: locked 14.1.0"]
 
 
 # ------------------------------------------------------------------------------------- docker compose
@@ -140,6 +202,16 @@ def in_compose(value: str) -> str:
 @pytest.fixture(scope="module")
 def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_publishes_only_on_loopback_and_waits_for_the_graceful_stop(compose):
+    from streams.worker_cli import STOP_GRACE_S
+
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    grace = compose["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > STOP_GRACE_S
 
 
 def test_compose_has_the_local_stacks_components(compose):
@@ -235,3 +307,23 @@ def test_embedded_variant_is_one_replica_with_its_data_on_a_claim_and_no_kafka_s
     shared = manifests()  # same name, labels and port as the cluster variant: deploy/service.yaml serves both
     assert docs["Deployment"]["spec"]["selector"] == shared["Deployment"]["spec"]["selector"]
     assert {p["name"] for p in c["ports"]} == {p["targetPort"] for p in shared["Service"]["spec"]["ports"]}
+
+
+def test_readme_defaults_are_the_option_tables():
+    """The Configuration table's default column says what --help says (plan_id and export_id: 0)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Configuration"):readme.index("## Production on IBM Cloud")]
+    for option in OPTIONS:
+        if option.secret or not option.default or option.kind == "bool":
+            continue
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| `--{option.name}` |")]
+        default = row.split("|")[3].strip()
+        assert default.startswith(f"`{option.default}`"), (option.name, default)
+
+
+def test_readme_states_no_claim_known_false():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "If-Match DELETE)" not in readme and "compared right before a single-key" not in readme
+    assert "Event Streams (any plan)" not in readme
+    assert "`text` (one line per record)" not in readme and "One line per record on stdout" not in readme
+    assert "### Signals and exit codes" in readme and "SIGUSR1" in readme and "--stop-timeout" in readme

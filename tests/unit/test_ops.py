@@ -209,9 +209,37 @@ def test_render_shows_errors_whole_and_escapes_every_outside_string():
     console.print(render(doc))
     text = console.export_text()
     assert all(is_safe(line) for line in text.splitlines())
-    assert text.count("THE-CAUSE-AT-THE-END") == 2  # in the errors and in the worker's row, nothing cut
+    assert text.count("THE-CAUSE-AT-THE-END") == 1  # whole in the errors; the worker's note is one line
     assert "12.5" in text and "10" in text and r"k\x1b[2J failed" in text and r"\n[CRITICAL] forged" in text
     assert "".join(text.split()).count("".join(SHOWN.split())[:60]) == 1  # the hostile key, folded, whole
+
+
+def test_status_fits_80_columns_with_a_worker_down():
+    from rich.console import Console
+
+    cause = ("ConnectionError: HTTPConnectionPool(host='10.1.2.3', port=8083): Max retries exceeded with url: "
+             "/service/info (Caused by NewConnectionError('<urllib3.connection.HTTPConnection object at 0x7f>: "
+             "Failed to establish a new connection: [Errno 111] Connection refused')) THE-END")
+    up = {"ok": True, "leader": False, "healthy": True, "problems": [], "uptime_s": 5000, "lag": 12, "error": None,
+          "counts": {"objects_completed": 123456}, "rates": {"flows_parsed_per_s": 1234.5, "chf_delivered_per_s": 99}}
+    doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": False,
+           "workers": [dict(up, url="http://10.1.2.1:8083", leader=True), {"url": "http://10.1.2.3:8083",
+                                                                            "ok": False, "error": cause},
+                       dict(up, url="http://10.1.2.4:8083", healthy=False, problems=["Kentik refused the token"])],
+           "lag": {"sink": {"topic": "blueflow.kflow", "lag": 3, "end": 9}}, "in_flight": 2,
+           "bucket": {"oldest_pending_age_s": 12.0}, "rates": {}, "counts": {}, "kentik": {"200": 4},
+           "cos_errors": {}, "deadletters": {"objects": 0, "by_stage": {}},
+           "errors": ["worker http://10.1.2.3:8083: " + cause]}
+    console = Console(record=True, width=80)
+    console.print(render(doc))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 30 and max(len(line) for line in lines) <= 80
+    assert lines[0].startswith("blueflow status · app blueflow ·") and "blueflow blueflow" not in lines[0]
+    rows = [line for line in lines if line.lstrip().startswith("10.1.2.")]
+    assert len(rows) == 3 and "down" in rows[1] and "123456" in rows[0] and "1234.5" in rows[0]
+    note = next(line for line in lines if line.startswith("http://10.1.2.3:8083: ConnectionError"))
+    assert note.endswith("…")  # one line, cut; the whole error is in the errors above (and in --json)
+    assert "THE-END" in " ".join(lines) and "http://10.1.2.4:8083: Kentik refused the token" in lines
 
 
 def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
@@ -256,3 +284,52 @@ def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
     assert "bucket-a" in row_a and "12" in row_a and "95s" in row_a and "ok" in row_a
     assert "?" in row_b and "b down" in row_b and r"failing\x1b[2J" in text
     assert "sources" in text and "objects waiting" in text and "12" in text
+
+
+def test_worker_dns_gives_one_url_per_address_of_a_headless_service():
+    from streams.status import pod_urls
+
+    answers = [(2, 1, 6, "", ("10.0.0.7", 8083)), (2, 1, 6, "", ("10.0.0.5", 8083)),
+               (2, 1, 6, "", ("10.0.0.7", 8083)), (10, 1, 6, "", ("fd00::9", 8083, 0, 0))]
+    assert pod_urls("blueflow-pods:8083", resolve=lambda *a, **k: answers) == [
+        "http://10.0.0.5:8083", "http://10.0.0.7:8083", "http://[fd00::9]:8083"]
+    assert pod_urls("127.0.0.1:9") == ["http://127.0.0.1:9"]
+    with pytest.raises(ValueError, match="not host:port"):
+        pod_urls("blueflow-pods")
+    with pytest.raises(ValueError, match="does not resolve"):
+        pod_urls("no-such-host.invalid:8083")
+
+
+def test_status_reads_kafka_with_librdkafka_logging_off(monkeypatch):
+    """An unreachable Kafka is reported in the status document, not as librdkafka's log lines on stderr."""
+    from streams import replay, status
+    from streams.settings import Settings
+
+    seen = {}
+
+    def consumer(conf, name):
+        seen.update(conf)
+        raise RuntimeError("no broker")
+
+    monkeypatch.setattr(replay, "throwaway_consumer", consumer)
+    with pytest.raises(RuntimeError):
+        status.kafka_lag(Settings.resolve(environ={}))
+    assert seen["log_level"] == 0
+
+
+def test_a_status_sample_is_interruptible_while_it_blocks():
+    """Ctrl-C (KeyboardInterrupt in the main thread) ends the wait at once, whatever the sample blocks in."""
+    import _thread
+    import threading
+    import time as _time
+
+    from streams.statusview import interruptible
+
+    assert interruptible(lambda: 42) == 42
+    with pytest.raises(ValueError, match="boom"):
+        interruptible(lambda: (_ for _ in ()).throw(ValueError("boom")))
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    started = _time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        interruptible(lambda: _time.sleep(10))
+    assert _time.monotonic() - started < 1.5
