@@ -161,8 +161,8 @@ class Exporter:
         due; `cursor` advances past each Message handed over. Raises IpfixSendError."""
         session = self.sessions[index]
         try:
-            sock = session.sock or await self._open(session)
             while cursor.next < len(messages):
+                sock = self._alive(session) or await self._open(session)
                 stop, records = _burst(messages, cursor.next, session.pace.burst)
                 wait = session.pace.delay(records)
                 if wait:
@@ -196,6 +196,22 @@ class Exporter:
         await self._write(sock, template)
         session.templates_sent[domain] = self.clock()
         return len(template)
+
+    def _alive(self, session: Session) -> socket.socket | None:
+        """The session's socket, or None when there is none or (TCP) the collector closed the connection: a
+        collector sends nothing, so a readable TCP socket means FIN or RST — Messages written now would be lost."""
+        sock = session.sock
+        if sock is None or self.transport == "udp":
+            return sock
+        try:
+            closed = sock.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return sock
+        except OSError:
+            closed = True
+        if closed:
+            self._close(session)
+        return None if closed else sock
 
     async def _open(self, session: Session) -> socket.socket:
         c, loop = session.collector, asyncio.get_running_loop()
