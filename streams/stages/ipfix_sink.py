@@ -14,6 +14,7 @@ Pure core: `observation_domain`, `encode_chunk`. Shell: `deliver_chunk`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zlib
@@ -46,6 +47,7 @@ def observation_domain(setting: str, subnet_id: str) -> int:
     return zlib.crc32(subnet_id.encode()) or 1
 
 
+@functools.lru_cache(maxsize=4096)  # every chunk of an object asks again
 def local_vnic(key: str) -> str:
     """The vNIC that wrote the object (the Observation Point); "" when the key has no such part."""
     try:
@@ -68,11 +70,16 @@ def encode_chunk(chunk: KflowChunk, exporter: Exporter, domain: int, export_time
 class PrometheusMeter(Meter):
     """The exporter's reports as the per-collector metrics (streams/metrics.py)."""
 
-    def sent(self, collector: Collector, records: int, datagrams: int, nbytes: int) -> None:
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _counters(collector: Collector) -> tuple:
         label = str(collector)
-        metrics.IPFIX_RECORDS.labels(collector=label).inc(records)
-        metrics.IPFIX_DATAGRAMS.labels(collector=label).inc(datagrams)
-        metrics.IPFIX_BYTES.labels(collector=label).inc(nbytes)
+        return (metrics.IPFIX_RECORDS.labels(collector=label), metrics.IPFIX_DATAGRAMS.labels(collector=label),
+                metrics.IPFIX_BYTES.labels(collector=label))
+
+    def sent(self, collector: Collector, records: int, datagrams: int, nbytes: int) -> None:
+        for counter, amount in zip(self._counters(collector), (records, datagrams, nbytes)):
+            counter.inc(amount)
 
     def failed(self, collector: Collector) -> None:
         metrics.IPFIX_SEND_ERRORS.labels(collector=str(collector)).inc()
@@ -106,8 +113,11 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
                                          kentik_observation_point(ctx.settings))
     except IpfixEncodeError as exc:
         raise IpfixRefused(f"{what}: IPFIX cannot carry it: {exc}") from None
-    await asyncio.gather(*(_export(ctx, exporter, index, domain, messages, what)
-                           for index in range(len(exporter.sessions))))
+    if len(exporter.sessions) == 1:
+        await _export(ctx, exporter, 0, domain, messages, what)
+    else:  # each collector at its own pace; one that is down does not hold the others' Messages back
+        await asyncio.gather(*(_export(ctx, exporter, index, domain, messages, what)
+                               for index in range(len(exporter.sessions))))
     metrics.IPFIX_EXPORTED.inc(chunk.flow_count)
     ctx.health.progressed()
 
