@@ -127,7 +127,9 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
     finally:
         sink.close()
     probes.delete_run_topics(env, list(kafka))
-    referee["sent"] = int(measure.metric_sum(samples, "blueflow_chf_delivered_total"))
+    referee["sent"] = int(measure.metric_sum(samples, sink.sent_metric))
+    if sink_name == "ipfix":
+        referee["pace_wait_s"] = round(measure.metric_sum(samples, "blueflow_ipfix_pace_wait_seconds_total"), 1)
     _say(f"  referee ({sink_name}): owed {referee['owed']}, sent {referee['sent']}, arrived {referee['accepted']}, "
          f"lost {referee['lost']}, duplicates {referee['duplicates']}"
          + (f", collector socket drops {referee['collector_socket_drops']}" if sink_name == "ipfix" else "")

@@ -7,8 +7,9 @@ IPFIX: an nfcapd on 127.0.0.1 (devstack/nfcapd.py) started for the run; after th
 from it against the owed IPFIX records (devstack/referee.compare_collector). nfcapd listens on UDP only, so
 this is what UDP lets us verify: every owed record arrived at the collector once (lost 0 means nothing was
 dropped anywhere on the way, which UDP does not promise), the kernel's drop count at nfcapd's socket, and
-latency to the collector's receive time (`tr`). The sink's own claim (records handed to the socket) is
-blueflow_chf_delivered_total, reported next to it.
+latency to the collector's receive time (`tr`). The sink's own claim (records handed to the socket at the
+pace) is blueflow_ipfix_exported_total, reported next to it (`sent_metric`), with the seconds it waited for its
+pace.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def kentik_decode_problems(env: dict[str, str]) -> dict:
 
 class KentikSink:
     name = "kentik"
+    sent_metric = "blueflow_chf_delivered_total"
 
     def __init__(self, env: dict[str, str], run_id: str):
         self.env = env
@@ -79,6 +81,7 @@ class KentikSink:
 
 class IpfixSink:
     name = "ipfix"
+    sent_metric = "blueflow_ipfix_exported_total"
 
     def __init__(self, env: dict[str, str], run_id: str):
         from devstack import nfcapd, stack

@@ -5,22 +5,22 @@ No kept Python IPFIX library fits: `ipfix` (PyPI, last release 2014) is unmainta
 tests against RFC 7011's own examples (tests/unit/test_ipfix_encoder.py).
 
 One Template (ID 256) per Observation Domain: fixed-width standard Information Elements first, then the IBM
-names as variable-length strings under one enterprise number (`PEN`). Batch path (`encode_records`): the
-fixed-width part of every record is written column by column into one buffer with C-level primitives
-(`array` + byte-swap + strided `memoryview` assignment, as connectors/kflow.py does); each distinct custom
-string is length-prefixed once (RFC 7011 §7) and records are joined from those pieces — no per-record
-`struct.pack`. `frame_messages` cuts the records into Messages of at most `max_bytes` each.
+names as variable-length strings under one enterprise number (`PEN`). Batch path, per chunk and with numpy
+only (as connectors/chf_segment.py): `encode_records` writes the fixed-width part of every record as one
+big-endian structured array and length-prefixes each distinct name once (RFC 7011 §7); `frame_messages` cuts
+the records into Messages of at most `max_bytes` and writes all of them with one byte gather (headers, fixed
+parts, names) — no per-record Python work. With `observation_point` (the kproxy option) every record also
+carries observationPointId (IE 138), packed as ktranslate packs Kentik's company and device ids.
 """
 from __future__ import annotations
 
 import struct
-import sys
-from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
-from operator import add, eq
 
+import numpy as np
+
+from connectors.chf_segment import KflowEncodeError, typed
 from streams.flowlog import epoch_seconds
 
 VERSION = 10
@@ -88,9 +88,10 @@ IBM_FIELDS = tuple(Field(name, ie, VARIABLE, PEN, column) for ie, (name, column)
     ("ibmAccount", "STR04"),
 ), start=1))
 TEMPLATE_FIELDS = FIXED_FIELDS + IBM_FIELDS
+# kproxy option (docs/ipfix.md): (Kentik company id & 0xFFFF) << 32 | device id, as ktranslate's IPFIX output
+OBSERVATION_POINT = Field("observationPointId", 138, 8)
 N_CUSTOM = 19
 _STRING_COLS = tuple(int(f.column[3:]) for f in IBM_FIELDS)
-_BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
 # ---------------------------------------------------------------- generic pieces (RFC 7011 §3)
@@ -126,111 +127,197 @@ def cut_utf8(text: str, limit: int = MAX_STRING_BYTES) -> bytes:
 
 
 TEMPLATE_SET = template_set(TEMPLATE_ID, TEMPLATE_FIELDS)
+TEMPLATE_SET_WITH_POINT = template_set(TEMPLATE_ID, FIXED_FIELDS + (OBSERVATION_POINT,) + IBM_FIELDS)
 
 
-def template_message(domain: int, sequence: int, export_time: int) -> bytes:
-    return message(domain, sequence, export_time, TEMPLATE_SET)
+def template_message(domain: int, sequence: int, export_time: int, with_point: bool = False) -> bytes:
+    return message(domain, sequence, export_time, TEMPLATE_SET_WITH_POINT if with_point else TEMPLATE_SET)
 
 
-# ---------------------------------------------------------------- the batch path
-@dataclass
-class EncodedRecords:
-    """Data records of one batch, each as bytes (TEMPLATE_FIELDS order), and each one's byte length."""
+def kentik_observation_point(company_id: int, device_id: int) -> int:
+    """observationPointId as ktranslate's IPFIX output packs it: low 16 bits of the company id, then the
+    32-bit device id."""
+    if not 0 <= device_id <= 0xFFFFFFFF or company_id < 0:
+        raise ValueError(f"Kentik ids {company_id}:{device_id} do not fit observationPointId "
+                         "(device id is 32 bits, company id positive)")
+    return (company_id & 0xFFFF) << 32 | device_id
 
-    records: list
-    lengths: list
 
-    @property
-    def count(self) -> int:
-        return len(self.records)
+# ---------------------------------------------------------------- the batch path (numpy, per chunk)
+_BIG_ENDIAN = {8: ">u8", 4: ">u4", 2: ">u2", 1: "u1"}
+FIXED_DTYPE = np.dtype([(f.name, _BIG_ENDIAN[f.length]) for f in FIXED_FIELDS])
+FIXED_DTYPE_WITH_POINT = np.dtype(FIXED_DTYPE.descr + [(OBSERVATION_POINT.name, ">u8")])
+HEADERS_DTYPE = np.dtype([("version", ">u2"), ("length", ">u2"), ("export_time", ">u4"), ("sequence", ">u4"),
+                          ("domain", ">u4"), ("set_id", ">u2"), ("set_length", ">u2")])  # Message + Set header
+_U32_LIMIT = 1 << 32
 
 
 class IpfixEncodeError(ValueError):
     """A kflow value IPFIX cannot carry (e.g. a time before 1970 or after 2106 in a 4-byte seconds field)."""
 
 
-_OFFSETS = dict(zip((f.name for f in FIXED_FIELDS), accumulate((f.length for f in FIXED_FIELDS), initial=0)))
-_FORMATS = {8: "Q", 4: "I", 2: "H", 1: "B"}
-_LENGTHS = {f.name: f.length for f in FIXED_FIELDS}
+@dataclass
+class EncodedRecords:
+    """Data records of one batch: the fixed parts (one structured row each), which dictionary name each of
+    the 13 name elements holds, the dictionary (each used name length-prefixed once, back to back) and each
+    record's byte length."""
+
+    fixed: np.ndarray
+    names: np.ndarray  # (count, 13) indexes into the batch's strings
+    dictionary: bytes
+    name_start: np.ndarray  # per string of the batch: where its encoded form starts in `dictionary`
+    name_bytes: np.ndarray  # and its length (0 for strings no record uses)
+    lengths: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.fixed)
 
 
-def _put(view: memoryview, name: str, values) -> None:
-    """Write `values` big-endian as element `name` of every FIXED_BYTES-long record of `view`."""
-    fmt, size = _FORMATS[_LENGTHS[name]], _LENGTHS[name]
+@dataclass
+class Messages:
+    """IPFIX Messages of one batch, framed once for every collector: back to back in `data`."""
+
+    data: bytes
+    ends: list  # where each Message ends in `data`
+    records: list  # data records in each Message
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __iter__(self):
+        """(Message, data records in it) for each Message."""
+        return iter([(self.data[a:b], n) for a, b, n in zip([0] + self.ends[:-1], self.ends, self.records)])
+
+    def view(self, index: int) -> memoryview:
+        return memoryview(self.data)[self.ends[index - 1] if index else 0:self.ends[index]]
+
+
+def _ints(values, n: int, dtype, element: str) -> np.ndarray:
     try:
-        column = array(fmt, values)
-    except OverflowError:
-        raise IpfixEncodeError(f"a value of {name} does not fit its {size} bytes") from None
-    if not _BIG_ENDIAN_HOST and size > 1:
-        column.byteswap()
-    view.cast(fmt)[_OFFSETS[name] // size::FIXED_BYTES // size] = column
+        return typed(values[:n], dtype, element)
+    except KflowEncodeError:
+        raise IpfixEncodeError(f"a value of {element} does not fit its element") from None
 
 
-def _index_of(strings: list, value: str) -> int:
+def _seconds(values: np.ndarray, element: str) -> np.ndarray:
+    if len(values) and (values.min() < 0 or values.max() >= _U32_LIMIT):
+        raise IpfixEncodeError(f"a value of {element} does not fit its 4 bytes (a time before 1970 or after 2106)")
+    return values
+
+
+def _total(columns: dict, a: str, b: str, n: int, element: str) -> np.ndarray:
+    x, y = _ints(columns[a], n, np.uint64, element), _ints(columns[b], n, np.uint64, element)
+    total = x + y
+    if np.any(total < x):
+        raise IpfixEncodeError(f"a value of {element} does not fit its 8 bytes")
+    return total
+
+
+def _index_of(strings, value: str) -> int:
     try:
         return strings.index(value)
     except ValueError:
         return -1
 
 
-def fixed_part(columns: dict, n: int, local_vnic: str) -> bytes:
-    """The fixed part of n records, concatenated (layout: FIXED_FIELDS)."""
-    strings, idx = columns["strings"], columns["custom_idx"]
-    buf = bytearray(n * FIXED_BYTES)
-    view = memoryview(buf)
-    _put(view, "octetDeltaCount", map(add, columns["in_bytes"][:n], columns["out_bytes"][:n]))
-    _put(view, "packetDeltaCount", map(add, columns["in_pkts"][:n], columns["out_pkts"][:n]))
-    starts = columns["timestamp"][:n]
-    end_of = [epoch_seconds(s) or 0 for s in strings]  # per distinct string; missing end = start
-    ends = list(map(max, map(end_of.__getitem__, idx[1:n * N_CUSTOM:N_CUSTOM]), starts))
-    _put(view, "flowStartSeconds", starts)
-    _put(view, "flowEndSeconds", ends)
-    _put(view, "flowStartMilliseconds", map((1000).__mul__, starts))
-    _put(view, "flowEndMilliseconds", map((1000).__mul__, ends))
-    _put(view, "sourceIPv4Address", columns["src_addr"][:n])
-    _put(view, "destinationIPv4Address", columns["dst_addr"][:n])
-    _put(view, "sourceTransportPort", columns["src_port"][:n])
-    _put(view, "destinationTransportPort", columns["dst_port"][:n])
-    _put(view, "protocolIdentifier", columns["protocol"][:n])
+def fixed_part(columns: dict, idx: np.ndarray, local_vnic: str, observation_point: int | None) -> np.ndarray:
+    """The fixed part of every record (FIXED_FIELDS, then observationPointId if given) as big-endian rows."""
+    n, strings = len(idx), list(columns["strings"])
+    rec = np.empty(n, FIXED_DTYPE if observation_point is None else FIXED_DTYPE_WITH_POINT)
+    rec["octetDeltaCount"] = _total(columns, "in_bytes", "out_bytes", n, "octetDeltaCount")
+    rec["packetDeltaCount"] = _total(columns, "in_pkts", "out_pkts", n, "packetDeltaCount")
+    starts = _seconds(_ints(columns["timestamp"], n, np.int64, "flowStartSeconds"), "flowStartSeconds")
+    end_of = np.zeros(len(strings), np.int64)  # the end time string (STR01) of a record, parsed once per string
+    for i in np.flatnonzero(np.bincount(idx[:, 1], minlength=len(strings))):
+        end_of[i] = epoch_seconds(strings[i]) or 0
+    ends = _seconds(np.maximum(end_of[idx[:, 1]], starts), "flowEndSeconds")  # missing end = start
+    rec["flowStartSeconds"], rec["flowEndSeconds"] = starts, ends
+    rec["flowStartMilliseconds"], rec["flowEndMilliseconds"] = starts * 1000, ends * 1000
+    for element, name, dtype in (("sourceIPv4Address", "src_addr", np.uint32),
+                                 ("destinationIPv4Address", "dst_addr", np.uint32),
+                                 ("sourceTransportPort", "src_port", np.uint16),
+                                 ("destinationTransportPort", "dst_port", np.uint16),
+                                 ("protocolIdentifier", "protocol", np.uint8)):
+        rec[element] = _ints(columns[name], n, dtype, element)
     # The local vNIC is the observation point: a record whose source vNIC is it leaves it (egress).
-    egress = list(map(_index_of(strings, local_vnic).__eq__, idx[10:n * N_CUSTOM:N_CUSTOM]))
-    _put(view, "flowDirection", egress)
+    egress = idx[:, 10] == _index_of(strings, local_vnic)
+    rec["flowDirection"] = np.where(egress, EGRESS, INGRESS)
     # Source = initiator exactly when "leaves the local vNIC" equals "the connection is outbound" (STR18).
-    outbound = map(_index_of(strings, "outbound").__eq__, idx[18:n * N_CUSTOM:N_CUSTOM])
-    _put(view, "biflowDirection", map((REVERSE_INITIATOR, INITIATOR).__getitem__, map(eq, egress, outbound)))
-    status_of = [FORWARDED if s == "accepted" else DROPPED_ACL_DENY if s == "rejected" else STATUS_UNKNOWN
-                 for s in strings]
-    _put(view, "forwardingStatus", map(status_of.__getitem__, idx[12:n * N_CUSTOM:N_CUSTOM]))
-    return bytes(buf)
+    outbound = idx[:, 18] == _index_of(strings, "outbound")
+    rec["biflowDirection"] = np.where(egress == outbound, INITIATOR, REVERSE_INITIATOR)
+    action = idx[:, 12]
+    rec["forwardingStatus"] = np.where(action == _index_of(strings, "accepted"), FORWARDED,
+                                       np.where(action == _index_of(strings, "rejected"), DROPPED_ACL_DENY,
+                                                STATUS_UNKNOWN))
+    if observation_point is not None:
+        rec[OBSERVATION_POINT.name] = observation_point
+    return rec
 
 
-def encode_records(columns: dict, count: int, local_vnic: str) -> EncodedRecords:
-    """Data records (TEMPLATE_FIELDS) of the first `count` kflow records of `columns`."""
-    if not count:
-        return EncodedRecords([], [])
-    fixed = fixed_part(columns, count, local_vnic)
-    rows = map(fixed.__getitem__, map(slice, range(0, len(fixed), FIXED_BYTES),
-                                      range(FIXED_BYTES, len(fixed) + 1, FIXED_BYTES)))
-    encoded = [varlen(cut_utf8(s)) for s in columns["strings"]]  # each distinct string once
-    idx = columns["custom_idx"]
-    strings = (map(encoded.__getitem__, idx[col:count * N_CUSTOM:N_CUSTOM]) for col in _STRING_COLS)
-    records = list(map(b"".join, zip(rows, *strings)))
-    return EncodedRecords(records, list(map(len, records)))
+def encode_records(columns: dict, count: int, local_vnic: str, observation_point: int | None = None
+                   ) -> EncodedRecords:
+    """Data records (TEMPLATE_FIELDS) of the first `count` kflow records of `columns` (lists or arrays)."""
+    strings = columns["strings"]
+    idx = _ints(columns["custom_idx"], count * N_CUSTOM, np.int64, "custom_idx").reshape(count, N_CUSTOM)
+    fixed = fixed_part(columns, idx, local_vnic, observation_point)
+    names = idx[:, _STRING_COLS]
+    used = np.flatnonzero(np.bincount(names.ravel(), minlength=len(strings)))
+    encoded = [varlen(cut_utf8(strings[i])) for i in used]  # each used name once
+    name_bytes = np.zeros(len(strings), np.int64)
+    name_bytes[used] = [len(e) for e in encoded]
+    name_start = np.zeros(len(strings), np.int64)
+    name_start[used] = np.cumsum(name_bytes[used]) - name_bytes[used]
+    lengths = fixed.itemsize + name_bytes[names].sum(axis=1)
+    return EncodedRecords(fixed, names, b"".join(encoded), name_start, name_bytes, lengths)
+
+
+def _cuts(lengths: np.ndarray, budget: int) -> list[int]:
+    """Where each Message's records end: greedily as many whole records as fit `budget` bytes."""
+    ends = np.cumsum(lengths).tolist()
+    cuts, start, before = [], 0, 0
+    while start < len(ends):
+        stop = bisect_right(ends, before + budget, lo=start)
+        if stop == start:
+            raise ValueError(f"one IPFIX record of {int(lengths[start])} bytes does not fit {budget} bytes")
+        cuts.append(stop)
+        before, start = ends[stop - 1], stop
+    return cuts
 
 
 def frame_messages(records: EncodedRecords, domain: int, first_sequence: int, export_time: int,
-                   max_bytes: int = UDP_MAX_BYTES) -> list[tuple[bytes, int]]:
-    """(Message, data records in it) for every record, each Message at most `max_bytes` long. The sequence
-    number of each Message counts the data records of the domain sent before it (RFC 7011 §3.1)."""
-    overhead = MESSAGE_HEADER.size + SET_HEADER.size
-    budget = max_bytes - overhead
-    ends = list(accumulate(records.lengths))
-    out, start, sent_bytes = [], 0, 0
-    while start < records.count:
-        stop = bisect_right(ends, sent_bytes + budget, lo=start)
-        if stop == start:
-            raise ValueError(f"one IPFIX record of {records.lengths[start]} bytes does not fit {max_bytes}")
-        body = set_bytes(TEMPLATE_ID, b"".join(records.records[start:stop]))
-        out.append((message(domain, first_sequence + start, export_time, body), stop - start))
-        sent_bytes, start = ends[stop - 1], stop
-    return out
+                   max_bytes: int = UDP_MAX_BYTES) -> Messages:
+    """Every record in Messages of at most `max_bytes` each. The sequence number of each Message counts the
+    data records of the domain sent before it (RFC 7011 §3.1)."""
+    n = records.count
+    if not n:
+        return Messages(b"", [], [])
+    cuts = _cuts(records.lengths, max_bytes - HEADERS_DTYPE.itemsize)
+    firsts = np.array([0] + cuts[:-1], np.int64)
+    counts = np.diff(np.array([0] + cuts, np.int64))
+    body = np.add.reduceat(records.lengths, firsts)
+    heads = np.empty(len(cuts), HEADERS_DTYPE)
+    heads["version"], heads["length"], heads["export_time"] = VERSION, body + HEADERS_DTYPE.itemsize, export_time
+    heads["sequence"], heads["domain"] = (first_sequence + firsts) & 0xFFFFFFFF, domain & 0xFFFFFFFF
+    heads["set_id"], heads["set_length"] = TEMPLATE_ID, body + SET_HEADER.size
+    return Messages(_gather(records, heads, firsts), np.cumsum(body + HEADERS_DTYPE.itemsize).tolist(),
+                    counts.tolist())
+
+
+def _gather(records: EncodedRecords, heads: np.ndarray, firsts: np.ndarray) -> bytes:
+    """All Messages back to back, written with one gather: each Message's header, then each of its records'
+    fixed part and 13 names."""
+    n, width = records.count, records.fixed.itemsize
+    dictionary_at, heads_at = n * width, n * width + len(records.dictionary)
+    source = np.concatenate([records.fixed.view(np.uint8).ravel(), np.frombuffer(records.dictionary, np.uint8),
+                             heads.view(np.uint8).ravel()])
+    piece_at = np.empty((n, 1 + len(_STRING_COLS)), np.int64)  # where each piece of each record is in `source`
+    piece_at[:, 0] = np.arange(n, dtype=np.int64) * width
+    piece_at[:, 1:] = dictionary_at + records.name_start[records.names]
+    piece_len = np.empty_like(piece_at)
+    piece_len[:, 0], piece_len[:, 1:] = width, records.name_bytes[records.names]
+    header_at = heads_at + np.arange(len(heads), dtype=np.int64) * HEADERS_DTYPE.itemsize
+    at = np.insert(piece_at.ravel(), firsts * piece_at.shape[1], header_at)
+    length = np.insert(piece_len.ravel(), firsts * piece_at.shape[1], HEADERS_DTYPE.itemsize)
+    out_at = np.cumsum(length) - length
+    return source[np.repeat(at - out_at, length) + np.arange(int(length.sum()), dtype=np.int64)].tobytes()

@@ -126,12 +126,17 @@ def _watch(procs: list[WorkerProcess], client, bucket: str, plan: Plan, deadline
         leader = next((p.name for p, i in zip(procs, infos) if i and i.get("leader")), "-")
         _say(f"  published {counts.get('objects_published', 0):>5}  parsed {counts.get('objects_parsed', 0):>5}  "
              f"delivered {counts.get('objects_completed', 0):>5}  deleted {counts.get('objects_deleted', 0):>5}"
-             f"  quarantined {counts.get('deadlettered', 0):>3}  kflow {counts.get('chf_delivered', 0):>8}"
+             f"  quarantined {counts.get('deadlettered', 0):>3}  kflow {_sent(counts):>8}"
              f"  ({rate:,.0f} flows/s)  in bucket {len(remaining):>5}  leader {leader}")
         if set(remaining) <= plan.bad_keys and counts.get("deadlettered", 0) >= len(plan.bad_keys) \
                 and counts.get("objects_completed", 0) >= len(plan.good):
             return True, counts, remaining
     return False, counts, remaining
+
+
+def _sent(counts: dict) -> int:
+    """kflow records accepted by Kentik, or (ipfix sink) handed to the collector's socket at its pace."""
+    return counts.get("chf_delivered", 0) + counts.get("ipfix_exported", 0)
 
 
 def _collector_summary(collector: nfcapd.NfCapd, plan: Plan) -> dict:
@@ -173,11 +178,11 @@ def _run(env: dict[str, str], started: float, *, objects: int, mean_flows: int, 
             collector.kill()
     accepted = (kentik_stats(env).get("kentik") or {}).get("flows_accepted")
     _say(f"demo: {'finished' if done else 'TIMED OUT'} in {time.monotonic() - started:.1f}s; kflow owed "
-         f"{plan.owed_chf}, delivered {counts.get('chf_delivered', 0)}"
+         f"{plan.owed_chf}, delivered {_sent(counts)}"
          + (f" (Kentik stand-in accepted {accepted})" if not collector else " (handed to nfcapd's socket)")
          + f"; objects deleted {counts.get('objects_deleted', 0)} of {len(plan.good)}; quarantined "
          f"{counts.get('deadlettered', 0)} of {len(plan.bad_keys)}; left in bucket {len(remaining)}")
-    ok = done and counts.get("chf_delivered", 0) == plan.owed_chf and not extra.get("nfdump_lost")
+    ok = done and _sent(counts) == plan.owed_chf and not extra.get("nfdump_lost")
     return {"objects_written": plan.written, "flows_written": plan.flows,
-            "kflow_delivered": counts.get("chf_delivered", 0), "objects_deleted": counts.get("objects_deleted", 0),
+            "kflow_delivered": _sent(counts), "objects_deleted": counts.get("objects_deleted", 0),
             "deadlettered": counts.get("deadlettered", 0), **extra, "ok": ok}

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-RECEIVE_BUFFER = 4 << 20  # nfcapd -B: blueflow sends in bursts (Linux caps it at net.core.rmem_max)
+RECEIVE_BUFFER = 4 << 20  # nfcapd -B: room for a stall of nfcapd on a busy machine (capped by net.core.rmem_max)
 
 
 def missing() -> str | None:

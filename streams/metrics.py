@@ -42,6 +42,23 @@ CHF_DELIVERED = Counter("blueflow_chf_delivered_total", "kflow records accepted 
 CHF_SKIPPED_DUPLICATE = Counter("blueflow_chf_skipped_duplicate_total",
                                 "kflow records not sent again because their chunk was already accepted.",
                                 registry=REGISTRY)
+# IPFIX sink (docs/ipfix.md): "exported" = handed to every collector's socket at its pace — not an acknowledgement
+IPFIX_EXPORTED = Counter("blueflow_ipfix_exported_total", "kflow records handed over to every IPFIX collector of "
+                         "their source (UDP: accepted by the socket at the collector's pace; no receipt).",
+                         registry=REGISTRY)
+IPFIX_RECORDS = Counter("blueflow_ipfix_records_total", "IPFIX data records handed over, per collector.",
+                        ["collector"], registry=REGISTRY)
+IPFIX_DATAGRAMS = Counter("blueflow_ipfix_datagrams_total", "IPFIX Messages handed over, templates included "
+                          "(over UDP one datagram each), per collector.", ["collector"], registry=REGISTRY)
+IPFIX_BYTES = Counter("blueflow_ipfix_bytes_total", "Bytes of IPFIX Messages handed over, per collector.",
+                      ["collector"], registry=REGISTRY)
+IPFIX_SEND_ERRORS = Counter("blueflow_ipfix_send_errors_total", "Failed IPFIX sends (each is retried), per "
+                            "collector.", ["collector"], registry=REGISTRY)
+IPFIX_PACE = Gauge("blueflow_ipfix_pace_records_per_second", "The pace of this worker's export to a collector "
+                   "(UDP: --ipfix_rate; 0 = unpaced, TCP).", ["collector"], registry=REGISTRY)
+IPFIX_PACE_WAIT = Counter("blueflow_ipfix_pace_wait_seconds_total", "Seconds the export waited for its pace, per "
+                          "collector (grows as fast as time: the pace is the bottleneck).", ["collector"],
+                          registry=REGISTRY)
 KENTIK_REQUESTS = Counter("blueflow_kentik_requests_total", "Flow-ingest calls by result.", ["result"],
                           registry=REGISTRY)
 KENTIK_BYTES = Counter("blueflow_kentik_request_bytes_total", "Bytes of flow-ingest request bodies sent.",

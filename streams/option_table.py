@@ -132,6 +132,13 @@ OPTIONS: tuple[Option, ...] = (
            kind="choice", choices=("udp", "tcp")),
     Option("ipfix_domain", "BLUEFLOW_IPFIX_DOMAIN", "subnet",
            "IPFIX observation domain: subnet (one per IBM subnet, from its id) or a fixed number."),
+    Option("ipfix_rate", "BLUEFLOW_IPFIX_RATE", "20000",
+           "IPFIX records per second from each worker to each collector over UDP (the pace; 0 = unpaced). "
+           "About 5.6 MB/s at 20000; more collectors, workers or TCP give more (docs/ipfix.md).", kind="int",
+           minimum=0),
+    Option("ipfix_kentik_device", "BLUEFLOW_IPFIX_KENTIK_DEVICE", "",
+           "COMPANY_ID:DEVICE_ID of a Kentik device: every IPFIX record then carries them in observationPointId "
+           "(IE 138) as ktranslate does, for Kentik's kproxy (docs/ipfix.md)."),
     Option("kentik_device_type", "BLUEFLOW_KENTIK_DEVICE_TYPE", "host-nprobe-dns-www",
            "device_type of the Kentik devices blueflow creates."),
     Option("kentik_device_subtype", "BLUEFLOW_KENTIK_DEVICE_SUBTYPE", "ibm_subnet",

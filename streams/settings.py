@@ -141,6 +141,8 @@ class Settings:
     ipfix_collectors: str
     ipfix_transport: str
     ipfix_domain: str
+    ipfix_rate: int
+    ipfix_kentik_device: str
     kentik_device_type: str
     kentik_device_subtype: str
     config: str = ""
@@ -248,4 +250,22 @@ def ipfix_problems(settings: Settings, collectors: str) -> list[str]:
         problems.append(f"--ipfix_transport must be udp or tcp, not {settings.ipfix_transport!r}")
     if settings.ipfix_domain != "subnet" and not settings.ipfix_domain.isdigit():
         problems.append(f"--ipfix_domain must be subnet or a number, not {settings.ipfix_domain!r}")
+    try:
+        kentik_observation_point(settings)
+    except ValueError as exc:
+        problems.append(str(exc))
     return problems
+
+
+def kentik_observation_point(settings: Settings) -> int | None:
+    """observationPointId of every IPFIX record from --ipfix_kentik_device (COMPANY_ID:DEVICE_ID), or None
+    when it is not set; ValueError in operator words when it is malformed."""
+    from connectors.ipfix import kentik_observation_point as pack
+
+    text = settings.ipfix_kentik_device.strip()
+    if not text:
+        return None
+    company, sep, device = text.partition(":")
+    if not sep or not company.strip().isdigit() or not device.strip().isdigit():
+        raise ValueError(f"--ipfix_kentik_device must be COMPANY_ID:DEVICE_ID (two numbers), not {text!r}")
+    return pack(int(company), int(device))

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 
 STAGE_TOPICS = (("parse", "objects"), ("enrich", "flows"), ("sink", "kflow"))
-RATE_COUNTERS = ("flows_parsed", "chf_translated", "chf_delivered", "objects_completed")
+RATE_COUNTERS = ("flows_parsed", "chf_translated", "chf_delivered", "ipfix_exported", "objects_completed")
 
 
 # ------------------------------------------------------------------------------------------ pure

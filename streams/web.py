@@ -26,6 +26,7 @@ def progress_counts() -> dict:
         "flows_parsed": int(c(metrics.FLOWS_PARSED)),
         "chf_translated": int(c(metrics.CHF_TRANSLATED)),
         "chf_delivered": int(c(metrics.CHF_DELIVERED)),
+        "ipfix_exported": int(c(metrics.IPFIX_EXPORTED)),
         "chf_skipped_duplicate": int(c(metrics.CHF_SKIPPED_DUPLICATE)),
         "objects_completed": int(c(metrics.OBJECTS_COMPLETED)),
         "objects_deleted": int(c(metrics.OBJECTS_DELETED)),

@@ -40,6 +40,7 @@ class StageContext:
     sink_progress: dict = field(default_factory=dict)  # sink: key -> ObjectProgress of objects being delivered
     devices: object = None  # streams.stages.devices.Devices
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
+    ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
     sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
     deletes: object = None  # streams.stages.delete_batch.DeleteBatcher; None: each message finalizes its own

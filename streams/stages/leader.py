@@ -96,8 +96,9 @@ async def progress_log_loop(ctx, every_s: float = 30.0) -> None:
         delta = {k: now[k] - last.get(k, 0) for k in now}
         if any(delta.values()):
             log.info("progress (last %.0fs): %d objects parsed, %d flows, %d kflow records accepted by Kentik, "
-                     "%d objects completed, %d deleted, %d quarantined, %d skipped as already done",
-                     every_s, delta["objects_parsed"], delta["flows_parsed"], delta["chf_delivered"],
+                     "%d handed to IPFIX collectors, %d objects completed, %d deleted, %d quarantined, %d skipped "
+                     "as already done", every_s, delta["objects_parsed"], delta["flows_parsed"],
+                     delta["chf_delivered"], delta["ipfix_exported"],
                      delta["objects_completed"], delta["objects_deleted"], delta["deadlettered"],
                      delta["objects_skipped"])
         last = now

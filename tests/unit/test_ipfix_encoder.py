@@ -145,7 +145,7 @@ def test_long_names_are_cut_at_a_character_boundary_and_a_record_always_fits_a_d
     msgs = ipfix.frame_messages(records, 1, 0, 0)
     templates: dict = {}
     decode(ipfix.template_message(1, 0, 0), templates)
-    name = decode(msgs[0][0], templates).records[0][(ipfix.PEN, 5)]
+    name = decode(bytes(msgs.view(0)), templates).records[0][(ipfix.PEN, 5)]
     assert len(name.encode()) <= 100 and ("ünïcødé ☃ 日本語" * 10).startswith(name)
 
 
@@ -157,4 +157,39 @@ def test_a_value_ipfix_cannot_carry_is_an_error_that_names_the_element():
 
 
 def test_empty_batch_has_no_message():
-    assert ipfix.frame_messages(ipfix.encode_records(make_columns(0), 0, ""), 1, 0, 0) == []
+    assert len(ipfix.frame_messages(ipfix.encode_records(make_columns(0), 0, ""), 1, 0, 0)) == 0
+
+
+def test_numpy_columns_as_decoded_from_kafka_give_the_same_bytes_and_messages_are_filled_greedily():
+    import numpy as np
+
+    from streams.columns import KFLOW_INT_TYPES
+
+    cols = make_columns(400, seed=7)
+    arrays = {k: (np.asarray(v, KFLOW_INT_TYPES[k]) if k in KFLOW_INT_TYPES else v) for k, v in cols.items()}
+    arrays["custom_idx"] = np.asarray(cols["custom_idx"], "<u2")
+    records = ipfix.encode_records(arrays, 400, "vnic-local")
+    messages = ipfix.frame_messages(records, 5, 0, 1714560000)
+    assert messages.data == ipfix.frame_messages(ipfix.encode_records(cols, 400, "vnic-local"), 5, 0,
+                                                 1714560000).data
+    lengths, start = records.lengths.tolist(), 0
+    for (raw, count), end in zip(messages, messages.ends):
+        assert len(raw) == 20 + sum(lengths[start:start + count]) <= 1400
+        if start + count < 400:  # greedy: the next record would not have fit
+            assert len(raw) + lengths[start + count] > 1400
+        start += count
+    assert start == 400 and messages.ends[-1] == len(messages.data)
+
+
+def test_observation_point_is_appended_to_the_fixed_part_and_the_template():
+    cols = make_columns(3)
+    point = ipfix.kentik_observation_point(70123, 4567)
+    assert point == (70123 & 0xFFFF) << 32 | 4567  # ktranslate: low 16 bits of the company id, then the device
+    [(raw, count)] = list(ipfix.frame_messages(ipfix.encode_records(cols, 3, "", point), 1, 0, 0))
+    templates: dict = {}
+    decode(ipfix.template_message(1, 0, 0, with_point=True), templates)
+    got = decode(raw, templates).records
+    assert [r.pop((0, 138)) for r in got] == [point] * 3
+    assert got == [expected(cols, i, "") for i in range(3)]
+    with pytest.raises(ValueError):
+        ipfix.kentik_observation_point(1, 2 ** 32)

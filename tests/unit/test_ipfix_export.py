@@ -1,7 +1,10 @@
 """connectors/ipfix_export.py over real loopback sockets: template schedule (UDP) and per connection (TCP),
-reconnect after a lost session, errors of a collector that is down, sequence numbers per domain."""
+reconnect after a lost session, errors of a collector that is down, sequence numbers per domain, the pace
+(bursts, average rate, what the meter is told), a retry that resumes after the last Message handed over, and
+a TCP collector that stops reading (the send waits without blocking the loop, then fails)."""
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -9,18 +12,8 @@ import time
 import pytest
 
 from connectors import ipfix
-from connectors.ipfix_export import Collector, Exporter, IpfixSendError, parse_collectors
+from connectors.ipfix_export import (Collector, Cursor, Exporter, IpfixSendError, Meter, Pace, parse_collectors)
 from tests.unit.ipfix_decoder import decode, decode_stream
-
-
-def test_collectors_setting():
-    assert parse_collectors("127.0.0.1:4739, collector.example:2055,[::1]:9995") == [
-        Collector("127.0.0.1", 4739), Collector("collector.example", 2055), Collector("::1", 9995)]
-    for bad in ("", "host", "host:0", "host:port", ":4739", "h:70000"):
-        with pytest.raises(ValueError):
-            parse_collectors(bad)
-
-
 class Clock:
     def __init__(self):
         self.now = 0.0
@@ -28,18 +21,36 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
 
 TEMPLATE_BYTES = len(ipfix.template_message(0, 0, 0))
 
 
-def data_message(domain: int, sequence: int) -> bytes:
-    return ipfix.message(domain, sequence, 0, ipfix.set_bytes(ipfix.TEMPLATE_ID, b""))
+def data_message(domain: int, sequence: int, records: int = 0) -> bytes:
+    return ipfix.message(domain, sequence, 0, ipfix.set_bytes(ipfix.TEMPLATE_ID, b"\0" * 70 * records))
+
+
+def batch(*messages: bytes, records: list[int] | None = None) -> ipfix.Messages:
+    ends, at = [], 0
+    for m in messages:
+        at += len(m)
+        ends.append(at)
+    return ipfix.Messages(b"".join(messages), ends, records or [0] * len(messages))
+
+
+def send(exporter: Exporter, domain: int, messages: ipfix.Messages, index: int = 0, cursor=None) -> Cursor:
+    cursor = cursor or Cursor()
+    asyncio.run(exporter.send(index, domain, messages, cursor))
+    return cursor
 
 
 @pytest.fixture()
 def udp_collector():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.settimeout(2)
     yield sock
     sock.close()
@@ -59,13 +70,12 @@ def test_udp_templates_before_first_data_of_each_domain_and_again_after_the_inte
     exporter = Exporter([Collector(*udp_collector.getsockname())], "udp", template_interval=60, clock=clock)
     assert exporter.max_bytes == 1400
     assert (exporter.reserve(1, 5), exporter.reserve(1, 3), exporter.reserve(2, 4)) == (0, 5, 0)
-    exporter.send(0, 1, data_message(1, 0))
-    exporter.send(0, 1, data_message(1, 5))
-    exporter.send(0, 2, data_message(2, 0))
+    send(exporter, 1, batch(data_message(1, 0), data_message(1, 5)))
+    send(exporter, 2, batch(data_message(2, 0)))
     clock.now = 59
-    exporter.send(0, 1, data_message(1, 8))
+    send(exporter, 1, batch(data_message(1, 8)))
     clock.now = 61
-    exporter.send(0, 1, data_message(1, 8))
+    send(exporter, 1, batch(data_message(1, 8)))
     assert received(udp_collector, 8) == [(1, 0, True), (1, 0, False), (1, 5, False), (2, 0, True), (2, 0, False),
                                           (1, 8, False), (1, 8, True), (1, 8, False)]
     exporter.close()
@@ -79,7 +89,76 @@ def test_udp_collector_down_is_reported_not_silently_dropped():
     exporter = Exporter([Collector("127.0.0.1", port)], "udp")
     with pytest.raises(IpfixSendError, match=f"udp export to collector 127.0.0.1:{port} failed"):
         for _ in range(5):
-            exporter.send(0, 1, data_message(1, 0))
+            send(exporter, 1, batch(data_message(1, 0)))
+
+
+def test_pace_spaces_bursts_so_the_average_rate_is_the_pace():
+    clock = Clock()
+    pace = Pace(1000, burst=10, clock=clock)
+    assert [pace.delay(10), pace.delay(10), pace.delay(5)] == pytest.approx([0.0, 0.01, 0.015])  # a burst, then spaced
+    clock.now = 1.0  # idle for a while: one burst may go at once again, no more
+    assert [pace.delay(10), pace.delay(10)] == pytest.approx([0.0, 0.01])
+    assert Pace(0).delay(10 ** 9) == 0.0 and Pace(20000).burst == 200  # 0: unpaced; default burst 10 ms
+
+
+class Counting(Meter):
+    def __init__(self):
+        self.totals, self.waits, self.rates = {}, [], {}
+
+    def sent(self, collector, records, datagrams, nbytes):
+        old = self.totals.get(str(collector), (0, 0, 0))
+        self.totals[str(collector)] = (old[0] + records, old[1] + datagrams, old[2] + nbytes)
+
+    def waited(self, collector, seconds):
+        self.waits.append(seconds)
+
+    def paced(self, collector, rate):
+        self.rates[str(collector)] = rate
+
+
+def test_udp_export_keeps_the_pace_in_bursts_and_tells_the_meter(udp_collector):
+    clock, meter = Clock(), Counting()
+    times = []
+
+    async def sleep(seconds):
+        await clock.sleep(seconds)
+        times.append(clock.now)
+
+    collector = Collector(*udp_collector.getsockname())
+    exporter = Exporter([collector], "udp", rate=1000, clock=clock, sleep=sleep, meter=meter)
+    msgs = [data_message(7, 4 * i, records=4) for i in range(50)]  # 200 records in 50 datagrams
+    send(exporter, 7, batch(*msgs, records=[4] * 50))
+    assert meter.rates == {str(collector): 1000}
+    assert exporter.sessions[0].pace.burst == 10  # 10 ms at 1,000 records/s: two datagrams of 4 per burst
+    assert len(times) == 24 and times[-1] == pytest.approx(0.19)  # 200 records at 1,000/s less one burst's 10 ms
+    got = received(udp_collector, 51)
+    assert got[0] == (7, 0, True) and [s for _, s, _ in got[1:]] == [4 * i for i in range(50)]
+    assert meter.totals == {str(collector): (200, 51, sum(map(len, msgs)) + TEMPLATE_BYTES)}
+    tcp = Exporter([collector], "tcp", rate=1000, meter=meter)
+    assert tcp.sessions[0].pace.rate == 0 and meter.rates[str(collector)] == 0  # TCP: flow control paces
+
+
+def test_a_failed_send_resumes_after_the_last_message_handed_over(udp_collector, monkeypatch):
+    exporter = Exporter([Collector(*udp_collector.getsockname())], "udp", rate=0)
+    msgs = batch(*[data_message(3, i) for i in range(6)], records=[1] * 6)
+    real_write, calls = Exporter._write, []
+
+    async def flaky(self, sock, data):
+        calls.append(1)
+        if len(calls) == 4:  # the template, two Messages, then the third fails
+            raise ConnectionRefusedError("collector restarting")
+        await real_write(self, sock, data)
+
+    monkeypatch.setattr(Exporter, "_write", flaky)
+    cursor = Cursor()
+    with pytest.raises(IpfixSendError, match="ConnectionRefusedError"):
+        send(exporter, 3, msgs, cursor=cursor)
+    assert cursor.next == 2
+    send(exporter, 3, msgs, cursor=cursor)  # a new socket: the template again, then the rest
+    assert cursor.next == 6
+    assert received(udp_collector, 7) == [(3, 0, True), (3, 0, False), (3, 1, False), (3, 2, True), (3, 2, False),
+                                          (3, 3, False), (3, 4, False)] and received(udp_collector, 1) == [
+        (3, 5, False)]
 
 
 class TcpCollector:
@@ -137,21 +216,17 @@ def wait_for(predicate, timeout=3.0):
         time.sleep(0.01)
 
 
-def test_tcp_templates_once_per_connection_and_again_after_a_reconnect():
+def test_tcp_templates_once_per_connection_and_again_on_the_new_session_after_the_collector_closed():
     collector = TcpCollector()
     exporter = Exporter([Collector(*collector.address)], "tcp")
     assert exporter.max_bytes == 65000
-    for seq in (0, 4, 9):
-        exporter.send(0, 3, data_message(3, seq))
+    send(exporter, 3, batch(*[data_message(3, seq) for seq in (0, 4, 9)]))
     wait_for(lambda: collector.streams and len(collector.streams[0]) == TEMPLATE_BYTES + 3 * 20)
     kinds = [(m.sequence, bool(m.templates)) for m in decode_stream(bytes(collector.streams[0]))]
     assert kinds == [(0, True), (0, False), (4, False), (9, False)]
     collector.drop_connections()
-    with pytest.raises(IpfixSendError):  # the peer closed: the write fails within a few Messages
-        for _ in range(50):
-            exporter.send(0, 3, data_message(3, 9))
-            wait_for(lambda: True)
-    exporter.send(0, 3, data_message(3, 12))  # a new session: template first again
+    time.sleep(0.1)  # the collector closed the connection: Messages written now would be lost
+    send(exporter, 3, batch(data_message(3, 12)))  # so the exporter sees the close and opens a new session
     wait_for(lambda: len(collector.streams) == 2 and len(collector.streams[1]) == TEMPLATE_BYTES + 20)
     assert [(m.sequence, bool(m.templates)) for m in decode_stream(bytes(collector.streams[1]))] == [
         (12, True), (12, False)]
@@ -166,4 +241,32 @@ def test_tcp_collector_refusing_connections_is_a_send_error():
     unused.close()  # bound once, never listening
     exporter = Exporter([Collector(*address)], "tcp")
     with pytest.raises(IpfixSendError, match="ConnectionRefusedError"):
-        exporter.send(0, 1, data_message(1, 0))
+        send(exporter, 1, batch(data_message(1, 0)))
+
+
+def test_a_tcp_collector_that_stops_reading_makes_the_send_wait_without_blocking_the_loop_then_fail():
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    exporter = Exporter([Collector(*server.getsockname())], "tcp", timeout=0.5)
+    big = data_message(5, 0, records=900)  # 63 kB Messages; the collector accepts and never reads
+    msgs = batch(*[big] * 200, records=[900] * 200)
+    ticks, cursor = [], Cursor()
+
+    async def run():
+        async def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.02)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            await exporter.send(0, 5, msgs, cursor)
+        finally:
+            tick.cancel()
+
+    started = time.monotonic()
+    with pytest.raises(IpfixSendError, match="TimeoutError"):
+        asyncio.run(run())
+    assert 0 < cursor.next < 200 and time.monotonic() - started >= 0.5  # waited, then gave up; nothing dropped
+    assert len(ticks) >= 10  # the loop kept running other work while the send waited
+    server.close()

@@ -11,7 +11,8 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams import topology
+from connectors import ipfix
+from streams import metrics, topology
 from streams.records import ObjectRef
 from streams.settings import SettingError, Settings, missing_for_worker
 from streams.stages import ipfix_sink, sink
@@ -54,10 +55,19 @@ def drain(sock: socket.socket) -> list[bytes]:
             return out
 
 
+def counted(collector: str) -> tuple:
+    """This process's IPFIX metrics of one collector, and its totals (records handed over; Kentik's count)."""
+    v = metrics.counter_value
+    return (v(metrics.IPFIX_RECORDS, collector=collector), v(metrics.IPFIX_DATAGRAMS, collector=collector),
+            v(metrics.IPFIX_BYTES, collector=collector), v(metrics.IPFIX_SEND_ERRORS, collector=collector),
+            metrics.IPFIX_PACE.labels(collector=collector)._value.get())
+
+
 def test_every_record_reaches_every_udp_collector_before_the_one_delete(big_object):
     a, b = udp_socket(), udp_socket()
-    collectors = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b))
-    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=collectors)
+    names = [f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b)]
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=",".join(names), BLUEFLOW_IPFIX_RATE="5000")
+    exported, kentik = metrics.counter_value(metrics.IPFIX_EXPORTED), metrics.counter_value(metrics.CHF_DELIVERED)
     raws = parsed(d, big_object)
     chunks = d.kflow_chunks(raws)
     assert len(raws) >= 4
@@ -74,9 +84,14 @@ def test_every_record_reaches_every_udp_collector_before_the_one_delete(big_obje
     [entry] = d.ledger()
     assert (entry.flows, entry.chf, entry.deleted) == (big_object.flow_count, big_object.chf_count, True)
     domain = zlib.crc32(chunks[0].subnet_id.encode())
-    for sock in (a, b):
+    # handed over once per record (not per collector); nothing counted as "accepted by Kentik"
+    assert metrics.counter_value(metrics.IPFIX_EXPORTED) - exported == big_object.chf_count
+    assert metrics.counter_value(metrics.CHF_DELIVERED) == kentik
+    for sock, name in zip((a, b), names):
         templates: dict = {}
-        messages = [decode(m, templates) for m in drain(sock)]
+        datagrams = drain(sock)
+        messages = [decode(m, templates) for m in datagrams]
+        assert counted(name) == (big_object.chf_count, len(datagrams), sum(map(len, datagrams)), 0, 5000)
         data = [m for m in messages if m.records]
         assert messages[0].templates and all(m.domain == domain for m in messages)
         assert sum(len(m.records) for m in data) == big_object.chf_count  # each chunk once, duplicates skipped
@@ -218,3 +233,25 @@ def test_only_sources_exporting_to_kentik_send_their_exports_status():
 
     d.run(run())
     assert d.kentiks["to-kentik"].beats == [(101, "START")] and d.kentiks["to-ipfix"].beats == []
+
+
+def test_kentik_device_ids_ride_in_every_record_for_kproxy(big_object):
+    """--ipfix_kentik_device: the template gains observationPointId (IE 138) and every record carries
+    (company id & 0xFFFF) << 32 | device id, as ktranslate's IPFIX output packs them."""
+    sock = udp_socket()
+    d = Driver(BLUEFLOW_SINK="ipfix", BLUEFLOW_IPFIX_COLLECTORS=f"127.0.0.1:{sock.getsockname()[1]}",
+               BLUEFLOW_IPFIX_KENTIK_DEVICE="70123:4567")
+    for raw in parsed(d, big_object):
+        export(d, raw)
+    templates: dict = {}
+    messages = [decode(m, templates) for m in drain(sock)]
+    [fields] = {tuple(f) for m in messages for f in m.templates.values()}
+    assert (138, 8, 0) in fields and len(fields) == len(ipfix.TEMPLATE_FIELDS) + 1
+    points = {r[(0, 138)] for m in messages for r in m.records}
+    assert points == {(70123 & 0xFFFF) << 32 | 4567} and sum(len(m.records) for m in messages) == big_object.chf_count
+    sock.close()
+    base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
+            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "h:4739"}
+    for bad in ("4567", "acme:1", "1:99999999999"):
+        problems = missing_for_worker(Settings.from_env({**base, "BLUEFLOW_IPFIX_KENTIK_DEVICE": bad}))
+        assert len(problems) == 1 and ("ipfix_kentik_device" in problems[0] or "do not fit" in problems[0]), problems
