@@ -25,6 +25,13 @@ def _rate(rates: dict | None, name: str) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def _sent_rate(rates: dict | None) -> str:
+    """Records sent per second by whichever sink the worker runs: kflow to Kentik, or IPFIX to collectors."""
+    if (rates or {}).get("ipfix_exported_per_s"):
+        return _rate(rates, "ipfix_exported_per_s")
+    return _rate(rates, "chf_delivered_per_s")
+
+
 def _one_line(value, style: str = ""):
     """Text cut to its cell's width with an ellipsis (the whole text is in the errors above and in --json)."""
     text = _text(value, style)
@@ -66,7 +73,7 @@ def worker_table(doc: dict):
         table.add_row(_text(_short(w["url"])), "leader" if w["leader"] else "", _text("ok", "green") if w["healthy"] else
                       _text("unhealthy", "bold red"), f"{w['uptime_s'] or 0:.0f}s",
                       "" if w["lag"] is None else str(w["lag"]), str(counts.get("objects_completed", 0)),
-                      _rate(rates, "flows_parsed_per_s"), _rate(rates, "chf_delivered_per_s"))
+                      _rate(rates, "flows_parsed_per_s"), _sent_rate(rates))
         notes += [_text(f"{w['url']}: {problem}", "red") for problem in w["problems"] or []]
     return Group(table, *notes) if notes else table
 
@@ -94,7 +101,8 @@ def facts_grid(doc: dict):
     facts.add_row("objects waiting", "?" if doc.get("in_flight") is None else str(doc["in_flight"]))
     facts.add_row("oldest waiting object", "none" if age is None else f"{age:.0f}s")
     facts.add_row("totals", f"{counts.get('objects_completed', 0)} objects, {counts.get('flows_parsed', 0)} flows, "
-                            f"{counts.get('chf_delivered', 0)} kflow delivered")
+                            f"{counts.get('chf_delivered', 0)} kflow delivered"
+                            + (f", {counts['ipfix_exported']} IPFIX exported" if counts.get("ipfix_exported") else ""))
     facts.add_row("Kentik HTTP", _text(", ".join(f"{k}: {v}" for k, v in doc["kentik"].items()) or "none yet"))
     facts.add_row("COS errors", _text(", ".join(f"{k}: {v}" for k, v in doc["cos_errors"].items()) or "none"))
     facts.add_row("dead letters", _text(f"{dead.get('objects', '?')} objects " + ", ".join(

@@ -188,6 +188,21 @@ def test_render_draws_a_status_document():
     assert "UNHEALTHY" in text and "blueflow.kflow" in text and "200: 4" in text and "down" in text
 
 
+def test_an_ipfix_worker_shows_what_it_exported_not_kflow_delivered():
+    from rich.console import Console
+
+    doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": True,
+           "workers": [{"url": "http://w1", "ok": True, "leader": True, "healthy": True, "problems": [],
+                        "uptime_s": 5, "lag": 0, "error": None, "counts": {"ipfix_exported": 700},
+                        "rates": {"ipfix_exported_per_s": 350.0, "chf_delivered_per_s": 0.0}}],
+           "lag": {}, "in_flight": 0, "bucket": {}, "rates": {}, "counts": {"ipfix_exported": 700},
+           "kentik": {}, "cos_errors": {}, "deadletters": {"objects": 0, "by_stage": {}}, "errors": []}
+    console = Console(record=True, width=120)
+    console.print(render(doc))
+    text = console.export_text()
+    assert "700 IPFIX exported" in text and "350" in text
+
+
 def test_render_shows_errors_whole_and_escapes_every_outside_string():
     from rich.console import Console
 
