@@ -19,6 +19,7 @@ from typing import Callable
 import requests
 
 from devstack import stack
+from devstack.fault_phase import faults_applied, met_problems, pending_at, release
 from devstack.faults import deletion_times, first_complete_times, inject
 from devstack.referee import compare, owed_records
 from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
@@ -186,10 +187,11 @@ def run_fault(run: SourcesRun, fault_s: float, phase_s: float, log: Callable[[st
     while time.time() - start < fault_s:
         health += run.health()
         time.sleep(2)
-    requests.delete(run.env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/faults", timeout=10).raise_for_status()
+    applied = faults_applied(run.env["BLUEFLOW_COS_IAM_ENDPOINT"])
+    release(run.env["BLUEFLOW_COS_IAM_ENDPOINT"])
     end = time.time()
     writer.join()
-    return (start, end), health
+    return (start, end, applied), health
 
 
 def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: Callable[[str], None] = print) -> dict:
@@ -198,7 +200,7 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
     log(f"  {sum(map(len, run.objects.values()))} objects to write steadily to {len(run.sources)} buckets, "
         f"run {run.run_id}")
     try:
-        window, health = run_fault(run, 30.0, 20.0 if quick else 30.0, log)
+        (*window, applied), health = run_fault(run, 30.0, 20.0 if quick else 30.0, log)
         drained = wait_until(run.drained, 300 if quick else 600, 2.0)
         drained_at = time.time() if drained else None
         peak_kb = max((w.read_peak_rss() for w in run.workers), default=0)
@@ -208,15 +210,29 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
         proxy_log = requests.get(env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/requests",
                                  timeout=60).json()["requests"]
         per_source = {s.name: judge_source(run, s, flows, proxy_log, window) for s in run.sources}
+        met = fault_met(run, proxy_log, window, applied)
     except Exception as exc:  # noqa: BLE001 - a broken run is a failed scenario, not a crashed suite
         return {"scenario": "sources", "owed": None, "accepted": None, "pending": None, "lost": None,
                 "duplicates": None, "early_deletes": None, "recovery_s": None, "ok": False,
                 "problems": [f"{type(exc).__name__}: {exc}"], "details": {"run_id": run.run_id}}
     finally:
         run.close()
-    entry = verdict_entry(per_source, window, drained_at, health, run.run_id, [])
+    entry = verdict_entry(per_source, window, drained_at, health, run.run_id, met_problems(met))
+    entry["details"]["fault_met"] = met
     entry["peak_rss_mb"] = round(peak_kb / 1024) if peak_kb else None
     return entry
+
+
+def fault_met(run: SourcesRun, proxy_log: list[dict], window: tuple, applied: int) -> dict:
+    """What the failing source's fault met: its objects not yet deleted when it began plus those written
+    during it (every request to its bucket failed meanwhile, so those waited by construction)."""
+    failing = run.sources[1]
+    start, end = window
+    written = run.written[failing.name]
+    at_start = pending_at(written, deletion_times(proxy_log, failing.bucket), start)
+    during = sum(1 for at in written.values() if start < at < end)
+    return {"events": [{"fault": f"{failing.name}'s COS answers 503", "pending": at_start + during,
+                        "pending_at_start": at_start, "written_during": during}], "faults_applied": applied}
 
 
 def verdict_entry(per_source: dict[str, dict], window: tuple, drained_at: float | None, health: list[int],
