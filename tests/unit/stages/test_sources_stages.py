@@ -147,6 +147,25 @@ def test_a_delete_that_keeps_failing_is_deferred_and_finished_later_without_send
     assert obj.key not in d.coses["acct-b"].objects and [e.deleted for e in d.ledger()] == [True]
 
 
+def test_a_slow_listing_does_not_hold_back_the_other_sources_publication(objects, monkeypatch):
+    """A failing source's listing can take seconds (the SDK retrying 503s): the others are published meanwhile."""
+    d = two_sources()
+    d.coses["acct-a"].put(objects[0].key, objects[0].body)
+    d.coses["acct-b"].put(objects[1].key, objects[1].body)
+    real, published_while_b_listed = poll._list, []
+
+    async def slow_b(ctx, source, ledger):
+        if source.name == "acct-b":
+            await asyncio.sleep(poll.LISTING_GRACE_S * 3)
+            published_while_b_listed.append(len(d.topics.objects.messages))
+        return await real(ctx, source, ledger)
+
+    monkeypatch.setattr(poll, "_list", slow_b)
+    asyncio.run(poll._poll_once(d.ctx, {s.name: PublishLedger(600) for s in (A, B)}))
+    assert published_while_b_listed == [1]  # acct-a's object went out before acct-b's listing was in
+    assert [ObjectRef.decode(v).source for _, v in d.topics.objects.messages] == ["acct-a", "acct-b"]
+
+
 def due(n: int, prefix: str) -> list[Due]:
     return [Due(f"{prefix}{i}", "e", 1, 0, False) for i in range(n)]
 
