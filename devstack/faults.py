@@ -742,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
               f"lost={entry['lost']} "
               f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
               f"recovery_s={entry['recovery_s']} peak_rss_mb={entry.get('peak_rss_mb')} "
+              f"fault_met=[{fault_report.met_summary(entry) or '-'}] "
               f"{'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}", flush=True)
         for line in entry["details"].get("table", ()):
             print(f"[faults] {name}:   {line}", flush=True)
