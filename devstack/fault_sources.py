@@ -6,7 +6,14 @@ workers from one configuration file. Objects are written to both buckets at a st
 answered 503 by the COS auth proxy. Pass: in both sources 0 lost and 0 early deletes and the bucket drained;
 the workers stay healthy; and acct-a's latency (object written → its last record accepted by Kentik) while
 acct-b fails is within noise of its latency before (`latency_unaffected`). Both sources' p50/p99 per phase
-are reported.
+are reported, and `fault_met`: acct-b's objects pending when its fault began or written during it.
+
+Why acct-b's fault could delay acct-a (acct-a's p99 6.3 s during the fault vs 2.1 s before, once): the two
+sources share the topics' partitions, and (1) the leader published a poll's listings together, so acct-a's new
+objects waited for acct-b's failing listing (two SDK attempts); now each listing is published as soon as it is
+in (streams/stages/poll.py); (2) a message of acct-b's objects published just before the fault is retried in
+place, holding acct-a's objects behind it in the same partition, until acct-b has failed for GIVE_UP_AFTER_S
+(was 10 s, now 3 s: streams/sources.py). What remains is that hold of at most ~3 s, once, at the fault's start.
 """
 from __future__ import annotations
 
@@ -69,7 +76,8 @@ def _round(value: float | None) -> float | None:
 def latency_unaffected(baseline: dict, during: dict, slack_s: float = 2.0) -> str:
     """"" if the healthy source's latency while the other fails is within noise of its baseline (p50 at most
     1.5x + slack, p99 at most 2x + slack), else why not. Noise: one poll interval (2 s here) plus a loaded
-    2-core machine."""
+    2-core machine; the p99 bound (about 6 s for a 2 s baseline) also holds the one ~3 s hold a failing source
+    may put on a shared partition as its fault begins (GIVE_UP_AFTER_S, see the module doc)."""
     if not baseline.get("objects") or not during.get("objects"):
         return "no objects accepted in the baseline or fault phase: latency not measured"
     problems = []
