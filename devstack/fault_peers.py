@@ -32,7 +32,8 @@ def _chf_modes_settled(run, url: str, timeout_s: float, answered: Callable[[], b
     fault_end = time.time()
     left = pending()
     stats = requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {})
-    run.notes["kentik_modes_applied"] = run.notes["faults_applied"] = stats.get("modes_applied") or 0
+    run.notes["kentik_modes_applied"] = applied = stats.get("modes_applied") or {}  # mode -> answers given
+    run.notes["faults_applied"] = sum(applied.values())
     if left:
         run.notes.setdefault("problems", []).append(f"{left} Kentik answer mode(s) never applied")
     return fault_end
