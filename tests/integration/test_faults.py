@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.stack
+# the module fixture runs 12 scenarios: 9.5 min on a loaded 2-core machine, over pytest-timeout's default 600 s
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
 
 SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug", "ctrlkeys", "delete403",
              "overwrite", "redirect", "badbody", "sources")
