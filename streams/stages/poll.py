@@ -182,8 +182,8 @@ LISTING_GRACE_S = 0.5  # after the first listing of a poll, how long the others 
 async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
     """One listing of every source if this worker leads (True when a budget held objects back), else forget
     what was published (None). The listings run concurrently and each is published as soon as it is in (those
-    in within LISTING_GRACE_S of the first together, interleaved): a slow or failing source's listing (the SDK
-    retrying a 503 for seconds) never holds back the others' new objects."""
+    in within LISTING_GRACE_S of the first together, interleaved): a slow or failing source's listing (a huge
+    bucket's pages, or the SDK's backoff between attempts on a 503) never holds back the others' new objects."""
     leader = ctx.app.is_leader()
     metrics.IS_LEADER.set(1 if leader else 0)
     if not leader:
