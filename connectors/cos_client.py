@@ -30,6 +30,19 @@ def make_cos_client(endpoint_url: str, *, api_key: str | None = None, service_in
     """
     if "://" not in endpoint_url:
         endpoint_url = "https://" + endpoint_url
+    auth = dict(api_key=api_key, service_instance=service_instance, iam_token_url=iam_token_url,
+                hmac_access_key=hmac_access_key, hmac_secret_key=hmac_secret_key, connect_timeout=connect_timeout,
+                read_timeout=read_timeout, max_pool_connections=max_pool_connections, on_request=on_request)
+    client = _client(endpoint_url, max_attempts=max_attempts, **auth)
+    # A DeleteObjects must follow its version check (a listing) at once; the SDK's own retries would send it
+    # again seconds later and delete a version written meanwhile, unread. Batched deletes therefore go through
+    # a twin that never retries: the caller's retry lists again first (connectors/cos_delete.py).
+    client.blueflow_delete_client = _client(endpoint_url, max_attempts=1, **auth)
+    return client
+
+
+def _client(endpoint_url: str, *, api_key, service_instance, iam_token_url, hmac_access_key, hmac_secret_key,
+            max_attempts, connect_timeout, read_timeout, max_pool_connections, on_request) -> Any:
     common = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, max_pool_connections=max_pool_connections,
                   retries={"total_max_attempts": max_attempts, "mode": "standard"})
     if hmac_access_key and hmac_secret_key:

@@ -73,7 +73,7 @@ def delete_versions_if_unchanged(client: Any, bucket: str, items: list[tuple[str
     Listings of the keys (`listed_etags`) check every version, then one DeleteObjects per 1,000 keys deletes
     the unchanged ones; keys the XML cannot carry are deleted one by one with If-Match. A new version written
     between the listing and the DeleteObjects — one round trip — is the remaining race window (DeleteObjects
-    carries no If-Match)."""
+    carries no If-Match; it is sent once, never retried by the SDK, so the window stays one round trip)."""
     items = list(dict(items).items())
     if not items:
         return {}
@@ -99,8 +99,9 @@ def delete_versions_if_unchanged(client: Any, bucket: str, items: list[tuple[str
 
 def _delete_batch(client: Any, bucket: str, keys: list[str]) -> dict[str, Any]:
     """One DeleteObjects: key -> DELETED (or already gone) or the CosError the batch reported for it."""
+    sender = getattr(client, "blueflow_delete_client", client)  # no SDK retries: see connectors/cos_client.py
     try:
-        resp = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+        resp = sender.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
     except (ClientError, BotoCoreError) as exc:
         err = _error("delete", bucket, None, exc)
         return {k: CosError("delete", bucket, k, err.code, err.reason, err.transient) for k in keys}

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from devstack import fault_phase
+
 SCENARIOS = ("embedded_kill9", "embedded_crash", "embedded_empty")
 
 
@@ -78,8 +80,10 @@ def fault_kill9(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
     kills = []
     for _ in range(2):
         time.sleep(rng.uniform(1.5, 4.0))
+        fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))  # fresh work in flight at every kill
         record = er.sample_broker()
         old = int(record["broker_pid"])
+        er.run.mark("broker killed")
         _kill(old)
         came_back = wait_until(lambda o=old: int(er.sample_broker().get("broker_pid") or old) != o, 90, 0.5)
         kills.append({"broker_pid": old, "restarted": came_back})
@@ -94,6 +98,8 @@ def fault_kill9(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
 def fault_crash(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
     for _ in range(2):
         time.sleep(rng.uniform(1.5, 4.0))
+        fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
+        er.run.mark("worker and broker killed")
         er.kill_both()
         time.sleep(rng.uniform(0.5, 2.0))
         er.start()
@@ -103,6 +109,8 @@ def fault_crash(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
 
 def fault_empty(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
     time.sleep(rng.uniform(1.5, 4.0))
+    fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
+    er.run.mark("worker and broker killed, data dir emptied")
     er.kill_both()
     shutil.rmtree(er.data_dir)
     er.run.notes["data_dir_emptied"] = True

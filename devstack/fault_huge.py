@@ -65,11 +65,13 @@ def fault_huge(run, rng: random.Random, quick: bool) -> float:
     world = _world(run)
     huge = [huge_object(world, rng, mib) for mib in HUGE_MIB[quick]]
     over = over_limit_object(world, rng, OVER_MIB)
-    written = write_objects(hmac_client(run.env), run.env["BLUEFLOW_BUCKET"], [*huge, over], workers=2)
+    written = write_objects(hmac_client(run.env), run.env["BLUEFLOW_BUCKET"], [*huge, over], workers=2,
+                            on_written=lambda o: run.written_at.__setitem__(o.key, time.time()))
     if written.failed:
         raise RuntimeError(f"could not write the huge objects: {written.failed[:2]}")
     run.objects.extend(huge + [over])
     run.bad_keys.add(over.key)
+    run.mark("huge objects written")
     fault_end = time.time()
     run.notes["huge_objects"] = [{"mib": mib, "gzip_mb": round(len(o.body) / 2**20, 1), "flows": o.flow_count}
                                  for mib, o in zip(HUGE_MIB[quick], huge)]

@@ -32,19 +32,43 @@ def _chf_modes_settled(run, url: str, timeout_s: float, answered: Callable[[], b
     fault_end = time.time()
     left = pending()
     stats = requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {})
-    run.notes["kentik_modes_applied"] = stats.get("modes_applied")
+    run.notes["kentik_modes_applied"] = applied = stats.get("modes_applied") or {}  # mode -> answers given
+    run.notes["faults_applied"] = sum(applied.values())
     if left:
         run.notes.setdefault("problems", []).append(f"{left} Kentik answer mode(s) never applied")
     return fault_end
 
 
-def _duplicates_within(run, bound: int, why: str) -> None:
-    """After the drain: the referee's duplicates must not exceed `bound` (a problem of the scenario if so)."""
+def _duplicates_within(run, fresh: list[str], bound: int, why: str) -> None:
+    """After the drain: the referee's duplicates among the fault phase's objects (`fresh`, the only work while
+    the Kentik answers were queued) must not exceed `bound` (a problem of the scenario if so). Duplicates of the
+    first objects (a start-up rebalance of the small run) are reported, not judged here."""
     wait_until(run.drained, 300, 2)
-    duplicates = compare(run.good, run.flows()).duplicates
-    run.notes["duplicate_bound"] = {"bound": bound, "why": why, "seen": duplicates}
+    wanted = set(fresh)
+    flows = run.flows()
+    duplicates = compare([o for o in run.good if o.key in wanted], flows).duplicates
+    run.notes["duplicate_bound"] = {"bound": bound, "why": why, "seen": duplicates,
+                                    "seen_before_the_fault": compare(run.good, flows).duplicates - duplicates}
     if duplicates > bound:
         run.notes.setdefault("problems", []).append(f"{duplicates} duplicates, more than the bound {bound} ({why})")
+
+
+def _fault_phase(run, url: str, rng: random.Random, label: str, *modes: dict) -> list[str]:
+    """The fault phase of a misbehaving Kentik: once the first objects are drained (so the queued answers meet
+    only this phase's work, after any start-up rebalance), queue `modes` and write fresh objects until every
+    mode was applied (a redirected POST is retried, taking the next mode). Returns the fresh objects' keys."""
+    from devstack import fault_phase
+
+    wait_until(run.drained, 300, 2)
+    _chf_modes(url, *modes)
+    before = {o.key for o in run.objects}
+    run.notes["written_for_fault"] = fault_phase.feed_until(
+        run, lambda: _pending(url) == 0, batch=8, rounds=6, seed=rng.randrange(1 << 30), on_first=label)
+    return [o.key for o in run.objects if o.key not in before]
+
+
+def _pending(url: str) -> int:
+    return len(requests.get(url + "/_emulator/chf_modes", timeout=10).json()["modes"])
 
 
 def fault_redirect(run, rng: random.Random, quick: bool) -> float:
@@ -56,8 +80,9 @@ def fault_redirect(run, rng: random.Random, quick: bool) -> float:
     url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
     n = 5 if quick else 15
     with BackgroundServer(make_decoy_app()) as decoy:
-        _chf_modes(url, *({"mode": "redirect", "status": status, "count": n, "location": decoy.url + "/chf"}
-                          for status in (301, 302, 307, 308)))
+        fresh = _fault_phase(run, url, rng, "Kentik redirects /chf", *(
+            {"mode": "redirect", "status": status, "count": n, "location": decoy.url + "/chf"}
+            for status in (301, 302, 307, 308)))
         fault_end = _chf_modes_settled(run, url, 180)
         wait_until(run.drained, 300, 2)
         hits = requests.get(decoy.url + "/_decoy/requests", timeout=10).json()["requests"]
@@ -65,16 +90,17 @@ def fault_redirect(run, rng: random.Random, quick: bool) -> float:
                                              "methods": dict(Counter(h["method"] for h in hits))}
     if hits:
         run.notes.setdefault("problems", []).append(f"{len(hits)} request(s) followed a redirect to the decoy")
-    _duplicates_within(run, 0, "a redirected POST is never stored, so never re-sent after an acceptance")
+    _duplicates_within(run, fresh, 0, "a redirected POST is never stored, so never re-sent after an acceptance")
     return fault_end
 
 
 def fault_badbody(run, rng: random.Random, quick: bool) -> float:
     """Kentik accepts but answers 200 with `Content-Encoding: gzip` on a plain body: still accepted, once."""
     url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    _chf_modes(url, {"mode": "bad_body", "count": 20 if quick else 60})
+    fresh = _fault_phase(run, url, rng, "Kentik answers 200 with an undecodable body",
+                         {"mode": "bad_body", "count": 20 if quick else 60})
     fault_end = _chf_modes_settled(run, url, 180)
-    _duplicates_within(run, 0, "every 200 counts as accepted whatever its body")
+    _duplicates_within(run, fresh, 0, "every 200 counts as accepted whatever its body")
     return fault_end
 
 
@@ -91,8 +117,8 @@ def fault_slowkentik(run, rng: random.Random, quick: bool) -> float:
         return [r for r in reqs if r.get("mode") == "slow"]
 
     counts = (3, 1 if quick else 2)
-    _chf_modes(url, {"mode": "slow", "seconds": 35, "count": counts[0]},
-               {"mode": "slow", "seconds": beyond, "count": counts[1]})
+    fresh = _fault_phase(run, url, rng, "Kentik answers late", {"mode": "slow", "seconds": 35, "count": counts[0]},
+                         {"mode": "slow", "seconds": beyond, "count": counts[1]})
     fault_end = _chf_modes_settled(run, url, 2 * beyond + 120, lambda: sum(
         r["status"] is not None or r["dropped"] for r in slow_requests()) >= sum(counts))
     wait_until(lambda: all(r["status"] is not None or r["dropped"] for r in slow_requests()), beyond + 30, 2)
@@ -100,8 +126,8 @@ def fault_slowkentik(run, rng: random.Random, quick: bool) -> float:
     run.notes["slow_answers"] = [{"seconds": r["mode_seconds"], "flows": r["flows"], "status": r["status"],
                                   "dropped": r["dropped"]} for r in slow]
     bound = sum(r["flows"] for r in slow if r["mode_seconds"] > LIMITS.read_s)
-    _duplicates_within(run, bound, f"flows of the POSTs answered after the {LIMITS.read_s:g} s read timeout, "
-                                   "each re-sent once")
+    _duplicates_within(run, fresh, bound, f"flows of the POSTs answered after the {LIMITS.read_s:g} s read "
+                                          "timeout, each re-sent once")
     return fault_end
 
 

@@ -6,7 +6,14 @@ workers from one configuration file. Objects are written to both buckets at a st
 answered 503 by the COS auth proxy. Pass: in both sources 0 lost and 0 early deletes and the bucket drained;
 the workers stay healthy; and acct-a's latency (object written → its last record accepted by Kentik) while
 acct-b fails is within noise of its latency before (`latency_unaffected`). Both sources' p50/p99 per phase
-are reported.
+are reported, and `fault_met`: acct-b's objects pending when its fault began or written during it.
+
+Why acct-b's fault could delay acct-a (acct-a's p99 6.3 s during the fault vs 2.1 s before, once): the two
+sources share the topics' partitions, and (1) the leader published a poll's listings together, so acct-a's new
+objects waited for acct-b's failing listing (two SDK attempts); now each listing is published as soon as it is
+in (streams/stages/poll.py); (2) a message of acct-b's objects published just before the fault is retried in
+place, holding acct-a's objects behind it in the same partition, until acct-b has failed for GIVE_UP_AFTER_S
+(was 10 s, now 3 s: streams/sources.py). What remains is that hold of at most ~3 s, once, at the fault's start.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from typing import Callable
 import requests
 
 from devstack import stack
+from devstack.fault_phase import faults_applied, met_problems, pending_at, release
 from devstack.faults import deletion_times, first_complete_times, inject
 from devstack.referee import compare, owed_records
 from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
@@ -68,7 +76,8 @@ def _round(value: float | None) -> float | None:
 def latency_unaffected(baseline: dict, during: dict, slack_s: float = 2.0) -> str:
     """"" if the healthy source's latency while the other fails is within noise of its baseline (p50 at most
     1.5x + slack, p99 at most 2x + slack), else why not. Noise: one poll interval (2 s here) plus a loaded
-    2-core machine."""
+    2-core machine; the p99 bound (about 6 s for a 2 s baseline) also holds the one ~3 s hold a failing source
+    may put on a shared partition as its fault begins (GIVE_UP_AFTER_S, see the module doc)."""
     if not baseline.get("objects") or not during.get("objects"):
         return "no objects accepted in the baseline or fault phase: latency not measured"
     problems = []
@@ -186,10 +195,11 @@ def run_fault(run: SourcesRun, fault_s: float, phase_s: float, log: Callable[[st
     while time.time() - start < fault_s:
         health += run.health()
         time.sleep(2)
-    requests.delete(run.env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/faults", timeout=10).raise_for_status()
+    applied = faults_applied(run.env["BLUEFLOW_COS_IAM_ENDPOINT"])
+    release(run.env["BLUEFLOW_COS_IAM_ENDPOINT"])
     end = time.time()
     writer.join()
-    return (start, end), health
+    return (start, end, applied), health
 
 
 def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: Callable[[str], None] = print) -> dict:
@@ -198,7 +208,7 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
     log(f"  {sum(map(len, run.objects.values()))} objects to write steadily to {len(run.sources)} buckets, "
         f"run {run.run_id}")
     try:
-        window, health = run_fault(run, 30.0, 20.0 if quick else 30.0, log)
+        (*window, applied), health = run_fault(run, 30.0, 20.0 if quick else 30.0, log)
         drained = wait_until(run.drained, 300 if quick else 600, 2.0)
         drained_at = time.time() if drained else None
         peak_kb = max((w.read_peak_rss() for w in run.workers), default=0)
@@ -208,15 +218,29 @@ def run_sources(env: dict[str, str], objects: int, quick: bool, seed: int, log: 
         proxy_log = requests.get(env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/requests",
                                  timeout=60).json()["requests"]
         per_source = {s.name: judge_source(run, s, flows, proxy_log, window) for s in run.sources}
+        met = fault_met(run, proxy_log, window, applied)
     except Exception as exc:  # noqa: BLE001 - a broken run is a failed scenario, not a crashed suite
         return {"scenario": "sources", "owed": None, "accepted": None, "pending": None, "lost": None,
                 "duplicates": None, "early_deletes": None, "recovery_s": None, "ok": False,
                 "problems": [f"{type(exc).__name__}: {exc}"], "details": {"run_id": run.run_id}}
     finally:
         run.close()
-    entry = verdict_entry(per_source, window, drained_at, health, run.run_id, [])
+    entry = verdict_entry(per_source, window, drained_at, health, run.run_id, met_problems(met))
+    entry["details"]["fault_met"] = met
     entry["peak_rss_mb"] = round(peak_kb / 1024) if peak_kb else None
     return entry
+
+
+def fault_met(run: SourcesRun, proxy_log: list[dict], window: tuple, applied: int) -> dict:
+    """What the failing source's fault met: its objects not yet deleted when it began plus those written
+    during it (every request to its bucket failed meanwhile, so those waited by construction)."""
+    failing = run.sources[1]
+    start, end = window
+    written = run.written[failing.name]
+    at_start = pending_at(written, deletion_times(proxy_log, failing.bucket), start)
+    during = sum(1 for at in written.values() if start < at < end)
+    return {"events": [{"fault": f"{failing.name}'s COS answers 503", "pending": at_start + during,
+                        "pending_at_start": at_start, "written_during": during}], "faults_applied": applied}
 
 
 def verdict_entry(per_source: dict[str, dict], window: tuple, drained_at: float | None, health: list[int],

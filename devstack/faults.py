@@ -33,7 +33,7 @@ from typing import Callable
 
 import requests
 
-from devstack import fault_embedded, fault_huge, fault_peers, fault_report, hostile, stack
+from devstack import fault_embedded, fault_huge, fault_peers, fault_phase, fault_report, hostile, stack
 from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -70,6 +70,14 @@ class FaultRun:
     kentik_before: list[dict] = field(default_factory=list)  # flows saved before a stand-in restart
     notes: dict = field(default_factory=dict)
     rewritten_at: dict[str, float] = field(default_factory=dict)  # key -> when the scenario overwrote it
+    written_at: dict[str, float] = field(default_factory=dict)  # key -> when it was written (fault_phase)
+    fault_events: list[tuple[str, float]] = field(default_factory=list)  # (what, when) the fault acted
+    started_at: float = 0.0  # when the first worker was started
+
+    def mark(self, what: str) -> None:
+        """The fault acts now (a kill, a stop, an outage begins, faults armed for new work): its verdict
+        counts the objects pending at this moment (devstack/fault_phase.py)."""
+        self.fault_events.append((what, time.time()))
 
     @property
     def good(self) -> list:
@@ -189,30 +197,20 @@ def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str
     bad_kinds = list(bad_kinds or [])
     generated = generate_objects(world, objects=objects, seed=seed, mean_flows=mean_flows, bad=len(bad_kinds),
                                  bad_kinds=bad_kinds or None, empty_share=0.1)
-    result = write_objects(client, env["BLUEFLOW_BUCKET"], generated)
+    written_at: dict[str, float] = {}
+    result = write_objects(client, env["BLUEFLOW_BUCKET"], generated,
+                           on_written=lambda o: written_at.__setitem__(o.key, time.time()))
     if result.failed:
         raise RuntimeError(f"could not write objects: {result.failed[:3]}")
     run_id = f"f{uuid.uuid4().hex[:10]}"
     bad = {o.key for o in generated if o.kind not in ("good", "empty")}
     log(f"  {len(generated)} objects written ({len(bad)} bad), run {run_id}")
-    return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id)
+    return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id, written_at=written_at)
 
 
 def write_more(run: FaultRun, objects: int, *, seed: int) -> int:
     """Write `objects` more good objects to the bucket mid-scenario; they are owed like the first ones."""
-    from datetime import timedelta
-
-    from devstack.demo import hmac_client
-    from devstack.generator import DEFAULT_START, write_objects
-
-    known = {o.key for o in run.objects}
-    start = DEFAULT_START + timedelta(days=1 + seed % 300)  # other capture times: other keys
-    fresh = [o for o in hostile._fresh_bodies(run, objects, seed, start) if o.key not in known]
-    result = write_objects(hmac_client(run.env), run.env["BLUEFLOW_BUCKET"], fresh)
-    if result.failed:
-        raise RuntimeError(f"could not write objects: {result.failed[:3]}")
-    run.objects.extend(fresh)
-    return len(fresh)
+    return len(fault_phase.feed(run, objects, seed=seed))
 
 
 def vpc_root(env: dict[str, str]) -> str:
@@ -282,11 +280,13 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
     for _, value, _ in read_topic(run.env, f"{run.run_id}.ledger", 15):
         record = ledger_codec.decode(value)
         ledger[record["key"]] = record
+    gone = fault_phase.deletions(deleted, ledger)  # the ledger's for objects deleted outside the proxy (HMAC)
+    good_keys = {o.key for o in run.good}
+    met = fault_phase.fault_met(run.fault_events, {k: t for k, t in run.written_at.items() if k in good_keys},
+                                gone, run.notes.get("faults_applied"))
     early: list[str] = []
     for obj in run.good:
-        at = deleted.get(obj.key)
-        if at is None and ledger.get(obj.key, {}).get("deleted"):
-            at = ledger[obj.key]["delivered_at"] / 1000.0  # deleted outside the proxy (HMAC path)
+        at = gone.get(obj.key)
         if at is None:
             continue
         needed = needed_by.get(obj.key)  # None: some owed record never arrived
@@ -310,10 +310,11 @@ def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | No
             "early_deleted": early[:5], "deadlettered": len(letters),
             "deadletter_unclear": unclear[:5], "deadletter_repeats": sum(len(v) - 1 for v in letters.values()),
             "ledger_records": len(ledger), "deletes_seen_at_proxy": len(deleted),
-            "good_deleted_seen": len({o.key for o in run.good} & set(deleted)), "run_id": run.run_id, **run.notes,
+            "good_deleted_seen": len({o.key for o in run.good} & set(deleted)), "run_id": run.run_id,
+            "fault_met": met, **run.notes,
         },
     }
-    problems = []
+    problems = fault_phase.met_problems(met)
     if verdict.lost or entry["early_deletes"]:
         problems.append("lost or deleted early")
     if drained_at is None:
@@ -346,6 +347,8 @@ def fault_kill9(run: FaultRun, rng: random.Random, quick: bool) -> float:
             followers = [w for w in live if w is not leader] or live
             target = rng.choice(followers)
         role = "leader" if done % 2 == 0 else "follower"
+        fault_phase.feed(run, 4, seed=rng.randrange(1 << 30))  # fresh work in the bucket at every kill
+        run.mark(f"kill -9 {target.name} ({role})")
         target.kill()
         run.notes.setdefault("kills", []).append(f"{target.name}:{role}")
         time.sleep(rng.uniform(0.5, 3.0))
@@ -359,6 +362,8 @@ def fault_sigterm(run: FaultRun, rng: random.Random, quick: bool) -> float:
     for _ in range(2 if quick else 4):
         time.sleep(rng.uniform(2.0, 5.0))
         target = rng.choice(run.live())
+        fault_phase.feed(run, 4, seed=rng.randrange(1 << 30))  # fresh work in the bucket at every stop
+        run.mark(f"SIGTERM {target.name}")
         t0 = time.monotonic()
         code = target.stop(45)
         exits.append({"worker": target.name, "exit": code, "seconds": round(time.monotonic() - t0, 1)})
@@ -372,6 +377,8 @@ def fault_sigterm(run: FaultRun, rng: random.Random, quick: bool) -> float:
 
 def fault_kafka(run: FaultRun, rng: random.Random, quick: bool) -> float:
     time.sleep(rng.uniform(2.0, 4.0))
+    fault_phase.feed(run, 8, seed=rng.randrange(1 << 30))  # fresh work in the bucket when Kafka stops
+    run.mark("Kafka stopped")
     stack.stop_component("kafka")
     down = 10 if quick else 20
     time.sleep(down)
@@ -409,6 +416,7 @@ def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
     # objects make sure there is work for them (a small run may have delivered everything by now)
     _stop_checked(run, "sigterm_before_401")
     run.notes["written_for_401"] = write_more(run, 12 if quick else 40, seed=rng.randrange(1 << 30))
+    run.mark("workers restarted with a wrong Kentik token")  # nothing can be accepted: all fresh work waits
     for name in list(run.workers):
         run.start(name, KENTIK_API_TOKEN="wrong-token-on-purpose")
     before = len(run.flows())
@@ -425,51 +433,79 @@ def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
     # needs the SIGKILL fallback (the batch is not committed: nothing lost); reported, not failed here
     _stop_checked(run, "sigterm_while_401", 20.0, strict=False)
     n = 4 if quick else 10
-    inject(url, {"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
-           {"status": 429, "count": n, "path_prefix": "/chf"},
-           {"latency_ms": 2500 if quick else 35000, "count": 2, "path_prefix": "/chf"},
-           {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"})
+    faults = [{"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
+              {"status": 429, "count": n, "path_prefix": "/chf"},
+              {"latency_ms": 2500 if quick else 35000, "count": 2, "path_prefix": "/chf"},
+              {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"}]
+    inject(url, *faults)
+    # the 401 phase's objects are still owed (nothing was accepted): the faults meet them, and a failed POST
+    # is retried, taking the next fault, so every queued fault is applied while one POST is pending
+    run.mark("Kentik 5xx/429/latency/drops armed, workers restarted")
     for name in list(run.workers):  # credentials fixed, workers restarted
         run.start(name)
-    wait_until(lambda: not requests.get(url + "/_emulator/faults", timeout=5).json()["faults"] or run.drained(),
-               180, 2)
-    run.notes["kentik_faults_applied"] = requests.get(url + "/_emulator/stats", timeout=5).json().get("faults_applied")
+    wait_until(lambda: not fault_phase.pending_faults(url) or run.drained(), 180, 2)
+    _all_applied(run, url, sum(f["count"] for f in faults), "Kentik")
+    run.notes["kentik_faults_applied"] = run.notes["faults_applied"]
     return time.time()
 
 
+def _all_applied(run: FaultRun, url: str, injected: int, where: str) -> None:
+    """Record the stand-in's applied faults; faults still queued (the work drained first) are a problem."""
+    run.notes["faults_applied"] = fault_phase.faults_applied(url)
+    left = fault_phase.pending_faults(url)
+    if left:
+        run.notes.setdefault("problems", []).append(
+            f"not exercised: {left} of the {injected} faults queued at {where} never met a request")
+
+
 def fault_s3proxy(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    """COS 5xx and drops on reads and deletes, then S3Proxy down. Fresh objects written after the faults
+    were armed take them (a failed request is retried, taking the next), and their deletes are refused until
+    S3Proxy is stopped, so workers hold work in flight during the outage whatever the pipeline's speed."""
     bucket = run.env["BLUEFLOW_BUCKET"]
     n = 5 if quick else 15
     inject(run.proxy, {"status": 500, "count": n, "method": "GET", "path_prefix": f"/{bucket}/"},
            {"status": 503, "count": n, "method": "POST", "path_prefix": f"/{bucket}"},
            {"drop": True, "count": 2, "method": "GET", "path_prefix": f"/{bucket}/"})
-    time.sleep(rng.uniform(1.0, 2.0))
-    run.notes["good_left_at_outage"] = len(run.bucket_keys() - run.bad_keys)
+    injected = 2 * n + 2
+    fault_phase.hold_deletes(run)  # queued after the counted faults: those are taken first
+    fresh = fault_phase.feed(run, 8 if quick else 20, seed=rng.randrange(1 << 30))
+    held = wait_until(lambda: fault_phase.pending_faults(run.proxy) == 2
+                      and fault_phase.faults_applied(run.proxy) > injected, 120, 1)
+    run.notes["written_for_outage"] = len(fresh)
+    run.notes["good_left_at_outage"] = len(run.bucket_keys() - run.bad_keys)  # exact: deletes are refused
+    if not held:
+        run.notes.setdefault("problems", []).append("not exercised: COS faults not all applied, or no delete "
+                                                    "was held, within 120 s of writing the fresh objects")
     for name in ("s3proxy", "s3proxy-open"):
         stack.stop_component(name)
+    run.mark("S3Proxy stopped")
+    run.notes["faults_applied"] = run.notes["cos_faults_applied"] = fault_phase.faults_applied(run.proxy)
+    fault_phase.release(run.proxy)  # the outage refuses the deletes now
     down = 15 if quick else 30
-    seen = []
+    seen: list[tuple[int, list]] = []
     end = time.monotonic() + down
     while time.monotonic() < end:
-        seen += [_healthz(w)[0] for w in run.live()]
+        seen += [_healthz(w) for w in run.live()]
         time.sleep(2)
     for name in ("s3proxy", "s3proxy-open"):
         stack.start_component(name)
     run.notes["s3proxy_down_s"] = down
-    run.notes["unhealthy_seen_while_down"] = 503 in seen
-    wait_until(lambda: not requests.get(run.proxy + "/_emulator/faults", timeout=5).json()["faults"]
-               or run.drained(), 120, 2)
-    stats = requests.get(run.proxy + "/_emulator/stats", timeout=5).json()
-    run.notes["cos_faults_applied"] = stats.get("faults_applied")
+    run.notes["unhealthy_seen_while_down"] = any(code == 503 for code, _ in seen)
+    run.notes["problems_while_down"] = sorted({p[:160] for code, ps in seen if code == 503 for p in ps})[:4]
     return time.time()
 
 
 def fault_rebalance(run: FaultRun, rng: random.Random, quick: bool) -> float:
     for i in range(3 if quick else 6):
         name = f"w{3 + i % 2}"
+        fault_phase.feed(run, 4, seed=rng.randrange(1 << 30))  # fresh work at every join and leave
+        run.mark(f"{name} joins")
         run.start(name)
         time.sleep(rng.uniform(3.0, 8.0))
         w = run.workers[name]
+        fault_phase.feed(run, 4, seed=rng.randrange(1 << 30))
+        run.mark(f"{name} leaves")
         if i % 3 == 2:
             w.kill()
         else:
@@ -479,20 +515,30 @@ def fault_rebalance(run: FaultRun, rng: random.Random, quick: bool) -> float:
 
 
 def fault_none(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    """The input is the fault (bad objects, secrets in play): it met every object present at the start."""
+    run.fault_events.append(("objects present when the workers started", run.started_at))
     return time.time()
 
 
 def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    """The VPC API fails throughout (armed before the start); now IAM fails too, met by a worker that joins
+    with fresh work (it must get a COS token before it can read anything)."""
+    iam = run.env["BLUEFLOW_IAM_URL"]
     time.sleep(2)
-    inject(run.env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 3, "path_prefix": "/identity"},
+    fault_phase.feed(run, 8, seed=rng.randrange(1 << 30))
+    before = fault_phase.faults_applied(iam)
+    inject(iam, {"status": 500, "count": 3, "path_prefix": "/identity"},
            {"status": 503, "count": 3, "path_prefix": "/identity"})
+    run.mark("IAM token service failing, w3 joins")
+    run.start("w3")
     samples = run.notes.setdefault("_healthz_samples", [])  # /healthz during the fault too (see run_scenario)
 
     def faults_consumed() -> bool:
         samples.extend((w.name, *_healthz(w)) for w in run.live())
-        return not requests.get(run.env["BLUEFLOW_IAM_URL"] + "/_emulator/faults", timeout=5).json()["faults"]
+        return not fault_phase.pending_faults(iam)
 
     wait_until(faults_consumed, 60, 2)
+    run.notes["faults_applied"] = fault_phase.faults_applied(iam) - before
     return time.time()
 
 
@@ -619,6 +665,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
             # worker's first COS token: an outage to wait out, never "check IBM_COS_API_KEY")
             inject(env["BLUEFLOW_IAM_URL"], {"status": 500, "count": 4, "path_prefix": "/identity"})
         run.worker_overrides = overrides
+        run.started_at = time.time()
         run.start("w1")
         run.start("w2")
         if name in SECRET_SCENARIOS:  # the HMAC path too, so the HMAC secret is in play
@@ -700,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
               f"lost={entry['lost']} "
               f"duplicates={entry['duplicates']} early_deletes={entry['early_deletes']} "
               f"recovery_s={entry['recovery_s']} peak_rss_mb={entry.get('peak_rss_mb')} "
+              f"fault_met=[{fault_report.met_summary(entry) or '-'}] "
               f"{'ok' if entry['ok'] else 'FAILED ' + str(entry['problems'])}", flush=True)
         for line in entry["details"].get("table", ()):
             print(f"[faults] {name}:   {line}", flush=True)

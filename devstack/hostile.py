@@ -1,21 +1,21 @@
 """Fault-suite scenarios for hostile inputs and misbehaving COS (issue: hostile inputs and peers).
 
-- `overwrite`: objects overwritten in place while the pipeline delivers them (Kentik slowed down so many are
-  mid-flight) — some with a new valid body, some with garbage. The new version's flows are owed (a key is
+- `overwrite`: objects overwritten in place while the pipeline delivers them (fresh objects, read by the
+  pipeline while COS refuses every delete, so in flight by construction) — some with a new valid body, some
+  with garbage. The new version's flows are owed (a key is
   never deleted unread); garbage must be quarantined and stay; the first version's flows may or may not
   have been read, so they are neither owed nor counted as lost.
 - `ctrlkeys`: valid objects whose keys carry control characters (ESC, BEL, newline) in the stream id —
   keys the DeleteObjects XML cannot carry. Every flow accepted, every object deleted, nothing stalls.
-- `delete403`: COS answers 403 to every DELETE for a while. No object may be deleted meanwhile, and
-  `/healthz` must fail with the delete in `problems`; afterwards the bucket drains.
+- `delete403`: COS answers 403 to every DELETE for a while (fresh objects written once it does, so there
+  are deletes to refuse). No object may be deleted meanwhile, and `/healthz` must fail with the delete in
+  `problems`; afterwards the bucket drains.
 """
 from __future__ import annotations
 
 import dataclasses
 import random
 import time
-
-import requests
 
 from devstack.workers import wait_until
 
@@ -44,13 +44,15 @@ def _put(run, key: str, body: bytes, metadata: dict) -> None:
 
 
 def fault_overwrite(run, rng: random.Random, quick: bool) -> float:
-    from devstack.faults import inject
+    """Fresh objects are written while COS refuses every delete; once the pipeline has read them (so they are
+    in flight by construction: read, not finalized), some are overwritten, then deletes are allowed again."""
+    from devstack import fault_phase
 
-    kentik = run.env["BLUEFLOW_KENTIK_EMULATOR"]
-    inject(kentik, {"latency_ms": 400, "count": 150 if quick else 600, "path_prefix": "/chf"})
-    time.sleep(2.0)
-    present = sorted(run.bucket_keys() - run.bad_keys)
-    victims = rng.sample(present, min(len(present), 20 if quick else 60))
+    fault_phase.hold_deletes(run)
+    fresh = fault_phase.feed(run, 20 if quick else 60, seed=rng.randrange(1 << 30))
+    wait_until(lambda: len(fault_phase.fetched(run, fresh)) == len(fresh), 120, 1.0)
+    read = sorted(fault_phase.fetched(run, fresh))  # read and not deleted: in flight
+    victims = rng.sample(read, min(len(read), 12 if quick else 40))
     garbage, valid = victims[:2], victims[2:]
     by_key = {o.key: i for i, o in enumerate(run.objects)}
     for victim, new in zip(valid, _fresh_bodies(run, len(valid), rng.randrange(1 << 30))):
@@ -61,7 +63,13 @@ def fault_overwrite(run, rng: random.Random, quick: bool) -> float:
         _put(run, victim, b"overwritten with something that is not a flow log", {})
         run.rewritten_at[victim] = time.time()
         run.bad_keys.add(victim)
-    run.notes["overwritten"] = {"valid": len(valid), "garbage": len(garbage)}
+    run.mark(f"{len(victims)} objects read and held overwritten")
+    run.notes["faults_applied"] = fault_phase.faults_applied(run.proxy)  # deletes refused while held
+    fault_phase.release(run.proxy)
+    run.notes["overwritten"] = {"valid": len(valid), "garbage": len(garbage), "fresh": len(fresh),
+                                "read_before_overwrite": len(read)}
+    if len(victims) < 3:
+        run.notes.setdefault("problems", []).append(f"not exercised: only {len(read)} fresh objects read in time")
     return time.time()
 
 
@@ -72,18 +80,24 @@ def fault_ctrlkeys(run, rng: random.Random, quick: bool) -> float:
         key = f"{head}{CONTROL_SUFFIXES[i % len(CONTROL_SUFFIXES)]}{i}/{tail}"
         _put(run, key, new.body, new.metadata)
         run.objects.append(dataclasses.replace(new, key=key))
+        run.written_at[key] = time.time()
         written.append(key)
+    run.mark("objects with control characters in their keys written")
     run.notes["control_character_keys"] = len(written)
     return time.time()
 
 
 def fault_delete403(run, rng: random.Random, quick: bool) -> float:
+    from devstack import fault_phase
     from devstack.faults import _healthz, inject
 
     bucket = run.env["BLUEFLOW_BUCKET"]
     inject(run.proxy, {"status": 403, "count": 0, "method": "DELETE", "path_prefix": f"/{bucket}/"},
            {"status": 403, "count": 0, "method": "POST", "path_prefix": f"/{bucket}"})
     started = time.time()
+    # fresh objects written after the 403s are armed: their deletes meet them, whatever the pipeline's speed
+    fault_phase.feed(run, 6 if quick else 20, seed=rng.randrange(1 << 30))
+    run.mark("COS refuses deletes; fresh objects written")
     seen: list = []
 
     def unhealthy_with_cause() -> bool:
@@ -93,7 +107,8 @@ def fault_delete403(run, rng: random.Random, quick: bool) -> float:
 
     reported = wait_until(unhealthy_with_cause, 120, 2.0)
     held_s = round(time.time() - started, 1)
-    requests.delete(run.proxy + "/_emulator/faults", timeout=10).raise_for_status()
+    run.notes["faults_applied"] = fault_phase.faults_applied(run.proxy)
+    fault_phase.release(run.proxy)
     run.notes["delete403"] = {"unhealthy_with_cause": reported, "seconds_to_report": held_s,
                               "problems": next((p for c, p in seen if c == 503), [])[:2]}
     if not reported:

@@ -176,28 +176,43 @@ async def poll_loop(ctx) -> None:
             await asyncio.sleep(ctx.settings.poll_interval)
 
 
+LISTING_GRACE_S = 0.5  # after the first listing of a poll, how long the others are waited for to be interleaved
+
+
 async def _poll_once(ctx, ledgers: dict[str, PublishLedger]) -> bool | None:
     """One listing of every source if this worker leads (True when a budget held objects back), else forget
-    what was published (None)."""
+    what was published (None). The listings run concurrently and each is published as soon as it is in (those
+    in within LISTING_GRACE_S of the first together, interleaved): a slow or failing source's listing (a huge
+    bucket's pages, or the SDK's backoff between attempts on a 503) never holds back the others' new objects."""
     leader = ctx.app.is_leader()
     metrics.IS_LEADER.set(1 if leader else 0)
     if not leader:
         for ledger in ledgers.values():
             ledger.clear()
         return None
-    due, room, by_name, pending = {}, {}, {}, False
-    # concurrently: a slow or failing source's listing does not delay the others'
-    listings = await asyncio.gather(*(_list(ctx, s, ledgers[s.name]) for s in ctx.sources.all))
-    for source, listing in zip(ctx.sources.all, listings):
-        if listing is None:
-            continue
-        pending = pending or bool(listing)
+    tasks = {asyncio.ensure_future(_list(ctx, s, ledgers[s.name])): s for s in ctx.sources.all}
+    waiting, held, pending = set(tasks), False, False
+    while waiting:
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if waiting:
+            more, waiting = await asyncio.wait(waiting, timeout=LISTING_GRACE_S)
+            done |= more
+        listed = [(tasks[t], t.result()) for t in tasks if t in done]
+        pending = any(listing for _, listing in listed) or pending
+        ctx.health.pending = pending
+        held = await _publish(ctx, ledgers, [(s, listing) for s, listing in listed if listing is not None]) or held
+    return held
+
+
+async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool:
+    """Publish what the (source, listing) pairs make due, interleaved; True when a budget held objects back."""
+    due, room, by_name = {}, {}, {}
+    for source, listing in listed:
         ledger = ledgers[source.name]
         due[source.name] = ledger.due(listing, time.time())
         by_name[source.name] = source
         if ctx.sources.isolated:
             room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, _finished(ctx, source))
-    ctx.health.pending = pending
     order, held = fair_order(due, room)
     for name, count in held.items():
         source_metrics.HELD_BACK.labels(source=name).inc(count)

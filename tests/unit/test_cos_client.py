@@ -43,3 +43,15 @@ def test_an_iam_outage_is_transient_a_refused_key_is_not(message, transient):
 
     exc = CredentialRetrievalError(provider="http://iam/identity/token", error_msg=message.split(": ", 1)[1])
     assert _error("get", "b", "k", exc).transient is transient
+
+
+def test_a_batched_delete_is_sent_once_never_retried_by_the_sdk():
+    """Its version check (a listing) must come just before it: a retry is the caller's, listing again first."""
+    from connectors.cos_delete import _delete_batch
+
+    seen: list[str] = []
+    client = make_cos_client("http://127.0.0.1:9", hmac_access_key="k", hmac_secret_key="s", max_attempts=3,
+                             connect_timeout=0.5, on_request=seen.append)
+    results = _delete_batch(client, "bucket", ["a", "b"])
+    assert seen == ["DeleteObjects"]
+    assert all(isinstance(r, CosError) and r.transient for r in results.values()), results

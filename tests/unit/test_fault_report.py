@@ -31,13 +31,18 @@ def test_peak_rss_is_the_largest_of_the_scenarios_workers_in_mb():
 
 
 def test_table_has_a_row_per_scenario_with_peak_rss_and_verdict():
+    met = {"events": [{"fault": "kill -9 w1", "pending": 7}, {"fault": "kill -9 w2", "pending": 4}],
+           "faults_applied": None}
     report = [{"scenario": "kill9", "owed": 10, "accepted": 10, "pending": 0, "lost": 0, "duplicates": 2,
-               "early_deletes": 0, "recovery_s": 3.5, "peak_rss_mb": 180, "ok": True},
-              {"scenario": "huge", "owed": None, "peak_rss_mb": 410, "ok": False}]
+               "early_deletes": 0, "recovery_s": 3.5, "peak_rss_mb": 180, "ok": True, "details": {"fault_met": met}},
+              {"scenario": "huge", "owed": None, "peak_rss_mb": 410, "ok": False, "details": {}},
+              {"scenario": "delete403", "ok": True, "details": {"fault_met": {
+                  "events": [{"fault": "COS refuses deletes", "pending": 30}], "faults_applied": 3}}}]
     lines = table(report).splitlines()
     assert lines[0].split("|")[1:-1] == [f" {c} " for c in COLUMNS] and "peak_rss_mb" in COLUMNS
-    assert lines[2] == "| kill9 | 10 | 10 | 0 | 0 | 2 | 0 | 3.5 | 180 | ok |"
-    assert lines[3] == "| huge | - | - | - | - | - | - | - | 410 | FAILED |"
+    assert lines[2] == "| kill9 | 10 | 10 | 0 | 0 | 2 | 0 | 3.5 | 180 | ≥4 objects at each of 2 events | ok |"
+    assert lines[3] == "| huge | - | - | - | - | - | - | - | 410 | - | FAILED |"
+    assert lines[4].endswith("| 30 objects, 3 faults applied | ok |")
 
 
 def test_vm_hwm_reads_a_live_process_and_grows_with_its_memory():

@@ -100,7 +100,10 @@ def test_one_sources_cos_failing_does_not_hold_the_others_listing_or_make_the_wo
     assert d.ctx.sources.problems() == {}
 
 
-def fake_clock(step_s: float = 5.0, start: float = 0.0):
+def fake_clock(step_s: float | None = None, start: float = 0.0):
+    from streams.sources import GIVE_UP_AFTER_S
+
+    step_s = GIVE_UP_AFTER_S / 2 if step_s is None else step_s  # a few failed attempts before giving up
     ticks = itertools.count()
     return lambda: start + next(ticks) * step_s
 
@@ -145,6 +148,25 @@ def test_a_delete_that_keeps_failing_is_deferred_and_finished_later_without_send
     run_through(d, [r])  # listed again: parsed, every chunk skipped, then deleted and ledgered
     assert len(d.kentiks["acct-b"].posts) == posts
     assert obj.key not in d.coses["acct-b"].objects and [e.deleted for e in d.ledger()] == [True]
+
+
+def test_a_slow_listing_does_not_hold_back_the_other_sources_publication(objects, monkeypatch):
+    """A failing source's listing can take seconds (the SDK retrying 503s): the others are published meanwhile."""
+    d = two_sources()
+    d.coses["acct-a"].put(objects[0].key, objects[0].body)
+    d.coses["acct-b"].put(objects[1].key, objects[1].body)
+    real, published_while_b_listed = poll._list, []
+
+    async def slow_b(ctx, source, ledger):
+        if source.name == "acct-b":
+            await asyncio.sleep(poll.LISTING_GRACE_S * 3)
+            published_while_b_listed.append(len(d.topics.objects.messages))
+        return await real(ctx, source, ledger)
+
+    monkeypatch.setattr(poll, "_list", slow_b)
+    asyncio.run(poll._poll_once(d.ctx, {s.name: PublishLedger(600) for s in (A, B)}))
+    assert published_while_b_listed == [1]  # acct-a's object went out before acct-b's listing was in
+    assert [ObjectRef.decode(v).source for _, v in d.topics.objects.messages] == ["acct-a", "acct-b"]
 
 
 def due(n: int, prefix: str) -> list[Due]:
