@@ -23,5 +23,6 @@ RUN pip install --no-cache-dir --no-index --no-deps /app/*.whl && rm -rf /app
 USER 10001
 WORKDIR /home/blueflow
 EXPOSE 8083
+# liveness (/healthz): fails only when a restart helps; a Kentik or COS outage shows on /readyz instead
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8083/healthz', timeout=4)" || exit 1
 ENTRYPOINT ["blueflow"]

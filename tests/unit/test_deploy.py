@@ -60,8 +60,9 @@ def test_deployment_runs_blueflow_with_kentik_flags_probes_limits_and_non_root()
     assert flags == set(BLUEFLOW_FLAG_NAMES)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http": 8083}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/service/info", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}  # dependencies: NotReady
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}  # restart only when it helps
+    assert docs["Service"]["spec"]["publishNotReadyAddresses"] is True  # /metrics of a NotReady worker
     assert c["livenessProbe"]["initialDelaySeconds"] >= 30
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) == {"cpu", "memory"}
@@ -196,3 +197,9 @@ def test_readme_configuration_reference_lists_every_option():
         assert f"`{option.env}`" in table, option.env
         if not option.secret:
             assert f"`--{option.name}`" in table, option.name
+
+
+def test_compose_worker_healthcheck_is_liveness(compose):
+    """Docker's health of a worker is liveness (/healthz): what a restarter may act on; readiness is /readyz."""
+    check = compose["services"]["worker"]["healthcheck"]
+    assert "/healthz" in " ".join(check["test"]) and check["start_period"]
