@@ -33,7 +33,8 @@ def _probe(port: int, path: str) -> tuple[int, list]:
 
 
 def _redirects_answered(url: str) -> int:
-    return int(requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {}).get("modes_applied") or 0)
+    applied = requests.get(url + "/_emulator/stats", timeout=10).json().get("kentik", {}).get("modes_applied") or 0
+    return int(applied.get("redirect", 0) if isinstance(applied, dict) else applied)
 
 
 def fault_kentikstall(run, rng: random.Random, quick: bool) -> float:

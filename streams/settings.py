@@ -145,6 +145,7 @@ class Settings:
     config: str = ""
     source_budget: int = 1000
     sources: tuple = ()  # streams.sources.Source of the configuration file; () = the implicit source
+    http_faust_pages: bool = False
 
     @classmethod
     def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
