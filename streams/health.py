@@ -66,6 +66,7 @@ class Health:
     failures: dict[str, Failure] = field(default_factory=dict)
     dead: dict[str, str] = field(default_factory=dict)  # agent or task -> why it stopped
     last_tick: float | None = None  # the watch's last run (None: not started, nothing to judge)
+    trouble_at: float = float("-inf")  # the last time a dependency was failing (or just recovered)
 
     def __post_init__(self):
         if self.last_progress is None:
@@ -94,6 +95,7 @@ class Health:
         now = self.clock()
         for old in [s for s, f in self.failures.items() if now - f.last > STALE_FAILURE_S]:
             del self.failures[old]  # abandoned without an ok() (e.g. the partition moved on)
+        self.trouble_at = now
         failure = self.failures.get(step)
         if failure is None:
             self.failures[step] = Failure(reason, now, now, dependency=dependency or dependency_of(step))
@@ -102,7 +104,8 @@ class Health:
 
     def ok(self, step: str) -> None:
         """`step` succeeded (or was given up on purpose): it no longer counts as failing."""
-        self.failures.pop(step, None)
+        if self.failures.pop(step, None) is not None:
+            self.trouble_at = self.clock()  # a stage it held gets unhealthy_after from now to move
 
     # ------------------------------------------------------------ what the consumer observer calls
     def observe_stage(self, stage: str, lag: int, committed: int) -> None:
@@ -150,8 +153,11 @@ class Health:
         if idle > max(WATCH_STALL_S, unhealthy_after / 5):
             problems.append(f"the worker's 2-second watch has not run for {idle:.0f}s (event loop or timers "
                             "wedged)")
-        if stuck and not self.fatal and not self.retrying():
-            problems += [f"{p}; no dependency is failing (wedged)" for p in self._stuck(unhealthy_after, "stuck")]
+        if self.fatal:
+            self.trouble_at = self.clock()
+        if stuck and not self.retrying():  # wedged: stuck for unhealthy_after since any dependency trouble
+            problems += [f"{p}; no dependency is failing (wedged)"
+                         for p in self._stuck(unhealthy_after, "stuck", since=self.trouble_at)]
         return problems
 
     def dependencies(self) -> dict[str, str]:
@@ -164,11 +170,11 @@ class Health:
             out["kentik" if self.fatal.startswith("Kentik") else "cos"] = self.fatal
         return out
 
-    def _stuck(self, unhealthy_after: float, word: str) -> list[str]:
+    def _stuck(self, unhealthy_after: float, word: str, since: float = float("-inf")) -> list[str]:
         now = self.clock()
         out = []
         for stage, watch in sorted(self.stages.items()):
-            idle = now - watch.last_progress
+            idle = now - max(watch.last_progress, since)
             if watch.lag > 0 and idle > unhealthy_after:
                 out.append(f"stage {stage} {word}: no progress for {idle:.0f}s while {watch.lag} messages of "
                            f"its topic ({STAGE_TOPICS.get(stage, stage)}) are pending on this worker")

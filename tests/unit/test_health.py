@@ -235,3 +235,21 @@ def test_a_failing_listing_is_a_cos_problem_even_with_nothing_pending():
     (problem,) = health.problems(unhealthy_after=30)
     assert problem.startswith("leader: listing the bucket keeps failing") and "503" in problem
     assert health.dependencies()["cos"] and health.live_problems(30) == []
+
+
+def test_a_stage_released_by_a_recovered_dependency_gets_unhealthy_after_to_move_before_it_is_wedged():
+    """Kentik accepts again after a long stall: the sink's offsets move a commit interval later. Liveness
+    must not call the stage wedged in between (the kentikstall scenario samples it every second)."""
+    health, clock = make()
+    health.observe_stage("sink", lag=0, committed=10)
+    health.observe_stage("sink", lag=3, committed=10)
+    for _ in range(9):
+        health.failing("sink: kentik delivery", "Kentik answered HTTP 503")
+        clock.now += 10
+    health.ok("sink: kentik delivery")
+    clock.now += 4  # accepted, not committed yet
+    health.observe_stage("sink", lag=3, committed=10)
+    assert health.live_problems(unhealthy_after=30) == []
+    clock.now += 27
+    (wedged,) = health.live_problems(unhealthy_after=30)
+    assert "no progress for 31s" in wedged and wedged.endswith("(wedged)")

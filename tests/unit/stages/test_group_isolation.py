@@ -202,3 +202,28 @@ def test_a_post_of_several_objects_refused_is_handed_over_object_by_object(good)
     assert letter.key == culprit and letter.stage == "sink" and "HTTP 400" in letter.reason
     assert set(d.cos.objects) == {culprit}
     assert {e.key for e in d.ledger()} == {o.key for o in good} - {culprit}
+
+
+def test_the_leaders_failing_listing_is_reported_with_an_empty_bucket():
+    """Issue 21: with nothing pending and COS down, the leader's listing keeps failing; health must know it
+    (readiness names it with its cause after --unhealthy_after), and a listing that works again clears it."""
+    from streams.stages import poll
+    from streams.stages.poll import LISTING_STEP
+
+    d = Driver(BLUEFLOW_POLL_INTERVAL="0.1")
+    d.cos.down = True
+
+    async def some_polls():
+        try:
+            await asyncio.wait_for(poll.poll_loop(d.ctx), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass
+
+    asyncio.run(some_polls())
+    [failing] = d.ctx.health.retrying()
+    assert failing["step"] == LISTING_STEP and failing["dependency"] == "cos" and failing["attempts"] >= 2
+    assert "flowlogs" in failing["reason"] and "ServiceUnavailable" in failing["reason"]
+    assert not d.ctx.health.pending
+    d.cos.down = False
+    asyncio.run(some_polls())
+    assert d.ctx.health.retrying() == []
