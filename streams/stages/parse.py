@@ -10,6 +10,7 @@ Shell: `handle` (decode, dedup, one hand-off to download + parse + encode, publi
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -173,6 +174,8 @@ async def _isolated(ctx, source, refs: list[ObjectRef], group_key: str) -> None:
         await _fetch_and_publish(ctx, source, refs, group_key)
         return
     except Exception as exc:  # noqa: BLE001 - attributed below, object by object
+        if kafka_unavailable(exc):
+            raise  # the broker, not an object: no object is blamed (the message is handled as before)
         if len(refs) == 1:
             await ctx.quarantine(refs[0], "parse", f"unexpected failure: {ctx.rt.scrub(repr(exc))}")
             return
@@ -204,6 +207,15 @@ async def _fetch_and_publish(ctx, source, refs: list[ObjectRef], group_key: str)
             _wait(source, str(unavailable), repr(ref.key))
             continue
         await _publish(ctx, source, again, group_key)
+
+
+def kafka_unavailable(exc: BaseException) -> bool:
+    """Whether a failure is Kafka being unreachable or busy (a retriable broker error, a client-side timeout
+    or lost connection) rather than something about the message (e.g. MessageSizeTooLarge)."""
+    from aiokafka import errors
+
+    return isinstance(exc, (errors.KafkaTimeoutError, errors.KafkaConnectionError, asyncio.TimeoutError)) or (
+        isinstance(exc, errors.KafkaError) and exc.retriable)
 
 
 def _what(refs: list[ObjectRef]) -> str:

@@ -227,3 +227,28 @@ def test_the_leaders_failing_listing_is_reported_with_an_empty_bucket():
     d.cos.down = False
     asyncio.run(some_polls())
     assert d.ctx.health.retrying() == []
+
+
+def test_kafka_unreachable_blames_no_object(good):
+    """A broker that times out is not an object's fault: nothing is dead-lettered by parse (the agent's guard
+    handles the message as before), whereas a message the broker refuses for its size splits the group."""
+    from aiokafka import errors
+
+    from streams.stages.parse import kafka_unavailable
+
+    assert kafka_unavailable(errors.KafkaTimeoutError()) and kafka_unavailable(errors.NotLeaderForPartitionError())
+    assert kafka_unavailable(errors.KafkaConnectionError()) and kafka_unavailable(asyncio.TimeoutError())
+    assert not kafka_unavailable(errors.MessageSizeTooLargeError()) and not kafka_unavailable(ValueError())
+    d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
+    for o in good:
+        d.cos.put(o.key, o.body)
+
+    class Down:
+        async def send(self, key, value, force=False):
+            raise errors.KafkaTimeoutError()
+
+    d.topics.flows = Down()
+    group = d.group([o.key for o in good])
+    with pytest.raises(errors.KafkaTimeoutError):
+        asyncio.run(parse.handle(d.ctx, group.encode(), group.skey.encode()))
+    assert d.deadletters() == [] and len(d.cos.objects) == len(good)
