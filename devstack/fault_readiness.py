@@ -51,7 +51,7 @@ def fault_kentikstall(run, rng: random.Random, quick: bool) -> float:
     written = write_more(run, 3, seed=rng.randrange(1 << 30))
     if not wait_until(lambda: _redirects_answered(url) > applied_before, 120, 0.5):
         problems.append("no POST met the redirects (fault not exercised)")
-        requests.post(url + "/_emulator/reset", timeout=10)
+        requests.delete(url + "/_emulator/chf_modes", timeout=10)
         return time.time()
     first = time.time()
     live, ready = [], []  # (seconds since the first redirect, worker, status[, problems])
@@ -62,7 +62,7 @@ def fault_kentikstall(run, rng: random.Random, quick: bool) -> float:
             ready.append((at, w.name, *_probe(w.port, "/readyz")))
         time.sleep(SAMPLE_S)
     answered = _redirects_answered(url) - applied_before
-    requests.post(url + "/_emulator/reset", timeout=10).raise_for_status()  # the redirects stop
+    requests.delete(url + "/_emulator/chf_modes", timeout=10).raise_for_status()  # the redirects stop (devices stay)
     fault_end = time.time()
     green_again = wait_until(lambda: all(_probe(w.port, "/readyz")[0] == 200 for w in run.live()), 120, 1)
     named = [(at, name, ps) for at, name, code, ps in ready if code == 503 and any("Kentik" in p for p in ps)]
