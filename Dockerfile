@@ -46,7 +46,8 @@ USER 10001
 WORKDIR /home/blueflow
 EXPOSE 8083
 STOPSIGNAL SIGTERM
-# the port follows BLUEFLOW_HTTP_PORT (set the port by that variable, not by --http_port, for this check to
-# follow it); the start period covers the Kafka check, topic creation and the first assignment
+# liveness (/healthz): fails only when a restart helps; a Kentik or COS outage shows on /readyz instead. The port
+# follows BLUEFLOW_HTTP_PORT (set the port by that variable, not by --http_port, for this check to follow it); the
+# start period covers the Kafka check, topic creation and the first assignment
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('BLUEFLOW_HTTP_PORT') or '8083'), timeout=4)" || exit 1
 ENTRYPOINT ["blueflow"]

@@ -33,7 +33,7 @@ from typing import Callable
 
 import requests
 
-from devstack import fault_embedded, fault_huge, fault_peers, fault_phase, fault_report, hostile, stack
+from devstack import fault_embedded, fault_huge, fault_peers, fault_phase, fault_readiness, fault_report, hostile, stack
 from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -45,6 +45,7 @@ SCENARIOS += ("redirect", "badbody", "slowkentik")   # a misbehaving Kentik (iss
 SCENARIOS += ("sources",)   # two sources, one's COS failing (issue 13; devstack/fault_sources.py)
 SCENARIOS += ("huge",)   # huge objects: bounded memory, size limit (issue 9 item 7)
 SCENARIOS += fault_embedded.SCENARIOS   # the embedded Kafka killed, crashed with its worker, emptied (issue 23)
+SCENARIOS += ("kentikstall",)   # Kentik redirecting 3 x --unhealthy_after: not ready, still alive (issue 22/28)
 # Scenarios whose fault must meet objects still in flight: with groups of 50 a CI-sized run (80 objects) was done
 # before the fault began (kentik: no POST saw the 401; overwrite: nothing left to overwrite).
 SMALL_GROUPS = ("kentik", "overwrite")
@@ -387,9 +388,11 @@ def fault_kafka(run: FaultRun, rng: random.Random, quick: bool) -> float:
     return time.time()
 
 
-def _healthz(w: WorkerProcess) -> tuple[int, list]:
+def _healthz(w: WorkerProcess, path: str = "/readyz") -> tuple[int, list]:
+    """(status, problems) of a worker's readiness — where a stall must show with its cause (liveness, /healthz,
+    fails only when a restart helps)."""
     try:
-        reply = requests.get(f"http://127.0.0.1:{w.port}/healthz", timeout=3)
+        reply = requests.get(f"http://127.0.0.1:{w.port}{path}", timeout=3)
         return reply.status_code, reply.json().get("problems", [])
     except (requests.RequestException, ValueError):
         return 0, []
@@ -531,7 +534,7 @@ def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
            {"status": 503, "count": 3, "path_prefix": "/identity"})
     run.mark("IAM token service failing, w3 joins")
     run.start("w3")
-    samples = run.notes.setdefault("_healthz_samples", [])  # /healthz during the fault too (see run_scenario)
+    samples = run.notes.setdefault("_healthz_samples", [])  # /readyz during the fault too (see run_scenario)
 
     def faults_consumed() -> bool:
         samples.extend((w.name, *_healthz(w)) for w in run.live())
@@ -543,7 +546,7 @@ def fault_iamvpc(run: FaultRun, rng: random.Random, quick: bool) -> float:
 
 
 def wait_drained_watching_health(run: FaultRun, timeout_s: float) -> tuple[bool, list[tuple[str, int, list]]]:
-    """Wait until the bucket is drained, sampling every live worker's /healthz meanwhile (every ~2 s)."""
+    """Wait until the bucket is drained, sampling every live worker's /readyz meanwhile (every ~2 s)."""
     samples: list[tuple[str, int, list]] = []
 
     def check() -> bool:
@@ -555,12 +558,12 @@ def wait_drained_watching_health(run: FaultRun, timeout_s: float) -> tuple[bool,
 
 def iamvpc_health_problems(drained: bool, samples: list[tuple[str, int, list]]) -> list[str]:
     """IAM/VPC API failures only degrade enrichment: no worker may turn unhealthy over them. And if the
-    pipeline stalled anyway, /healthz must have said so, naming the stuck stage or the failing step."""
+    pipeline stalled anyway, /readyz must have said so, naming the stuck stage or the failing step."""
     unhealthy = [(name, problems) for name, status, problems in samples if status == 503]
     if drained and unhealthy:
-        return [f"/healthz failed during IAM/VPC API faults (they must only degrade enrichment): {unhealthy[:2]}"]
+        return [f"/readyz failed during IAM/VPC API faults (they must only degrade enrichment): {unhealthy[:2]}"]
     if not drained and not any(p.startswith("stage ") or "keeps failing" in p for _, ps in unhealthy for p in ps):
-        return ["pipeline stalled but no worker's /healthz reported a stuck stage or a failing step"]
+        return ["pipeline stalled but no worker's /readyz reported a stuck stage or a failing step"]
     return []
 
 
@@ -619,6 +622,7 @@ ACTIONS: dict[str, Callable] = {
 }
 ACTIONS.update(fault_peers.ACTIONS)
 ACTIONS.update(fault_huge.ACTIONS)
+ACTIONS.update(fault_readiness.ACTIONS)
 
 
 def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
@@ -644,6 +648,7 @@ def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed
     if name in SMALL_GROUPS:  # many messages in flight when the fault starts, also in a small (CI) run
         overrides["BLUEFLOW_GROUP_OBJECTS"] = "4"
     overrides.update(fault_huge.OVERRIDES.get(name, {}))
+    overrides.update(fault_readiness.OVERRIDES.get(name, {}))
     if name in SECRET_SCENARIOS:
         for component, flag, value, append in (("iam", "--api-key", SECRET_IAM, True),
                                                ("kentik", "--token", SECRET_KENTIK, False)):

@@ -8,7 +8,7 @@
 - `ctrlkeys`: valid objects whose keys carry control characters (ESC, BEL, newline) in the stream id —
   keys the DeleteObjects XML cannot carry. Every flow accepted, every object deleted, nothing stalls.
 - `delete403`: COS answers 403 to every DELETE for a while (fresh objects written once it does, so there
-  are deletes to refuse). No object may be deleted meanwhile, and `/healthz` must fail with the delete in
+  are deletes to refuse). No object may be deleted meanwhile, and `/readyz` must fail with the delete in
   `problems`; afterwards the bucket drains.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def fault_delete403(run, rng: random.Random, quick: bool) -> float:
     run.notes["delete403"] = {"unhealthy_with_cause": reported, "seconds_to_report": held_s,
                               "problems": next((p for c, p in seen if c == 503), [])[:2]}
     if not reported:
-        run.notes.setdefault("problems", []).append("COS 403 on DELETE: /healthz never failed with the cause")
+        run.notes.setdefault("problems", []).append("COS 403 on DELETE: /readyz never failed with the cause")
     return time.time()
 
 

@@ -51,8 +51,11 @@ def make_app(settings: Settings) -> faust.App:
         stream_wait_empty=True,
         stream_buffer_maxsize=settings.stream_buffer,
         web_enabled=True,
+        web_bind=settings.http_host,  # the address the port listens on (web_host is only the advertised name)
         web_host=settings.http_host,
         web_port=settings.http_port,
+        web_router_enabled=settings.http_faust_pages,  # Faust's /router/ and /table/: off unless asked for
+        web_tables_enabled=settings.http_faust_pages,
         web_in_thread=False,
         logging_config=None,
     )

@@ -3,8 +3,10 @@
 Policy (docs/kentik.md): success is HTTP 200 only (whatever its body). Transport errors (timeouts included),
 408, 429, 3xx and 5xx are retried forever with capped exponential backoff and jitter (honouring
 Retry-After): a redirect is never followed by the client and never means "accepted" nor "refused for good" --
-it is a misrouted or misconfigured endpoint, so the batch waits (and /healthz fails after --unhealthy_after
-without progress) instead of being dead-lettered. 401/403 mean the credentials are wrong: the
+it is a misrouted or misconfigured endpoint, so the batch waits instead of being dead-lettered; every failed
+attempt is reported to health (step "sink: kentik delivery", dependency kentik), so /readyz and /service/info
+problems name Kentik and its last answer once it kept failing for --unhealthy_after (liveness stays green: a
+restart does not fix Kentik). 401/403 mean the credentials are wrong: the
 worker reports unhealthy and keeps retrying slowly without advancing, so nothing is lost and nothing
 after it is committed. 413 splits the batch in halves. Other 4xx are permanent: the batch is refused and
 the caller quarantines the object.
@@ -49,6 +51,8 @@ def retried(status: int) -> bool:
     return status in (0, 408, 429) or 300 <= status < 400 or status >= 500
 
 
+KENTIK_STEP = "sink: kentik delivery"  # the step health knows Kentik's failing answers by (streams/health.py)
+
 Post = Callable[[bytes], Awaitable[PostResult]]
 Encode = Callable[[int, int], Awaitable[bytes]]
 
@@ -77,6 +81,7 @@ async def deliver(encode: Encode, post: Post, count: int, *, what: str, health, 
                 accepted += stop - start
                 if health.fatal.startswith("Kentik"):
                     health.fatal = ""
+                health.ok(KENTIK_STEP)
                 health.progressed()
                 break
             if status in (401, 403):
@@ -94,8 +99,10 @@ async def deliver(encode: Encode, post: Post, count: int, *, what: str, health, 
             if retried(status):
                 delay = policy.backoff(attempt, result.retry_after)
                 attempt += 1
-                log.warning("sink: delivery of %s failed (%s); retry %d in %.1fs", what,
-                            result.reason or f"HTTP {status}", attempt, delay)
+                why = result.reason or f"HTTP {status}"
+                health.failing(KENTIK_STEP, f"Kentik answered {why} to the POST of {what}" if status else
+                               f"Kentik did not answer the POST of {what}: {why}")
+                log.warning("sink: delivery of %s failed (%s); retry %d in %.1fs", what, why, attempt, delay)
                 await sleep(delay)
                 continue
             permanent += 1

@@ -29,6 +29,7 @@ class FlowLogError(Exception):
         self.reason = reason
 
 
+MAX_HEADER_COUNT = (1 << 63) - 1  # number_of_flow_logs is a hint (never a size), carried as an Avro long
 HEADER_FIELDS = (
     "version", "collector_crn", "attached_endpoint_type", "network_interface_id", "instance_crn", "vpc_crn",
     "capture_start_time", "capture_end_time", "state", "number_of_flow_logs",
@@ -153,6 +154,9 @@ def check_header(doc: dict) -> dict:
             if type(n) is not int or n < 0:
                 raise FlowLogError("validate", f"header field 'number_of_flow_logs' is {describe(n)}, "
                                                "expected an integer >= 0")
+            if n > MAX_HEADER_COUNT:
+                raise FlowLogError("validate", f"header field 'number_of_flow_logs' is {describe(n)}, more than "
+                                               f"the largest count carried ({MAX_HEADER_COUNT})")
             h[name] = n
             continue
         val = doc.get(name, "")

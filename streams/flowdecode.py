@@ -13,6 +13,7 @@ header > first bad flow (so a JSON error later in the object wins over a bad flo
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Iterable, Iterator
@@ -123,9 +124,10 @@ class FlowStream:
         cols = batch_columns(decoded) if typed else None
         if cols is None:
             flows = decoded if not typed else decode_value(payload, f"flow record {offset}")
-            found = find_problem(flows, offset)
-            if found is None:  # pragma: no cover - the typed and the walking checks agree
-                found = (offset, f"flow record {offset} or one of the {len(flows) - 1} after it failed validation")
+            found = find_problem(flows, offset) or repeated_field(payload, offset)
+            if found is None:  # the typed decoder refused what the walking check accepts: name the batch
+                found = (offset, f"flow records {offset} to {offset + len(flows) - 1} failed the typed decode "
+                                 "although each passes the field checks")
             self._track_empty_dicts(flows[:found[0] - offset], offset)
             self._problem = found
             self._parts, self._acc_n = [], 0
@@ -196,6 +198,29 @@ class FlowStream:
         if candidates:
             raise FlowLogError("validate", min(candidates)[2])
         return header
+
+
+def repeated_field(payload: bytes | bytearray, offset: int = 0) -> tuple[int, str] | None:
+    """(index, reason) of the first flow record of a batch (a JSON array, records numbered from `offset`)
+    in which a field appears more than once — the typed decoder and a plain parser disagree on which value
+    counts, so the record is ambiguous; None if there is none. Slow path: run only after a batch failed."""
+    try:
+        records = json.loads(bytes(payload), object_pairs_hook=_Members)
+    except ValueError:
+        return None
+    for index, rec in enumerate(records if isinstance(records, list) else (), offset):
+        if isinstance(rec, _Members) and rec.repeated:
+            return index, f"flow {index}: field {rec.repeated!r} appears more than once in the record"
+    return None
+
+
+class _Members(dict):
+    """A JSON object as parsed, remembering its first member name that appeared more than once."""
+
+    def __init__(self, items: list):
+        super().__init__(items)
+        seen: set = set()
+        self.repeated = next((name for name, _ in items if name in seen or seen.add(name)), "")
 
 
 def _json_error(inflater: Inflater, reason: str) -> FlowLogError:

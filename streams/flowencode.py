@@ -9,7 +9,8 @@ made around them at the end (`FlowChunk.encode_around`), when the object is know
 stays as columns until a second one comes: an object of one chunk is packed with the other small objects of
 its group (`pack`), an object of several chunks has a message per chunk (`object_messages`).
 
-Pure: `read_object` (byte chunks → ObjectFlows), `object_messages`, `pack`.
+Pure: `read_object` (byte chunks → ObjectFlows), `object_messages`, `pack`, `encode_packed` (pack and encode,
+an object whose record cannot be encoded set apart with the reason: it alone is dead-lettered).
 """
 from __future__ import annotations
 
@@ -94,6 +95,48 @@ def pack(objects: list[ObjectFlows], chunk_flows: int) -> list[FlowChunk]:
     if pending:
         messages.append(packed(pending))
     return messages
+
+
+def encode_packed(objects: list[ObjectFlows], chunk_flows: int) -> tuple[list[bytes], list]:
+    """The encoded messages of `pack(objects)`, and (object, reason) of each object whose record cannot be
+    encoded (e.g. a header value outside its Avro type): a message that fails is encoded again object by
+    object, so only the object that caused the failure is set apart and the others of its message go on."""
+    messages, bad = [], []
+    for chunk in pack(objects, chunk_flows):
+        try:
+            messages.append(chunk.encode())
+            continue
+        except Exception:  # noqa: BLE001 - attributed below, object by object
+            pass
+        members = [obj for obj in objects if any(p.key == obj.ref.key and p.etag == obj.ref.etag
+                                                 for p in chunk.parts)]
+        good = []
+        for obj in members:
+            why = encode_failure(packed([obj]))
+            if why:
+                bad.append((obj, why))
+            else:
+                good.append(obj)
+        for chunk_of_good in pack(good, chunk_flows):
+            messages.append(chunk_of_good.encode())
+    return messages, bad
+
+
+def envelope_failure(obj: ObjectFlows) -> str:
+    """Why the messages of an object of several chunks could not be encoded ("" when they can): its record
+    without columns is encoded once before any of its chunks is sent, so nothing of it goes out half."""
+    probe = FlowChunk.of(obj.ref, obj.header, 0, max(1, len(obj.encoded)), None)
+    probe.parts = [FlowPart(obj.ref.key, obj.ref.etag, obj.ref.size, obj.ref.last_modified, obj.header, 0,
+                            max(1, len(obj.encoded)), 0, 0)]
+    return encode_failure(probe)
+
+
+def encode_failure(chunk: FlowChunk) -> str:
+    try:
+        chunk.encode()
+    except Exception as exc:  # noqa: BLE001 - the reason is the value
+        return f"its flows message could not be encoded: {exc!r}"
+    return ""
 
 
 def packed(objects: list[ObjectFlows]) -> FlowChunk:

@@ -87,8 +87,12 @@ OBJECT_AGE_SECONDS = Histogram("blueflow_object_delivery_age_seconds",
                                buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
                                registry=REGISTRY)
 IS_LEADER = Gauge("blueflow_is_leader", "1 when this worker polls COS and the VPC API.", registry=REGISTRY)
-HEALTHY = Gauge("blueflow_healthy", "1 when /healthz would answer 200 (recomputed every few seconds).",
+HEALTHY = Gauge("blueflow_healthy", "1 when /healthz (liveness) would answer 200 (recomputed every few seconds).",
                 registry=REGISTRY)
+READY = Gauge("blueflow_ready", "1 when /readyz (readiness: every dependency answers, no stage stuck) would "
+              "answer 200.", registry=REGISTRY)
+DEPENDENCY_UP = Gauge("blueflow_dependency_up", "0 while a dependency (kentik, cos, vpc, ipfix) is failing or "
+                      "rejecting the keys, else 1.", ["dependency"], registry=REGISTRY)
 CONSUMER_LAG = Gauge("blueflow_consumer_lag",
                      "Messages of this worker's assigned objects/flows/kflow partitions not yet committed.",
                      registry=REGISTRY)
@@ -101,9 +105,13 @@ def count_cos_request(operation: str) -> None:
 
 
 def update_health(health, unhealthy_after: float) -> list[str]:
-    """The worker's current health problems (none = healthy), also set on `blueflow_healthy`."""
+    """The worker's current readiness problems (none = ready), also set on `blueflow_ready`; liveness on
+    `blueflow_healthy`, each dependency's state on `blueflow_dependency_up`."""
     problems = health.problems(unhealthy_after)
-    HEALTHY.set(0 if problems else 1)
+    READY.set(0 if problems else 1)
+    HEALTHY.set(0 if health.live_problems(unhealthy_after) else 1)
+    for dependency, problem in health.dependencies().items():
+        DEPENDENCY_UP.labels(dependency=dependency).set(0 if problem else 1)
     return problems
 
 

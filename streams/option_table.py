@@ -86,6 +86,8 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1, maximum=65535),
     Option("http_host", "BLUEFLOW_HTTP_HOST", "0.0.0.0",
            "Address the HTTP port binds (0.0.0.0: every interface, as a pod needs; 127.0.0.1 on a shared VM)."),
+    Option("http_faust_pages", "BLUEFLOW_HTTP_FAUST_PAGES", "false",
+           "Also serve Faust's own /router/ and /table/ pages (off: only blueflow's pages).", kind="bool"),
     Option("poll_interval", "BLUEFLOW_POLL_INTERVAL", "30", "Seconds between bucket listings.", kind="float",
            minimum=0.1),
     Option("metadata_interval", "BLUEFLOW_METADATA_INTERVAL", "600", "Seconds between VPC metadata refreshes.",

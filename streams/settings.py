@@ -149,6 +149,7 @@ class Settings:
     source_budget: int = 1000
     data_dir: str = ""  # the embedded Kafka's data (streams/embedded/); "" = the per-user state directory
     sources: tuple = ()  # streams.sources.Source of the configuration file; () = the implicit source
+    http_faust_pages: bool = False
 
     @classmethod
     def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,

@@ -116,14 +116,19 @@ async def _guarded(ctx: StageContext, stage: str, event, handle) -> None:
 def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
     async def agent(stream):
         # manual acks: a message is acked when handled, or later when its objects were finalized in a batch
-        async for event in stream.noack().events():
-            held = delete_batch.HeldAck(event.ack)
-            token = delete_batch.CURRENT_ACK.set(held)
-            try:
-                await _guarded(ctx, spec.name, event, spec.handle)
-            finally:
-                delete_batch.CURRENT_ACK.reset(token)
-            held.finish()
+        ctx.health.revived(f"agent {spec.name}")  # Faust restarts a crashed agent: alive again
+        try:
+            async for event in stream.noack().events():
+                held = delete_batch.HeldAck(event.ack)
+                token = delete_batch.CURRENT_ACK.set(held)
+                try:
+                    await _guarded(ctx, spec.name, event, spec.handle)
+                finally:
+                    delete_batch.CURRENT_ACK.reset(token)
+                held.finish()
+        except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)
+            ctx.health.died(f"agent {spec.name}", repr(exc))
+            raise
 
     agent.__name__ = f"{spec.name}_agent"
     app.agent(topic, concurrency=1, name=spec.name)(agent)
@@ -131,7 +136,14 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
 
 def _register_task(app, ctx: StageContext, spec: Task) -> None:
     async def task():
-        await spec.loop(ctx)
+        try:
+            await spec.loop(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a task's loop never ends: liveness fails (a restart is what helps)
+            ctx.health.died(f"task {spec.name}", repr(exc))
+            raise
+        ctx.health.died(f"task {spec.name}", "its loop returned")
 
     task.__name__ = spec.name.replace("-", "_")
     app.task(task)

@@ -47,7 +47,7 @@ ENTRY = web.RequestKey("kentik_entry", dict)   # the /_emulator/requests entry o
 
 
 def _new_state(company_id: str) -> dict:
-    # bodies: accepted packed CHF messages (seq, time, device name, packed bytes), decoded into `flows` lazily
+    # bodies: accepted CHF requests (seq, time, device name, body as received), decoded into `flows` lazily
     # chf_check: "full" (every body unpacked, its deviceIds sampled, before the 200) or "deferred" (the
     # benchmark's: headers, gzip and prefix before the 200; readability and every deviceId when decoded)
     return {"company_id": company_id, "devices": {}, "next_device": 1, "heartbeats": [], "requests": [],
@@ -94,7 +94,7 @@ async def post_chf(request: web.Request) -> web.Response:
         if wrong:
             return bad(f"{wrong} of {len(ids)} CHF read have a deviceId other than {want}")
     seq, now = request.get(SEQ, 0), time.time()
-    st["bodies"].append((seq, now, name, packed))
+    st["bodies"].append((seq, now, name, raw))  # as received (gzip; the request record shares it): no copy
     if ENTRY in request:
         request[ENTRY]["flows"] = count
     st["counts"]["chf_accepted"] += 1

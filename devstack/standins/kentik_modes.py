@@ -12,7 +12,8 @@ requests whose path starts with ``path_prefix`` are answered in mode M:
   With ``status`` other than 200: nothing stored, that status with the trickled body.
 * ``huge_body``: processed as usual; a 200 then carries a ``bytes``-long body (sent in 1 MiB pieces).
 
-``GET /_emulator/chf_modes`` lists pending modes; ``POST /_emulator/reset`` clears them. Applied modes are
+``GET /_emulator/chf_modes`` lists pending modes; ``DELETE /_emulator/chf_modes`` drops them (devices and flows
+stay); ``POST /_emulator/reset`` clears them with everything else. Applied modes are
 counted in ``/_emulator/stats`` (``kentik.modes_applied``) and named in ``/_emulator/requests`` (``mode``, and
 ``mode_seconds`` for ``slow``).
 """
@@ -130,10 +131,17 @@ async def _get_modes(request: web.Request) -> web.Response:
     return web.json_response({"modes": [asdict(m) for m in request.app[PENDING]]})
 
 
+async def _delete_modes(request: web.Request) -> web.Response:
+    """Drop the pending modes only (devices and accepted flows stay, unlike /_emulator/reset)."""
+    request.app[PENDING].clear()
+    return await _get_modes(request)
+
+
 def add_mode_routes(app: web.Application) -> None:
     app[PENDING] = []
     app.router.add_post("/_emulator/chf_modes", _post_modes)
     app.router.add_get("/_emulator/chf_modes", _get_modes)
+    app.router.add_delete("/_emulator/chf_modes", _delete_modes)
 
 
 # ---------------------------------------------------------------- decoy: where redirects point

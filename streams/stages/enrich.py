@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -117,6 +117,28 @@ def process(raw: bytes, index_for) -> Enriched:
                    for part, exc in failures)
     if chunk is None:
         return Enriched(flow, failed=failed)
+    try:
+        return Enriched(flow, chunk.encode(), chunk.flow_count, failed)
+    except Exception:  # noqa: BLE001 - a message of several objects: find the object that caused it
+        return _encoded_alone(flow, index_for(flow.source), failed)
+
+
+def _encoded_alone(flow: FlowChunk, index, failed: tuple) -> Enriched:
+    """The kflow message of `flow` when it could not be encoded as a whole: each object's part is translated
+    and encoded alone, the ones that fail are set apart with the reason, the others go on in one message."""
+    good = []
+    for part in flow.pieces():
+        if any(f[0] is not None and (f[0].key, f[0].etag) == (part.key, part.etag) for f in failed):
+            continue
+        one, _ = translate_parts(replace(flow, parts=[part]), index)
+        try:
+            one.encode()
+            good.append(part)
+        except Exception as exc:  # noqa: BLE001 - the reason is the value
+            failed += ((part_object(flow, part), "enrich", f"its kflow message could not be encoded: {exc!r}"),)
+    if not good:
+        return Enriched(flow, failed=failed)
+    chunk, _ = translate_parts(replace(flow, parts=good), index)
     return Enriched(flow, chunk.encode(), chunk.flow_count, failed)
 
 

@@ -10,6 +10,7 @@ Shell: `handle` (decode, dedup, one hand-off to download + parse + encode, publi
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from itertools import islice
 
 from streams import metrics, source_metrics
 from streams.avro import AvroDecodeError
-from streams.flowencode import ObjectFlows, object_messages, pack, read_object
+from streams.flowencode import ObjectFlows, encode_packed, envelope_failure, object_messages, read_object
 from streams.flowlog import FlowLogError, Limits, parse_object_key
 from streams.records import ObjectRef
 from streams.retry import Transient
@@ -110,13 +111,18 @@ def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
             out.transient.append((ref, obj))
         elif obj is None:
             out.vanished.append(ref)
+        elif obj.encoded and (why := envelope_failure(obj)):
+            out.bad.append((ref, FlowLogError("parse", why)))
         else:
             out.parsed.append((ref, obj.flow_count))
             if obj.encoded:
                 out.several.append(obj)
             elif not source.dry_run:
                 small.append(obj)
-    out.messages.extend(chunk.encode() for chunk in pack(small, ctx.settings.chunk_flows))
+    out.messages, unencodable = encode_packed(small, ctx.settings.chunk_flows)
+    for obj, why in unencodable:  # only the object that caused it: the others of its message go on
+        out.bad.append((obj.ref, FlowLogError("parse", why)))
+        out.parsed = [(ref, n) for ref, n in out.parsed if ref is not obj.ref]
     return out
 
 
@@ -156,8 +162,28 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     await ctx.sync_outcomes("parse")
     refs = [ref for ref in message.members() if _admitted(ctx, ref)]
     if refs:
-        await _fetch_and_publish(ctx, source, refs, message.skey)
+        await _isolated(ctx, source, refs, message.skey)
     metrics.STAGE_SECONDS.labels(stage="parse").observe(time.perf_counter() - started)
+
+
+async def _isolated(ctx, source, refs: list[ObjectRef], group_key: str) -> None:
+    """`_fetch_and_publish` of the group; a failure no object could be blamed for (e.g. the broker refusing a
+    message of several objects) splits the group: each object is tried alone, and one that still fails is
+    dead-lettered under its own key with the real reason — never the group under its first object's key."""
+    try:
+        await _fetch_and_publish(ctx, source, refs, group_key)
+        return
+    except Exception as exc:  # noqa: BLE001 - attributed below, object by object
+        if kafka_unavailable(exc):
+            raise  # the broker, not an object: no object is blamed (the message is handled as before)
+        if len(refs) == 1:
+            await ctx.quarantine(refs[0], "parse", f"unexpected failure: {ctx.rt.scrub(repr(exc))}")
+            return
+        log.warning("parse: a message of %s failed (%s); trying its objects one by one", _what(refs),
+                    ctx.rt.scrub(repr(exc)))
+    for ref in refs:
+        if ctx.outcomes.outcome(ref.skey, ref.etag) is None:  # not dead-lettered by the group's attempt
+            await _isolated(ctx, source, [ref], group_key)
 
 
 async def _fetch_and_publish(ctx, source, refs: list[ObjectRef], group_key: str) -> None:
@@ -181,6 +207,15 @@ async def _fetch_and_publish(ctx, source, refs: list[ObjectRef], group_key: str)
             _wait(source, str(unavailable), repr(ref.key))
             continue
         await _publish(ctx, source, again, group_key)
+
+
+def kafka_unavailable(exc: BaseException) -> bool:
+    """Whether a failure is Kafka being unreachable or busy (a retriable broker error, a client-side timeout
+    or lost connection) rather than something about the message (e.g. MessageSizeTooLarge)."""
+    from aiokafka import errors
+
+    return isinstance(exc, (errors.KafkaTimeoutError, errors.KafkaConnectionError, asyncio.TimeoutError)) or (
+        isinstance(exc, errors.KafkaError) and exc.retriable)
 
 
 def _what(refs: list[ObjectRef]) -> str:

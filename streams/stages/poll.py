@@ -158,6 +158,10 @@ def fair_groups(order: list[tuple[str, Due]], max_objects: int, chunk_flows: int
     return out
 
 
+LISTING_STEP = "leader: listing the bucket"  # health's name of a failing listing (dependency cos)
+LISTING_RETRY_S = 30.0  # a failed listing is tried again this soon (health forgets a failure unseen for 120 s)
+
+
 async def poll_loop(ctx) -> None:
     """Leader task: every `poll_interval`, list every source and publish what is due (sooner while a budget
     held objects back)."""
@@ -165,6 +169,8 @@ async def poll_loop(ctx) -> None:
     while True:
         try:
             listed = await _poll_once(ctx, ledgers)
+            ctx.health.ok(LISTING_STEP)
+            ctx.health.ok("leader: publishing objects")
             if listed is None:
                 await asyncio.sleep(1.0)
             else:
@@ -172,8 +178,11 @@ async def poll_loop(ctx) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("poller: %s", ctx.rt.scrub(str(exc)))
-            await asyncio.sleep(ctx.settings.poll_interval)
+            # also with nothing pending: a listing that keeps failing is reported (readiness) with its cause
+            reason = ctx.rt.scrub(str(exc))
+            ctx.health.failing(LISTING_STEP if isinstance(exc, Transient) else "leader: publishing objects", reason)
+            log.warning("poller: %s", reason)
+            await asyncio.sleep(min(ctx.settings.poll_interval, LISTING_RETRY_S))
 
 
 LISTING_GRACE_S = 0.5  # after the first listing of a poll, how long the others are waited for to be interleaved

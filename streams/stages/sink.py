@@ -141,7 +141,7 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
         return
     if prepared.source is None:
         return
-    refused, waiting = await deliver_posts(ctx, prepared.posts, prepared.source)
+    refused, waiting = await deliver_posts(ctx, prepared.posts, prepared.source, prepared.chunk)
     if prepared.chunk.replay:  # operator replay: sent again on purpose; no dedup, no delete, no ledger
         for part, _ in prepared.plan:
             if id(part) in refused:
@@ -209,25 +209,39 @@ def per_device(chunk: KflowChunk, parts: list[KflowPart]) -> list[KflowChunk]:
     return [select(chunk, group) for group in by_device.values()]
 
 
-async def deliver_posts(ctx, posts: list, source) -> tuple[dict, set]:
+async def _hand_over(ctx, source, rows: KflowChunk, body: bytes | None) -> None:
+    if source.sink == "ipfix":
+        await ipfix_sink.deliver_chunk(ctx, rows)
+    else:
+        await deliver_chunk(ctx, rows, body)
+
+
+async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = None) -> tuple[dict, set]:
     """Hand over each post's rows to the source's sink (Kentik: `deliver_chunk` with the prepared body, split
-    on 413; IPFIX: `ipfix_sink.deliver_chunk`). Returns (id(part) -> BatchRefused for the parts of each post
-    refused for good, ids of the parts that wait because their source is unavailable)."""
+    on 413; IPFIX: `ipfix_sink.deliver_chunk`). Returns (id(part) -> why (BatchRefused, or an unexpected failure) for the
+    parts of each post refused for good, ids of the parts that wait because their source is unavailable). A post of several objects
+    that is refused or fails unexpectedly is handed over again object by object (`chunk`: the message its rows
+    were selected from), so only the object Kentik refuses is quarantined."""
     refused, waiting = {}, set()
     for rows, body in posts:
         try:
-            if source.sink == "ipfix":
-                await ipfix_sink.deliver_chunk(ctx, rows)
-            else:
-                await deliver_chunk(ctx, rows, body)
-        except BatchRefused as exc:
-            refused.update((id(part), exc) for part in rows.parts)
-            continue
+            await _hand_over(ctx, source, rows, body)
         except SourceUnavailable as exc:  # several sources: these chunks wait (streams/stages/source_guard.py)
             source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
             log.info("sink: %s; %d objects from %r wait in the bucket and are sent when published again", exc,
                      len(rows.parts), rows.key)
             waiting.update(id(part) for part in rows.parts)
+            continue
+        except Exception as exc:  # noqa: BLE001 - refused (BatchRefused) or unexpected: blamed on its object
+            if len({p.key for p in rows.parts}) > 1 and chunk is not None:
+                log.warning("sink: %s; handing over its %d objects one by one", ctx.rt.scrub(str(exc)),
+                            len(rows.parts))
+                alone, wait = await deliver_posts(ctx, [(select(chunk, [p]), None) for p in rows.parts], source)
+                refused.update(alone)
+                waiting.update(wait)
+                continue
+            why = exc if isinstance(exc, BatchRefused) else RuntimeError(f"unexpected failure: {exc!r}")
+            refused.update((id(part), why) for part in rows.parts)
             continue
         source_metrics.DELIVERED.labels(source=source.name).inc(rows.flow_count)
     return refused, waiting

@@ -35,6 +35,12 @@ class SourceHealth:
     def progressed(self) -> None:
         self.ctx.health.progressed()
 
+    def failing(self, step: str, reason: str) -> None:  # Kentik answering 3xx/5xx: the worker's health too
+        self.ctx.health.failing(f"{step} (source {self.source.name})", reason, "kentik")
+
+    def ok(self, step: str) -> None:
+        self.ctx.health.ok(f"{step} (source {self.source.name})")
+
 
 def kentik_guard(ctx, source):
     """(health, pause) for delivering one chunk of `source`: the worker's own with a single source."""

@@ -405,3 +405,16 @@ def test_deferred_check_accepts_at_once_and_drops_an_unreadable_body_when_decode
     requests.post(emu + "/_emulator/reset", timeout=5).raise_for_status()  # back to the full check
     dev = make_device(emu)
     assert client(emu).post_flows(dev, kflow.frame_body(b"\xff" * 40)) == 400
+
+
+def test_deleting_the_pending_modes_keeps_devices_and_flows(emu):
+    """The kentikstall scenario stops its redirects this way: a reset would forget the devices, so the
+    workers' cached device ids would be refused (400 unknown sender_id) after the stall."""
+    dev = make_device(emu)
+    c = client(emu)
+    modes(emu, {"mode": "redirect", "count": 0, "location": "https://kentik.invalid/chf"})
+    assert c.post_flows(dev, one_body(dev)) == 307
+    assert requests.delete(emu + "/_emulator/chf_modes", timeout=5).json() == {"modes": []}
+    assert c.post_flows(dev, one_body(dev)) == 200
+    devices = requests.get(emu + "/_emulator/devices", timeout=5).json()["devices"]
+    assert [d["device_name"] for d in devices] == [dev.name] and accepted_flows(emu) == 3

@@ -126,7 +126,10 @@ def test_the_http_port_binds_the_configured_host():
 
     assert Settings.from_env({}).http_host == "0.0.0.0"
     app = make_app(Settings.from_env({"BLUEFLOW_HTTP_HOST": "127.0.0.1", "BLUEFLOW_APP_ID": "t-http-host"}))
-    assert app.conf.web_host == "127.0.0.1"
+    assert app.conf.web_bind == "127.0.0.1" and app.conf.web_host == "127.0.0.1"  # bound, and advertised
+    assert not app.conf.web_router_enabled and not app.conf.web_tables_enabled  # Faust's pages: off
+    asked = make_app(Settings.from_env({"BLUEFLOW_HTTP_FAUST_PAGES": "true", "BLUEFLOW_APP_ID": "t-pages"}))
+    assert asked.conf.web_router_enabled and asked.conf.web_tables_enabled and asked.conf.web_bind == "0.0.0.0"
 
 
 def test_malloc_arenas_are_capped_unless_the_environment_chose(monkeypatch):

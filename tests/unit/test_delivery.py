@@ -151,3 +151,26 @@ def test_retried_status_table():
     assert [s for s in (0, 200, 201, 204, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413,
                         429, 500, 502, 503, 504) if retried(s)] == [0, 300, 301, 302, 303, 304, 307, 308, 408, 429,
                                                                      500, 502, 503, 504]
+
+
+def test_kentik_redirects_are_reported_to_health_until_accepted():
+    """Issue 28: a Kentik stall never reached health. Each failed attempt is a failing step of dependency
+    kentik with Kentik's answer; past --unhealthy_after readiness names Kentik, liveness stays green."""
+    clock = [1000.0]
+    health = Health(clock=lambda: clock[0])
+    seen = []
+
+    async def post(body):
+        if len(seen) < 6:
+            seen.append((health.retrying(), health.problems(30), health.live_problems(30)))
+            clock[0] += 10  # each answer 10 s later: 60 s of redirects against unhealthy_after 30 s
+            return PostResult(307, None, "redirect (HTTP 307) to kentik.invalid not followed")
+        return PostResult(200)
+
+    assert run(deliver(encode, post, 3, what="chunk 1/1 of 'k'", health=health, sleep=no_sleep_recorder()[1])) == 3
+    retrying, problems, live = seen[-1]
+    assert [(r["step"], r["dependency"], r["attempts"]) for r in retrying] == [("sink: kentik delivery", "kentik", 5)]
+    assert "Kentik answered redirect (HTTP 307)" in retrying[0]["reason"]
+    assert len(problems) == 1 and "Kentik" in problems[0] and "keeps failing" in problems[0]
+    assert all(live == [] for _, _, live in seen)  # a restart does not fix Kentik
+    assert health.retrying() == [] and health.problems(30) == []  # accepted: cleared

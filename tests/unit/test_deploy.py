@@ -74,8 +74,9 @@ def test_deployment_runs_blueflow_with_kentik_flags_probes_limits_and_non_root()
     assert flags == set(BLUEFLOW_FLAG_NAMES)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http": 8083}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/service/info", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}  # dependencies: NotReady
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}  # restart only when it helps
+    assert docs["Service"]["spec"]["publishNotReadyAddresses"] is True  # /metrics of a NotReady worker
     assert c["livenessProbe"]["initialDelaySeconds"] >= 30
     for kind in ("requests", "limits"):
         assert set(c["resources"][kind]) == {"cpu", "memory"}
@@ -327,3 +328,9 @@ def test_readme_states_no_claim_known_false():
     assert "Event Streams (any plan)" not in readme
     assert "`text` (one line per record)" not in readme and "One line per record on stdout" not in readme
     assert "### Signals and exit codes" in readme and "SIGUSR1" in readme and "--stop-timeout" in readme
+
+
+def test_compose_worker_healthcheck_is_liveness(compose):
+    """Docker's health of a worker is liveness (/healthz): what a restarter may act on; readiness is /readyz."""
+    check = compose["services"]["worker"]["healthcheck"]
+    assert "/healthz" in " ".join(check["test"]) and check["start_period"]

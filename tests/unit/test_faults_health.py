@@ -20,4 +20,4 @@ def test_a_stall_that_healthz_named_is_not_a_health_problem():
 
 def test_a_stall_healthz_did_not_see_is_a_problem():
     (problem,) = iamvpc_health_problems(False, [("w1", 200, []), ("w2", 0, []), ("w2", 503, ["COS rejected"])])
-    assert "no worker's /healthz reported a stuck stage" in problem
+    assert "no worker's /readyz reported a stuck stage" in problem

@@ -478,3 +478,23 @@ def test_gunzip_hands_out_bounded_pieces():
     inflater = Inflater([bomb])
     sizes = [len(p) for p in inflater]
     assert max(sizes) <= PIECE and sum(sizes) == 20 * PIECE == inflater.size and inflater.gzip
+
+
+@pytest.mark.parametrize("first", ['"target_port": "x"', '"direction": "X"'])
+def test_a_repeated_field_names_the_field_and_the_record(first):
+    """Issue 28: the typed decoder refused the record, the walking check (last value wins) did not, and the
+    reason named neither field nor record ("flow record 0 or one of the 0 after it failed validation")."""
+    raw = orjson.dumps(EXAMPLE)
+    record = orjson.dumps(EXAMPLE["flow_logs"][1])
+    repeated = b"{" + first.encode() + b"," + record[1:]
+    e = fail(gz(raw.replace(record, repeated)))
+    name = first.split(":")[0].strip('"')
+    assert e.stage == "validate" and e.reason == f"flow 1: field '{name}' appears more than once in the record"
+
+
+def test_repeated_field_finds_the_first_record_with_a_member_twice():
+    from streams.flowdecode import repeated_field
+
+    batch = b'[{"a": 1, "b": {"c": 1, "c": 2}}, {"a": 1, "b": 2, "a": 3}]'
+    assert repeated_field(batch, offset=10) == (11, "flow 11: field 'a' appears more than once in the record")
+    assert repeated_field(b'[{"a": 1}, {"b": 2}]') is None and repeated_field(b"not json") is None

@@ -129,11 +129,21 @@ def test_blueflow_own_lines_and_distinct_librdkafka_facilities_are_not_merged():
 
 
 # --------------------------------------------------------------------------------------------- metrics
-def test_healthy_gauge_follows_health_problems_without_a_healthz_call():
+def test_health_gauges_follow_health_problems_without_a_healthz_call():
+    """Rejected Kentik keys: not ready, Kentik down, but alive (a restart does not fix keys); a dead task:
+    not alive."""
     health = Health()
+    up = metrics.DEPENDENCY_UP.labels
+
     assert metrics.update_health(health, 300) == [] and metrics.HEALTHY._value.get() == 1
+    assert metrics.READY._value.get() == 1 and up(dependency="kentik")._value.get() == 1
     health.fatal = "Kentik rejected the credentials (HTTP 401)"
-    assert metrics.update_health(health, 300) == [health.fatal] and metrics.HEALTHY._value.get() == 0
+    assert metrics.update_health(health, 300) == [health.fatal] and metrics.READY._value.get() == 0
+    assert metrics.HEALTHY._value.get() == 1
+    assert up(dependency="kentik")._value.get() == 0 and up(dependency="cos")._value.get() == 1
+    health.died("task poll", "ValueError('x')")
+    metrics.update_health(health, 300)
+    assert metrics.HEALTHY._value.get() == 0
 
 
 def test_build_info_and_process_metrics_are_exported():
