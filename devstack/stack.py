@@ -473,7 +473,9 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
         pids["cos-iam-proxy"] = _spawn(
             "cos-iam-proxy", [sys.executable, "-m", "devstack.cos_auth_proxy", "--host", "127.0.0.1",
                               "--port", str(p["cos-iam-proxy"]), "--upstream", f"http://127.0.0.1:{p['s3proxy-open']}",
-                              "--iam-url", values["BLUEFLOW_IAM_URL"]], env=py_env, port=p["cos-iam-proxy"])
+                              "--iam-url", values["BLUEFLOW_IAM_URL"],
+                              *(["--shuffle-listings"] if os.environ.get("BLUEFLOW_DEVSTACK_SHUFFLE_LISTINGS") == "1"
+                                else [])], env=py_env, port=p["cos-iam-proxy"])
         _save_pids(pids)
 
         # --- Kafka: format (unless keeping formatted data), then start
