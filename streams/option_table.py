@@ -73,9 +73,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("kafka_sasl_username", "BLUEFLOW_KAFKA_SASL_USERNAME", "token", "SASL PLAIN user (Event Streams: token)."),
     Option("kafka_sasl_password", "BLUEFLOW_KAFKA_SASL_PASSWORD", "",
            "SASL PLAIN password (Event Streams: the service API key).", secret=True),
+    Option("kafka_ssl_ca", "BLUEFLOW_KAFKA_SSL_CA", "",
+           "PEM file of the CA that signed the brokers' TLS certificates (empty: the system's trusted CAs, as "
+           "Event Streams needs)."),
+    Option("kafka_profile", "BLUEFLOW_KAFKA_PROFILE", "auto",
+           "event-streams (only the topic settings IBM Event Streams accepts, within its Standard plan's ranges), "
+           "kafka (any Apache Kafka), or auto: event-streams when a bootstrap host is …eventstreams.cloud.ibm.com.",
+           kind="choice", choices=("auto", "event-streams", "kafka")),
     Option("topic_prefix", "BLUEFLOW_TOPIC_PREFIX", "blueflow.", "Prefix of every topic name."),
-    Option("partitions", "BLUEFLOW_PARTITIONS", "8", "Partitions of the data topics (the unit of scaling).",
+    Option("partitions", "BLUEFLOW_PARTITIONS", "6",
+           "Partitions of each work topic (objects, flows, kflow: the unit of scaling); control topics have one.",
            kind="int", minimum=1),
+    Option("partition_budget", "BLUEFLOW_PARTITION_BUDGET", "24",
+           "Most partitions the deployment's topics may take together, Faust's leader topic included (0: no "
+           "limit); a larger plan is refused. Event Streams Standard: 100 per instance, shared by its deployments.",
+           kind="int", minimum=0),
     Option("replication", "BLUEFLOW_REPLICATION", "1",
            "Replication factor of the topics blueflow creates (Event Streams: 3).", kind="int",
            minimum=1),
@@ -148,8 +160,8 @@ BY_NAME = {o.name: o for o in OPTIONS}
 
 # Options each kind of command reads; a command validates only these (a bad value elsewhere is not its concern).
 KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_username", "kafka_sasl_password",
-                 "topic_prefix")
-TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication")
+                 "kafka_ssl_ca", "topic_prefix")
+TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication", "kafka_profile", "partition_budget", "app_id")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
 OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id", "config")

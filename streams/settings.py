@@ -116,8 +116,11 @@ class Settings:
     kafka_security_protocol: str
     kafka_sasl_username: str
     kafka_sasl_password: str
+    kafka_ssl_ca: str
+    kafka_profile: str
     topic_prefix: str
     partitions: int
+    partition_budget: int
     replication: int
     app_id: str
     http_port: int
