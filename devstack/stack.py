@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from devstack import jars
+from devstack import jars, kafka_secure
 from devstack import java as java_mod
 from devstack.java import Java
 
@@ -57,7 +57,7 @@ REGIONS = ("us-south", "eu-de")
 # component -> port offset from the base
 PORT_OFFSETS = {
     "kafka": 92, "kafka-controller": 93, "s3proxy": 80, "cos-iam-proxy": 81, "iam": 82,
-    "s3proxy-open": 83, "vpc": 84, "kentik": 85,
+    "s3proxy-open": 83, "vpc": 84, "kentik": 85, "kafka-sasl-ssl": 94,
 }
 STANDINS = ("iam", "vpc", "kentik")
 START_TIMEOUT = 90.0
@@ -482,6 +482,15 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
         server_props = _render(CONF_DIR / "kafka-server.properties", d / "conf" / "kafka.properties",
                                broker_port=p["kafka"], controller_port=p["kafka-controller"], log_dir=kafka_data)
         kcp = str(kafka_jars / "*")
+        policy = kafka_secure.topic_policy(java, kafka_jars, d / "policy", log)
+        if policy is not None:
+            kcp += os.pathsep + str(policy)
+            server_props.write_text(server_props.read_text() + kafka_secure.policy_properties())
+        if kafka_secure.sasl_ssl_wanted():
+            tls = kafka_secure.tls_material(d / "tls")
+            server_props.write_text(kafka_secure.sasl_ssl_properties(server_props.read_text(), p["kafka"],
+                                                                     p["kafka-sasl-ssl"], tls["server"]))
+            values.update(kafka_secure.sasl_ssl_settings(p["kafka-sasl-ssl"], tls["ca"]))
         jvm = [java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={CONF_DIR / 'kafka-log4j2.properties'}",
                f"-Dkafka.logs.dir={d / 'logs'}", "-cp", kcp]
@@ -605,7 +614,7 @@ def is_up() -> bool:
 def ensure_up(keep_data: bool = False, log: Callable[[str], None] = print) -> dict[str, str]:
     """Return the settings of the running stack, starting it first if it is not (fully) up."""
     with _lock():
-        if is_up():
+        if is_up() and kafka_secure.matches(read_env()):
             return read_env()
         return _up_locked(keep_data=keep_data, log=log)
 
