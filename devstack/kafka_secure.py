@@ -23,6 +23,13 @@ SASL_USER = "token"
 SASL_PASSWORD = "devstack-event-streams-api-key"
 
 
+SASL_SSL_PORT_OFFSET = 94  # from BLUEFLOW_DEVSTACK_PORT_BASE, beside Kafka's 92 (broker) and 93 (controller)
+
+
+def sasl_ssl_port() -> int:
+    return int(os.environ.get("BLUEFLOW_DEVSTACK_PORT_BASE", "19000")) + SASL_SSL_PORT_OFFSET
+
+
 def sasl_ssl_wanted(environ=os.environ) -> bool:
     return environ.get(SASL_SSL_FLAG, "") == "1"
 

@@ -57,7 +57,7 @@ REGIONS = ("us-south", "eu-de")
 # component -> port offset from the base
 PORT_OFFSETS = {
     "kafka": 92, "kafka-controller": 93, "s3proxy": 80, "cos-iam-proxy": 81, "iam": 82,
-    "s3proxy-open": 83, "vpc": 84, "kentik": 85, "kafka-sasl-ssl": 94,
+    "s3proxy-open": 83, "vpc": 84, "kentik": 85,
 }
 STANDINS = ("iam", "vpc", "kentik")
 START_TIMEOUT = 90.0
@@ -489,8 +489,8 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
         if kafka_secure.sasl_ssl_wanted():
             tls = kafka_secure.tls_material(d / "tls")
             server_props.write_text(kafka_secure.sasl_ssl_properties(server_props.read_text(), p["kafka"],
-                                                                     p["kafka-sasl-ssl"], tls["server"]))
-            values.update(kafka_secure.sasl_ssl_settings(p["kafka-sasl-ssl"], tls["ca"]))
+                                                                     kafka_secure.sasl_ssl_port(), tls["server"]))
+            values.update(kafka_secure.sasl_ssl_settings(kafka_secure.sasl_ssl_port(), tls["ca"]))
         jvm = [java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={CONF_DIR / 'kafka-log4j2.properties'}",
                f"-Dkafka.logs.dir={d / 'logs'}", "-cp", kcp]

@@ -95,3 +95,31 @@ def test_topics_ensure_dry_run_event_streams_lists_every_topic_and_the_total():
     assert doc["profile"] == "event-streams" and doc["partition_budget"] == 24 and doc["total_partitions"] == 23
     assert doc["topics"][-1]["topic"] == "flows1-__assignor-__leader"
     assert all(set(t["configs"]) <= set(EVENT_STREAMS_SETTINGS) for t in doc["topics"])
+
+
+def test_the_stack_adds_a_sasl_ssl_listener_beside_the_plain_one():
+    from pathlib import Path
+
+    from devstack.kafka_secure import sasl_ssl_properties
+
+    text = ("listeners=PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2\nadvertised.listeners=PLAINTEXT://127.0.0.1:1\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\nnum.partitions=4\n")
+    out = sasl_ssl_properties(text, 1, 3, Path("/s/server.pem")).splitlines()
+    assert "listeners=PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2,SASL_SSL://127.0.0.1:3" in out
+    assert "advertised.listeners=PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:3" in out
+    assert "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL" in out
+    assert "listener.name.sasl_ssl.ssl.keystore.type=PEM" in out and "num.partitions=4" in out
+    assert any(line.startswith("listener.name.sasl_ssl.plain.sasl.jaas.config=") and 'user_token="' in line
+               for line in out)
+
+
+def test_the_java_policy_holds_the_same_table():
+    """devstack/conf/EventStreamsTopicPolicy.java and EVENT_STREAMS_SETTINGS name the same settings and bounds."""
+    from devstack.kafka_secure import CONF_DIR
+
+    java = (CONF_DIR / "EventStreamsTopicPolicy.java").read_text()
+    for name in EVENT_STREAMS_SETTINGS:
+        assert f'case "{name}":' in java
+    for rule in ("1 hour to 30 days, in whole hours", "100 KiB to 1 GiB", "100 KiB to 512 MiB", "100 KiB to 100 MiB",
+                 "5 minutes to 30 days"):
+        assert rule in java and any(rule in a.rule for a in EVENT_STREAMS_SETTINGS.values())
