@@ -41,8 +41,9 @@ OPTIONS: tuple[Option, ...] = (
            "Kentik IBM cloud export id (devices tied to it, status heartbeats); 0 = none: devices by plan only, "
            "no heartbeat.",
            kind="int", minimum=0),
-    Option("regions", "BLUEFLOW_REGIONS", "us-south",
-           "Comma-separated IBM regions whose VPC metadata labels the flows."),
+    Option("regions", "BLUEFLOW_REGIONS", "",
+           "Comma-separated IBM regions whose VPC metadata labels the flows (empty: the region of the COS "
+           "endpoint, s3.direct.us-east… → us-east; none: no VPC metadata, flows carry the ids of their keys)."),
     Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "How much the worker logs.", kind="choice",
            choices=LOG_LEVELS),
     Option("log_format", "BLUEFLOW_LOG_FORMAT", "text", "text (one line per record) or json (one object per line).",

@@ -135,7 +135,7 @@ def test_domain_setting_and_sink_choice():
     assert "Kentik POST" in topology.agents()[-1].effects
     assert "IPFIX export" in topology.describe(sink_name="ipfix")
     base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
-            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s"}
+            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_REGIONS": "none"}
     ok = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "10.0.0.5:4739"})
     assert missing_for_worker(ok) == []  # no Kentik credentials needed for the ipfix sink
     bad = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_TRANSPORT": "sctp",

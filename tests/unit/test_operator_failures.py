@@ -59,7 +59,8 @@ def test_worker_with_kafka_unreachable_exits_3_with_one_line():
     env.update({"BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t"})
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
-                           "--cos_hmac_access_key=a", "--api_email=e@x", f"--kafka_bootstrap=127.0.0.1:{closed_port()}"],
+                           "--cos_hmac_access_key=a", "--api_email=e@x", "--plan_id=1", "--regions=none",
+                           f"--kafka_bootstrap=127.0.0.1:{closed_port()}"],
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 3, done.stderr
     assert time.monotonic() - started < 30
