@@ -123,3 +123,10 @@ def test_the_java_policy_holds_the_same_table():
     for rule in ("1 hour to 30 days, in whole hours", "100 KiB to 1 GiB", "100 KiB to 512 MiB", "100 KiB to 100 MiB",
                  "5 minutes to 30 days"):
         assert rule in java and any(rule in a.rule for a in EVENT_STREAMS_SETTINGS.values())
+
+
+def test_event_streams_over_plaintext_is_one_line_before_any_connection():
+    result = CliRunner().invoke(cli.main, ["topics", "ensure", "--kafka_security_protocol=PLAINTEXT",
+                                           "--kafka_bootstrap=broker-0-x.kafka.svc01.us-south.eventstreams.cloud.ibm"
+                                           ".com:9093"])
+    assert result.exit_code == 2 and "speaks only SASL_SSL" in result.output
