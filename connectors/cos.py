@@ -110,12 +110,10 @@ def ensure_bucket(client: Any, bucket: str) -> bool:
         raise _error("create_bucket", bucket, None, exc) from None
 
 
-def list_objects(client: Any, bucket: str, prefix: str = "", *, start_after: str | None = None,
-                 page_size: int = PAGE_SIZE) -> Iterator[ObjectInfo]:
-    """Every object under `prefix`, page by page (lazy: one list call per `page_size` keys)."""
+def list_objects(client: Any, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE) -> Iterator[ObjectInfo]:
+    """Every object under `prefix`, page by page (lazy: one list call per `page_size` keys), in the order COS
+    gives them — IBM: "non-lexographical order", so callers never read meaning into it (no StartAfter)."""
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
-    if start_after:
-        kwargs["StartAfter"] = start_after
     while True:
         try:
             page = client.list_objects_v2(**kwargs)
@@ -128,7 +126,6 @@ def list_objects(client: Any, bucket: str, prefix: str = "", *, start_after: str
         if not page.get("IsTruncated") or not token:
             return
         kwargs["ContinuationToken"] = token
-        kwargs.pop("StartAfter", None)
 
 
 def _chunks(body: Any, chunk_size: int, bucket: str, key: str) -> Iterator[bytes]:

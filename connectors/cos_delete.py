@@ -1,7 +1,9 @@
 """Version-checked deletes on COS: delete an object only if it still is the version that was read.
 
-`delete_versions_if_unchanged`: listings of the keys as the version check, then DeleteObjects of up to 1,000
-keys (keys the XML cannot carry: one DELETE each, with If-Match). Blocking, like
+`delete_versions_if_unchanged`: listings of the keys' folders (and a HEAD for any key a listing did not show)
+as the version check, then DeleteObjects of up to 1,000 keys (keys the XML cannot carry: one DELETE each, with
+If-Match). Listing order means nothing here (IBM: "non-lexographical order"): a key is absent only when a HEAD
+says so. Blocking, like
 connectors/cos.py, whose client, errors and listing they use.
 """
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Any
 
 from ibm_botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.cos import (_MISSING_CODES, _TRANSIENT_CODES, PAGE_SIZE, CosError, _error, _is_missing, list_objects,
-                            xml_safe)
+from connectors.cos import (_MISSING_CODES, _TRANSIENT_CODES, PAGE_SIZE, CosError, _error, _is_missing, head_object,
+                            list_objects, xml_safe)
 from connectors.cos_client import _IF_MATCH_PARAM
 
 DELETED, GONE, CHANGED = "deleted", "gone", "changed"
@@ -31,58 +33,87 @@ def _delete_if_match(client: Any, bucket: str, key: str, etag: str) -> str:
     return DELETED
 
 
-def listed_etags(client: Any, bucket: str, keys: list[str], page_size: int = PAGE_SIZE) -> dict[str, str]:
-    """The current ETags of `keys` (a batched version check): key -> ETag of those that exist; a key missing
-    from the answer does not exist.
+def current_etags(client: Any, bucket: str, keys: list[str], page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """The current version of each of `keys` (a batched version check): key -> its ETag, None when a HEAD
+    answered that it does not exist, or the CosError of that key's HEAD (unknown: try again).
 
-    Listing pages from the lowest key not yet checked: a page answers for every asked key up to the last key
-    it lists, and the next listing starts at the next asked key after that, so keys spread over a large
-    bucket cost one request per gap between them (never more than one HEAD each would), and keys close
-    together share one request per 1,000 entries."""
-    todo = sorted(set(keys))
-    wanted = set(todo)
-    found: dict[str, str] = {}
-    i, reached = 0, ""
-    while i < len(todo):
-        reached = _list_from(client, bucket, todo[i:], max(reached, todo[i][:-1]), page_size, found, wanted)
-        while i < len(todo) and (reached is None or todo[i] <= reached):  # reached ≥ todo[i]: progress
-            i += 1
-    return found
+    IBM's COS API reference says listings come "in non-lexographical order", so nothing here reads meaning
+    into key order. Keys are looked for in listings of the folder they share (`_look`), each listing bounded
+    by the pages its keys could fill and all of them by one request per key (what a HEAD each would cost); a
+    key no listing showed is unknown, never absent, and is asked for on its own (HEAD): only a HEAD's 404
+    makes it absent. Listing failures raise CosError (the whole check is tried again)."""
+    todo = list(dict.fromkeys(keys))
+    result: dict[str, Any] = {}
+    _look(client, bucket, todo, page_size, result, [len(todo)])
+    for key in todo:
+        if key in result:
+            continue
+        try:
+            head = head_object(client, bucket, key)
+        except CosError as exc:
+            result[key] = exc
+            continue
+        result[key] = None if head is None else head.etag
+    return result
 
 
-def _list_from(client: Any, bucket: str, todo: list[str], after: str, page_size: int, found: dict, wanted: set):
-    """One listing from just before todo[0] (keys after `after`, which is below it): record the ETags of wanted keys in `found`; return the last key the listing
-    answered for (None: the listing ended, so it answered for every key of `todo`). It stops at the end of a
-    page once it has reached todo[0] (or passed todo[-1]), so a request is never spent on entries nobody asked
-    about."""
-    low, high = todo[0], todo[-1]
-    prefix = os.path.commonprefix(todo)
-    for n, info in enumerate(list_objects(client, bucket, prefix, start_after=after or None, page_size=page_size),
-                             1):
+def _folder_prefix(keys: list[str], at_least: int = 0) -> str:
+    common = os.path.commonprefix(keys)
+    return common[:max(at_least, common.rfind("/") + 1)]
+
+
+def _look(client: Any, bucket: str, keys: list[str], page_size: int, found: dict, requests: list[int]) -> None:
+    """List the folder `keys` share (recording their ETags in `found`), then do the same for each sub-folder
+    holding two or more keys that listing did not show. `requests` is the listing requests left."""
+    if len(keys) < 2 or requests[0] <= 0:
+        return
+    prefix = _folder_prefix(keys)
+    requests[0] -= _list_folder(client, bucket, prefix, keys, page_size, found, requests[0])
+    below: dict[str, list[str]] = {}
+    for key in keys:
+        cut = key.find("/", len(prefix))
+        if key not in found and cut >= 0:
+            below.setdefault(key[:cut + 1], []).append(key)
+    for group in below.values():
+        _look(client, bucket, group, page_size, found, requests)
+
+
+def _list_folder(client: Any, bucket: str, prefix: str, keys: list[str], page_size: int, found: dict,
+                 most: int) -> int:
+    """Record in `found` the ETags of `keys` one listing of `prefix` shows, in whatever order it lists them;
+    stop when every key was seen or after the pages the keys could fill (at most `most`) — never because of
+    where a key would sort. Returns the requests made."""
+    wanted = set(keys)
+    pages = min(most, len(keys) // page_size + 1)
+    n = 0
+    for n, info in enumerate(list_objects(client, bucket, prefix, page_size=page_size), 1):
         if info.key in wanted:
             found[info.key] = info.etag
-        if info.key >= high or (n % page_size == 0 and info.key >= low):
-            return info.key
-    return None
+            wanted.discard(info.key)
+        if not wanted or (n % page_size == 0 and n // page_size >= pages):
+            break
+    return max(1, -(-n // page_size))
 
 
 def delete_versions_if_unchanged(client: Any, bucket: str, items: list[tuple[str, str]]) -> dict[str, Any]:
     """Delete each (key, etag) only if it still is that version: key -> DELETED, GONE, CHANGED, or the
     CosError of that key (retry it: it is never assumed gone).
 
-    Listings of the keys (`listed_etags`) check every version, then one DeleteObjects per 1,000 keys deletes
+    `current_etags` checks every version, then one DeleteObjects per 1,000 keys deletes
     the unchanged ones; keys the XML cannot carry are deleted one by one with If-Match. A new version written
     between the listing and the DeleteObjects — one round trip — is the remaining race window (DeleteObjects
     carries no If-Match; it is sent once, never retried by the SDK, so the window stays one round trip)."""
     items = list(dict(items).items())
     if not items:
         return {}
-    current = listed_etags(client, bucket, [k for k, _ in items])
+    current = current_etags(client, bucket, [k for k, _ in items])
     results: dict[str, Any] = {}
     batch: list[str] = []
     for key, etag in items:
         try:
-            if key not in current:
+            if isinstance(current[key], CosError):
+                results[key] = current[key]
+            elif current[key] is None:
                 results[key] = GONE
             elif current[key] != etag:
                 results[key] = CHANGED

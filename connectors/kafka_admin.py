@@ -14,36 +14,46 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-DAY_MS = 24 * 60 * 60 * 1000
-DEFAULT_PARTITIONS = 8
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
+DEFAULT_PARTITIONS = 6
+WORK, CONTROL, INTERNAL = "work", "control", "internal"
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    name: str  # without the prefix
-    partitions: int | None  # None = the `partitions` argument of ensure_topics (default 8)
+    name: str  # without the prefix (an INTERNAL topic's name is whole: Faust names it)
+    partitions: int | None  # None = the `partitions` argument of ensure_topics (a work topic)
     config: dict[str, str] = field(default_factory=dict)
+    role: str = WORK  # WORK: spreads the stages over workers; CONTROL: read whole; INTERNAL: Faust's own
 
 
+# Only settings IBM Event Streams lets a client give at creation, within the Standard plan's ranges
+# (streams/kafka_profile.py holds IBM's table; docs/ibm-apis.md "Event Streams"): compression is the
+# producer's (zstd), and min.compaction.lag.ms 0 and delete.retention.ms 1 day were Kafka's defaults anyway.
 DEFAULT_TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec("objects", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS),
-                                "compression.type": "producer"}),
-    TopicSpec("flows", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS),
-                              "compression.type": "producer"}),
-    TopicSpec("kflow", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS),
-                              "compression.type": "producer"}),
+    TopicSpec("objects", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
+    TopicSpec("flows", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
+    TopicSpec("kflow", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
     # one record per region (key = region), read whole by every enrich worker
-    TopicSpec("vpc-metadata", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
-                                  "segment.ms": str(DAY_MS), "compression.type": "producer"}),
+    TopicSpec("vpc-metadata", 1, {"cleanup.policy": "compact", "segment.ms": str(DAY_MS)}, CONTROL),
     # sink state: chunks of in-flight objects already accepted (key = object key), read whole by every worker
-    TopicSpec("progress", None, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
-                                 "segment.ms": str(DAY_MS), "delete.retention.ms": str(DAY_MS),
-                                 "compression.type": "producer"}),
-    TopicSpec("deadletter", None, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS),
-                                   "compression.type": "producer"}),
-    TopicSpec("ledger", None, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS),
-                               "compression.type": "producer"}),
+    TopicSpec("progress", 1, {"cleanup.policy": "compact", "segment.ms": str(DAY_MS)}, CONTROL),
+    # read whole by every worker (outcomes) and by `blueflow deadletter` / `replay`: one partition carries them
+    TopicSpec("deadletter", 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}, CONTROL),
+    TopicSpec("ledger", 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}, CONTROL),
 )
+
+
+def leader_topic_name(app_id: str) -> str:
+    """Faust's leader-election topic (faust/assignor/leader_assignor.py): one partition, no messages."""
+    return f"{app_id}-__assignor-__leader"
+
+
+def deployment_specs(app_id: str) -> tuple[TopicSpec, ...]:
+    """Every topic a deployment needs, Faust's leader topic included (Writer-only credentials cannot let
+    Faust create it)."""
+    return DEFAULT_TOPIC_SPECS + (TopicSpec(leader_topic_name(app_id), 1, {"cleanup.policy": "delete"}, INTERNAL),)
 
 
 @dataclass
@@ -69,21 +79,22 @@ def kafka_config(bootstrap: str, security_protocol: str | None = None, sasl_mech
     return conf
 
 
-def topic_name(prefix: str, name: str) -> str:
-    return f"{prefix}{name}"
+def topic_name(prefix: str, name: str, role: str = WORK) -> str:
+    return name if role == INTERNAL else f"{prefix}{name}"
 
 
 def ensure_topics(admin_conf: dict[str, Any], prefix: str = "blueflow.", partitions: int | None = DEFAULT_PARTITIONS,
                   specs: tuple[TopicSpec, ...] = DEFAULT_TOPIC_SPECS, replication_factor: int | None = -1,
                   timeout: float = 30.0) -> EnsureResult:
-    """Create the missing topics; report existing ones whose partition count differs from the spec.
+    """Create the missing topics; report existing work topics whose partition count differs from the spec
+    (a control topic is read whole, so any count works).
 
     replication_factor -1 = the broker's default (3 on Event Streams, 1 on the local stack).
     """
     partitions = partitions or DEFAULT_PARTITIONS
     replication_factor = replication_factor or -1
     admin = AdminClient(dict(admin_conf))
-    wanted = {topic_name(prefix, s.name): s for s in specs}
+    wanted = {topic_name(prefix, s.name, s.role): s for s in specs}
     meta = admin.list_topics(timeout=timeout)
     result = EnsureResult()
     new: list[NewTopic] = []
@@ -92,7 +103,7 @@ def ensure_topics(admin_conf: dict[str, Any], prefix: str = "blueflow.", partiti
         if name in meta.topics and meta.topics[name].error is None:
             result.existing.append(name)
             have = len(meta.topics[name].partitions)
-            if have != want_parts:
+            if have != want_parts and spec.role == WORK:
                 result.mismatched[name] = f"has {have} partitions, spec wants {want_parts}"
         else:
             new.append(NewTopic(name, num_partitions=want_parts, replication_factor=replication_factor,

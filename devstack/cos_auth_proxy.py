@@ -11,6 +11,11 @@ multi-object delete, status, wall-clock time) at `GET /_emulator/requests`, and 
 injection (`POST /_emulator/faults`, devstack/standins/common.py) so COS get/delete failures can be injected;
 `POST /_emulator/reset` clears both. Tokens are never logged.
 
+Listing order: IBM's COS API reference says listings come "in non-lexographical order"; S3Proxy always lists
+in key order. With `--shuffle-listings` (the stack: BLUEFLOW_DEVSTACK_SHUFFLE_LISTINGS=1) or
+`POST /_emulator/listing_order {"shuffle": true}` the proxy shuffles the entries of every listing page it
+forwards, so code that reads meaning into key order fails its tests. `/_emulator/reset` leaves it as it is.
+
 Run: python -m devstack.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
 """
 
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import random
 import re
 import time
 from xml.sax.saxutils import escape
@@ -114,12 +120,45 @@ async def request_log_middleware(request: web.Request, handler):
         log_list.append(entry)
 
 
+LISTING_ORDER = web.AppKey("blueflow_listing_order", dict)
+_CONTENTS_RE = re.compile(rb"<Contents>.*?</Contents>", re.S)
+
+
+def shuffle_listing(body: bytes, rng: random.Random) -> bytes:
+    """A ListObjects(V2) page with its <Contents> entries in a random order (everything else unchanged)."""
+    entries = _CONTENTS_RE.findall(body)
+    if len(entries) < 2:
+        return body
+    shuffled = list(entries)
+    rng.shuffle(shuffled)
+    pieces = _CONTENTS_RE.split(body)
+    out = [pieces[0]]
+    for entry, piece in zip(shuffled, pieces[1:]):
+        out += [entry, piece]
+    return b"".join(out)
+
+
+def _is_listing(request: web.Request) -> bool:
+    """GET of a bucket (path /<bucket> with no key) without a sub-resource other than list-type: a listing."""
+    if request.method != "GET" or "/" in request.path.strip("/"):
+        return False
+    return not (set(request.query) - {"list-type", "prefix", "max-keys", "start-after", "continuation-token",
+                                      "delimiter", "marker", "encoding-type", "fetch-owner"})
+
+
+async def _listing_order(request: web.Request) -> web.Response:
+    if request.method == "POST":
+        body = await request.json()
+        request.app[LISTING_ORDER]["shuffle"] = bool(body.get("shuffle"))
+    return web.json_response(request.app[LISTING_ORDER])
+
+
 async def _get_requests(request: web.Request) -> web.Response:
     since = float(request.query.get("since", "0") or 0)
     return web.json_response({"requests": [e for e in request.app[REQUEST_LOG] if e["at"] >= since]})
 
 
-def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.Application:
+def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0, shuffle: bool = False) -> web.Application:
     """Build the proxy application. `upstream` is the base URL of the authorization=none S3Proxy."""
     upstream = upstream.rstrip("/")
     app = web.Application(client_max_size=0, middlewares=[request_log_middleware, common.fault_middleware])
@@ -129,6 +168,10 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.App
     app[common.RESET_HOOKS] = [lambda a: a[REQUEST_LOG].clear()]
     common.add_emulator_routes(app)
     app.router.add_get("/_emulator/requests", _get_requests)
+    app[LISTING_ORDER] = {"shuffle": shuffle}
+    rng = random.Random()
+    app.router.add_route("GET", "/_emulator/listing_order", _listing_order)
+    app.router.add_route("POST", "/_emulator/listing_order", _listing_order)
 
     async def on_startup(app: web.Application) -> None:
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=300)
@@ -176,6 +219,13 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0) -> web.App
                     await resp.prepare(request)
                     await resp.write_eof()
                     return resp
+                if up.status == 200 and request.app[LISTING_ORDER]["shuffle"] and _is_listing(request):
+                    body = shuffle_listing(await up.read(), rng)
+                    resp.content_length = len(body)
+                    await resp.prepare(request)
+                    await resp.write(body)
+                    await resp.write_eof()
+                    return resp
                 if "Content-Length" in up.headers:
                     resp.content_length = int(up.headers["Content-Length"])
                 await resp.prepare(request)
@@ -199,10 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--upstream", required=True, help="base URL of the authorization=none S3Proxy")
     p.add_argument("--iam-url", required=True, help="base URL of the IAM stand-in")
     p.add_argument("--cache-ttl", type=float, default=30.0, help="seconds a verified token is trusted")
+    p.add_argument("--shuffle-listings", action="store_true", help="shuffle the entries of every listing page")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = make_app(upstream=args.upstream, iam_url=args.iam_url, cache_ttl=args.cache_ttl)
+    app = make_app(upstream=args.upstream, iam_url=args.iam_url, cache_ttl=args.cache_ttl, shuffle=args.shuffle_listings)
     print(f"cos_auth_proxy listening on http://{args.host}:{args.port} -> {args.upstream}", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
 

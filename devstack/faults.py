@@ -735,6 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objects", type=int, default=0, help="objects per scenario (default 300 quick, 2000 full)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--report", default="faults-report.json")
+    ap.add_argument("--shuffle-listings", action="store_true",
+                    help="the COS stand-in lists each page in random order (IBM: \"non-lexographical order\")")
     args = ap.parse_args(argv)
     names = [s for s in args.scenarios.split(",") if s] or list(SCENARIOS)
     unknown = [s for s in names if s not in SCENARIOS]
@@ -742,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
     objects = args.objects or (300 if args.quick else 2000)
     env = stack.ensure_up()
+    if args.shuffle_listings:  # otherwise as the stack was started (BLUEFLOW_DEVSTACK_SHUFFLE_LISTINGS)
+        requests.post(env["BLUEFLOW_COS_IAM_ENDPOINT"] + "/_emulator/listing_order", json={"shuffle": True},
+                      timeout=10).raise_for_status()
     report: list[dict] = []
     for i, name in enumerate(names):
         print(f"[faults] {name}: {objects} objects ...", flush=True)

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from devstack import kafka_secure
 from streams.embedded import broker as kafka_broker
 from streams.embedded import jars
 from streams.embedded import java as java_mod
@@ -465,14 +466,26 @@ def _up_locked(keep_data: bool, log: Callable[[str], None]) -> dict[str, str]:
         pids["cos-iam-proxy"] = _spawn(
             "cos-iam-proxy", [sys.executable, "-m", "devstack.cos_auth_proxy", "--host", "127.0.0.1",
                               "--port", str(p["cos-iam-proxy"]), "--upstream", f"http://127.0.0.1:{p['s3proxy-open']}",
-                              "--iam-url", values["BLUEFLOW_IAM_URL"]], env=py_env, port=p["cos-iam-proxy"])
+                              "--iam-url", values["BLUEFLOW_IAM_URL"],
+                              *(["--shuffle-listings"] if os.environ.get("BLUEFLOW_DEVSTACK_SHUFFLE_LISTINGS") == "1"
+                                else [])], env=py_env, port=p["cos-iam-proxy"])
         _save_pids(pids)
 
-        # --- Kafka: format (unless keeping formatted data), then start (run as streams/embedded/broker.py does)
+        # --- Kafka: format (unless keeping formatted data), then start (run as streams/embedded/broker.py does),
+        # with IBM Event Streams' topic-setting policy and, when asked, a SASL_SSL listener (devstack/kafka_secure.py)
         server_props = d / "conf" / "kafka.properties"
         server_props.write_text(kafka_broker.server_properties(p["kafka"], p["kafka-controller"], kafka_data))
         jvm = kafka_broker.jvm_command(java, kafka_jars, ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC",
                                                           "-XX:MaxGCPauseMillis=20"), d / "logs")
+        policy = kafka_secure.topic_policy(java, kafka_jars, d / "policy", log)
+        if policy is not None:
+            jvm[-1] += os.pathsep + str(policy)  # the classpath: the jars, then the policy class
+            server_props.write_text(server_props.read_text() + kafka_secure.policy_properties())
+        if kafka_secure.sasl_ssl_wanted():
+            tls = kafka_secure.tls_material(d / "tls")
+            server_props.write_text(kafka_secure.sasl_ssl_properties(server_props.read_text(), p["kafka"],
+                                                                     kafka_secure.sasl_ssl_port(), tls["server"]))
+            values.update(kafka_secure.sasl_ssl_settings(kafka_secure.sasl_ssl_port(), tls["ca"]))
         try:
             out = kafka_broker.format_storage(jvm, server_props, kafka_data, java_env, REPO_ROOT)
         except kafka_broker.BrokerError as exc:
@@ -590,7 +603,7 @@ def is_up() -> bool:
 def ensure_up(keep_data: bool = False, log: Callable[[str], None] = print) -> dict[str, str]:
     """Return the settings of the running stack, starting it first if it is not (fully) up."""
     with _lock():
-        if is_up():
+        if is_up() and kafka_secure.matches(read_env()):
             return read_env()
         return _up_locked(keep_data=keep_data, log=log)
 

@@ -23,7 +23,7 @@ def _broker_credentials(settings: Settings):
     if settings.kafka_security_protocol.upper() == "SASL_SSL":
         # Without an ssl_context faust silently stays on SASL_PLAINTEXT.
         return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                     ssl_context=ssl.create_default_context())
+                                     ssl_context=ssl.create_default_context(cafile=settings.kafka_ssl_ca or None))
     return None
 
 
@@ -75,9 +75,13 @@ class Topics:
 
 
 def make_topics(app: faust.App, settings: Settings) -> Topics:
+    from connectors.kafka_admin import DEFAULT_TOPIC_SPECS
+
+    counts = {s.name: s.partitions or settings.partitions for s in DEFAULT_TOPIC_SPECS}
+
     def topic(name: str) -> faust.TopicT:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=settings.partitions, internal=False)
+                         value_serializer="raw", partitions=counts[name], internal=False)
 
     return Topics(objects=topic("objects"), flows=topic("flows"), kflow=topic("kflow"),
                   vpc_metadata=topic("vpc-metadata"), deadletter=topic("deadletter"), ledger=topic("ledger"),

@@ -113,14 +113,16 @@ def topics() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @with_options(TOPIC_OPTIONS)
 def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
-    """Create the pipeline's topics (partitions, replication, retention, compaction); existing ones are left
-    alone. Prints, per topic, what a managed cluster's operator needs to create it by hand."""
-    from streams.kafka_check import plan_json, plan_lines, topic_plan
+    """Create the deployment's topics (partitions, replication, retention, compaction), Faust's leader topic
+    included; existing ones are left alone. Prints, per topic, what a managed cluster's operator needs to
+    create it by hand, and the total partitions against --partition_budget (a plan over it is refused)."""
+    from streams.kafka_check import plan_json, plan_lines
     from streams.logthrottle import configure_command_logging
+    from streams.worker_cli import checked_topic_plan
 
     configure_command_logging()
     settings = settings_for(values, TOPIC_OPTIONS)
-    plan = topic_plan(settings.topic_prefix, settings.partitions, settings.replication)
+    plan, profile = checked_topic_plan(settings)
     result = None
     if not dry_run:
         settings = locate_kafka(settings)  # a running worker's embedded Kafka when no bootstrap is given
@@ -128,9 +130,9 @@ def topics_ensure(dry_run: bool, as_json: bool, **values) -> None:
     else:
         kafka_conf(settings)  # still check that the settings could work
     if as_json:
-        click.echo(json.dumps(plan_json(plan, result)))
+        click.echo(json.dumps(plan_json(plan, result, profile, settings.partition_budget)))
     else:
-        for line in plan_lines(plan, result):
+        for line in plan_lines(plan, result, profile, settings.partition_budget):
             click.echo(line)
     sys.exit(1 if result is not None and result.mismatched else 0)
 

@@ -21,7 +21,8 @@ def kafka_client_config(settings) -> dict:
     from connectors.kafka_admin import kafka_config
 
     conf = kafka_config(bootstrap=settings.kafka_bootstrap, security_protocol=settings.kafka_security_protocol,
-                        sasl_username=settings.kafka_sasl_username, sasl_password=settings.kafka_sasl_password)
+                        sasl_username=settings.kafka_sasl_username, sasl_password=settings.kafka_sasl_password,
+                        ssl_ca=settings.kafka_ssl_ca or None)
     conf["logger"] = logging.getLogger("blueflow.kafka")  # librdkafka's lines via logging (throttled), not stderr
     return conf
 

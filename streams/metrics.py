@@ -37,6 +37,10 @@ OBJECTS_SKIPPED = Counter("blueflow_objects_skipped_total", "Object references s
 FLOWS_PARSED = Counter("blueflow_flows_parsed_total", "IBM flow records parsed.", registry=REGISTRY)
 CHF_TRANSLATED = Counter("blueflow_chf_translated_total", "kflow records produced by the enrich stage.",
                          registry=REGISTRY)
+OBJECTS_REGION_WITHOUT_METADATA = Counter(
+    "blueflow_objects_region_without_metadata_total",
+    "Objects whose key names a region whose VPC metadata this deployment does not load (add it to --regions): "
+    "their flows carry ids, not names.", ["region"], registry=REGISTRY)
 CHF_DELIVERED = Counter("blueflow_chf_delivered_total", "kflow records accepted by Kentik (HTTP 200).",
                         registry=REGISTRY)
 CHF_SKIPPED_DUPLICATE = Counter("blueflow_chf_skipped_duplicate_total",

@@ -42,8 +42,9 @@ OPTIONS: tuple[Option, ...] = (
            "Kentik IBM cloud export id (devices tied to it, status heartbeats); 0 = none: devices by plan only, "
            "no heartbeat.",
            kind="int", minimum=0),
-    Option("regions", "BLUEFLOW_REGIONS", "us-south",
-           "Comma-separated IBM regions whose VPC metadata labels the flows."),
+    Option("regions", "BLUEFLOW_REGIONS", "",
+           "Comma-separated IBM regions whose VPC metadata labels the flows (empty: the region of the COS "
+           "endpoint, s3.direct.us-east… → us-east; none: no VPC metadata, flows carry the ids of their keys)."),
     Option("log_level", "BLUEFLOW_LOG_LEVEL", "info", "How much the worker logs.", kind="choice",
            choices=LOG_LEVELS, aliases=(("warn", "warning"), ("err", "error"))),
     Option("log_format", "BLUEFLOW_LOG_FORMAT", "text", "text (a line per record; a traceback adds its own lines) or json (one object per line).",
@@ -75,9 +76,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("kafka_sasl_username", "BLUEFLOW_KAFKA_SASL_USERNAME", "token", "SASL PLAIN user (Event Streams: token)."),
     Option("kafka_sasl_password", "BLUEFLOW_KAFKA_SASL_PASSWORD", "",
            "SASL PLAIN password (Event Streams: the service API key).", secret=True),
+    Option("kafka_ssl_ca", "BLUEFLOW_KAFKA_SSL_CA", "",
+           "PEM file of the CA that signed the brokers' TLS certificates (empty: the system's trusted CAs, as "
+           "Event Streams needs)."),
+    Option("kafka_profile", "BLUEFLOW_KAFKA_PROFILE", "auto",
+           "event-streams (only the topic settings IBM Event Streams accepts, within its Standard plan's ranges), "
+           "kafka (any Apache Kafka), or auto: event-streams when a bootstrap host is …eventstreams.cloud.ibm.com.",
+           kind="choice", choices=("auto", "event-streams", "kafka")),
     Option("topic_prefix", "BLUEFLOW_TOPIC_PREFIX", "blueflow.", "Prefix of every topic name."),
-    Option("partitions", "BLUEFLOW_PARTITIONS", "8", "Partitions of the data topics (the unit of scaling).",
+    Option("partitions", "BLUEFLOW_PARTITIONS", "6",
+           "Partitions of each work topic (objects, flows, kflow: the unit of scaling); control topics have one.",
            kind="int", minimum=1),
+    Option("partition_budget", "BLUEFLOW_PARTITION_BUDGET", "24",
+           "Most partitions the deployment's topics may take together, Faust's leader topic included (0: no "
+           "limit); a larger plan is refused. Event Streams Standard: 100 per instance, shared by its deployments.",
+           kind="int", minimum=0),
     Option("replication", "BLUEFLOW_REPLICATION", "1",
            "Replication factor of the topics blueflow creates (Event Streams: 3).", kind="int",
            minimum=1),
@@ -163,9 +176,9 @@ BY_NAME = {o.name: o for o in OPTIONS}
 
 # Options each kind of command reads; a command validates only these (a bad value elsewhere is not its concern).
 KAFKA_OPTIONS = ("kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_username", "kafka_sasl_password",
-                 "topic_prefix")
+                 "kafka_ssl_ca", "topic_prefix")
 KAFKA_OPTIONS += ("data_dir",)  # where the operator commands find a running worker's embedded Kafka
-TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication", "config")
+TOPIC_OPTIONS = KAFKA_OPTIONS + ("partitions", "replication", "kafka_profile", "partition_budget", "app_id", "config")
 COS_OPTIONS = ("bucket_name", "service_endpoint", "cos_prefix", "ibm_cos_api_key", "ibm_service_instance",
                "cos_hmac_access_key", "cos_hmac_secret_key", "iam_url")
 OPS_OPTIONS = KAFKA_OPTIONS + COS_OPTIONS + ("app_id", "config")

@@ -197,8 +197,14 @@ def locate_kafka(settings: Settings) -> Settings:
 def require_kafka(settings: Settings) -> dict:
     """The Kafka settings, once the cluster answered; Unavailable (exit 3) with one clear line otherwise."""
     from streams.kafka_check import KafkaUnreachable, probe
+    from streams.kafka_profile import EVENT_STREAMS, resolve_profile
 
     conf = kafka_conf(settings)
+    if resolve_profile(settings.kafka_profile, settings.kafka_bootstrap) == EVENT_STREAMS and \
+            conf.get("security.protocol") != "SASL_SSL":
+        raise click.UsageError(f"Kafka at {settings.kafka_bootstrap} is IBM Event Streams, which speaks only SASL_SSL: "
+                               "set --kafka_security_protocol SASL_SSL (BLUEFLOW_KAFKA_SECURITY_PROTOCOL) and "
+                               "BLUEFLOW_KAFKA_SASL_PASSWORD (the API key)")
     try:
         probe(conf)
     except KafkaUnreachable as exc:

@@ -10,6 +10,7 @@ from the environment and are never printed, logged or exposed by `/service/info`
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Iterable, Mapping
 
@@ -117,8 +118,11 @@ class Settings:
     kafka_security_protocol: str
     kafka_sasl_username: str
     kafka_sasl_password: str
+    kafka_ssl_ca: str
+    kafka_profile: str
     topic_prefix: str
     partitions: int
+    partition_budget: int
     replication: int
     app_id: str
     http_port: int
@@ -178,7 +182,8 @@ class Settings:
 
     @property
     def region_list(self) -> list[str]:
-        return [r.strip() for r in self.regions.split(",") if r.strip()]
+        """The regions whose VPC metadata is loaded: --regions, else the COS endpoint's; [] with `none`."""
+        return regions_for(self.regions, self.service_endpoint)
 
     @property
     def cos_endpoint_url(self) -> str:
@@ -210,6 +215,48 @@ class Settings:
         return own + [value for source in self.sources for value in source.secret_values()]
 
 
+_ENDPOINT_REGION = re.compile(r"^s3\.(?:(?:direct|private)\.)?([a-z]{2}-[a-z]+)\.cloud-object-storage\.", re.I)
+METADATA_OFF = "none"
+
+
+def endpoint_region(endpoint: str) -> str | None:
+    """The VPC region a regional COS endpoint names (s3.direct.us-east.cloud-object-storage… → us-east); None
+    for cross-region and single-site endpoints and for anything else."""
+    host = endpoint.strip().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    found = _ENDPOINT_REGION.match(host)
+    return found.group(1).lower() if found else None
+
+
+def regions_for(regions: str, endpoint: str) -> list[str]:
+    """`regions` as a list: empty → the endpoint's region (if it names one); `none` → [] (metadata off)."""
+    if regions.strip().lower() == METADATA_OFF:
+        return []
+    listed = [r.strip() for r in regions.split(",") if r.strip()]
+    if listed:
+        return listed
+    derived = endpoint_region(endpoint)
+    return [derived] if derived else []
+
+
+def metadata_problems(regions: str, endpoint: str, vpc_api_key: str, who: str = "") -> list[str]:
+    """What keeps VPC metadata from loading, unless it is switched off (--regions none)."""
+    if regions.strip().lower() == METADATA_OFF:
+        return []
+    if not regions_for(regions, endpoint):
+        return [f"{who}--regions is required: the COS endpoint {endpoint!r} names no region (e.g. --regions "
+                "us-east; --regions none labels flows with ids only, without VPC metadata)"]
+    if not vpc_api_key:
+        return [f"{who}IBM_VPC_API_KEY is required for the VPC metadata of {','.join(regions_for(regions, endpoint))} "
+                "(or --regions none: flows labelled with ids only)"]
+    return []
+
+
+def kentik_problems(plan_id: int, who: str = "") -> list[str]:
+    if plan_id <= 0:
+        return [f"{who}--plan_id (or KENTIK_PLAN_ID) must be your Kentik plan id (> 0): devices are created in it"]
+    return []
+
+
 def missing_for_worker(settings: Settings) -> list[str]:
     """What a worker cannot run without, in words an operator understands."""
     problems = []
@@ -235,6 +282,9 @@ def missing_for_worker(settings: Settings) -> list[str]:
             problems.append("KENTIK_API_TOKEN is required")
         if not settings.api_email:
             problems.append("--api_email (or KENTIK_API_EMAIL) is required")
+        problems.extend(kentik_problems(settings.plan_id))
+    if settings.service_endpoint:
+        problems.extend(metadata_problems(settings.regions, settings.service_endpoint, settings.ibm_vpc_api_key))
     return problems
 
 

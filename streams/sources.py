@@ -84,6 +84,10 @@ class Source:
                 problems.append("a Kentik API token")
             if not self.kentik_email:
                 problems.append("a Kentik user e-mail")
+            if self.sink != "ipfix" and self.plan_id <= 0:
+                problems.append("a Kentik plan id (plan_id > 0)")
+        if self.regions and not self.vpc_api_key:
+            problems.append(f"a VPC API key for the metadata of {','.join(self.regions)} (or regions: none)")
         return problems
 
 
@@ -113,6 +117,12 @@ def inherit(source: Source, settings) -> Source:
                  "ipfix_collectors"):
         if not getattr(source, name):
             updates[name] = getattr(base, name)
+    if not source.regions and not settings.regions.strip():  # the region of the source's own COS endpoint
+        from streams.settings import regions_for
+
+        updates["regions"] = tuple(regions_for("", source.endpoint or settings.service_endpoint))
+    if [r.lower() for r in (source.regions or ())] == ["none"]:
+        updates["regions"] = ()
     if not source.uses_hmac and not source.cos_api_key and not source.hmac_access_key:
         for name in ("cos_api_key", "service_instance", "hmac_access_key", "hmac_secret_key"):
             updates[name] = getattr(base, name)

@@ -78,14 +78,27 @@ def _graceful_worker_class():
     return GracefulWorker
 
 
-def ensure_topics_for(settings: Settings, conf: dict):
-    """Create the missing topics (quietly: a failure is an exception, not a log flood)."""
-    from connectors.kafka_admin import ensure_topics
-    from streams.kafka_check import QUIET
+def checked_topic_plan(settings: Settings):
+    """The topic plan and profile (streams/kafka_check.py); a plan the profile or the partition budget refuses
+    is a UsageError (one line, exit 2) before Kafka is asked."""
+    from streams.kafka_check import PlanRefused, checked_plan
 
     try:
+        return checked_plan(settings)
+    except PlanRefused as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def ensure_topics_for(settings: Settings, conf: dict):
+    """Create the missing topics of the checked plan, Faust's leader topic included (quietly: a failure is an
+    exception, not a log flood)."""
+    from connectors.kafka_admin import deployment_specs, ensure_topics
+    from streams.kafka_check import QUIET
+
+    plan, _ = checked_topic_plan(settings)
+    try:
         return ensure_topics(dict(conf, **QUIET), prefix=settings.topic_prefix, partitions=settings.partitions,
-                             replication_factor=settings.replication)
+                             specs=deployment_specs(settings.app_id), replication_factor=plan[0].replication)
     except Exception as exc:  # noqa: BLE001 - KafkaException or RuntimeError from a refused creation
         raise Unavailable(f"could not create the topics on Kafka at {settings.kafka_bootstrap}: {exc}; "
                           "check that the credential may create topics, or create them as "
@@ -142,6 +155,7 @@ def _run(**values) -> None:
     problems = missing_for_worker(settings)
     if problems:
         raise click.UsageError("cannot start the worker: " + "; ".join(problems))
+    checked_topic_plan(settings)  # refused before Kafka is asked
     from streams import logs
 
     try:  # every record of every logger passes the scrubber from here on

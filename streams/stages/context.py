@@ -44,12 +44,17 @@ class StageContext:
     pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
     sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
     deletes: object = None  # streams.stages.delete_batch.DeleteBatcher; None: each message finalizes its own
+    regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
     def __post_init__(self):
         if self.pause is None:
             self.pause = Pauser(self.should_stop)
         if self.sources is None:
             self.sources = runtime_sources(self.rt)
+        if self.regions is None:
+            from streams.stages.enrich import RegionWatch
+
+            self.regions = RegionWatch(lambda record: self.sources.get(record).regions)
 
     @classmethod
     def create(cls, app, topics, runtime) -> "StageContext":

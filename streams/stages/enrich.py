@@ -93,6 +93,40 @@ def concat_kflow(blocks: list[dict]) -> dict:
     return out
 
 
+class RegionWatch:
+    """Objects whose key names a region the deployment loads no VPC metadata for (--regions): counted per
+    region, and reported once per source and region with the fix. `loaded(source)` -> that source's regions
+    (empty: metadata is off for it, nothing to report)."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.reported: set[tuple[str, str]] = set()
+
+    def check(self, source: str, regions: dict[str, int]) -> list[str]:
+        """Count `regions` ({region: objects}) of `source`; the report lines due now (each once)."""
+        loaded = set(self.loaded(source))
+        lines = []
+        for region, objects in sorted(regions.items()):
+            if not loaded or not region or region in loaded:
+                continue
+            metrics.OBJECTS_REGION_WITHOUT_METADATA.labels(region=region).inc(objects)
+            if (source, region) not in self.reported:
+                self.reported.add((source, region))
+                lines.append(f"objects of region {region}{f' (source {source})' if source else ''} arrive, but VPC "
+                             f"metadata is loaded only for {','.join(sorted(loaded))}: their flows carry ids, not "
+                             f"names; add {region} to --regions (BLUEFLOW_REGIONS)")
+        return lines
+
+
+def object_regions(chunk) -> dict[str, int]:
+    """{region named by the object key: objects starting in this message}."""
+    out: dict[str, int] = {}
+    for part in chunk.parts:
+        if part.chunk == 0:
+            out[part.region] = out.get(part.region, 0) + 1
+    return out
+
+
 @dataclass(frozen=True)
 class Enriched:
     """What one flows message became: the kflow message, and the objects that could not be translated with
@@ -102,6 +136,7 @@ class Enriched:
     message: bytes = b""
     count: int = 0
     failed: tuple = ()  # (ObjectRef of the part's object or None, stage, reason)
+    regions: dict = None  # {region of the object keys: objects starting here}
 
 
 def process(raw: bytes, index_for) -> Enriched:
@@ -118,7 +153,7 @@ def process(raw: bytes, index_for) -> Enriched:
     if chunk is None:
         return Enriched(flow, failed=failed)
     try:
-        return Enriched(flow, chunk.encode(), chunk.flow_count, failed)
+        return Enriched(flow, chunk.encode(), chunk.flow_count, failed, object_regions(chunk))
     except Exception:  # noqa: BLE001 - a message of several objects: find the object that caused it
         return _encoded_alone(flow, index_for(flow.source), failed)
 
@@ -139,7 +174,7 @@ def _encoded_alone(flow: FlowChunk, index, failed: tuple) -> Enriched:
     if not good:
         return Enriched(flow, failed=failed)
     chunk, _ = translate_parts(replace(flow, parts=good), index)
-    return Enriched(flow, chunk.encode(), chunk.flow_count, failed)
+    return Enriched(flow, chunk.encode(), chunk.flow_count, failed, object_regions(chunk))
 
 
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
@@ -153,6 +188,8 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     key = event_key.decode(errors="replace") if event_key else result.flow.key  # the group's: same partition
     await ctx.send(ctx.topics.kflow, key, result.message)
     metrics.CHF_TRANSLATED.inc(result.count)
+    for line in ctx.regions.check(result.flow.source, result.regions or {}):
+        log.warning("enrich: %s", line)
     metrics.STAGE_SECONDS.labels(stage="enrich").observe(time.perf_counter() - started)
 
 

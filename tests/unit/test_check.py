@@ -87,7 +87,7 @@ def test_check_command_reports_every_failure_as_a_line_and_exits_1(monkeypatch):
     port = closed_port()
     args = ["check", "--json", "--bucket_name=b", f"--service_endpoint=http://127.0.0.1:{port}",
             "--cos_hmac_access_key=a", f"--kafka_bootstrap=127.0.0.1:{port}", "--sink=ipfix",
-            "--ipfix_collectors=127.0.0.1:4739"]
+            "--ipfix_collectors=127.0.0.1:4739", "--regions=none"]
     monkeypatch.setenv("BLUEFLOW_COS_HMAC_SECRET_KEY", "s3cr3t-value")
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == 1, result.output

@@ -14,7 +14,8 @@ from streams.option_table import ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS
 from streams.settings import SettingError, Settings, convert, resolve_values
 
 WORKER_ENV = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "cos.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
-              "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", "KENTIK_API_EMAIL": "e@x"}
+              "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", "KENTIK_API_EMAIL": "e@x",
+              "IBM_VPC_API_KEY": "v", "BLUEFLOW_REGIONS": "us-south"}
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

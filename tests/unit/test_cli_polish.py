@@ -111,7 +111,8 @@ def worker_settings(monkeypatch):
     monkeypatch.setattr(worker_cli.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
     for key, value in {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "c", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
                        "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t",
-                       "KENTIK_API_EMAIL": "e@x", "BLUEFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9"}.items():
+                       "KENTIK_API_EMAIL": "e@x", "BLUEFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+                       "KENTIK_PLAN_ID": "1", "BLUEFLOW_REGIONS": "none"}.items():
         monkeypatch.setenv(key, value)  # a bootstrap: no embedded Kafka is started
 
     def run(*args: str, env: dict | None = None):

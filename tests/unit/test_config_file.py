@@ -56,7 +56,8 @@ def test_a_good_file_gives_global_settings_and_sources_with_secrets_read_by_refe
     (tmp_path / "b.key").write_text("cos-b-secret\n")
     env = {"BLUEFLOW_CONFIG": write(tmp_path, GOOD), "A_SECRET": "hmac-a-secret", "KT_A": "kentik-a-token",
            "KENTIK_API_TOKEN": "global-token", "KENTIK_API_EMAIL": "ops@example.com",
-           "BLUEFLOW_COS_ENDPOINT": "s3.eu-de.example", "KENTIK_PLAN_ID": "7", "BLUEFLOW_POLL_INTERVAL": "9"}
+           "BLUEFLOW_COS_ENDPOINT": "s3.eu-de.example", "KENTIK_PLAN_ID": "7", "BLUEFLOW_POLL_INTERVAL": "9",
+           "IBM_VPC_API_KEY": "vpc-global"}
     s = Settings.resolve({}, env)
     assert (s.kafka_bootstrap, s.regions, s.kentik_api_root) == ("k1:9092,k2:9092", "us-south,us-east",
                                                                  "http://kentik.local/api")

@@ -135,7 +135,7 @@ def _worker(tmp_path, *flags: str, **env_extra: str) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "KENTIK_", "IBM_"))}
     env.update({"BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", **env_extra})
     return subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
-                           "--cos_hmac_access_key=a", "--api_email=e@x", *flags],
+                           "--cos_hmac_access_key=a", "--api_email=e@x", "--plan_id=1", "--regions=none", *flags],
                           capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
 
 

@@ -150,7 +150,7 @@ def test_domain_setting_and_sink_choice():
     assert "Kentik POST" in topology.agents()[-1].effects
     assert "IPFIX export" in topology.describe(sink_name="ipfix")
     base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
-            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s"}
+            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_REGIONS": "none"}
     ok = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "10.0.0.5:4739"})
     assert missing_for_worker(ok) == []  # no Kentik credentials needed for the ipfix sink
     bad = Settings.from_env({**base, "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_DOMAIN": "per-vpc"})
@@ -251,7 +251,7 @@ def test_kentik_device_ids_ride_in_every_record_for_kproxy(big_object):
     assert points == {(70123 & 0xFFFF) << 32 | 4567} and sum(len(m.records) for m in messages) == big_object.chf_count
     sock.close()
     base = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "e", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
-            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "h:4739"}
+            "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": "h:4739", "BLUEFLOW_REGIONS": "none"}
     for bad in ("4567", "acme:1", "1:99999999999"):
         problems = missing_for_worker(Settings.from_env({**base, "BLUEFLOW_IPFIX_KENTIK_DEVICE": bad}))
         assert len(problems) == 1 and ("ipfix_kentik_device" in problems[0] or "do not fit" in problems[0]), problems

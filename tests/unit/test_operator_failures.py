@@ -39,11 +39,19 @@ def test_probe_of_an_unreachable_broker_is_one_clear_error_within_its_time_bound
     assert out == "" and errout == ""  # librdkafka printed nothing of its own
 
 
-def test_the_advice_follows_the_cause():
-    auth = unreachable_message("b:9093", "SASL_SSL", "SASL authentication error: Authentication failed", 10)
-    assert "BLUEFLOW_KAFKA_SASL_PASSWORD" in auth and "b:9093 (SASL_SSL)" in auth
-    tls = unreachable_message("b:9093", "SASL_SSL", "SSL handshake failed", 10)
-    assert "--kafka_security_protocol" in tls
+@pytest.mark.parametrize("cause, names, not_named", [
+    # librdkafka's own words for each failure (seen on the local stack's SASL_SSL listener)
+    ("sasl_ssl://b:9093/bootstrap: SASL authentication error: Authentication failed: Invalid username or password "
+     "(after 5ms in state AUTH_REQ)", "BLUEFLOW_KAFKA_SASL_PASSWORD", "BLUEFLOW_KAFKA_SSL_CA"),
+    # a refused connection names the broker list, whatever "sasl" the broker URL holds
+    ("sasl_ssl://b:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused (after 0ms in state "
+     "CONNECT)", "BLUEFLOW_KAFKA_BOOTSTRAP", "BLUEFLOW_KAFKA_SASL_PASSWORD"),
+    ("sasl_ssl://b:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: "
+     "broker certificate could not be verified", "BLUEFLOW_KAFKA_SSL_CA", "BLUEFLOW_KAFKA_SASL_PASSWORD"),
+])
+def test_the_advice_follows_the_cause_not_the_broker_url(cause, names, not_named):
+    text = unreachable_message("b:9093", "SASL_SSL", cause, 10)
+    assert names in text and not_named not in text and "b:9093 (SASL_SSL)" in text and "\n" not in text
 
 
 def test_worker_with_kafka_unreachable_exits_3_with_one_line():
@@ -51,7 +59,8 @@ def test_worker_with_kafka_unreachable_exits_3_with_one_line():
     env.update({"BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t"})
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
-                           "--cos_hmac_access_key=a", "--api_email=e@x", f"--kafka_bootstrap=127.0.0.1:{closed_port()}"],
+                           "--cos_hmac_access_key=a", "--api_email=e@x", "--plan_id=1", "--regions=none",
+                           f"--kafka_bootstrap=127.0.0.1:{closed_port()}"],
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 3, done.stderr
     assert time.monotonic() - started < 30
@@ -68,11 +77,12 @@ def test_sasl_without_a_password_is_a_usage_error_not_a_traceback():
 
 # ---------------------------------------------------------------------------------------- topics ensure
 def test_topic_plan_is_what_ensure_creates():
-    plan = {t.name: t for t in topic_plan("p.", 6, 3)}
+    plan = {t.name: t for t in topic_plan("p.", 6, 3, "app")}
     assert set(plan) == {f"p.{n}" for n in ("objects", "flows", "kflow", "vpc-metadata", "progress", "deadletter",
-                                             "ledger")}
+                                             "ledger")} | {"app-__assignor-__leader"}
     assert plan["p.objects"].partitions == 6 and plan["p.vpc-metadata"].partitions == 1
     assert {t.replication for t in plan.values()} == {3}
+    assert {t.replication for t in topic_plan("p.", 6, 3, "app", "event-streams")} == {-1}  # Event Streams: 3
     assert plan["p.progress"].configs["cleanup.policy"] == "compact"
 
 
@@ -97,9 +107,10 @@ def test_topics_ensure_dry_run_takes_the_worker_flags_and_does_not_contact_kafka
     import json
 
     doc = json.loads(result.output)
-    assert doc["dry_run"] is True
+    assert doc["dry_run"] is True and doc["profile"] == "kafka"
     assert {(t["topic"], t["partitions"], t["replication"]) for t in doc["topics"]} >= {("x.objects", 5, 3),
                                                                                        ("x.vpc-metadata", 1, 3)}
+    assert doc["total_partitions"] == 3 * 5 + 4 + 1 == sum(t["partitions"] for t in doc["topics"])
 
 
 # ------------------------------------------------------------------------------------ throttled logging

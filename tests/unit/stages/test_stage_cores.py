@@ -83,7 +83,8 @@ def test_keys_the_delete_xml_cannot_carry_are_recognised(key, safe):
 
 
 # ------------------------------------------------------------------ groups
-from connectors.cos_delete import listed_etags, xml_safe  # noqa: E402
+from connectors.cos import CosError  # noqa: E402
+from connectors.cos_delete import current_etags, xml_safe  # noqa: E402
 from streams.stages.enrich import concat_kflow  # noqa: E402
 from streams.stages.poll import GROUP_FILL, GZIP_BYTES_PER_FLOW, Due, fair_groups, groups  # noqa: E402
 
@@ -143,34 +144,84 @@ def test_xml_safe(key, safe):
 
 
 class _Lister:
-    def __init__(self, keys: list[str]):
-        self.keys = sorted(keys)
-        self.pages = 0
+    """A COS stand-in whose listings come in any order it likes (IBM: "non-lexographical order"): `order` maps
+    the keys of a listing to the order they are answered in (default: shuffled, a new order per listing)."""
+
+    def __init__(self, keys: list[str], order=None, seed: int = 0):
+        import random
+
+        self.keys, self.order, self.rng = list(keys), order, random.Random(seed)
+        self.pages, self.heads, self._listings = 0, [], {}
 
     def list_objects_v2(self, Bucket, Prefix="", MaxKeys=1000, StartAfter="", ContinuationToken=""):
+        assert not StartAfter, "the version check must not rely on key order (StartAfter)"
         self.pages += 1
-        after = ContinuationToken or StartAfter or ""
-        keys = [k for k in self.keys if k.startswith(Prefix) and k > after]
-        page = keys[:MaxKeys]
-        return {"Contents": [{"Key": k, "ETag": f'"{k}-etag"'} for k in page], "IsTruncated": len(keys) > MaxKeys,
-                "NextContinuationToken": page[-1] if len(keys) > MaxKeys else None}
+        if not ContinuationToken:
+            keys = [k for k in self.keys if k.startswith(Prefix)]
+            self.order(keys) if self.order else self.rng.shuffle(keys)
+            ContinuationToken = str(len(self._listings))
+            self._listings[ContinuationToken] = keys
+        keys = self._listings[ContinuationToken]
+        page, rest = keys[:MaxKeys], keys[MaxKeys:]
+        self._listings[ContinuationToken] = rest
+        return {"Contents": [{"Key": k, "ETag": f'"{k}-etag"'} for k in page], "IsTruncated": bool(rest),
+                "NextContinuationToken": ContinuationToken if rest else None}
+
+    def head_object(self, Bucket, Key):
+        from tests.unit.stages.driver import _client_error
+
+        self.heads.append(Key)
+        if Key not in self.keys:
+            raise _client_error("404", 404)
+        return {"ETag": f'"{Key}-etag"', "ContentLength": 1, "Metadata": {}}
 
 
-@pytest.mark.parametrize("bucket, asked, page, found, requests", [
-    (["p/a1", "p/a2", "p/a3", "q/z"], ["p/a1", "p/a3"], 10, ["p/a1", "p/a3"], 1),
-    (["p/a1", "p/a3"], ["p/a1", "p/a2", "p/a3"], 10, ["p/a1", "p/a3"], 1),  # p/a2 is gone
-    (["p/a", "p/a0", "p/b"], ["p/a"], 10, ["p/a"], 1),
-    (["p/a", "p/a0", "p/b"], ["p/a0", "p/zz"], 10, ["p/a0"], 1),  # the listing ended: p/zz does not exist
-    # keys close together share pages: 2 pages of 2 for 4 keys
-    (["p/a1", "p/a2", "p/a3", "p/a4", "p/a5"], ["p/a1", "p/a2", "p/a3", "p/a4"], 2, [f"p/a{i}" for i in range(1, 5)],
-     2),
-    # a gap of many entries is jumped over: one listing at each end, not a page per entry between them
-    ([f"p/{i:03d}" for i in range(100)], ["p/001", "p/090", "p/091"], 2, ["p/001", "p/090", "p/091"], 2),
-    # a sparse batch costs a listing per key at most (what a HEAD each would cost)
-    ([f"p/{i:03d}" for i in range(100)], ["p/010", "p/050", "p/099x"], 2, ["p/010", "p/050"], 3),
+_FOLDER = [f"p/{i:03d}" for i in range(100)]
+
+
+@pytest.mark.parametrize("bucket, asked, page, found, pages, heads", [
+    (["p/a1", "p/a2", "p/a3", "q/z"], ["p/a1", "p/a3"], 10, ["p/a1", "p/a3"], 1, []),
+    # p/a2 was not listed: unknown until a HEAD says it does not exist
+    (["p/a1", "p/a3"], ["p/a1", "p/a2", "p/a3"], 10, ["p/a1", "p/a3"], 1, ["p/a2"]),
+    (["p/a", "p/a0", "p/b"], ["p/a"], 10, ["p/a"], 0, ["p/a"]),  # one key: one HEAD, no listing
+    # keys in different folders: the listing of what they share (the whole bucket here) finds both
+    (["p/a", "p/a0", "p/b", "q/x"], ["p/a0", "q/x"], 10, ["p/a0", "q/x"], 1, []),
+    # keys of one folder share pages: 4 keys, 5 entries, pages of 2: at most 3 pages (4 // 2 + 1)
+    (_FOLDER[:5], _FOLDER[:4], 2, _FOLDER[:4], 3, None),
+    # a big folder: the listing stops after the pages its keys could fill; the rest are HEADed
+    (_FOLDER, ["p/001", "p/090", "p/091"], 2, ["p/001", "p/090", "p/091"], 2, None),
+    (_FOLDER, ["p/010", "p/050", "p/099x"], 2, ["p/010", "p/050"], 2, None),
+    # sub-folders: keys a listing of the shared folder did not show are looked for in their own folder
+    ([f"r/{d}/{i:02d}" for d in "abc" for i in range(40)], ["r/a/01", "r/a/02", "r/c/05", "r/c/06"], 10,
+     ["r/a/01", "r/a/02", "r/c/05", "r/c/06"], 4, None),
 ])
-def test_listed_etags_checks_versions_with_few_listing_requests(bucket, asked, page, found, requests):
-    lister = _Lister(bucket)
-    etags = listed_etags(lister, "b", asked, page)
-    assert sorted(etags) == found and all(etags[k] == f"{k}-etag" for k in etags)
-    assert lister.pages == requests
+def test_current_etags_never_reads_meaning_into_key_order(bucket, asked, page, found, pages, heads):
+    for seed in range(20):
+        lister = _Lister(bucket, seed=seed)
+        etags = current_etags(lister, "b", asked, page)
+        assert sorted(k for k, v in etags.items() if v is not None) == found
+        assert all(etags[k] == f"{k}-etag" for k in found)
+        assert sorted(k for k, v in etags.items() if v is None) == sorted(set(asked) - set(bucket))
+        assert set(asked) - set(bucket) <= set(lister.heads)  # absent only on a HEAD's word
+        assert pages is None or lister.pages <= pages
+        assert heads is None or lister.heads == heads
+        assert lister.pages + len(lister.heads) <= 2 * len(set(asked))  # never more than a HEAD each, twice
+
+
+@pytest.mark.parametrize("order", [lambda keys: keys.sort(), lambda keys: keys.sort(reverse=True)])
+def test_current_etags_in_reverse_order_loses_nothing(order):
+    """What the old StartAfter check got wrong: listed in reverse, keys above the first one seen were GONE."""
+    lister = _Lister(_FOLDER, order=order)
+    etags = current_etags(lister, "b", ["p/010", "p/011", "p/012"], 1000)
+    assert etags == {k: f"{k}-etag" for k in ("p/010", "p/011", "p/012")} and lister.heads == []
+
+
+def test_current_etags_a_failed_head_is_unknown_never_gone():
+    from tests.unit.stages.driver import _client_error
+
+    class Failing(_Lister):
+        def head_object(self, Bucket, Key):
+            raise _client_error("ServiceUnavailable", 503)
+
+    etags = current_etags(Failing(["p/a"]), "b", ["p/a", "p/b"], 10)
+    assert etags["p/a"] == "p/a-etag" and isinstance(etags["p/b"], CosError) and etags["p/b"].transient
