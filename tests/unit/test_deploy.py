@@ -139,7 +139,9 @@ def test_grafana_dashboard_shows_backlog_age_per_source_worker_memory_cpu_and_he
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for needed in ("max by (source) (blueflow_source_backlog_objects", "max by (source) (blueflow_source_oldest_object_age_seconds",
                    "process_resident_memory_bytes", "rate(process_cpu_seconds_total", "min by (instance) (blueflow_healthy",
-                   "min by (source) (blueflow_source_healthy"):
+                   "min by (source) (blueflow_source_healthy", "min by (instance) (blueflow_ready",
+                   "min by (dependency) (blueflow_dependency_up", "rate(blueflow_ipfix_records_total",
+                   "rate(blueflow_ipfix_pace_wait_seconds_total", "rate(blueflow_ipfix_send_errors_total"):
         assert needed in exprs
     exported = {f.name for f in metrics.REGISTRY.collect()}
     assert {"process_resident_memory_bytes", "process_cpu_seconds"} <= exported
