@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from streams.embedded.locate import pid_alive
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -177,19 +179,7 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
     return bool(predicate())
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def discover(directory: Path | None = None, alive=_alive) -> list[dict]:
+def discover(directory: Path | None = None, alive=pid_alive) -> list[dict]:
     """Records of the workers started on the local stack whose process still runs, newest first; records of
     dead processes (a crashed test, a SIGKILL) are removed."""
     from devstack.stack import state_dir

@@ -103,7 +103,8 @@ def read_runtime(data_dir: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user counts)."""
     if pid <= 0:
         return False
     try:
@@ -116,7 +117,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def running_bootstrap(record: dict | None, data_dir: Path,
-                      alive: Callable[[int], bool] = _pid_alive) -> tuple[str | None, str]:
+                      alive: Callable[[int], bool] = pid_alive) -> tuple[str | None, str]:
     """(bootstrap of the running embedded broker, None) or (None, why there is none, in operator words)."""
     how = (f"start `blueflow worker` (with --data_dir={data_dir} if it runs with one), or give "
            f"--kafka_bootstrap / BLUEFLOW_KAFKA_BOOTSTRAP for a Kafka cluster")
