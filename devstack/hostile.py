@@ -64,7 +64,10 @@ def fault_overwrite(run, rng: random.Random, quick: bool) -> float:
         run.rewritten_at[victim] = time.time()
         run.bad_keys.add(victim)
     run.mark(f"{len(victims)} objects read and held overwritten")
-    run.notes["faults_applied"] = fault_phase.faults_applied(run.proxy)  # deletes refused while held
+    # The fault is the overwrite of objects read and not yet deleted (proved by `read` and the pending count at
+    # the mark); the hold only keeps them undeleted. Whether a delete was refused meanwhile depends on how far
+    # the pipeline got, so it is reported, not required (a CI run found none refused with 18 pending).
+    run.notes["deletes_refused_while_held"] = fault_phase.faults_applied(run.proxy)
     fault_phase.release(run.proxy)
     run.notes["overwritten"] = {"valid": len(valid), "garbage": len(garbage), "fresh": len(fresh),
                                 "read_before_overwrite": len(read)}
