@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import yaml
 
 from streams.config.option_table import BY_NAME
-from streams.config.settings import SettingError, convert
+from streams.config.values import SettingError, convert
 from streams.config.sources import Source
 
 SECRETS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")

@@ -158,7 +158,7 @@ OPTIONS: tuple[Option, ...] = (
            "device_type of the Kentik devices blueflow creates."),
     Option("kentik_device_subtype", "BLUEFLOW_KENTIK_DEVICE_SUBTYPE", "ibm_subnet",
            "device_subtype of the Kentik devices blueflow creates (ibm_subnet carries the 19 custom columns)."),
-    # --- many sources, one deployment (streams/config/config_file.py, streams/config/sources.py) -----------------------
+    # --- many sources, one deployment (streams/config/config_file.py, streams/config/sources.py) ---------------------
     Option("config", "BLUEFLOW_CONFIG", "",
            "YAML configuration file: settings plus `sources:` (buckets, accounts, Kentik destinations)."),
     Option("source_budget", "BLUEFLOW_SOURCE_BUDGET", "1000",

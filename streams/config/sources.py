@@ -25,6 +25,10 @@ class UnknownSource(LookupError):
     """A record names a source this deployment does not (or no longer) serve."""
 
 
+class SourceUnavailable(Exception):
+    """One source's COS kept failing (several sources): the object waits in its bucket, the others flow."""
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
@@ -118,7 +122,7 @@ def inherit(source: Source, settings) -> Source:
         if not getattr(source, name):
             updates[name] = getattr(base, name)
     if not source.regions and not settings.regions.strip():  # the region of the source's own COS endpoint
-        from streams.config.settings import regions_for
+        from streams.config.values import regions_for
 
         updates["regions"] = tuple(regions_for("", source.endpoint or settings.service_endpoint))
     if [r.lower() for r in (source.regions or ())] == ["none"]:

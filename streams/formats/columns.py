@@ -31,8 +31,8 @@ _COUNTS = ("bytes_from_initiator", "packets_from_initiator", "bytes_from_target"
            "cumulative_bytes_from_target", "cumulative_packets_from_target")
 FLOW_INT_TYPES = {"initiator_port": "<u2", "target_port": "<u2", "transport_protocol": "<u1",
                   "was_initiated": "?", "was_terminated": "?", **{name: "<i8" for name in _COUNTS}}
-# the CHF fields (streams/formats/kflow/kflow.py) are Int64 timestamp, UInt32 addresses/ports/protocol, UInt64 counts; ports
-# and protocol come from IBM records (0-65535, 0-255), so they are packed narrower (a kflow message stays small)
+# the CHF fields (streams/formats/kflow/kflow.py) are Int64 timestamp, UInt32 addresses/ports/protocol, UInt64 counts;
+# ports and protocol come from IBM records (0-65535, 0-255), so they are packed narrower (a kflow message stays small)
 KFLOW_INT_TYPES = {"timestamp": "<i8", "src_addr": "<u4", "dst_addr": "<u4", "src_port": "<u2", "dst_port": "<u2",
                    "protocol": "<u1", "in_bytes": "<u8", "in_pkts": "<u8", "out_bytes": "<u8", "out_pkts": "<u8"}
 # array("I", list) is about twice as fast as np.fromiter for uint32; not for other widths

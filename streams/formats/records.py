@@ -1,8 +1,9 @@
 """The typed records of blueflow's topics and their Avro form (schemas/*.avsc) — the one place that maps
 between them.
 
-objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk (both in streams/formats/batches.py) · ledger → LedgerEntry ·
-deadletter → DeadLetter · progress → Progress (compacted; None value = tombstone) · vpc-metadata → MetadataRecord.
+objects → ObjectRef · flows → FlowChunk · kflow → KflowChunk (both in streams/formats/batches.py) · ledger →
+LedgerEntry · deadletter → DeadLetter · progress → Progress (compacted; None value = tombstone) · vpc-metadata →
+MetadataRecord.
 Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
 
 Groups (schema version 2): an `objects` message may stand for a group of objects (`ObjectRef.group`). Older

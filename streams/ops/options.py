@@ -13,7 +13,8 @@ from typing import Iterable
 import click
 
 from streams.config.option_table import BY_NAME, Option
-from streams.config.settings import SettingError, Settings, convert
+from streams.config.settings import Settings
+from streams.config.values import SettingError, convert
 
 DEVSTACK_FLAG = "use_devstack"
 
@@ -71,7 +72,7 @@ def normalise_token(name: str) -> str:
 def switch_values(command: click.Command, args: list[str]) -> list[str]:
     """`--switch=true|false` (also 1/0, yes/no, on/off) → `--switch` or its `--no-switch` (or nothing, for a
     switch that is off unless given). Any other `--name=value` is left for Click to judge."""
-    from streams.config.settings import _FALSE, _TRUE
+    from streams.config.values import _FALSE, _TRUE
 
     switches = {}
     for param in command.params:

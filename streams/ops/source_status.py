@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def source_backlogs(settings, quarantined: set) -> dict | None:
-    """{source name: bucket summary (see streams.ops.status.bucket_summary) or {"error": ...}}; None with the
+    """{source name: bucket summary (see bucket_summary) or {"error": ...}}; None with the
     implicit source only (the status document's `bucket` already is its backlog)."""
     if not settings.sources:
         return None
@@ -20,7 +20,6 @@ def source_backlogs(settings, quarantined: set) -> dict | None:
 def _one(settings, source, quarantined: set) -> dict:
     from connectors.cos import list_objects
     from streams.config.sources import make_cos_client_for
-    from streams.ops.status import bucket_summary
 
     try:
         listing = list(list_objects(make_cos_client_for(source, settings), source.bucket, source.prefix))
@@ -50,3 +49,12 @@ def waiting_totals(backlogs: dict | None) -> tuple[int | None, dict | None]:
         return None, None
     ages = [s["oldest_pending_age_s"] for s in listed if s.get("oldest_pending_age_s") is not None]
     return sum(s["pending"] for s in listed), {"oldest_pending_age_s": max(ages) if ages else None}
+
+
+def bucket_summary(listing, quarantined: set[tuple[str, str]], now_ms: int) -> dict:
+    """Objects in the bucket, how many are quarantined (key + ETag dead-lettered), and the oldest pending."""
+    pending = [o for o in listing if (o.key, o.etag.strip('"')) not in quarantined]
+    oldest = min((o.last_modified for o in pending), default=None)
+    return {"objects": len(listing), "bytes": sum(o.size for o in listing), "pending": len(pending),
+            "quarantined": len(listing) - len(pending),
+            "oldest_pending_age_s": None if oldest is None else round(max(0, now_ms - oldest) / 1000, 1)}

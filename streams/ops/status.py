@@ -55,15 +55,6 @@ def stage_lag(ends: dict[int, int], committed: dict[int, int]) -> dict:
             "partitions": {str(p): v for p, v in sorted(per.items())}}
 
 
-def bucket_summary(listing, quarantined: set[tuple[str, str]], now_ms: int) -> dict:
-    """Objects in the bucket, how many are quarantined (key + ETag dead-lettered), and the oldest pending."""
-    pending = [o for o in listing if (o.key, o.etag.strip('"')) not in quarantined]
-    oldest = min((o.last_modified for o in pending), default=None)
-    return {"objects": len(listing), "bytes": sum(o.size for o in listing), "pending": len(pending),
-            "quarantined": len(listing) - len(pending),
-            "oldest_pending_age_s": None if oldest is None else round(max(0, now_ms - oldest) / 1000, 1)}
-
-
 def rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict:
     out = {"interval_s": round(seconds, 2)}
     for name in RATE_COUNTERS:
@@ -233,6 +224,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
 
 def _bucket(settings, quarantined):
     from connectors.cos import list_objects
+    from streams.ops.source_status import bucket_summary
     from streams.stages.runtime import Runtime
 
     listing = list(list_objects(Runtime(settings).cos, settings.bucket_name, settings.cos_prefix))

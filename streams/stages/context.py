@@ -16,7 +16,7 @@ from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, P
 from streams.formats.avro import AvroDecodeError, Codec
 from streams.formats.records import DeadLetter, Record, now_ms
 from streams.stages.retry import Pauser, Transient, retry_transient
-from streams.config.sources import GIVE_UP_AFTER_S, Sources, UnknownSource
+from streams.config.sources import GIVE_UP_AFTER_S, SourceUnavailable, Sources, UnknownSource
 
 log = logging.getLogger("blueflow")
 
@@ -174,10 +174,6 @@ class StageContext:
                                      health=self.health, step=step, scrub=self.rt.scrub)
 
 
-class SourceUnavailable(Exception):
-    """One source's COS kept failing (several sources): the object waits in its bucket, the others flow."""
-
-
 def runtime_sources(rt) -> Sources:
     """The registry of a runtime: the implicit source uses the runtime's own clients, others their own."""
     settings = rt.settings
@@ -196,4 +192,4 @@ class _Unknown:
     size: int = 0
 
 
-__all__ = ["SourceUnavailable", "StageContext", "Transient"]
+__all__ = ["StageContext", "Transient"]

@@ -20,7 +20,8 @@ import numpy as np
 from streams.observe import metrics
 from streams.formats.avro import AvroDecodeError
 from streams.formats.flowlog.flowlog import FlowLogError, parse_object_key
-from streams.formats.batches import KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart, part_object
+from streams.formats.batches import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
+                                     part_object)
 from streams.formats.translate import device_name_for_subnet, translate_batch
 
 log = logging.getLogger("blueflow")

@@ -1,1 +1,2 @@
-"""What the workers remember in Kafka: outcomes and progress, topic followers, VPC metadata and its IP index, rewinds."""
+"""What the workers remember in Kafka: outcomes and progress, topic followers, VPC metadata and its IP index,
+rewinds."""

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from streams.ops import cli, worker_cli
 from streams.config.option_table import ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS
-from streams.config.settings import SettingError, Settings, convert, resolve_values
+from streams.config.settings import Settings, resolve_values
+from streams.config.values import SettingError, convert
 
 WORKER_ENV = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "cos.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
               "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", "KENTIK_API_EMAIL": "e@x",

@@ -9,8 +9,8 @@ import pytest
 from streams.formats.avro import AvroDecodeError, Codec
 from streams.formats.flowlog.flowcheck import FLOW_FIELDS
 from streams.formats.kflow.kflow import INT_COLUMNS
-from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack, pack_flow_columns,
-                             pack_kflow_columns)
+from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack,
+                             pack_flow_columns, pack_kflow_columns)
 from streams.formats.batches import FlowChunk, KflowChunk, KflowPart
 from streams.ops.replay import mark_replay
 from tests.unit.test_avro import COLUMNS, HEADER, REF

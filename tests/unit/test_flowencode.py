@@ -1,5 +1,5 @@
-"""streams/formats/flowlog/flowencode.py: an object's flows messages made as it streams in — compact encoded chunks held until
-the object is known good, the same messages as encoding the whole parsed object — and the parse stage's
+"""streams/formats/flowlog/flowencode.py: an object's flows messages made as it streams in — compact encoded chunks
+held until the object is known good, the same messages as encoding the whole parsed object — and the parse stage's
 use of it (a bad object delivers nothing, whatever comes before its fault)."""
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from streams.formats.kflow import ipfix
 from streams.observe import metrics
 from streams.stages import topology
 from streams.formats.records import ObjectRef
-from streams.config.settings import SettingError, Settings, missing_for_worker
+from streams.config.settings import Settings, missing_for_worker
+from streams.config.values import SettingError
 from streams.stages.sink import ipfix_sink, sink
 from tests.unit.ipfix_decoder import decode, decode_stream
 from tests.unit.stages.driver import Driver

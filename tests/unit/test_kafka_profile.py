@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from connectors.kafka_admin import DEFAULT_TOPIC_SPECS, deployment_specs, leader_topic_name
 from streams.ops import cli
 from streams.ops.kafka_check import plan_problems, topic_plan, total_partitions
-from streams.config.kafka_profile import (EVENT_STREAMS_SETTINGS, is_event_streams_host, resolve_profile, setting_problem,
-                                   topic_problems)
+from streams.config.kafka_profile import (EVENT_STREAMS_SETTINGS, is_event_streams_host, resolve_profile,
+                                   setting_problem, topic_problems)
 
 HOUR = 3600 * 1000
 

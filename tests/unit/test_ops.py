@@ -11,7 +11,8 @@ from streams.ops.deadletters import (Letter, newest_per_key, numbered, object_re
                                  table_lines)
 from streams.formats.records import ObjectRef
 from streams.ops.replay import PartitionRange, mark_replay, parse_time, partition_ranges
-from streams.ops.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
+from streams.ops.source_status import bucket_summary
+from streams.ops.status import by_label, devstack_workers, parse_metrics, rates, stage_lag
 from streams.ops.statusview import render
 
 NOW = 1_800_000_000_000

@@ -1,10 +1,10 @@
 """Streaming, bounded-memory decode of one flow-log object into column chunks.
 
 `FlowStream(byte_chunks, chunk_flows=..., limits=...)` is iterated while the object downloads: gunzip
-(streams/formats/flowlog/gunzip.py) -> incremental JSON scanner (streams/formats/flowlog/flowscan.py) -> typed msgspec decode and checks
-(streams/formats/flowlog/flowcheck.py) -> column dicts of at most `chunk_flows` flows. At no time are the whole JSON text,
-all records and all columns held: memory is about one download chunk, one piece of text and one chunk of
-columns, whatever the object's size.
+(streams/formats/flowlog/gunzip.py) -> incremental JSON scanner (streams/formats/flowlog/flowscan.py) -> typed msgspec
+decode and checks (streams/formats/flowlog/flowcheck.py) -> column dicts of at most `chunk_flows` flows. At no time
+are the whole JSON text, all records and all columns held: memory is about one download chunk, one piece of text
+and one chunk of columns, whatever the object's size.
 
 Chunks are PROVISIONAL until the iteration ends without an error: the object's verdict (and its header, which
 JSON allows after `flow_logs`) is known only at the end. The stage must therefore not send anything before

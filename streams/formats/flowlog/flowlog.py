@@ -5,8 +5,8 @@ with a sentence a human can act on (stage is one of "key", "download", "decompre
 
 Two ways to read a body (an iterable of byte chunks, as connectors.cos.open_object gives them):
 - `iter_flow_chunks(chunks, chunk_flows=..., limits=...)`: streaming, bounded memory whatever the object
-  (streams/formats/flowlog/flowdecode.py); column chunks come out while the object downloads and are provisional until the
-  iteration ends without an error; then the stream's `header`, `flow_count` and `chunks` are known.
+  (streams/formats/flowlog/flowdecode.py); column chunks come out while the object downloads and are provisional until
+  the iteration ends without an error; then the stream's `header`, `flow_count` and `chunks` are known.
 - `parse_object_bytes(chunks)`: the same decoder collected into one FlowDocument (all columns in memory),
   for callers that want the whole object at once; `iter_chunks(doc)` slices it.
 """

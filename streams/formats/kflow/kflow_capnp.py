@@ -1,5 +1,5 @@
-"""The Cap'n Proto side of the kflow encoder (streams/formats/kflow/kflow.py): the schema (schemas/kflow.capnp, loaded once,
-pycapnp imported only when first needed) and packing a segment the encoder wrote with Cap'n Proto's C++ packer,
+"""The Cap'n Proto side of the kflow encoder (streams/formats/kflow/kflow.py): the schema (schemas/kflow.capnp, loaded
+once, pycapnp imported only when first needed) and packing a segment the encoder wrote with Cap'n Proto's C++ packer,
 without re-laying it out (`pack_segment`; a copying path if pycapnp's internals ever differ).
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ from streams.observe import metrics, source_metrics
 from streams.state.outcomes import DELIVERED
 from streams.formats.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
-from streams.stages.context import SourceUnavailable
+from streams.config.sources import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 

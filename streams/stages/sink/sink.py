@@ -26,7 +26,7 @@ from streams.formats.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowCh
 from streams.formats.records import Progress, now_ms
 from streams.stages.finalize import finalize
 from streams.stages.sink import ipfix_sink
-from streams.stages.context import SourceUnavailable
+from streams.config.sources import SourceUnavailable
 from streams.stages.sink.source_guard import kentik_guard
 
 log = logging.getLogger("blueflow")

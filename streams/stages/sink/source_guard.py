@@ -9,7 +9,7 @@ Kentik accepted meanwhile are skipped. Nothing is lost or sent twice, and the si
 """
 from __future__ import annotations
 
-from streams.stages.context import SourceUnavailable
+from streams.config.sources import SourceUnavailable
 
 KENTIK = "kentik"
 
