@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-STAGE_TOPICS = {"parse": "objects", "enrich": "flows", "sink": "kflow"}  # stage -> topic suffix it consumes
+from streams.formats.stage_topics import CONSUMES
+
 STALE_FAILURE_S = 120.0  # a failing step not reported again for this long is no longer being retried
 WATCH_STALL_S = 60.0  # the 2-second watch not run for this long: the event loop or Faust's timers are wedged
 DEPENDENCIES = ("kentik", "cos", "vpc", "ipfix")
@@ -177,7 +178,7 @@ class Health:
             idle = now - max(watch.last_progress, since)
             if watch.lag > 0 and idle > unhealthy_after:
                 out.append(f"stage {stage} {word}: no progress for {idle:.0f}s while {watch.lag} messages of "
-                           f"its topic ({STAGE_TOPICS.get(stage, stage)}) are pending on this worker")
+                           f"its topic ({CONSUMES.get(stage, stage)}) are pending on this worker")
         return out
 
 

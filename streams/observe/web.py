@@ -43,7 +43,8 @@ def progress_counts() -> dict:
 def observe_consumer(app, pipeline, starts: dict | None = None) -> None:
     """Feed this worker's pending messages and committed offsets per stage (its agents' topics) into its
     Health; `starts`: the earliest offset of partitions (`partition_starts`) where the group never committed."""
-    from streams.observe.health import STAGE_TOPICS, consumer_lag
+    from streams.formats.stage_topics import CONSUMES
+    from streams.observe.health import consumer_lag
 
     try:
         consumer = app.consumer
@@ -52,7 +53,7 @@ def observe_consumer(app, pipeline, starts: dict | None = None) -> None:
     except Exception:  # no consumer yet, or not assigned: nothing to observe
         return
     total = 0
-    for stage, suffix in STAGE_TOPICS.items():
+    for stage, suffix in CONSUMES.items():
         topic = pipeline.settings.topic(suffix)
         lag, done = consumer_lag([tp for tp in assignment if tp.topic == topic], consumer.highwater, committed,
                                  (starts or {}).get)
@@ -64,11 +65,11 @@ def observe_consumer(app, pipeline, starts: dict | None = None) -> None:
 async def partition_starts(app, pipeline, starts: dict) -> None:
     """Learn the earliest offset of each assigned stage partition without a committed offset (asked once per
     partition; Kafka answers from metadata), so its pending messages count from its start."""
-    from streams.observe.health import STAGE_TOPICS
+    from streams.formats.stage_topics import CONSUMES
 
     try:
         consumer = app.consumer
-        topics = {pipeline.settings.topic(suffix) for suffix in STAGE_TOPICS.values()}
+        topics = {pipeline.settings.topic(suffix) for suffix in CONSUMES.values()}
         unknown = [tp for tp in consumer.assignment() if tp.topic in topics and tp not in starts
                    and consumer._committed_offset.get(tp) is None]  # noqa: SLF001
         if unknown:

@@ -6,7 +6,7 @@ the start of the replay), reads exactly that range with a throwaway consumer (as
 the live consumer group is untouched), marks every record `replay: true`, and produces it again to the
 same topic and partition, waiting for the broker's acknowledgement. Live workers then process the
 re-sent records on purpose: enrich re-translates with the current VPC metadata and keeps the mark, sink
-delivers without dedup, delete or ledger (streams/stages.py).
+delivers without dedup, delete or ledger (streams/stages/sink/sink.py).
 
 Records that already carry the mark (an earlier replay inside the window) are skipped unless
 `include_replays` is set, so replaying the same window twice sends each original record twice, not four
@@ -22,8 +22,10 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 from streams.formats.avro import AvroDecodeError, Codec
+from streams.formats.stage_topics import REPLAYABLE
+from streams.formats.stage_topics import STAGES as STAGE_TABLE
 
-STAGES = {"enrich": ("flows", "flow_batch"), "sink": ("kflow", "kflow_batch")}
+STAGES = {stage: (STAGE_TABLE[stage].reads, STAGE_TABLE[stage].schema) for stage in REPLAYABLE}
 
 _RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-STAGE_TOPICS = (("parse", "objects"), ("enrich", "flows"), ("sink", "kflow"))
+from streams.formats.stage_topics import CONSUMES
+
 RATE_COUNTERS = ("flows_parsed", "chf_translated", "chf_delivered", "ipfix_exported", "objects_completed")
 
 
@@ -130,18 +131,18 @@ def kafka_lag(settings) -> dict:
     consumer = throwaway_consumer(conf, "status")
     try:
         ends = {stage: {p: hw for p, (_, hw) in topic_watermarks(consumer, settings.topic(t)).items()}
-                for stage, t in STAGE_TOPICS}
+                for stage, t in CONSUMES.items()}
     finally:
         consumer.close()
     admin = AdminClient(conf)
-    request = [TopicPartition(settings.topic(t), p) for stage, t in STAGE_TOPICS for p in ends[stage]]
+    request = [TopicPartition(settings.topic(t), p) for stage, t in CONSUMES.items() for p in ends[stage]]
     futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.app_id, request)])
     answer = futures[settings.app_id].result(timeout=15)
     committed: dict[str, dict[int, int]] = {}
     for tp in answer.topic_partitions:
         committed.setdefault(tp.topic, {})[tp.partition] = tp.offset
     return {stage: dict(topic=settings.topic(t), **stage_lag(ends[stage], committed.get(settings.topic(t), {})))
-            for stage, t in STAGE_TOPICS}
+            for stage, t in CONSUMES.items()}
 
 
 def deadletter_summary(settings) -> tuple[dict, set[tuple[str, str]]]:

@@ -18,6 +18,7 @@ from streams.stages.finalize import delete_batch
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
 from streams.stages.context import StageContext
+from streams.formats.stage_topics import STAGES, TOPIC_NAMES
 
 log = logging.getLogger("blueflow")
 
@@ -51,10 +52,10 @@ SINK_EFFECTS = {  # --sink: where flows go (a source of the configuration file m
              "of the unchanged, ledger, progress tombstones",
 }
 AGENTS = (
-    Agent("parse", "objects", ("flows", "deadletter"), parse.handle,
+    Agent("parse", STAGES["parse"].reads, STAGES["parse"].writes, parse.handle,
           "COS GET of each object of the group (the listed version)"),
-    Agent("enrich", "flows", ("kflow", "deadletter"), enrich.handle, "VPC metadata from the IP index"),
-    Agent("sink", "kflow", ("progress", "ledger", "deadletter"), sink.handle, SINK_EFFECTS["kentik"]),
+    Agent("enrich", STAGES["enrich"].reads, STAGES["enrich"].writes, enrich.handle, "VPC metadata from the IP index"),
+    Agent("sink", STAGES["sink"].reads, STAGES["sink"].writes, sink.handle, SINK_EFFECTS["kentik"]),
 )
 
 
@@ -72,7 +73,6 @@ TASKS = (
     Task("deletes", False, "objects the sink completed (held up to delete_batch_seconds)",
          ("COS LIST + DeleteObjects", "ledger", "progress"), delete_batch.flush_loop),
 )
-TOPIC_NAMES = ("objects", "flows", "kflow", "vpc-metadata", "deadletter", "ledger", "progress")
 FOLLOWERS = (
     ("outcomes", ("ledger", "deadletter", "progress"), "skip finished objects; resume half-delivered ones"),
     ("metadata", ("vpc-metadata",), "the IP index enrich labels flows with"),
