@@ -42,7 +42,7 @@ def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]
                     key_info.subnet_id, key_info.region,
                     subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone,
                     part.chunk, part.chunks, part.flow_count, 0, columns.get("flow_count", 0),
-                    source=flow.source)
+                    replay=bool(flow.replay), source=flow.source)
     return out, columns
 
 
@@ -68,13 +68,8 @@ def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
         blocks.append(columns)
     if not parts:
         return None, failures
-    first = parts[0]
-    out = KflowChunk(bucket=flow.bucket, key=first.key, etag=first.etag, size=first.size,
-                     last_modified=first.last_modified, device_name=first.device_name, subnet_id=first.subnet_id,
-                     region=first.region, zone=first.zone, chunk=first.chunk, chunks=first.chunks,
-                     source_flows=sum(p.source_flows for p in parts), replay=bool(flow.replay),
-                     flow_count=sum(p.flow_count for p in parts), columns=concat_kflow(blocks),
-                     parts=parts, source=flow.source)
+    out = KflowChunk(flow.bucket, sum(p.flow_count for p in parts), concat_kflow(blocks), parts,
+                     replay=bool(flow.replay), source=flow.source)
     return out, failures
 
 

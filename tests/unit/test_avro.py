@@ -38,14 +38,15 @@ COLUMNS = {
 }
 SAMPLES = {
     "object_ref": REF,
-    "flow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
-                   "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": pack_flow_columns(COLUMNS),
-                   "replay": False,
-                   "source": "acct-a", "parts": []},
-    "kflow_batch": {**{k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")},
-                    "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",
-                    "zone": "us-south-2", "chunk": 0, "chunks": 1, "flow_count": 1, "source_flows": 1, "replay": False,
-                    "source": "", "parts": [], **pack_kflow_columns({
+    "flow_batch": {"bucket": REF["bucket"], "flow_count": 2, "columns": pack_flow_columns(COLUMNS),
+                   "parts": [{**{k: REF[k] for k in ("key", "etag", "size", "last_modified")}, "header": HEADER,
+                              "chunk": 0, "chunks": 1, "start": 0, "flow_count": 2}],
+                   "replay": False, "source": "acct-a"},
+    "kflow_batch": {"bucket": REF["bucket"], "flow_count": 1, "replay": False, "source": "",
+                    "parts": [{**{k: REF[k] for k in ("key", "etag", "size", "last_modified")},
+                               "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",
+                               "zone": "us-south-2", "chunk": 0, "chunks": 1, "source_flows": 1, "start": 0,
+                               "flow_count": 1}], **pack_kflow_columns({
                         "timestamp": [1715677805], "src_addr": [3405803821], "dst_addr": [183517188],
                         "src_port": [51812], "dst_port": [443], "protocol": [6], "in_bytes": [18234],
                         "in_pkts": [61], "out_bytes": [0], "out_pkts": [0], "strings": ["a", ""],
@@ -81,7 +82,8 @@ def test_schemas_use_blueflow_namespace_and_match_the_parser():
     fb = load_schema("flow_batch")
     fields = {f["name"]: f for f in fb["fields"]}
     assert [f["name"] for f in fields["columns"]["type"]["fields"]] == list(FLOW_FIELDS)
-    assert [f["name"] for f in fields["header"]["type"]["fields"]] == list(HEADER_FIELDS)
+    part = {f["name"]: f for f in fields["parts"]["type"]["items"]["fields"]}
+    assert [f["name"] for f in part["header"]["type"]["fields"]] == list(HEADER_FIELDS)
     cols = {f["name"]: f["type"] for f in fields["columns"]["type"]["fields"]}
     assert cols["start_time"] == cols["target_ip"] == "string"  # packed: values joined by NUL
     assert cols["initiator_port"] == cols["was_initiated"] == cols["bytes_from_target"] == "bytes"
@@ -135,6 +137,14 @@ def test_other_schema_is_not_silently_misread():
         Codec("object_ref").decode(ledger)
 
 
+def older_writer(name: str, *without: str) -> Codec:
+    """A codec of a synthetic older writer schema: the current schema of `name` before fields `without` (each
+    added later with a default) were added."""
+    old = copy.deepcopy(load_schema(name))
+    old["fields"] = [f for f in old["fields"] if f["name"] not in without]
+    return Codec(old)
+
+
 def test_schema_evolution_added_field_with_default():
     old = copy.deepcopy(load_schema("object_ref"))
     old["fields"] = [f for f in old["fields"] if f["name"] != "republish"]
@@ -169,7 +179,9 @@ def test_register_older_schema_and_registry_ids():
 
 def test_missing_fields_with_defaults_are_filled_on_encode():
     c = Codec("flow_batch")
-    rec = {**SAMPLES["flow_batch"], "header": {}, "columns": pack_flow_columns({}), "flow_count": 0}
+    part = {**SAMPLES["flow_batch"]["parts"][0], "header": {}, "flow_count": 0}
+    rec = {**SAMPLES["flow_batch"], "parts": [part], "columns": pack_flow_columns({}), "flow_count": 0}
     out = c.decode(c.encode(rec))
-    assert out["header"]["state"] == "" and out["header"]["number_of_flow_logs"] == 0
+    header = out["parts"][0]["header"]
+    assert header["state"] == "" and header["number_of_flow_logs"] == 0
     assert out["columns"]["direction"] == "" and out["columns"]["was_terminated"] == b""

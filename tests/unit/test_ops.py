@@ -42,16 +42,16 @@ def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
 
 
 def _kflow_raw() -> bytes:
-    return Codec("kflow_batch").encode({"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r",
-                                        "zone": "z", "chunk": 0, "chunks": 1, "flow_count": 0,
-                                        **pack_kflow_columns({})})
+    part = {"key": "k", "etag": "", "size": 0, "last_modified": 0, "device_name": "d", "subnet_id": "s",
+            "region": "r", "zone": "z", "chunk": 0, "chunks": 1, "source_flows": 0, "start": 0, "flow_count": 0}
+    return Codec("kflow_batch").encode({"bucket": "b", "flow_count": 0, "parts": [part], **pack_kflow_columns({})})
 
 
 def test_mark_replay_sets_the_flag_and_skips_earlier_replays():
     codec = Codec("kflow_batch")
     raw = _kflow_raw()
     value, decoded = mark_replay(codec, raw)
-    assert codec.decode(value)["replay"] is True and decoded["key"] == "k"
+    assert codec.decode(value)["replay"] is True and decoded["parts"][0]["key"] == "k"
     assert mark_replay(codec, value) == (None, codec.decode(value))
     assert mark_replay(codec, value, include_replays=True)[0] is not None
 

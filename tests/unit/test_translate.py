@@ -321,9 +321,12 @@ def test_empty_batch():
 
 def test_translated_batch_encodes_as_kflow_batch():
     b = run(flow(), flow(direction="I", ini="203.0.113.45", tgt=LOCAL_IP, bft=0, pft=0))
-    rec = {"bucket": "flowlogs", "key": KEY, "etag": "e", "size": 1, "last_modified": 0, "chunk": 0, "chunks": 1,
-           **b}
+    device = ("device_name", "subnet_id", "region", "zone", "source_flows")
+    part = {"key": KEY, "etag": "e", "size": 1, "last_modified": 0, "chunk": 0, "chunks": 1, "start": 0,
+            "flow_count": b["flow_count"], **{k: b[k] for k in device}}
+    rec = {"bucket": "flowlogs", "parts": [part], **b}
     c = Codec("kflow_batch")
     out = c.decode(c.encode({**rec, **pack_kflow_columns(b)}))
     columns = lists(unpack_kflow_columns(out, b["flow_count"], 19))
-    assert {k: columns[k] if k in columns else out[k] for k in b} == plain(b)
+    assert {k: columns[k] if k in columns else out["parts"][0][k] if k in device else out[k] for k in b} == plain(b)
+    assert out["parts"] == [part]
