@@ -25,7 +25,7 @@ from schemas import SCHEMA_DIR
 
 __all__ = [
     "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "fingerprint", "load_schema",
-    "register_schema", "register_registry_id", "known_fingerprints", "SCHEMA_NAMES",
+    "register_schema", "register_registry_id", "SCHEMA_NAMES",
 ]
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -102,12 +102,6 @@ def register_registry_id(schema_id: int, schema: Any) -> None:
     known = _Known(schema)
     _BY_FP.setdefault(known.fp, known)
     _BY_REGISTRY_ID[int(schema_id)] = known
-
-
-def known_fingerprints() -> dict[bytes, str]:
-    """Every fingerprint a decoder recognises, with the schema's full name."""
-    _ensure_all_loaded()
-    return {fp: k.fullname for fp, k in _BY_FP.items()}
 
 
 # ------------------------------------------------------------------------------------------ codec

@@ -12,7 +12,8 @@ from devstack import generator
 from devstack.world import build_world
 from streams.formats.columns import lists
 from streams.formats.flowlog.flowencode import object_messages, pack, read_object
-from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_bytes
+from streams.formats.flowlog.flowlog import FlowLogError, Limits
+from tests.unit.flowdoc import parse_object_bytes
 from streams.formats.batches import FlowChunk
 from streams.formats.records import ObjectRef
 from tests.unit.stages.driver import Driver

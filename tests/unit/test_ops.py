@@ -73,7 +73,7 @@ SHOWN = "logs/" + "x" * 90 + r"/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.g
 
 
 def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped():
-    from streams.formats.textsafe import is_safe
+    from tests.unit.test_textsafe import is_safe
 
     rows = numbered([Letter({"key": HOSTILE, "at": 1, "stage": "json\x1b[31m", "reason": "bad\nline\x07"}, 0, 0)])
     lines = table_lines(rows)
@@ -207,7 +207,7 @@ def test_an_ipfix_worker_shows_what_it_exported_not_kflow_delivered():
 def test_render_shows_errors_whole_and_escapes_every_outside_string():
     from rich.console import Console
 
-    from streams.formats.textsafe import is_safe
+    from tests.unit.test_textsafe import is_safe
 
     cause = "Max retries exceeded with url: /service/info (Caused by NewConnectionError: [Errno 111] " \
             "Connection refused) " + "x" * 150 + " THE-CAUSE-AT-THE-END"
