@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from streams.observe import metrics
 from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
-from streams.formats.avro import AvroDecodeError, Codec
+from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
 from streams.stages.retry import Pauser, Transient, retry_transient
 from streams.config.sources import GIVE_UP_AFTER_S, SourceUnavailable, Sources, UnknownSource
@@ -43,7 +43,7 @@ class StageContext:
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
     pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
     sources: object = None  # streams.config.sources.Sources: each record's source, its clients and problems
-    deletes: object = None  # streams.stages.finalize.delete_batch.DeleteBatcher; None: each message finalizes its own
+    deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
     def __post_init__(self):
@@ -62,7 +62,7 @@ class StageContext:
         outcomes = OutcomeStore(window_s=settings.dedup_window)
         shared = ProgressStore()
         follower = OutcomeFollower(settings, outcomes, shared)
-        from streams.stages.finalize.delete_batch import DeleteBatcher
+        from streams.stages.finalize.finalize import DeleteBatcher
         from streams.stages.sink.devices import Devices
 
         deletes = DeleteBatcher(settings.delete_batch_seconds) if settings.delete_batch_seconds > 0 else None
@@ -119,14 +119,6 @@ class StageContext:
         except UnknownSource as exc:
             metrics.OBJECTS_SKIPPED.labels(reason="unknown_source").inc()
             log.warning("%s; %r is left alone", exc, record.key)
-            return None
-
-    async def decode(self, record_type: type[Record], raw: bytes, event_key: bytes | None, topic: str):
-        """The decoded record, or None after dead-lettering a message no reader can decode."""
-        try:
-            return await self.rt.run_sync(record_type.decode, raw)  # decoding a batch is CPU work: off the loop
-        except AvroDecodeError as exc:
-            await self.quarantine(self.unknown(event_key), "decode", f"{topic} message could not be decoded: {exc}")
             return None
 
     @staticmethod

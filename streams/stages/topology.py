@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
 from streams.stages.retry import exit_without_ack
-from streams.stages.finalize import delete_batch
+from streams.stages.finalize import finalize, held_ack
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
 from streams.stages.context import StageContext
@@ -71,7 +71,7 @@ TASKS = (
     Task("heartbeat", True, "worker health", ("Kentik export status",), leader.heartbeat_loop),
     Task("progress-log", False, "worker counters", ("log",), leader.progress_log_loop),
     Task("deletes", False, "objects the sink completed (held up to delete_batch_seconds)",
-         ("COS LIST + DeleteObjects", "ledger", "progress"), delete_batch.flush_loop),
+         ("COS LIST + DeleteObjects", "ledger", "progress"), finalize.flush_loop),
 )
 FOLLOWERS = (
     ("outcomes", ("ledger", "deadletter", "progress"), "skip finished objects; resume half-delivered ones"),
@@ -121,12 +121,12 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
         ctx.health.revived(f"agent {spec.name}")  # Faust restarts a crashed agent: alive again
         try:
             async for event in stream.noack().events():
-                held = delete_batch.HeldAck(event.ack)
-                token = delete_batch.CURRENT_ACK.set(held)
+                held = held_ack.HeldAck(event.ack)
+                token = held_ack.CURRENT_ACK.set(held)
                 try:
                     await _guarded(ctx, spec.name, event, spec.handle)
                 finally:
-                    delete_batch.CURRENT_ACK.reset(token)
+                    held_ack.CURRENT_ACK.reset(token)
                 held.finish()
         except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)
             ctx.health.died(f"agent {spec.name}", repr(exc))
