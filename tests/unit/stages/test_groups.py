@@ -16,7 +16,6 @@ from streams.formats.columns import lists
 from tests.unit.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.records import ObjectRef
-from streams.stages import enrich
 from tests.unit.stages.driver import Driver
 
 CHUNK = 50  # the driver's chunk_flows
@@ -276,7 +275,7 @@ def test_records_of_an_older_writer_schema_are_read_and_delivered(objs):
         [(f.key, f.chunk, f.chunks, f.flow_count, "") for f in new_flows]
     d.topics.flows.drain()
     for raw in old_flows:
-        d.run(enrich.handle(d.ctx, raw, big.key.encode()))
+        d.pipe("flows", raw, big.key.encode())
     kraws = [_older("kflow_batch", k) for k in d.kflow_chunks(d.kflow_messages())]
     assert all(KflowChunk.decode(raw).source == "" for raw in kraws)
     for raw in reversed(kraws):
