@@ -15,6 +15,7 @@ from devstack.world import build_world
 from streams.formats.columns import lists
 from tests.unit.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.avro import Codec
 from streams.formats.records import ObjectRef
 from tests.unit.stages.driver import Driver
 
@@ -55,6 +56,26 @@ def deletes(d: Driver) -> list[str]:
 
 def part_keys(raw: bytes) -> set[str]:
     return {p.key for p in KflowChunk.decode(raw).pieces()}
+
+
+def test_messages_hold_each_objects_identity_once(objs):
+    """objects: the first object in the record's own fields, the others in `group`; flows and kflow: only in
+    `parts` (no top-level copy of the first part)."""
+    d = Driver()
+    keys = put_all(d, objs["small"][:3])
+    message = ObjectRef.decode(d.group(keys).encode())
+    assert message.key == keys[0] and [m["key"] for m in message.group] == keys[1:]
+    assert [(m.key, m.etag, m.size) for m in message.members()] == \
+        [(k, d.ref(k).etag, d.ref(k).size) for k in keys]
+    assert all(m.group == [] for m in message.members())
+    d.parse(message)
+    [(_, flows)] = d.topics.flows.messages
+    d.enrich_all()
+    [kflow] = d.kflow_messages()
+    for name, raw in (("flow_batch", flows), ("kflow_batch", kflow)):
+        record = Codec(name).decode(raw)
+        assert not {"key", "etag", "size", "chunk"} & set(record)
+        assert sorted(p["key"] for p in record["parts"]) == keys
 
 
 def test_small_group_is_one_flows_one_kflow_message_and_one_post_per_device(objs):
