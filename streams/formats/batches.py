@@ -86,10 +86,6 @@ class FlowChunk(Record):
                    packed.unpack_flow_columns(record["columns"], record["flow_count"]),
                    [FlowPart(**p, source=source) for p in record["parts"]], record["replay"], source)
 
-    def pieces(self) -> list[FlowPart]:
-        """The object chunks this message carries."""
-        return self.parts
-
     def rows(self, part: FlowPart) -> dict:
         """The columns of one part's rows."""
         if part.start == 0 and part.flow_count == self.flow_count:
@@ -171,10 +167,6 @@ class KflowChunk(Record):
         return cls(record["bucket"], record["flow_count"],
                    packed.unpack_kflow_columns(record, record["flow_count"], CUSTOMS_PER_FLOW),
                    [KflowPart(**p, replay=replay, source=source) for p in record["parts"]], replay, source)
-
-    def pieces(self) -> list[KflowPart]:
-        """The object chunks this message carries."""
-        return self.parts
 
     def slice(self, start: int, stop: int) -> dict:
         """Columns of records [start, stop) (for a 413 split): views of the decoded numpy columns, no copy."""

@@ -57,7 +57,7 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
 def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
     """The KflowChunk of every part that translates, and (part, exception) of those that do not."""
     parts, blocks, failures = [], [], []
-    for part in flow.pieces():
+    for part in flow.parts:
         try:
             kpart, columns = kflow_part(flow, part, index)
         except Exception as exc:
@@ -158,7 +158,7 @@ def _encoded_alone(flow: FlowChunk, index, failed: tuple) -> Enriched:
     """The kflow message of `flow` when it could not be encoded as a whole: each object's part is translated
     and encoded alone, the ones that fail are set apart with the reason, the others go on in one message."""
     good = []
-    for part in flow.pieces():
+    for part in flow.parts:
         if any(f[0] is not None and (f[0].key, f[0].etag) == (part.key, part.etag) for f in failed):
             continue
         one, _ = translate_parts(replace(flow, parts=[part]), index)

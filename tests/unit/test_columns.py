@@ -106,7 +106,7 @@ def test_flows_written_by_an_older_writer_schema_still_decode():
     assert lists(out.columns) == COLUMNS
     assert out.columns["bytes_from_target"].dtype == np.int64 and out.header == HEADER
     assert (out.source, out.replay) == ("", False)
-    assert [(p.key, p.start, p.flow_count) for p in out.pieces()] == [(REF["key"], 0, 2)]
+    assert [(p.key, p.start, p.flow_count) for p in out.parts] == [(REF["key"], 0, 2)]
 
 
 def test_kflow_written_by_an_older_writer_schema_still_decodes():
@@ -115,8 +115,8 @@ def test_kflow_written_by_an_older_writer_schema_still_decodes():
     out = KflowChunk.decode(raw)
     assert lists(out.columns) == KCOLUMNS and out.flow_count == 2
     assert out.columns["timestamp"].dtype == np.int64 and out.columns["custom_idx"].dtype == np.uint16
-    assert [(p.key, p.device_name, p.flow_count) for p in out.pieces()] == [(REF["key"], "ibm_0727_b3", 2)]
-    assert isinstance(out.pieces()[0], KflowPart) and (out.source, out.replay) == ("", False)
+    assert [(p.key, p.device_name, p.flow_count) for p in out.parts] == [(REF["key"], "ibm_0727_b3", 2)]
+    assert isinstance(out.parts[0], KflowPart) and (out.source, out.replay) == ("", False)
 
 
 @pytest.mark.parametrize("schema,record", [

@@ -122,7 +122,7 @@ def test_stage_delivers_nothing_of_a_bad_object_and_everything_of_the_good_ones(
     flows = d.flow_chunks()
     delivered = {}
     for f in flows:
-        for p in f.pieces():
+        for p in f.parts:
             delivered[p.key] = delivered.get(p.key, 0) + p.flow_count
     assert delivered == {o.key: o.flow_count for o in good}
     big = [f for f in flows if f.key == good[0].key]

@@ -118,7 +118,7 @@ def prepare(ctx, raw: bytes) -> Prepared:
     if source is None:
         return Prepared(chunk)
     plan = [(part, decide(part, ctx.outcomes.outcome(part.skey, part.etag), ctx.sink_progress.get(part.skey),
-                          ctx.shared_progress.get(part.skey, part.etag))) for part in chunk.pieces()]
+                          ctx.shared_progress.get(part.skey, part.etag))) for part in chunk.parts]
     if source.dry_run and not chunk.replay:
         return Prepared(chunk, source, plan)
     sending = [part for part, d in plan if d.action in (Action.DELIVER, Action.REPLAY) and part.flow_count]
@@ -270,7 +270,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
     source = ctx.sources.get(chunk.source)
     device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
                                               source)
-    objects = len({p.key for p in chunk.pieces()})
+    objects = len({p.key for p in chunk.parts})
     what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
             f"chunks of {objects} objects from {chunk.key!r} on")
     what = f"{what} ({chunk.flow_count} flows, device {device.name})"

@@ -140,7 +140,7 @@ class RefusingTopic:
         self.topic, self.key = topic, key
 
     async def send(self, key: bytes, value: bytes, force: bool = False):
-        if any(p.key == self.key for p in FlowChunk.decode(value).pieces()):
+        if any(p.key == self.key for p in FlowChunk.decode(value).parts):
             raise RuntimeError("MessageSizeTooLarge: the request included a message larger than the broker takes")
         return await self.topic.send(key, value, force)
 

@@ -55,7 +55,7 @@ def deletes(d: Driver) -> list[str]:
 
 
 def part_keys(raw: bytes) -> set[str]:
-    return {p.key for p in KflowChunk.decode(raw).pieces()}
+    return {p.key for p in KflowChunk.decode(raw).parts}
 
 
 def test_messages_hold_each_objects_identity_once(objs):
@@ -145,7 +145,7 @@ def test_object_whose_chunk_is_missing_is_kept_while_the_others_are_deleted(objs
     keys = put_all(d, group)
     raws = through_enrich(d, keys)
     def spans(raw):  # several objects, one of them cut into several chunks
-        parts = KflowChunk.decode(raw).pieces()
+        parts = KflowChunk.decode(raw).parts
         return len({p.key for p in parts}) > 1, any(p.chunks > 1 for p in parts)
 
     spanning = max(raws, key=spans)
@@ -192,7 +192,7 @@ def test_worker_taking_over_mid_group_sends_only_what_is_missing(objs):
     resent = Counter(name for name, _ in b.kentik.posts) - posted
     expected = Counter()
     for raw in raws[2:]:
-        expected.update({p.device_name for p in KflowChunk.decode(raw).pieces()
+        expected.update({p.device_name for p in KflowChunk.decode(raw).parts
                          if p.key not in done_by_a and p.flow_count})
     assert resent == expected  # nothing Kentik already accepted was sent again
 
@@ -214,7 +214,7 @@ def test_a_device_refused_quarantines_only_its_objects(objs):
     d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
     keys = put_all(d, objs["small"][:10])
     [raw] = through_enrich(d, keys)
-    parts = KflowChunk.decode(raw).pieces()
+    parts = KflowChunk.decode(raw).parts
     devices = list(dict.fromkeys(p.device_name for p in parts))
     assert len(devices) > 1, "the group should span several subnets"
     d.kentik.answers = [400, 400, 400]  # the first device's POST is refused for good
@@ -309,7 +309,7 @@ def test_413_splits_one_devices_post_and_the_group_still_completes(objs):
     d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
     keys = put_all(d, objs["small"][:10])
     [raw] = through_enrich(d, keys)
-    devices = {p.device_name for p in KflowChunk.decode(raw).pieces()}
+    devices = {p.device_name for p in KflowChunk.decode(raw).parts}
     d.kentik.answers = [413]
     d.sink(raw)
     statuses = [e[1] for e in kinds(d.effects, "post")]
@@ -343,6 +343,6 @@ def test_a_groups_downloads_overlap_within_fetch_concurrency_and_keep_the_groups
         peak[0] = 0
         d.parse(d.group(keys))
         assert peak[0] == int(width)
-        order[width] = [(p.key, p.start, p.flow_count) for m in d.flow_chunks() for p in m.pieces()]
+        order[width] = [(p.key, p.start, p.flow_count) for m in d.flow_chunks() for p in m.parts]
         assert [k for k, _, _ in order[width]] == keys
     assert order["1"] == order["3"]
