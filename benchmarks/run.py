@@ -105,7 +105,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
             overrides.update({"BLUEFLOW_COS_ENDPOINT": env["BLUEFLOW_COS_IAM_ENDPOINT"],
                               "BLUEFLOW_COS_HMAC_ACCESS_KEY": "", "BLUEFLOW_COS_HMAC_SECRET_KEY": ""})
         worker_env = run_environment(env, run_id, **overrides)
-        workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id, ("--devstack",))
+        workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id)
                    for i in range(n_workers)]
         stack_before = stack_cpu_s()
         t0 = time.monotonic()

@@ -144,7 +144,7 @@ def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout
     reset_kentik(env)
     run_id = f"benchw3w{n_workers}{uuid.uuid4().hex[:6]}"
     worker_env = run_environment(env, run_id, BLUEFLOW_POLL_INTERVAL=str(POLL_INTERVAL_S))
-    workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id, ("--devstack",))
+    workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id)
                for i in range(n_workers)]
     for w in workers:
         w.start()

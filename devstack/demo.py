@@ -1,4 +1,4 @@
-"""`blueflow demo`: the whole product on the local stack, with live progress and a JSON summary.
+"""`blueflow-dev demo`: the whole product on the local stack, with live progress and a JSON summary.
 
 Stack up → empty the bucket → generate good, empty and bad objects → start N workers → watch until only
 the bad objects are left in the bucket → stop the workers → summary. Each run uses its own topic prefix
@@ -163,8 +163,8 @@ def _run(env: dict[str, str], started: float, *, objects: int, mean_flows: int, 
     collector = nfcapd.NfCapd(state / "nfcapd" / run_id) if sink == "ipfix" else None
     overrides = {"BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": collector.address} if collector else {}
     try:
-        procs = [WorkerProcess(f"worker-{i + 1}", run_environment(env, run_id, **overrides), state / "logs" / run_id,
-                               ("--devstack",)).start() for i in range(workers)]
+        procs = [WorkerProcess(f"worker-{i + 1}", run_environment(env, run_id, **overrides),
+                               state / "logs" / run_id).start() for i in range(workers)]
         _say(f"demo: started {workers} workers with the {sink} sink (logs in {state / 'logs' / run_id})"
              + (f", exporting to nfcapd at {collector.address}" if collector else ""))
         try:

@@ -70,7 +70,7 @@ def run_sources_demo(env: dict[str, str], started: float, *, count: int, objects
     say(f"demo: removed {removed} old objects")
     log_dir = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.state_dir())) / "logs" / run_id
     worker_env = run_environment(env, run_id, **write_config(log_dir / "blueflow.yaml", env, sources))
-    procs = [WorkerProcess(f"worker-{i + 1}", worker_env, log_dir, ("--devstack",)).start() for i in range(workers)]
+    procs = [WorkerProcess(f"worker-{i + 1}", worker_env, log_dir).start() for i in range(workers)]
     say(f"demo: started {workers} workers with {log_dir / 'blueflow.yaml'} (logs in {log_dir})")
     bad_keys = {o.key for objs in generated.values() for o in objs if o.kind not in ("good", "empty")}
     try:

@@ -120,7 +120,7 @@ class SourcesRun:
         self.worker_env = run_environment(env, self.run_id, BLUEFLOW_UNHEALTHY_AFTER="20", **write_config(
             self.log_dir / "blueflow.yaml", env, self.sources, poll_interval=2))
         self.written: dict[str, dict[str, float]] = {s.name: {} for s in self.sources}
-        self.workers = [WorkerProcess(f"w{i}", self.worker_env, self.log_dir, ("--devstack",)) for i in (1, 2)]
+        self.workers = [WorkerProcess(f"w{i}", self.worker_env, self.log_dir) for i in (1, 2)]
 
     def write_steadily(self, duration_s: float) -> None:
         """Write object i of every source at i * duration / n seconds from now; record each write's time."""

@@ -99,7 +99,7 @@ class FaultRun:
         old = self.workers.get(name)
         if old is not None:
             self.retired.append(old)
-        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir, ("--devstack",)).start()
+        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir).start()
         self.workers[name] = worker
         return worker
 

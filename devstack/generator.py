@@ -1,4 +1,4 @@
-"""Synthetic IBM VPC flow-log objects for a devstack World, and the `blueflow generate` entry point.
+"""Synthetic IBM VPC flow-log objects for a devstack World, and the `blueflow-dev generate` entry point.
 
 Generation is pure and deterministic for a seed (`iter_objects` / `generate_objects`): v1 object keys with
 percent-encoded CRNs, one gzip-compressed JSON document per object, the header copied as user metadata,
@@ -676,7 +676,7 @@ def load_devstack_env(paths: Sequence[Path] | None = None) -> dict[str, str]:
 def _cos_client(settings: dict[str, str]) -> Any:
     endpoint = settings.get("BLUEFLOW_COS_ENDPOINT")
     if not endpoint:
-        raise SystemExit("generate: BLUEFLOW_COS_ENDPOINT is not set (run `blueflow devstack up` or export it)")
+        raise SystemExit("generate: BLUEFLOW_COS_ENDPOINT is not set (run `blueflow-dev devstack up` or export it)")
     access, secret = settings.get("BLUEFLOW_COS_HMAC_ACCESS_KEY"), settings.get("BLUEFLOW_COS_HMAC_SECRET_KEY")
     from connectors.cos import make_cos_client
 

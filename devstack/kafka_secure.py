@@ -116,7 +116,7 @@ def sasl_ssl_properties(text: str, broker_port: int, sasl_port: int, server_pem:
 
 def sasl_ssl_settings(port: int, ca: Path) -> dict[str, str]:
     """What `.devstack/env` says about the SASL_SSL listener (not the BLUEFLOW_KAFKA_* names: commands run
-    with --devstack keep using the plain listener unless told otherwise)."""
+    on the stack (blueflow-dev worker, the tests) keep using the plain listener unless told otherwise)."""
     return {"BLUEFLOW_DEVSTACK_KAFKA_SASL_SSL_BOOTSTRAP": f"127.0.0.1:{port}",
             "BLUEFLOW_DEVSTACK_KAFKA_CA": str(ca), "BLUEFLOW_DEVSTACK_KAFKA_SASL_PASSWORD": SASL_PASSWORD}
 

@@ -1,9 +1,10 @@
-"""Worker processes on the local stack: start, watch, stop — used by `blueflow demo` and the tests.
+"""Worker processes on the local stack: start, watch, stop — used by `blueflow-dev demo` and the tests.
 
-Each worker is a real `blueflow worker --devstack` process with its own HTTP port; its counters are read
-from `/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other.
-Each started worker leaves a record (URL, pid, app id, topic prefix) in `<devstack dir>/workers/`, removed
-when it is stopped; `discover()` reads the live ones, so `blueflow status --devstack` finds them.
+Each worker is a real `blueflow worker` process with its own HTTP port, its settings in its environment
+(`run_environment`: the stack's settings, as any deployment gives them); its counters are read from
+`/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other. Each started
+worker leaves a record (URL, pid, app id, topic prefix) in `<devstack dir>/workers/`, removed when it is
+stopped; `discover()` reads the live ones, so `blueflow-dev status` finds them (devstack/product.py).
 """
 from __future__ import annotations
 

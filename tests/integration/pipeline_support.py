@@ -41,7 +41,7 @@ class Run:
         return run_environment(self.env, self.run_id, **iam_path_overrides(self.env), **overrides)
 
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir, ("--devstack",)).start()
+        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir).start()
         self.workers.append(worker)
         return worker
 

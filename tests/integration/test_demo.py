@@ -1,4 +1,4 @@
-"""`blueflow demo` as a user runs it: it ends with one JSON line whose numbers add up (Kentik stand-in, or an
+"""`blueflow-dev demo` as a user runs it: it ends with one JSON line whose numbers add up (Kentik stand-in, or an
 nfcapd the demo starts with `--sink ipfix`)."""
 from __future__ import annotations
 

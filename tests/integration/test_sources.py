@@ -80,7 +80,7 @@ class TwoSources:
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
         env = run_environment(self.env, self.run_id, BLUEFLOW_CONFIG=str(self.config), BLUEFLOW_UNHEALTHY_AFTER="20",
                               **overrides)
-        worker = WorkerProcess(name, env, self.log_dir, ("--devstack",)).start()
+        worker = WorkerProcess(name, env, self.log_dir).start()
         self.workers.append(worker)
         return worker
 

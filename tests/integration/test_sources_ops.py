@@ -111,7 +111,7 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=5).raise_for_status()
     log_dir = devstack.state_dir() / "logs" / run_id
     worker = WorkerProcess("w1", run_environment(env, run_id, **write_config(log_dir / "blueflow.yaml", env, sources)),
-                           log_dir, ("--devstack",)).start()
+                           log_dir).start()
     try:
         regions = env["BLUEFLOW_REGIONS"].split(",")
         wanted = {f"{label}{region}" for region in regions for label in ("", "acct-b/")}
