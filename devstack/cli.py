@@ -30,32 +30,32 @@ def devstack() -> None:
 @devstack.command("up")
 def devstack_up() -> None:
     """Start the stack (downloads the jars from Maven Central on first use); writes the env file."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["up"]))
+    sys.exit(stack_main(["up"]))
 
 
 @devstack.command("down")
 def devstack_down() -> None:
     """Stop every process of the stack."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["down"]))
+    sys.exit(stack_main(["down"]))
 
 
 @devstack.command("status")
 def devstack_status() -> None:
     """Show each component, its pid, port and whether it is alive."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["status"]))
+    sys.exit(stack_main(["status"]))
 
 
 @main.command(context_settings=PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def generate(ctx) -> None:
     """Write synthetic IBM flow-log objects into the local stack's bucket (--help lists the options)."""
-    from devstack.generator import main as generator_main
+    from devstack.synth.writer import main as generator_main
 
     sys.exit(generator_main(list(ctx.args)))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from devstack import nfcapd, stack
+from devstack.stack import env as stack_env
 from devstack.referee import compare_collector
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 
@@ -85,8 +86,9 @@ class Plan:
 
 
 def _fill_bucket(env: dict[str, str], client, *, objects: int, mean_flows: int, bad: int, seed: int) -> Plan:
-    from devstack.generator import generate_objects, write_objects
-    from devstack.world import build_world
+    from devstack.synth.generator import generate_objects
+    from devstack.synth.writer import write_objects
+    from devstack.synth.world import build_world
 
     bucket = env["BLUEFLOW_BUCKET"]
     removed = empty_bucket(client, bucket)
@@ -159,7 +161,7 @@ def _run(env: dict[str, str], started: float, *, objects: int, mean_flows: int, 
     client = hmac_client(env)
     plan = _fill_bucket(env, client, objects=objects, mean_flows=mean_flows, bad=bad, seed=seed)
     run_id = f"blueflow-demo-{int(time.time())}"
-    state = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.state_dir()))
+    state = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack_env.state_dir()))
     collector = nfcapd.NfCapd(state / "nfcapd" / run_id) if sink == "ipfix" else None
     overrides = {"BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": collector.address} if collector else {}
     try:

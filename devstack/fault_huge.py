@@ -26,15 +26,15 @@ OVERRIDES = {"huge": {"BLUEFLOW_MAX_OBJECT_BYTES": str(LIMIT_BYTES), "BLUEFLOW_C
 
 
 def _world(run):
-    from devstack.world import build_world
+    from devstack.synth.world import build_world
 
     return build_world(seed=int(run.env["BLUEFLOW_WORLD_SEED"]), regions=tuple(run.env["BLUEFLOW_REGIONS"].split(",")))
 
 
 def huge_object(world, rng: random.Random, mib: int):
     """A valid object of about `mib` MiB of JSON, as the generator's objects are (flows owed, not kept)."""
-    from devstack import badinputs
-    from devstack.generator import GeneratedObject
+    from devstack.synth import badinputs
+    from devstack.synth.layout import GeneratedObject
 
     made = badinputs.make("huge_object", world, rng, size_mb=mib)
     return GeneratedObject(made.key, made.body, made.metadata, None, "good", variant="huge_object",
@@ -43,9 +43,9 @@ def huge_object(world, rng: random.Random, mib: int):
 
 def over_limit_object(world, rng: random.Random, mib: int):
     """`mib` MiB of valid flows (one block of 500 repeated: cheap to make), over the scenario's limit."""
-    from devstack import generator as g
+    from devstack.synth import layout, traffic
 
-    s = g.sample(world, rng, flows=500)
+    s = traffic.sample(world, rng, flows=500)
     flows = s.doc.pop("flow_logs")
     head = orjson.dumps(s.doc)[:-1] + b',"flow_logs":['
     block = b",".join(orjson.dumps(f) for f in flows)
@@ -54,13 +54,13 @@ def over_limit_object(world, rng: random.Random, mib: int):
     for _ in range(mib * (1 << 20) // len(block)):
         parts.append(comp.compress(b"," + block))
     parts += [comp.compress(b"]}"), comp.flush()]
-    return g.GeneratedObject(s.key(), b"".join(parts), g.header_metadata(s.doc), None, "over_limit",
+    return layout.GeneratedObject(s.key(), b"".join(parts), layout.header_metadata(s.doc), None, "over_limit",
                              expected_stage="decompress", reason=f"{mib} MiB decompressed, over the limit")
 
 
 def fault_huge(run, rng: random.Random, quick: bool) -> float:
     from devstack.demo import hmac_client
-    from devstack.generator import write_objects
+    from devstack.synth.writer import write_objects
 
     world = _world(run)
     huge = [huge_object(world, rng, mib) for mib in HUGE_MIB[quick]]

@@ -63,7 +63,8 @@ def feed(run, objects: int, *, seed: int) -> list[str]:
     """Write `objects` more good objects (capture times of their own: other keys) now; they are owed like the
     first ones and their write times recorded. Returns their keys."""
     from devstack.demo import hmac_client
-    from devstack.generator import DEFAULT_START, write_objects
+    from devstack.synth.layout import DEFAULT_START
+    from devstack.synth.writer import write_objects
     from devstack.hostile import _fresh_bodies
 
     known = {o.key for o in run.objects}

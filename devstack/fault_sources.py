@@ -25,7 +25,7 @@ from typing import Callable
 
 import requests
 
-from devstack import stack
+from devstack.stack import env as stack_env
 from devstack.fault_phase import faults_applied, met_problems, pending_at, release
 from devstack.faults import deletion_times, first_complete_times, inject
 from devstack.referee import compare, owed_records
@@ -116,7 +116,7 @@ class SourcesRun:
             requests.post(url + "/_emulator/reset", timeout=10).raise_for_status()
         self.objects = {s.name: generate_for(env, s, objects=objects_each, seed=seed + i, mean_flows=30, bad=0,
                                              empty_share=0.1) for i, s in enumerate(self.sources)}
-        self.log_dir = stack.state_dir() / "logs" / self.run_id
+        self.log_dir = stack_env.state_dir() / "logs" / self.run_id
         self.worker_env = run_environment(env, self.run_id, BLUEFLOW_UNHEALTHY_AFTER="20", **write_config(
             self.log_dir / "blueflow.yaml", env, self.sources, poll_interval=2))
         self.written: dict[str, dict[str, float]] = {s.name: {} for s in self.sources}
@@ -124,7 +124,7 @@ class SourcesRun:
 
     def write_steadily(self, duration_s: float) -> None:
         """Write object i of every source at i * duration / n seconds from now; record each write's time."""
-        from devstack.generator import write_objects
+        from devstack.synth.writer import write_objects
 
         n = max(len(v) for v in self.objects.values())
         start = time.monotonic()

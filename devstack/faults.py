@@ -1,8 +1,8 @@
 """The fault suite: "nothing lost, nothing deleted early, bad input quarantined", proved on the local stack.
 
 `python -m devstack.faults [--quick] [--scenarios a,b] [--objects N]` runs each scenario on the real local
-stack (devstack/stack.py; started if needed) with two or more real workers (IAM path, through
-devstack/cos_auth_proxy.py, whose request log gives per-object deletion times), injects its faults, waits
+stack (devstack/stack/; started if needed) with two or more real workers (IAM path, through
+devstack/standins/cos_auth_proxy.py, whose request log gives per-object deletion times), injects its faults, waits
 until the bucket holds only bad objects, and asks the referee (devstack/referee.py) what was owed and what
 Kentik accepted. It writes `faults-report.json` in the working directory: one entry per scenario with
 scenario, owed, accepted, pending, lost, duplicates, early_deletes, recovery_s, peak_rss_mb and details, and
@@ -34,6 +34,7 @@ from typing import Callable
 import requests
 
 from devstack import fault_embedded, fault_huge, fault_peers, fault_phase, fault_readiness, fault_report, hostile, stack
+from devstack.stack import env as stack_env
 from devstack.logscan import check_debug_scan, debug_secrets_overrides
 from devstack.referee import accepted_record, compare, owed_records
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -186,8 +187,9 @@ def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str
             mean_flows: float = 30, log: Callable[[str], None] = print) -> FaultRun:
     """Empty bucket, Kentik stand-in and proxy log reset; the generated objects written."""
     from devstack.demo import empty_bucket, hmac_client
-    from devstack.generator import generate_objects, write_objects
-    from devstack.world import build_world
+    from devstack.synth.generator import generate_objects
+    from devstack.synth.writer import write_objects
+    from devstack.synth.world import build_world
 
     client = hmac_client(env)
     empty_bucket(client, env["BLUEFLOW_BUCKET"])
@@ -206,7 +208,7 @@ def prepare(env: dict[str, str], objects: int, *, seed: int, bad_kinds: list[str
     run_id = f"f{uuid.uuid4().hex[:10]}"
     bad = {o.key for o in generated if o.kind not in ("good", "empty")}
     log(f"  {len(generated)} objects written ({len(bad)} bad), run {run_id}")
-    return FaultRun(env, run_id, generated, bad, stack.state_dir() / "logs" / run_id, written_at=written_at)
+    return FaultRun(env, run_id, generated, bad, stack_env.state_dir() / "logs" / run_id, written_at=written_at)
 
 
 def write_more(run: FaultRun, objects: int, *, seed: int) -> int:
@@ -570,7 +572,7 @@ def iamvpc_health_problems(drained: bool, samples: list[tuple[str, int, list]]) 
 # ---------------------------------------------------------------- secrets
 
 def secret_values() -> list[str]:
-    return [SECRET_IAM, SECRET_KENTIK, stack.HMAC_SECRET_KEY]
+    return [SECRET_IAM, SECRET_KENTIK, stack_env.HMAC_SECRET_KEY]
 
 
 def scan_for_secrets(run: FaultRun, metrics_texts: list[str]) -> dict:
@@ -627,7 +629,8 @@ ACTIONS.update(fault_readiness.ACTIONS)
 
 def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
                  log: Callable[[str], None] = print) -> dict:
-    from devstack import badinputs, fault_sources
+    from devstack import fault_sources
+    from devstack.synth import badinputs
 
     t0 = time.monotonic()
     if name == "sources":  # a run of its own: two sources, steady writes, per-source latency

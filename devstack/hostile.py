@@ -30,8 +30,9 @@ def _client(run):
 
 def _fresh_bodies(run, n: int, seed: int, start=None) -> list:
     """`n` good generated objects of the run's world (capture times from `start`, default the generator's)."""
-    from devstack.generator import DEFAULT_START, generate_objects
-    from devstack.world import build_world
+    from devstack.synth.generator import generate_objects
+    from devstack.synth.layout import DEFAULT_START
+    from devstack.synth.world import build_world
 
     env = run.env
     world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))

@@ -58,7 +58,7 @@ def status_args(args: list[str], environ: dict[str, str], records: list[dict], s
 
 def run(name: str, args: list[str]) -> None:
     """Run `blueflow NAME ARGS` in this process with the stack's settings in the environment (exits)."""
-    from devstack.stack import read_env, state_dir
+    from devstack.stack.env import read_env, state_dir
     from devstack.workers import discover
     from streams.cli import main as product
 

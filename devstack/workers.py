@@ -79,7 +79,7 @@ class WorkerProcess:
 
     @property
     def record_path(self) -> Path:
-        from devstack.stack import state_dir
+        from devstack.stack.env import state_dir
 
         pid = self.proc.pid if self.proc is not None else 0
         return state_dir() / "workers" / f"{self.env.get('BLUEFLOW_APP_ID', 'blueflow')}-{self.name}-{pid}.json"
@@ -183,7 +183,7 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
 def discover(directory: Path | None = None, alive=pid_alive) -> list[dict]:
     """Records of the workers started on the local stack whose process still runs, newest first; records of
     dead processes (a crashed test, a SIGKILL) are removed."""
-    from devstack.stack import state_dir
+    from devstack.stack.env import state_dir
 
     directory = directory or state_dir() / "workers"
     found = []

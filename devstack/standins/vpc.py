@@ -31,7 +31,7 @@ from aiohttp import web
 
 from devstack.standins.common import RESET_HOOKS, base_parser, json_error, make_base_app, run_main
 from devstack.standins.iam import decode_jwt_unverified
-from devstack.world import World, build_world, crn, zone_prefix
+from devstack.synth.world import World, build_world, crn, zone_prefix
 
 __all__ = ["make_app", "main", "COLLECTIONS"]
 

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from devstack import nfcapd
-from devstack.generator import generate_objects
+from devstack.synth.generator import generate_objects
 from devstack.nfcapd import sample_line
 from devstack.referee import owed_ipfix
-from devstack.world import build_world
+from devstack.synth.world import build_world
 
 pytestmark = pytest.mark.stack
 

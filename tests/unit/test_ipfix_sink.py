@@ -9,8 +9,8 @@ import zlib
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.world import build_world
 from connectors import ipfix
 from streams import metrics, topology
 from streams.records import ObjectRef

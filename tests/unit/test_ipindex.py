@@ -1,7 +1,7 @@
 """Unit tests for streams.ipindex (exact IP first, then longest subnet prefix)."""
 
 from connectors.vpc import build_snapshot
-from devstack.world import build_world
+from devstack.synth.world import build_world
 from streams.ipindex import End, IpIndex, SubnetInfo
 
 

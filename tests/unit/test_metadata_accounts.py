@@ -8,8 +8,8 @@ import gzip
 import orjson
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.world import build_world
 from streams.avro import Codec
 from streams.metadata import MetadataFollower, account_label, indexes_by_account, snapshot_key, source_accounts
 from streams.records import MetadataRecord

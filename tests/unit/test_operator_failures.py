@@ -179,7 +179,7 @@ def test_product_cli_lists_only_product_commands_and_knows_no_dev_tool():
 
 
 def test_generate_reads_the_stack_env_of_blueflow_devstack_dir(tmp_path, monkeypatch):
-    from devstack.generator import load_devstack_env
+    from devstack.synth.writer import load_devstack_env
 
     for key in list(os.environ):
         if key.startswith(("BLUEFLOW_", "IBM_")):

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from connectors.vpc import build_snapshot
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.world import build_world
 from streams.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
 from streams.ipindex import IpIndex
 from streams.translate import INT_COLUMNS, translate_batch

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.world import build_world
 from streams.columns import lists
 from streams.batches import KflowChunk
 from tests.unit.stages.driver import Driver

@@ -16,7 +16,7 @@ in key order. With `--shuffle-listings` (the stack: BLUEFLOW_DEVSTACK_SHUFFLE_LI
 `POST /_emulator/listing_order {"shuffle": true}` the proxy shuffles the entries of every listing page it
 forwards, so code that reads meaning into key order fails its tests. `/_emulator/reset` leaves it as it is.
 
-Run: python -m devstack.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
+Run: python -m devstack.standins.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
 """
 
 from __future__ import annotations
