@@ -85,7 +85,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
              timeout_s: float) -> dict:
     """One isolated pipeline run of `objects` with `n_workers` workers and sink `sink_name`; raw measurements."""
     from connectors.cos import list_objects
-    from devstack.demo import empty_bucket, hmac_client
+    from devstack.stack.bucket import empty_bucket, hmac_client
     from devstack.stack import env as stack_env
     from devstack.synth.writer import write_objects
     from devstack.workers import WorkerProcess, run_environment

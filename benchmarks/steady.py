@@ -33,7 +33,7 @@ WRITER_THREADS = 4
 def write_paced(env: dict, bucket: str, objects: list, rate: float, conn) -> None:
     """Writer process: PUT object i at t0 + i / rate (a few in flight); send back per key the time its PUT
     was sent, failures, the lag behind the schedule and this process's CPU seconds."""
-    from devstack.demo import hmac_client
+    from devstack.stack.bucket import hmac_client
     from devstack.synth.writer import _put
 
     client = hmac_client(env)
@@ -135,7 +135,7 @@ def _ready(workers: list, timeout_s: float = 120.0) -> None:
 def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout_s: float) -> dict:
     """One W3 run: workers up first, then the paced writer; measured until every object is deleted."""
     from devstack.stack import env as stack_env
-    from devstack.demo import empty_bucket, hmac_client
+    from devstack.stack.bucket import empty_bucket, hmac_client
     from devstack.referee import compare
     from devstack.workers import WorkerProcess, run_environment
 

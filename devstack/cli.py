@@ -64,7 +64,7 @@ def generate(ctx) -> None:
 @click.pass_context
 def faults(ctx) -> None:
     """Run the reliability suite on the local stack; writes faults-report.json (--help lists the options)."""
-    from devstack.faults import main as faults_main
+    from devstack.faults.cli import main as faults_main
 
     sys.exit(faults_main(list(ctx.args)))
 

@@ -17,29 +17,14 @@ from pathlib import Path
 import requests
 
 from devstack import nfcapd, stack
-from devstack.stack import env as stack_env
 from devstack.referee import compare_collector
+from devstack.stack import env as stack_env
+from devstack.stack.bucket import empty_bucket, hmac_client
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def empty_bucket(client, bucket: str) -> int:
-    from connectors.cos import delete_objects, list_objects
-
-    keys = [o.key for o in list_objects(client, bucket, "")]
-    for i in range(0, len(keys), 1000):
-        delete_objects(client, bucket, keys[i:i + 1000])
-    return len(keys)
-
-
-def hmac_client(env: dict[str, str]):
-    from connectors.cos import make_cos_client
-
-    return make_cos_client(env["BLUEFLOW_COS_ENDPOINT"], hmac_access_key=env["BLUEFLOW_COS_HMAC_ACCESS_KEY"],
-                           hmac_secret_key=env["BLUEFLOW_COS_HMAC_SECRET_KEY"])
 
 
 def kentik_stats(env: dict[str, str]) -> dict:

@@ -50,7 +50,7 @@ def source_summary(objects: list, counts: dict[str, int], accepted: list[dict], 
 def run_sources_demo(env: dict[str, str], started: float, *, count: int, objects: int, mean_flows: int, bad: int,
                      workers: int, seed: int, timeout_s: float, say) -> dict:
     """The demo with `count` sources (`objects` and `bad` per source); the summary dict (with "ok")."""
-    from devstack.demo import hmac_client
+    from devstack.stack.bucket import hmac_client
 
     client = hmac_client(env)
     run_id = f"blueflow-demo-{int(time.time())}"

@@ -2,7 +2,7 @@
 and the configuration file (streams/config_file.py) that lists them.
 
 Used by `./dev demo --sources N` (devstack/demo.py) and the fault suite's `sources` scenario
-(devstack/fault_sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
+(devstack/faults/sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
 log gives each bucket's deletion times and faults can be injected per bucket) with its own IAM API key (the
 IAM stand-in accepts stack_env.DEV_API_KEY and stack_env.DEV_API_KEY_B, of two accounts), which is also its VPC API key;
 each source's objects come from its own world (a different seed: other ids and devices, but the same private
@@ -71,7 +71,7 @@ def write_config(path: Path, env: dict[str, str], sources: list[StackSource], **
 
 def prepare_buckets(client, sources: list[StackSource]) -> int:
     """Every source's bucket exists and is empty; returns how many old objects were removed."""
-    from devstack.demo import empty_bucket
+    from devstack.stack.bucket import empty_bucket
 
     removed = 0
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
@@ -85,7 +85,7 @@ def prepare_buckets(client, sources: list[StackSource]) -> int:
 
 def remove_buckets(client, sources: list[StackSource], keep: str) -> None:
     """Empty and delete the run's own buckets (never `keep`, the stack's bucket)."""
-    from devstack.demo import empty_bucket
+    from devstack.stack.bucket import empty_bucket
 
     for s in sources:
         if s.bucket != keep:

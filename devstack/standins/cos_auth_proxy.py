@@ -6,7 +6,7 @@ checks the bearer token with the IAM stand-in (`GET /_emulator/verify?token=...`
 briefly) and forwards the request, minus the Authorization header, to an internal S3Proxy running with
 `authorization=none` on the same filesystem basedir as the HMAC S3Proxy. Bodies stream both ways.
 
-For the fault suite (devstack/faults.py) the proxy also keeps a request log (method, path, object keys of a
+For the fault suite (devstack/faults/) the proxy also keeps a request log (method, path, object keys of a
 multi-object delete, status, wall-clock time) at `GET /_emulator/requests`, and takes the stand-ins' fault
 injection (`POST /_emulator/faults`, devstack/standins/common.py) so COS get/delete failures can be injected;
 `POST /_emulator/reset` clears both. Tokens are never logged.

@@ -9,8 +9,8 @@ import requests
 
 from devstack import stack
 from devstack.stack import env as stack_env
-from devstack.demo import empty_bucket, hmac_client
-from devstack.faults import read_topic  # noqa: F401  (tests import it from here)
+from devstack.stack.bucket import empty_bucket, hmac_client
+from devstack.faults.run import read_topic  # noqa: F401  (tests import it from here)
 from devstack.synth.generator import generate_objects
 from devstack.synth.writer import write_objects
 from devstack.workers import WorkerProcess, run_environment, sum_counts

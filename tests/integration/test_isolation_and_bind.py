@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devstack.synth import traffic
-from devstack.demo import hmac_client
+from devstack.stack.bucket import hmac_client
 from devstack.referee import compare
 from devstack.synth.world import build_world
 from streams.avro import Codec

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from devstack.stack import env as stack_env
-from devstack.logscan import credential_hits
+from devstack.faults.secrets import credential_hits
 from tests.integration.pipeline_support import prepare, wait_for
 
 pytestmark = pytest.mark.stack

@@ -20,7 +20,7 @@ import requests
 from connectors.cos import list_objects
 from devstack import nfcapd, stack
 from devstack.stack import env as stack_env
-from devstack.demo import empty_bucket, hmac_client
+from devstack.stack.bucket import empty_bucket, hmac_client
 from devstack.synth.generator import generate_objects
 from devstack.synth.writer import write_objects
 from devstack.referee import compare, compare_collector

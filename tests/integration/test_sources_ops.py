@@ -97,7 +97,7 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     other world's vNIC."""
     from devstack import stack as devstack
     from devstack.stack import env as stack_env
-    from devstack.demo import hmac_client
+    from devstack.stack.bucket import hmac_client
     from devstack.synth.writer import write_objects
     from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
                                         write_config)

@@ -3,7 +3,7 @@ the several-sources stack helpers (config file, sources)."""
 from __future__ import annotations
 
 from devstack.stack import env as stack_env
-from devstack.fault_sources import latency_by_phase, latency_unaffected, percentile, table_lines, verdict_entry
+from devstack.faults.sources import latency_by_phase, latency_unaffected, percentile, table_lines, verdict_entry
 from devstack.sources_stack import config_text, stack_sources
 from streams.config_file import build_sources, load
 
