@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     from devstack.stack import env as stack_env
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     from benchmarks.workloads import build_objects, workloads
 

@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from devstack import stack
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     defs = workloads(args.quick, args.w3_rate, args.w3_seconds)
     if args.w1_objects:

@@ -22,7 +22,7 @@ CHUNK_FLOWS = 2000
 
 
 def write(case: str, path: str) -> dict:
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     if case == "w2":
         from benchmarks.workloads import _exact_objects, workloads

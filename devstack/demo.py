@@ -73,7 +73,7 @@ class Plan:
 def _fill_bucket(env: dict[str, str], client, *, objects: int, mean_flows: int, bad: int, seed: int) -> Plan:
     from devstack.synth.generator import generate_objects
     from devstack.synth.writer import write_objects
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     bucket = env["BLUEFLOW_BUCKET"]
     removed = empty_bucket(client, bucket)

@@ -96,7 +96,7 @@ def remove_buckets(client, sources: list[StackSource], keep: str) -> None:
 def generate_for(env: dict[str, str], source: StackSource, **kwargs) -> list:
     """Objects of `source`'s own world (generator.generate_objects keyword arguments)."""
     from devstack.synth.generator import generate_objects
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     regions = tuple(env.get("BLUEFLOW_REGIONS", "us-south,eu-de").split(","))
     return generate_objects(build_world(seed=source.world_seed, regions=regions), **kwargs)

@@ -15,7 +15,7 @@ from devstack.stack.bucket import empty_bucket, hmac_client
 from devstack.stack.env import state_dir
 from devstack.synth.generator import generate_objects
 from devstack.synth.layout import DEFAULT_START
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from devstack.synth.writer import write_objects
 from devstack.workers import WorkerProcess, run_environment, wait_until
 

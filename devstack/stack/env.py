@@ -39,7 +39,7 @@ class StackError(RuntimeError):
 
 def second_account() -> str:
     """The account of DEV_API_KEY_B: that of the second world, which the VPC stand-in serves to its tokens."""
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     return build_world(WORLD_SEED + WORLD_SEED_STEP, REGIONS).account
 

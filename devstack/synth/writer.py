@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_devstack_env()
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     world_seed = args.world_seed if args.world_seed is not None else int(settings.get("BLUEFLOW_WORLD_SEED", "1"))
     regions = tuple(r for r in (args.regions or settings.get("BLUEFLOW_REGIONS", "us-south,eu-de")).split(",") if r)

@@ -15,7 +15,7 @@ from devstack.synth.generator import generate_objects
 from devstack.synth.writer import write_objects
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 from devstack.workers import wait_until as wait_for  # noqa: F401  (tests import it from here)
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 
 
 def iam_path_overrides(env: dict[str, str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from devstack import nfcapd
 from devstack.synth.generator import generate_objects
 from devstack.nfcapd import sample_line
 from devstack.referee import owed_ipfix
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 
 pytestmark = pytest.mark.stack
 

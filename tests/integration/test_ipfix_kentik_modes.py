@@ -13,7 +13,7 @@ from connectors.kentik import KentikClient
 from devstack.synth import generator
 from devstack.standins.common import BackgroundServer
 from devstack.standins.kentik import make_app
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.stages import leader
 from tests.unit.stages.driver import Driver
 

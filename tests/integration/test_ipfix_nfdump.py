@@ -21,7 +21,7 @@ from connectors import ipfix
 from devstack import nfcapd as collector
 from devstack.synth import generator
 from devstack.referee import nfdump_record, owed_ipfix as owed
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from tests.unit.ipfix_decoder import decode
 from tests.unit.stages.driver import Driver
 

@@ -22,7 +22,7 @@ import pytest
 
 from devstack.synth import generator
 from devstack.referee import owed_ipfix
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from tests.unit.stages.driver import Driver
 
 ipfix = pytest.importorskip("ipfix")

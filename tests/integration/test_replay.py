@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devstack.referee import device_name, key_fields
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.avro import Codec
 from streams.columns import lists
 from streams.batches import KflowChunk

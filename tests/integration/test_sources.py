@@ -25,7 +25,7 @@ from devstack.synth.generator import generate_objects
 from devstack.synth.writer import write_objects
 from devstack.referee import compare, compare_collector
 from devstack.workers import WorkerProcess, run_environment
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.flowlog import parse_object_key
 from streams.translate import device_name_for_subnet
 from tests.integration.pipeline_support import kentik, wait_for

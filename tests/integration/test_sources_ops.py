@@ -102,7 +102,7 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
                                         write_config)
     from devstack.workers import WorkerProcess
-    from devstack.synth.world import build_world
+    from devstack.synth.worldgen import build_world
 
     env = devstack.ensure_up()
     run_id = f"w{__import__('uuid').uuid4().hex[:10]}"

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from devstack.synth import generator, layout
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.columns import lists
 from streams.flowencode import object_messages, pack, read_object
 from streams.flowlog import FlowLogError, Limits, parse_object_bytes

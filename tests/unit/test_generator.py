@@ -16,7 +16,7 @@ import pytest
 
 from devstack.synth import badinputs
 from devstack.synth import generator, layout, writer
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 IBM_SERVICE_NET = ipaddress.IPv4Network("161.26.0.0/16")

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from devstack.synth import generator
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from connectors import ipfix
 from streams import metrics, topology
 from streams.records import ObjectRef

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from devstack.synth import generator
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.avro import Codec
 from streams.metadata import MetadataFollower, account_label, indexes_by_account, snapshot_key, source_accounts
 from streams.records import MetadataRecord

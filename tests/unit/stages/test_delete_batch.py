@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from devstack.synth import generator
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.stages.delete_batch import CURRENT_ACK, DeleteBatcher, HeldAck, due
 from tests.unit.stages.driver import Driver
 

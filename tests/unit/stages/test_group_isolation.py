@@ -15,7 +15,7 @@ import pytest
 
 from devstack.synth import badinputs
 from devstack.synth import generator, traffic
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams import flowcheck
 from streams.batches import FlowChunk
 from streams.flowencode import ObjectFlows, encode_packed, packed

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from devstack.synth import generator
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.columns import lists
 from streams.batches import FlowChunk, KflowChunk
 from streams.records import ObjectRef

@@ -9,7 +9,7 @@ import itertools
 import pytest
 
 from devstack.synth import generator
-from devstack.synth.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.avro import Codec
 from streams.records import ObjectRef, Progress, scoped_key
 from streams.sources import Source
