@@ -4,8 +4,8 @@ and the configuration file (streams/config_file.py) that lists them.
 Used by `./dev demo --sources N` (devstack/demo.py) and the fault suite's `sources` scenario
 (devstack/faults/sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
 log gives each bucket's deletion times and faults can be injected per bucket) with its own IAM API key (the
-IAM stand-in accepts stack_env.DEV_API_KEY and stack_env.DEV_API_KEY_B, of two accounts), which is also its VPC API key;
-each source's objects come from its own world (a different seed: other ids and devices, but the same private
+IAM stand-in accepts DEV_API_KEY and DEV_API_KEY_B of devstack/stack/env.py, of two accounts), which is also
+its VPC API key; each source's objects come from its own world (a different seed: other ids and devices, but the same private
 address ranges), and its flows go to its own plan and export. The VPC stand-in serves the first two worlds,
 each to its own account's tokens: acct-a's flows are labelled from world 1, acct-b's from world 98.
 """
@@ -43,7 +43,8 @@ def stack_sources(env: dict[str, str], run_id: str, count: int) -> list[StackSou
     keys = (stack_env.DEV_API_KEY, stack_env.DEV_API_KEY_B)
     seed = int(env.get("BLUEFLOW_WORLD_SEED", "1"))
     return [StackSource(NAMES[i], env["BLUEFLOW_BUCKET"] if i == 0 else f"{run_id.lower()}-{NAMES[i]}",
-                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + stack_env.WORLD_SEED_STEP * i) for i in range(count)]
+                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + stack_env.WORLD_SEED_STEP * i)
+            for i in range(count)]
 
 
 def config_text(env: dict[str, str], sources: list[StackSource], **top: object) -> str:
