@@ -13,6 +13,7 @@ import pytest
 
 from devstack import stack as devstack
 from devstack.stack import env as stack_env
+from devstack.stack.components import versions
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -21,7 +22,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return [f"devstack: running - Kafka {env.get('BLUEFLOW_DEVSTACK_KAFKA_VERSION')}, "
                 f"S3Proxy {env.get('BLUEFLOW_DEVSTACK_S3PROXY_VERSION')}, {env.get('BLUEFLOW_DEVSTACK_JAVA')}"]
     try:
-        v = devstack.versions()
+        v = versions()
     except Exception as exc:  # noqa: BLE001 - a header must never break collection
         return [f"devstack: not running ({exc})"]
     return [f"devstack: not running; `stack` tests start Kafka {v['kafka']} and S3Proxy {v['s3proxy']}"]
