@@ -124,7 +124,7 @@ def run_embedded(name: str, env: dict[str, str], objects: int, quick: bool, seed
     """One embedded-Kafka scenario: prepare the bucket, start the worker, fault, wait drained, judge, stop."""
     run = prepare(env, objects, seed=seed, bad_kinds=["not_gzip", "bad_ip"], log=log)
     data_dir = run.log_dir / "data"
-    # no Kafka configured: an empty bootstrap wins over the local stack's (environment over its env file)
+    # no Kafka configured: the run's environment has an empty bootstrap in place of the local stack's
     run.worker_overrides = {"BLUEFLOW_KAFKA_BOOTSTRAP": "", "BLUEFLOW_DATA_DIR": str(data_dir),
                             "BLUEFLOW_UNHEALTHY_AFTER": "60"}
     er = EmbeddedRun(run, data_dir)
