@@ -72,6 +72,113 @@ def _second_octet(k: int) -> int:
     return 240 + k if k < 16 else 16 + (k - 16) % 224
 
 
+class _Builder:
+    """Builds one world; the seeded draws happen in a fixed order (the same world for the same arguments)."""
+
+    def __init__(self, seed: int, regions: tuple[str, ...], *, vpcs_per_region: int, subnets_per_vpc: int,
+                 instances_per_subnet: int, vni_fraction: float, floating_ip_fraction: float, zones_per_region: int):
+        self.seed, self.regions = seed, regions
+        self.vpcs_per_region, self.subnets_per_vpc = vpcs_per_region, subnets_per_vpc
+        self.instances_per_subnet, self.zones_per_region = instances_per_subnet, zones_per_region
+        self.vni_fraction, self.floating_ip_fraction = vni_fraction, floating_ip_fraction
+        self.rng = _Rng(seed)
+        self.account = self.rng.hex32()
+        self.resource_group_id = self.rng.hex32()
+        self.vpcs: list[Vpc] = []
+        self.subnets: list[Subnet] = []
+        self.instances: list[Instance] = []
+        self.fips: list[FloatingIp] = []
+        self.lbs: list[LoadBalancer] = []
+        self.gws: list[Gateway] = []
+        self.pools: dict[str, _Pool] = {}
+
+    def world(self) -> World:
+        for ri, region in enumerate(self.regions):
+            zones = [f"{region}-{z}" for z in range(1, self.zones_per_region + 1)]
+            for vi in range(self.vpcs_per_region):
+                self.vpc(ri, region, zones, vi)
+        return World(self.account, self.regions, tuple(self.vpcs), tuple(self.subnets), tuple(self.instances),
+                     tuple(self.fips), tuple(self.lbs), tuple(self.gws), self.seed, self.resource_group_id)
+
+    def vpc(self, ri: int, region: str, zones: list[str], vi: int) -> None:
+        """One VPC of a theme: its subnets, instances, load balancer and gateways."""
+        theme, tiers = _THEMES[vi % len(_THEMES)]
+        env = _ENVS[(ri + vi // len(_THEMES)) % len(_ENVS)]
+        suffix = "" if vi < len(_THEMES) else f"-{vi // len(_THEMES)}"
+        stem = f"{env}-{theme}{suffix}"
+        vid = f"{region_prefix(region)}-{self.rng.uuid()}"
+        self.vpcs.append(Vpc(vid, crn(self.account, region, "vpc", vid), f"{stem}-vpc", region))
+        octet2 = _second_octet(len(self.vpcs) - 1)
+        vpc_subnets = [self.subnet(region, zones, vid, vi, si, tiers, stem, octet2)
+                       for si in range(self.subnets_per_vpc)]
+        self.subnets.extend(vpc_subnets)
+        counters: dict[str, int] = {}
+        for si, sn in enumerate(vpc_subnets):
+            same_zone = [s for s in vpc_subnets if s.zone == sn.zone and s.id != sn.id]
+            for _ in range(self.instances_per_subnet):
+                self.instance(region, vid, vi, sn, same_zone, tiers[si % len(tiers)], stem, counters)
+        self.edge(region, vid, stem, vpc_subnets)
+
+    def subnet(self, region: str, zones: list[str], vid: str, vi: int, si: int, tiers: tuple[str, ...], stem: str,
+               octet2: int) -> Subnet:
+        zi = si % len(zones)
+        zone = zones[zi]
+        rnd = si // len(tiers)
+        name = f"{tiers[si % len(tiers)]}-subnet-{zone}" + (f"-{rnd + 1}" if rnd else "")
+        if vi >= len(_THEMES):
+            name = f"{stem}-{name}"
+        cidr = f"10.{octet2}.{zi * 64 + si // len(zones)}.0/24"
+        sid = f"{zone_prefix(zone)}-{self.rng.uuid()}"
+        self.pools[sid] = _Pool(cidr)
+        return Subnet(sid, crn(self.account, zone, "subnet", sid), name, cidr, zone, region, vid)
+
+    def instance(self, region: str, vid: str, vi: int, sn: Subnet, same_zone: list[Subnet], tier: str, stem: str,
+                 counters: dict[str, int]) -> None:
+        """One instance of the subnet (legacy NICs or VNI attachments, one or two), maybe a floating IP."""
+        rng = self.rng
+        counters[tier] = counters.get(tier, 0) + 1
+        iname = f"{tier}-{counters[tier]:02d}"
+        if vi >= len(_THEMES):
+            iname = f"{stem}-{iname}"
+        zp = zone_prefix(sn.zone)
+        iid = f"{zp}_{rng.uuid()}"
+        uses_vni = rng.r.random() < self.vni_fraction
+        n_nics = 2 if rng.r.random() < 0.3 else 1
+        nics = []
+        for ni in range(n_nics):
+            nsub = sn if ni == 0 or not same_zone else rng.r.choice(same_zone)
+            nid = f"{zp}-{rng.uuid()}"
+            vni_id = f"{zp}-{rng.uuid()}" if uses_vni else ""
+            nname = (f"{iname}-att-{ni}" if uses_vni else f"eth{ni}")
+            nics.append(Nic(nid, nname, self.pools[nsub.id].take(), nsub.id, vni_id))
+        self.instances.append(Instance(iid, crn(self.account, sn.zone, "instance", iid), iname, sn.zone, region,
+                                       vid, tuple(nics)))
+        if rng.r.random() < self.floating_ip_fraction:
+            fid = f"{region_prefix(region)}-{rng.uuid()}"
+            self.fips.append(FloatingIp(fid, f"{iname}-fip", rng.public_ip(region), nics[0].id, sn.zone, region))
+
+    def edge(self, region: str, vid: str, stem: str, vpc_subnets: list[Subnet]) -> None:
+        """A load balancer over (up to) the first subnet of each zone, a VPN gateway (in the first subnet) and
+        a public gateway (first zone)."""
+        rng, account, rp = self.rng, self.account, region_prefix(region)
+        lb_subnets: list[Subnet] = []
+        for sn in vpc_subnets:
+            if all(s.zone != sn.zone for s in lb_subnets):
+                lb_subnets.append(sn)
+        lbid = f"{rp}-{rng.uuid()}"
+        self.lbs.append(LoadBalancer(
+            lbid, crn(account, region, "load-balancer", lbid), f"{stem}-lb", region, vid,
+            tuple(s.id for s in lb_subnets), tuple(self.pools[s.id].take() for s in lb_subnets),
+            (rng.public_ip(region), rng.public_ip(region))))
+        first = vpc_subnets[0]
+        vpnid = f"{zone_prefix(first.zone)}-{rng.uuid()}"
+        self.gws.append(Gateway(vpnid, crn(account, region, "vpn", vpnid), f"{stem}-vpn", "vpn", region, vid,
+                                first.zone, rng.public_ip(region), self.pools[first.id].take(), first.id))
+        pgid = f"{rp}-{rng.uuid()}"
+        self.gws.append(Gateway(pgid, crn(account, first.zone, "public-gateway", pgid), f"{stem}-pgw",
+                                "public", region, vid, first.zone, rng.public_ip(region), ""))
+
+
 def build_world(seed: int = 1, regions=("us-south", "eu-de"), vpcs_per_region: int = 2,
                 subnets_per_vpc: int = 3, instances_per_subnet: int = 4,
                 vni_fraction: float = 0.25, floating_ip_fraction: float = 0.3,
@@ -79,101 +186,9 @@ def build_world(seed: int = 1, regions=("us-south", "eu-de"), vpcs_per_region: i
     """Build the deterministic world for `seed`."""
     if isinstance(regions, str):
         regions = tuple(r.strip() for r in regions.split(",") if r.strip())
-    regions = tuple(regions)
-    rng = _Rng(seed)
-    account = rng.hex32()
-    resource_group_id = rng.hex32()
-
-    vpcs: list[Vpc] = []
-    subnets: list[Subnet] = []
-    instances: list[Instance] = []
-    fips: list[FloatingIp] = []
-    lbs: list[LoadBalancer] = []
-    gws: list[Gateway] = []
-    vpc_counter = 0
-
-    for ri, region in enumerate(regions):
-        rp = region_prefix(region)
-        zones = [f"{region}-{z}" for z in range(1, zones_per_region + 1)]
-        for vi in range(vpcs_per_region):
-            theme, tiers = _THEMES[vi % len(_THEMES)]
-            env = _ENVS[(ri + vi // len(_THEMES)) % len(_ENVS)]
-            suffix = "" if vi < len(_THEMES) else f"-{vi // len(_THEMES)}"
-            stem = f"{env}-{theme}{suffix}"
-            vid = f"{rp}-{rng.uuid()}"
-            vpc = Vpc(vid, crn(account, region, "vpc", vid), f"{stem}-vpc", region)
-            vpcs.append(vpc)
-            octet2 = _second_octet(vpc_counter)
-            vpc_counter += 1
-
-            vpc_subnets: list[Subnet] = []
-            pools: dict[str, _Pool] = {}
-            for si in range(subnets_per_vpc):
-                zi = si % len(zones)
-                zone = zones[zi]
-                tier = tiers[si % len(tiers)]
-                rnd = si // len(tiers)
-                name = f"{tier}-subnet-{zone}" + (f"-{rnd + 1}" if rnd else "")
-                if vi >= len(_THEMES):
-                    name = f"{stem}-{name}"
-                cidr = f"10.{octet2}.{zi * 64 + si // len(zones)}.0/24"
-                sid = f"{zone_prefix(zone)}-{rng.uuid()}"
-                sn = Subnet(sid, crn(account, zone, "subnet", sid), name, cidr, zone, region, vid)
-                vpc_subnets.append(sn)
-                pools[sid] = _Pool(cidr)
-            subnets.extend(vpc_subnets)
-
-            # instances
-            counters: dict[str, int] = {}
-            for si, sn in enumerate(vpc_subnets):
-                tier = tiers[si % len(tiers)]
-                same_zone = [s for s in vpc_subnets if s.zone == sn.zone and s.id != sn.id]
-                for _ in range(instances_per_subnet):
-                    counters[tier] = counters.get(tier, 0) + 1
-                    iname = f"{tier}-{counters[tier]:02d}"
-                    if vi >= len(_THEMES):
-                        iname = f"{stem}-{iname}"
-                    zp = zone_prefix(sn.zone)
-                    iid = f"{zp}_{rng.uuid()}"
-                    uses_vni = rng.r.random() < vni_fraction
-                    n_nics = 2 if rng.r.random() < 0.3 else 1
-                    nics = []
-                    for ni in range(n_nics):
-                        nsub = sn if ni == 0 or not same_zone else rng.r.choice(same_zone)
-                        nid = f"{zp}-{rng.uuid()}"
-                        vni_id = f"{zp}-{rng.uuid()}" if uses_vni else ""
-                        nname = (f"{iname}-att-{ni}" if uses_vni else f"eth{ni}")
-                        nics.append(Nic(nid, nname, pools[nsub.id].take(), nsub.id, vni_id))
-                    inst = Instance(iid, crn(account, sn.zone, "instance", iid), iname, sn.zone, region,
-                                    vid, tuple(nics))
-                    instances.append(inst)
-                    if rng.r.random() < floating_ip_fraction:
-                        fid = f"{rp}-{rng.uuid()}"
-                        fips.append(FloatingIp(fid, f"{iname}-fip", rng.public_ip(region), nics[0].id,
-                                               sn.zone, region))
-
-            # load balancer over (up to) the first subnet of each zone
-            lb_subnets: list[Subnet] = []
-            for sn in vpc_subnets:
-                if all(s.zone != sn.zone for s in lb_subnets):
-                    lb_subnets.append(sn)
-            lbid = f"{rp}-{rng.uuid()}"
-            lbs.append(LoadBalancer(
-                lbid, crn(account, region, "load-balancer", lbid), f"{stem}-lb", region, vid,
-                tuple(s.id for s in lb_subnets), tuple(pools[s.id].take() for s in lb_subnets),
-                (rng.public_ip(region), rng.public_ip(region))))
-
-            # VPN gateway (in the first subnet) and public gateway (first zone)
-            first = vpc_subnets[0]
-            vpnid = f"{zone_prefix(first.zone)}-{rng.uuid()}"
-            gws.append(Gateway(vpnid, crn(account, region, "vpn", vpnid), f"{stem}-vpn", "vpn", region, vid,
-                               first.zone, rng.public_ip(region), pools[first.id].take(), first.id))
-            pgid = f"{rp}-{rng.uuid()}"
-            gws.append(Gateway(pgid, crn(account, first.zone, "public-gateway", pgid), f"{stem}-pgw",
-                               "public", region, vid, first.zone, rng.public_ip(region), ""))
-
-    return World(account, regions, tuple(vpcs), tuple(subnets), tuple(instances), tuple(fips),
-                 tuple(lbs), tuple(gws), seed, resource_group_id)
+    return _Builder(seed, tuple(regions), vpcs_per_region=vpcs_per_region, subnets_per_vpc=subnets_per_vpc,
+                    instances_per_subnet=instances_per_subnet, vni_fraction=vni_fraction,
+                    floating_ip_fraction=floating_ip_fraction, zones_per_region=zones_per_region).world()
 
 
 if __name__ == "__main__":  # pragma: no cover - quick look at a world
