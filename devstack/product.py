@@ -60,7 +60,7 @@ def run(name: str, args: list[str]) -> None:
     """Run `blueflow NAME ARGS` in this process with the stack's settings in the environment (exits)."""
     from devstack.stack.env import read_env, state_dir
     from devstack.workers import discover
-    from streams.cli import main as product
+    from streams.ops.cli import main as product
 
     stack_env = read_env()
     if not stack_env:

@@ -93,7 +93,7 @@ class FaultRun:
             return False
 
     def deadletters(self) -> dict[str, list[dict]]:
-        from streams.avro import Codec
+        from streams.formats.avro import Codec
 
         if not self.bad_keys:
             return {}

@@ -1,7 +1,7 @@
 """The bad-input catalogue's registry and builders: `BadInput` (one object: key, body, metadata, the stage
 that must dead-letter it, why), `Kind` and the `@kind` decorator that registers a maker in `CATALOGUE`, and
 the builders the makers share (a valid sample object with its body, one flow or its key changed).
-Stages use the reader's vocabulary (streams/flowlog.py): "key", "decompress", "json", "validate"; "" means
+Stages use the reader's vocabulary (streams/formats/flowlog/flowlog.py): "key", "decompress", "json", "validate"; "" means
 the object is valid and its flows are owed downstream. The makers: bad_bodies.py, bad_keys.py; the
 catalogue's use: badinputs.py."""
 from __future__ import annotations

@@ -22,7 +22,7 @@ def project(path: Path) -> dict:
 
 def test_the_product_distribution_holds_the_product_only():
     product = project(ROOT / "pyproject.toml")
-    assert product["project"]["scripts"] == {"blueflow": "streams.cli:main"}
+    assert product["project"]["scripts"] == {"blueflow": "streams.ops.cli:main"}
     assert product["tool"]["setuptools"]["packages"]["find"]["include"] == ["streams*", "connectors*", "schemas*"]
     assert "devstack" not in product["tool"]["setuptools"]["package-data"]
     assert not any("devstack" in dep or "blueflow" in dep

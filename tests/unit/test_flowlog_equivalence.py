@@ -14,7 +14,7 @@ import pytest
 from devstack.synth import badinputs
 from devstack.synth import generator, layout, traffic
 from devstack.synth.worldgen import build_world
-from streams import flowlog as new
+from streams.formats.flowlog import flowlog as new
 from tests.unit import legacy_flowlog as old
 
 
