@@ -63,7 +63,7 @@ def run(name: str, args: list[str]) -> None:
     from streams.ops.cli import main as product
 
     stack_env = read_env()
-    if not stack_env:
+    if not stack_env and not {"-h", "--help"} & set(args):
         raise click.UsageError(f"no local stack settings in {state_dir()}/env.json (start it with "
                                "`blueflow-dev devstack up`, or set BLUEFLOW_DEVSTACK_DIR)")
     os.environ.update(stack_environ(stack_env, dict(os.environ)))

@@ -93,9 +93,11 @@ def test_blueflow_dev_runs_the_product_command_with_the_stack_settings_under_env
     assert "flag.objects -> flag.flows" in dev_cli("topology", "--topic_prefix", "flag.", state=tmp_path).stdout
 
 
-def test_blueflow_dev_without_a_running_stack_says_how_to_start_it(tmp_path):
+def test_blueflow_dev_without_a_running_stack_says_how_to_start_it_but_still_helps(tmp_path):
     done = dev_cli("status", "--json", state=tmp_path)
     assert done.returncode == 2 and "blueflow-dev devstack up" in done.stderr
+    helped = dev_cli("status", "--help", state=tmp_path)
+    assert helped.returncode == 0 and "--worker-dns" in helped.stdout
 
 
 def test_blueflow_dev_lists_the_dev_tools_and_the_product_commands(tmp_path):
