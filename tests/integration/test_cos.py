@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from connectors import cos
-from devstack.generator import _ensure_bucket as ensure_bucket
+from devstack.synth.writer import _ensure_bucket as ensure_bucket
 
 pytestmark = pytest.mark.stack
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.stages.finalize.finalize import DeleteBatcher, due
 from streams.stages.finalize.held_ack import CURRENT_ACK, HeldAck
 from tests.unit.stages.driver import Driver

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.columns import lists
 from tests.unit.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
