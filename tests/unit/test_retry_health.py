@@ -56,3 +56,30 @@ def test_a_short_outage_never_turns_unhealthy():
 
     run(delete, health, pause, "delete of 'k'")
     assert health.retrying() == []
+
+
+def test_a_stop_nobody_asked_for_exits_non_zero_with_one_line_and_an_asked_one_exits_zero():
+    from streams.stages.retry import stop_status
+
+    assert stop_status(asked=True, code=0) == (0, "")
+    code, line = stop_status(asked=False, code=0)  # Faust stopped the app on its own: a failure
+    assert code == 1 and "without being asked" in line and "\n" not in line
+    assert stop_status(asked=True, code=2)[0] == 2 and stop_status(asked=False, code=3)[0] == 3
+
+
+def _exit_in_child(ask: bool) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    script = ("import logging, sys; logging.basicConfig(stream=sys.stderr, format='%(message)s');"
+              "from streams.stages import retry;" + ("retry.ask_stop('SIGTERM');" if ask else "") +
+              "retry.exit_without_ack('sink: stopped in the middle of a message')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stderr
+
+
+def test_leaving_mid_message_exits_one_unless_the_stop_was_asked_for():
+    code, err = _exit_in_child(ask=False)
+    assert code == 1 and sum("without being asked" in line for line in err.splitlines()) == 1
+    code, err = _exit_in_child(ask=True)
+    assert code == 0 and "without being asked" not in err and "exiting without committing" in err

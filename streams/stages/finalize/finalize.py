@@ -45,16 +45,17 @@ def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry
                        device_name=part.device_name, delivered_at=now_ms(), deleted=deleted, source=part.source)
 
 
-async def finalize(ctx, source, bucket_name: str, completed: list) -> None:
+async def finalize(ctx, source, bucket_name: str, completed: list, held=None) -> None:
     """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs, all of `source`)
     was accepted: finalize them with the objects other messages completed within `delete_batch_seconds`
-    (streams/stages/finalize/delete_batch.py), or now when batching is off."""
+    (streams/stages/finalize/delete_batch.py), or now when batching is off. `held`: the ack of the kflow
+    message that completed them (delete_batch.HeldAck), held until their batch is finalized."""
     if not completed:
         return
     if ctx.deletes is None:
         await finalize_now(ctx, source, bucket_name, completed)
         return
-    ctx.deletes.add(source, bucket_name, completed)
+    ctx.deletes.add(source, bucket_name, completed, held)
     await ctx.deletes.flush(ctx)  # only what is due: a full batch now, the others by the timer
 
 

@@ -133,7 +133,8 @@ def prepare(ctx, raw: bytes) -> Prepared:
     return Prepared(chunk, source, plan, posts)
 
 
-async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
+async def handle(ctx, raw: bytes, event_key: bytes | None, held=None) -> None:
+    """One kflow message; `held` (delete_batch.HeldAck): its ack, which a delete batch its objects join holds."""
     started = time.perf_counter()
     await ctx.sync_outcomes("sink")
     prepared = await ctx.rt.run_sync(prepare, ctx, raw)
@@ -148,11 +149,11 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
             if id(part) in refused:
                 await ctx.quarantine(part_object(prepared.chunk, part), "sink", f"replayed {refused[id(part)]}")
     else:
-        await _account_all(ctx, prepared, refused, waiting)
+        await _account_all(ctx, prepared, refused, waiting, held)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> None:
+async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set, held=None) -> None:
     """After delivery: objects whose every chunk is now accepted are finalized together; the others'
     progress is shared; objects of a device Kentik refused are quarantined; objects whose source is
     unavailable wait (nothing accounted: they are sent when published again)."""
@@ -173,7 +174,7 @@ async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> 
     for _, record in progressed:
         if record.chunks == len(record.done):  # finalize tombstones what it finds here
             ctx.shared_progress.record(record)
-    await finalize.finalize(ctx, prepared.source, chunk.bucket, completed)
+    await finalize.finalize(ctx, prepared.source, chunk.bucket, completed, held)
 
 
 def share_progress(complete: bool, finalize_deferred: bool) -> bool:

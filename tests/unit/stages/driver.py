@@ -236,8 +236,8 @@ class Driver:
         for key, value in self.topics.flows.drain():
             self.run(enrich.handle(self.ctx, value, key))
 
-    def sink(self, raw: bytes) -> None:
-        self.run(sink.handle(self.ctx, raw, b"k"))
+    def sink(self, raw: bytes, held=None) -> None:
+        self.run(sink.handle(self.ctx, raw, b"k", held))
 
     def kflow_messages(self) -> list[bytes]:
         return [value for _, value in self.topics.kflow.drain()]
