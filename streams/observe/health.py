@@ -6,7 +6,7 @@ Liveness fails only when a restart can help (`live_problems`):
 - a stage is wedged: messages of its topic are pending on this worker, its committed offsets did not move
   for `unhealthy_after` seconds, and no dependency is failing that would explain it.
 Readiness fails on every problem (`problems`), dependency trouble first of all — a restart does not fix it:
-- `fatal` is set (a credentials problem: Kentik or COS rejected the keys), or
+- `fatal` is set: a `Cause` (dependency, kind, operator message; e.g. Kentik or COS rejected the keys), or
 - a stage is stuck (as above, whatever the cause), or
 - a step keeps failing: stage code reports each failed attempt of a retried step (`failing(step, reason)`)
   and its success (`ok(step)`); a step failing for `unhealthy_after` seconds, and still being retried, is a
@@ -41,6 +41,26 @@ def dependency_of(step: str) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class Cause:
+    """Why a dependency fails in a way only an operator can fix (the worker retries slowly meanwhile): which
+    dependency (kentik, cos, ...), what kind of failure (`credentials`), the operation (COS list/get/delete,
+    "" for any) and the message in operator words. Readiness, `blueflow_dependency_up`, the export
+    heartbeat and the logs read it."""
+
+    dependency: str
+    kind: str
+    message: str
+    operation: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def same(self, other: "Cause") -> bool:
+        """The same failure (whatever its message says about the object it happened on)."""
+        return (self.dependency, self.kind, self.operation) == (other.dependency, other.kind, other.operation)
+
+
 @dataclass
 class StageWatch:
     lag: int
@@ -59,7 +79,7 @@ class Failure:
 
 @dataclass
 class Health:
-    fatal: str = ""
+    fatal: Cause | None = None
     pending: bool = False
     clock: Callable[[], float] = time.monotonic
     last_progress: float = field(default=None)  # type: ignore[assignment]
@@ -136,7 +156,7 @@ class Health:
     def problems(self, unhealthy_after: float) -> list[str]:
         """Readiness: every problem, a dependency's trouble included (none = ready)."""
         now = self.clock()
-        problems = [self.fatal] if self.fatal else []
+        problems = [self.fatal.message] if self.fatal else []
         problems += self._stuck(unhealthy_after, "stuck")
         for item in self.retrying():
             if item["failing_s"] > unhealthy_after:
@@ -168,7 +188,7 @@ class Health:
             if item["dependency"]:
                 out[item["dependency"]] = f"{item['step']}: {item['reason']}"
         if self.fatal:
-            out["kentik" if self.fatal.startswith("Kentik") else "cos"] = self.fatal
+            out[self.fatal.dependency] = self.fatal.message
         return out
 
     def _stuck(self, unhealthy_after: float, word: str, since: float = float("-inf")) -> list[str]:

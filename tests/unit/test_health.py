@@ -1,5 +1,5 @@
 """/healthz logic: unhealthy on a credentials problem, a stuck stage, or a step that keeps failing."""
-from streams.observe.health import STALE_FAILURE_S, Health, consumer_lag
+from streams.observe.health import STALE_FAILURE_S, Cause, Health, consumer_lag
 
 
 class Clock:
@@ -88,7 +88,7 @@ def test_idle_stage_that_gets_work_starts_its_clock_then():
 
 def test_a_credentials_problem_is_reported_at_once():
     health, _ = make()
-    health.fatal = "Kentik rejected the credentials (HTTP 401)"
+    health.fatal = Cause("kentik", "credentials", "Kentik rejected the credentials (HTTP 401)")
     assert health.problems(unhealthy_after=300) == ["Kentik rejected the credentials (HTTP 401)"]
 
 
@@ -190,9 +190,10 @@ def test_a_dependency_failing_makes_a_worker_not_ready_but_keeps_it_alive():
 
 def test_rejected_credentials_are_a_readiness_problem_only():
     health, clock = make()
-    health.fatal = "Kentik rejected the credentials (HTTP 401) for chunk 1/1; fix KENTIK_API_TOKEN"
-    assert health.problems(unhealthy_after=30) == [health.fatal] and health.live_problems(unhealthy_after=30) == []
-    assert health.dependencies()["kentik"] == health.fatal
+    health.fatal = Cause("kentik", "credentials", "Kentik rejected the credentials (HTTP 401) for chunk 1/1; "
+                         "fix KENTIK_API_TOKEN")
+    assert health.problems(unhealthy_after=30) == [health.fatal.message] and health.live_problems(unhealthy_after=30) == []
+    assert health.dependencies()["kentik"] == health.fatal.message
 
 
 def test_a_stage_stuck_with_every_dependency_answering_is_wedged_and_fails_liveness():

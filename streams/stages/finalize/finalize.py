@@ -21,7 +21,7 @@ from streams.observe import metrics, source_metrics
 from streams.state.outcomes import DELIVERED
 from streams.formats.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
-from streams.config.sources import SourceUnavailable
+from streams.stages.retry import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -96,8 +96,8 @@ async def finalize_now(ctx, source, bucket_name: str, completed: list) -> None:
 
 
 async def _defer(ctx, bucket_name: str, completed: list, source, why: Exception) -> None:
-    """Several sources, and this one's COS keeps failing: every flow is accepted but the objects cannot be
-    deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
+    """This source's COS keeps failing while another source flows: every flow is accepted but the objects
+    cannot be deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
     listed again their chunks are all skipped and they are finalized then — nothing is sent twice, nothing is
     lost, and the sink goes on with the other sources meanwhile."""
     records = [(part.skey, Progress(bucket=bucket_name, key=part.key, etag=part.etag, chunks=progress.chunks,

@@ -26,8 +26,7 @@ from streams.formats.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowCh
 from streams.formats.records import Progress, now_ms
 from streams.stages.finalize import finalize
 from streams.stages.sink import ipfix_sink
-from streams.config.sources import SourceUnavailable
-from streams.stages.sink.source_guard import kentik_guard
+from streams.stages.retry import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -228,7 +227,7 @@ async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = Non
     for rows, body in posts:
         try:
             await _hand_over(ctx, source, rows, body)
-        except SourceUnavailable as exc:  # several sources: these chunks wait (streams/stages/sink/source_guard.py)
+        except SourceUnavailable as exc:  # these chunks wait (streams/stages/retry.py Failures.kentik_guard)
             source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
             log.info("sink: %s; %d objects from %r wait in the bucket and are sent when published again", exc,
                      len(rows.parts), rows.key)
@@ -296,9 +295,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
     async def post(body):
         return await ctx.rt.run_sync(post_sync, body)
 
-    health, pause = kentik_guard(ctx, source)
+    report, pause = ctx.failures.kentik_guard(source, ctx.pause)
     try:
-        await deliver(encode, post, chunk.flow_count, what=what, health=health, sleep=pause)
+        await deliver(encode, post, chunk.flow_count, what=what, report=report, sleep=pause)
     except BatchRefused as exc:
         raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
     metrics.CHF_DELIVERED.inc(chunk.flow_count)
