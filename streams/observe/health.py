@@ -13,7 +13,7 @@ Readiness fails on every problem (`problems`), dependency trouble first of all â
   problem with its last reason (Kentik answering 307 or 5xx, a COS delete answering 403 forever, the leader's
   listing failing even with nothing pending), or
 - (no consumer observed yet) the older `pending` flag is set and nothing `progressed()` for that long.
-Each failing step belongs to a dependency (`dependency_of`): `dependencies()` gives, per dependency, the
+Each failing step names the dependency it is the failure of: `dependencies()` gives, per dependency, the
 problem it has now ("" when fine), for the metric `blueflow_dependency_up`.
 """
 from __future__ import annotations
@@ -27,18 +27,6 @@ from streams.formats.stage_topics import CONSUMES
 STALE_FAILURE_S = 120.0  # a failing step not reported again for this long is no longer being retried
 WATCH_STALL_S = 60.0  # the 2-second watch not run for this long: the event loop or Faust's timers are wedged
 DEPENDENCIES = ("kentik", "cos", "vpc", "ipfix")
-STEP_DEPENDENCIES = (  # step prefix -> the dependency whose failure it is
-    ("sink: kentik", "kentik"), ("sink: device", "kentik"), ("sink: ipfix", "ipfix"), ("parse: download", "cos"),
-    ("finalize: delete", "cos"), ("leader: listing", "cos"), ("leader: metadata", "vpc"),
-)
-
-
-def dependency_of(step: str) -> str:
-    """The dependency a failing step is the failure of ("" when none is known)."""
-    for prefix, dependency in STEP_DEPENDENCIES:
-        if step.startswith(prefix):
-            return dependency
-    return ""
 
 
 @dataclass(frozen=True)
@@ -112,14 +100,14 @@ class Health:
 
     def failing(self, step: str, reason: str, dependency: str = "") -> None:
         """One more failed attempt of `step` (e.g. "delete of 'key'"), which will be retried; `dependency`
-        (default: `dependency_of(step)`) is whose failure it is."""
+        (one of DEPENDENCIES, "" for none) is whose failure it is."""
         now = self.clock()
         for old in [s for s, f in self.failures.items() if now - f.last > STALE_FAILURE_S]:
             del self.failures[old]  # abandoned without an ok() (e.g. the partition moved on)
         self.trouble_at = now
         failure = self.failures.get(step)
         if failure is None:
-            self.failures[step] = Failure(reason, now, now, dependency=dependency or dependency_of(step))
+            self.failures[step] = Failure(reason, now, now, dependency=dependency)
         else:
             failure.reason, failure.last, failure.attempts = reason, now, failure.attempts + 1
 

@@ -81,8 +81,7 @@ POLICIES = {
     "cos": Policy("cos", Backoff(0.5, 30.0), sdk_attempts=2),
     "kentik": Policy("kentik", Backoff(0.2, 30.0)),  # a faster start: most Kentik failures are brief
     "ipfix": Policy("ipfix", Backoff(0.5, 30.0)),
-    "vpc": Policy("vpc", loop_retry_s=1.0),  # the SDK's own retries; the loop tries again each metadata_interval
-}
+}  # vpc: the SDK's own retries (connectors/vpc.py); the leader's loop fetches again each metadata_interval
 COS, KENTIK, IPFIX = POLICIES["cos"], POLICIES["kentik"], POLICIES["ipfix"]
 GIVE_UP_AFTER_S = COS.give_up_s
 

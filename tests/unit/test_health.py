@@ -173,7 +173,7 @@ def test_a_dependency_failing_makes_a_worker_not_ready_but_keeps_it_alive():
     health.observe_stage("sink", lag=0, committed=10)
     health.observe_stage("sink", lag=3, committed=10)
     for _ in range(9):  # 90 s of failed POSTs, one every 10 s
-        health.failing("sink: kentik delivery", "Kentik answered redirect (HTTP 307) to kentik.invalid")
+        health.failing("sink: kentik delivery", "Kentik answered redirect (HTTP 307) to kentik.invalid", "kentik")
         health.observe_stage("sink", lag=3, committed=10)
         assert health.live_problems(unhealthy_after=30) == []
         clock.now += 10
@@ -231,7 +231,7 @@ def test_a_failing_listing_is_a_cos_problem_even_with_nothing_pending():
     health, clock = make()
     assert not health.pending and not health.stages
     for _ in range(4):
-        health.failing(LISTING_STEP, "listing bucket 'flowlogs' failed: COS answered 503")
+        health.failing(LISTING_STEP, "listing bucket 'flowlogs' failed: COS answered 503", "cos")
         clock.now += 10
     (problem,) = health.problems(unhealthy_after=30)
     assert problem.startswith("leader: listing the bucket keeps failing") and "503" in problem
