@@ -15,7 +15,7 @@ import click
 from streams.config.option_table import ALL_OPTIONS, OPTIONS
 from streams.ops.options import SwitchesCommand, Unavailable, click_option, devstack_option, require_kafka, settings_for
 from streams.config.settings import Settings, missing_for_worker
-from streams.stages.retry import ask_stop, stop_asked, stop_status
+from streams.stages.stopping import ask_stop, stop_asked, stop_status
 
 STOP_GRACE_S = 15.0
 log = logging.getLogger("blueflow")

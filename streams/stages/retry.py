@@ -2,31 +2,30 @@
 how long to wait between attempts, when to give up, and whom a failure makes unhealthy.
 
 `POLICIES` is the table (one `Policy` per dependency); each client says what one of its failures is, next to
-it (connectors/cos.py `CosError.transient` / `cause_kind`, connectors/kentik.py `classify`), and the pure
-decisions here turn that into an action: `Backoff.delay`, `gives_up`, `holds_worker`. `Failures` is the shell:
-each source's failing operations (its state, `blueflow_source_healthy`), the worker's health (`Health.failing`,
-a typed `Cause` in `Health.fatal`) and `retry` / `source_retry`, the retry loop of every blocking call.
+it (connectors/kentik.py `classify`; connectors/cos.py `CosError.transient`, a `Cause` by
+streams/stages/bucket.py `cause_of`), and the pure decisions here turn that into an action: `Backoff.delay`,
+`gives_up`, `holds_worker`, `probe_due`. `Failures` is the shell: each source's failing operations (its
+state, `blueflow_source_healthy`), the worker's health (`Health.failing`, a typed `Cause` in `Health.fatal`)
+and `source_retry`, the retry loop of every call of a source (`retry_transient`: of any blocking call).
 
 One rule for one source or many: a source's failure is the worker's own (readiness names it, retried in
 place) while no other source of the worker is flowing; when another one is, it is only that source's problem,
 and once it has failed for `give_up_s` its objects wait in its bucket (SourceUnavailable) so it holds nobody.
 
-Why exiting is the right stop: Faust waits for the current event before it stops and acks it when the agent
-returns or raises, so neither is allowed while a message is unfinished. The process leaves like a crash
-(nothing committed past the unfinished message) and the worker that takes over the partition redoes it.
-The exit status says whether the stop was asked for (a signal: 0) or not (Faust stopping on a failure: 1).
+The pause between attempts leaves the process without acking once the app is asked to stop
+(streams/stages/stopping.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from streams.observe.health import Cause
+from streams.stages.stopping import exit_without_ack
 
 log = logging.getLogger("blueflow")
 
@@ -102,42 +101,6 @@ def gives_up(failing_for_s: float, others_flowing: bool, policy: Policy = COS) -
 def probe_due(failing_for_s: float, others_flowing: bool, since_probe_s: float, policy: Policy = COS) -> bool:
     """Whether a call of a source that gave up is tried anyway (one probe per `probe_every_s`)."""
     return not gives_up(failing_for_s, others_flowing, policy) or since_probe_s >= policy.probe_every_s
-
-
-# ------------------------------------------------------------------------------------------ stopping
-_STOP_ASKED: list[str] = []  # why the process was asked to stop (a signal), once it was
-
-
-def ask_stop(why: str) -> None:
-    """The process was asked to stop (SIGTERM, SIGINT): a stop from now on is a normal one (exit status 0)."""
-    if not _STOP_ASKED:
-        _STOP_ASKED.append(why)
-
-
-def stop_asked() -> bool:
-    return bool(_STOP_ASKED)
-
-
-def stop_status(asked: bool, code: int) -> tuple[int, str]:
-    """(exit status, the one line saying why) of a worker that stopped with `code`: a stop nobody asked for
-    (no signal) is a failure even when the worker's own code says 0."""
-    if code:
-        return code, f"blueflow worker stopped after a failure (exit status {code}); the log above says why"
-    if not asked:
-        return 1, ("blueflow worker stopped without being asked to (no SIGTERM/SIGINT): Faust stopped the app on "
-                   "a failure; the log above says why. Exit status 1")
-    return 0, ""
-
-
-def exit_without_ack(why: str) -> None:
-    """Leave the process now, committing nothing more (see the module doc); status 1 unless asked to stop."""
-    code, line = stop_status(stop_asked(), 0)
-    log.warning("%s: exiting without committing the current message; the next worker of this partition "
-                "processes it again", why)
-    if line:
-        log.critical("%s", line)
-    logging.shutdown()
-    os._exit(code)
 
 
 class Pauser:

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
-from streams.stages.retry import exit_without_ack
+from streams.stages.stopping import exit_without_ack
 from streams.stages.finalize import delete_batch
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink

@@ -59,7 +59,7 @@ def test_a_short_outage_never_turns_unhealthy():
 
 
 def test_a_stop_nobody_asked_for_exits_non_zero_with_one_line_and_an_asked_one_exits_zero():
-    from streams.stages.retry import stop_status
+    from streams.stages.stopping import stop_status
 
     assert stop_status(asked=True, code=0) == (0, "")
     code, line = stop_status(asked=False, code=0)  # Faust stopped the app on its own: a failure
@@ -72,8 +72,8 @@ def _exit_in_child(ask: bool) -> tuple[int, str]:
     import sys
 
     script = ("import logging, sys; logging.basicConfig(stream=sys.stderr, format='%(message)s');"
-              "from streams.stages import retry;" + ("retry.ask_stop('SIGTERM');" if ask else "") +
-              "retry.exit_without_ack('sink: stopped in the middle of a message')")
+              "from streams.stages import stopping;" + ("stopping.ask_stop('SIGTERM');" if ask else "") +
+              "stopping.exit_without_ack('sink: stopped in the middle of a message')")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     return done.returncode, done.stderr
 
