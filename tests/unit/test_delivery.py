@@ -62,7 +62,8 @@ def test_auth_failure_marks_unhealthy_and_waits_without_dropping():
     health = Health()
     script = Script([401, 401, 200])
     slept, sleep = no_sleep_recorder()
-    run(deliver(encode, script.post, 5, what="t", report=report(health), policy=replace(KENTIK, credentials_wait_s=7), sleep=sleep))
+    run(deliver(encode, script.post, 5, what="t", report=report(health), policy=replace(KENTIK, credentials_wait_s=7),
+                sleep=sleep))
     assert slept == [7, 7]
     assert health.fatal is None  # cleared once Kentik accepted again
     assert len(script.bodies) == 3
@@ -159,9 +160,12 @@ def test_other_4xx_are_refused_after_a_few_attempts(status):
 
 
 def test_retried_status_table():
-    assert [s for s in (0, 200, 201, 204, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413,
-                        429, 500, 502, 503, 504) if classify(s) is Verdict.RETRY] == [0, 300, 301, 302, 303, 304, 307, 308, 408, 429,
+    statuses = (0, 200, 201, 204, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502,
+                503, 504)
+    assert [s for s in statuses if classify(s) is Verdict.RETRY] == [0, 300, 301, 302, 303, 304, 307, 308, 408, 429,
                                                                      500, 502, 503, 504]
+    assert [s for s in statuses if classify(s) is Verdict.CREDENTIALS] == [401, 403]
+    assert [classify(s) for s in (200, 413, 400)] == [Verdict.ACCEPTED, Verdict.TOO_LARGE, Verdict.REFUSED]
 
 
 def test_kentik_redirects_are_reported_to_health_until_accepted():
@@ -178,7 +182,8 @@ def test_kentik_redirects_are_reported_to_health_until_accepted():
             return PostResult(307, None, "redirect (HTTP 307) to kentik.invalid not followed")
         return PostResult(200)
 
-    assert run(deliver(encode, post, 3, what="chunk 1/1 of 'k'", report=report(health), sleep=no_sleep_recorder()[1])) == 3
+    sleep = no_sleep_recorder()[1]
+    assert run(deliver(encode, post, 3, what="chunk 1/1 of 'k'", report=report(health), sleep=sleep)) == 3
     retrying, problems, live = seen[-1]
     assert [(r["step"], r["dependency"], r["attempts"]) for r in retrying] == [("sink: kentik delivery", "kentik", 5)]
     assert "Kentik answered redirect (HTTP 307)" in retrying[0]["reason"]
