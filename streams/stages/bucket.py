@@ -4,8 +4,8 @@ on the COS client of the object's source (streams/config/sources.py).
 Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
 never quarantine them. Each failure is the source's (`Failures.failed`, metric `blueflow_source_healthy`);
 one COS itself calls permanent (`CosError.transient` False: access denied, bad credentials) carries a `Cause`
-(cos, credentials), which is also the worker's `Health.fatal` while the source holds the worker (no other
-source flows; streams/stages/retry.py), until a call of that kind succeeds again.
+(cos, credentials), which is also the worker's `Health.fatal` when the source holds the worker (no other
+source shares it; streams/stages/retry.py), until a call of that kind succeeds again.
 """
 from __future__ import annotations
 

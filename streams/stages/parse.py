@@ -223,7 +223,7 @@ def _what(refs: list[ObjectRef]) -> str:
 
 
 def _wait(source, why: str, what: str) -> None:
-    """This source's COS keeps failing while another source flows: its objects stay in the bucket for a later
+    """This source's COS keeps failing while other sources share the worker: its objects stay in the bucket for a later
     listing."""
     source_metrics.WAITING.labels(source=source.name, stage="parse").inc()
     log.info("parse: %s; %s stays in the bucket until the source answers again", why, what)

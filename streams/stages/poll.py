@@ -7,8 +7,8 @@ seconds after they were published, one message per group of objects of one sourc
 lives in memory only: a new leader publishes everything it lists once, and the parse stage's dedup
 (source + key + ETag) makes that harmless.
 
-Each source is listed on its own. A failing listing is the worker's failure (readiness names it) while no
-other source flows (streams/stages/retry.py `holds_worker`); otherwise it is logged, counted and retried at
+Each source is listed on its own. A failing listing is the worker's failure (readiness names it) unless
+other sources share the worker (streams/stages/retry.py `holds_worker`); then it is logged, counted and retried at
 the next listing while the others are published as usual; its publish ledger is forgotten, so when it
 answers again every object still in its bucket is published once more (objects its COS failure left waiting
 included).
@@ -224,7 +224,7 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
         ledger = ledgers[source.name]
         due[source.name] = ledger.due(listing, time.time())
         by_name[source.name] = source
-        if len(ctx.sources.all) > 1:  # the budget shares the pipeline among sources (fairness, not failure)
+        if ctx.failures.shared(source):  # the budget shares the pipeline among the sources: fairness
             room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, _finished(ctx, source))
     order, held = fair_order(due, room)
     for name, count in held.items():
@@ -251,7 +251,7 @@ async def _list(ctx, source, ledger: PublishLedger):
     try:
         listing = await ctx.rt.run_sync(bucket.list_source, ctx, source)
     except Transient as exc:
-        if holds_worker(ctx.failures.others_flowing(source)):
+        if holds_worker(ctx.failures.shared(source)):
             raise  # the worker's own failure: poll_loop reports it (readiness) and lists again
         ledger.clear()
         log.warning("poller: source %s: %s; the other sources go on", source.name, ctx.rt.scrub(str(exc)))

@@ -8,9 +8,10 @@ streams/stages/bucket.py `cause_of`), and the pure decisions here turn that into
 state, `blueflow_source_healthy`), the worker's health (`Health.failing`, a typed `Cause` in `Health.fatal`)
 and `source_retry`, the retry loop of every call of a source (`retry_transient`: of any blocking call).
 
-One rule for one source or many: a source's failure is the worker's own (readiness names it, retried in
-place) while no other source of the worker is flowing; when another one is, it is only that source's problem,
-and once it has failed for `give_up_s` its objects wait in its bucket (SourceUnavailable) so it holds nobody.
+One rule for one source or many (the flags make a list of one): a source's failure is the worker's own
+(readiness names it, retried in place) unless other sources share the worker; then it is only that source's
+problem, and once it has failed for `give_up_s` its objects wait in its bucket (SourceUnavailable) so that it
+holds none of the others.
 
 The pause between attempts leaves the process without acking once the app is asked to stop
 (streams/stages/stopping.py).
@@ -35,7 +36,7 @@ class Transient(Exception):
 
 
 class SourceUnavailable(Exception):
-    """One source kept failing while another flows: its object waits in its bucket, the others go on."""
+    """One source kept failing while others share the worker: its object waits in its bucket, they go on."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Policy:
 
     dependency: str
     backoff: Backoff = DEFAULT
-    # a source failing this long while another source flows: its objects wait in the bucket (it holds no one);
+    # a source failing this long while others share the worker: its objects wait in the bucket (it holds none);
     # 3 s keeps the healthy sources' latency within noise (faults `sources` once saw acct-a's p99 at 6.3 s vs
     # 2.1 s with 10 s: an acct-b message retried ahead of its objects)
     give_up_s: float = 3.0
@@ -86,21 +87,21 @@ GIVE_UP_AFTER_S = COS.give_up_s
 
 
 # ------------------------------------------------------------------------------------------ pure decisions
-def holds_worker(others_flowing: bool) -> bool:
-    """Whether a source's failure is the worker's (readiness fails, the call is retried in place): while no
-    other source of the worker flows. With one source that is always so."""
-    return not others_flowing
+def holds_worker(shared: bool) -> bool:
+    """Whether a source's failure is the worker's (readiness fails, the call is retried in place): unless
+    other sources share the worker (`shared`), whom waiting for it would hold."""
+    return not shared
 
 
-def gives_up(failing_for_s: float, others_flowing: bool, policy: Policy = COS) -> bool:
+def gives_up(failing_for_s: float, shared: bool, policy: Policy = COS) -> bool:
     """Whether a call of a failing source stops being retried (SourceUnavailable: its objects wait in the
-    bucket): it failed for `give_up_s` and another source flows, which it would otherwise hold."""
-    return others_flowing and failing_for_s >= policy.give_up_s
+    bucket): it failed for `give_up_s` and other sources share the worker, which it would otherwise hold."""
+    return shared and failing_for_s >= policy.give_up_s
 
 
-def probe_due(failing_for_s: float, others_flowing: bool, since_probe_s: float, policy: Policy = COS) -> bool:
+def probe_due(failing_for_s: float, shared: bool, since_probe_s: float, policy: Policy = COS) -> bool:
     """Whether a call of a source that gave up is tried anyway (one probe per `probe_every_s`)."""
-    return not gives_up(failing_for_s, others_flowing, policy) or since_probe_s >= policy.probe_every_s
+    return not gives_up(failing_for_s, shared, policy) or since_probe_s >= policy.probe_every_s
 
 
 class Pauser:
@@ -172,9 +173,9 @@ class Failures:
         self.state = {s.name: SourceFailures() for s in sources.all}
 
     # ---------------------------------------------------------------- bookkeeping
-    def others_flowing(self, source) -> bool:
-        """Whether another source of this worker is not failing (with one source: never)."""
-        return any(not self.state[s.name].failing for s in self.sources.all if s.name != source.name)
+    def shared(self, source) -> bool:
+        """Whether other sources share this worker with `source` (the flags' one source: no)."""
+        return any(s.name != source.name for s in self.sources.all)
 
     def failing_for(self, source, operation: str) -> float:
         """Seconds the source's calls of `operation` have been failing (0: they work)."""
@@ -187,7 +188,7 @@ class Failures:
         from streams.observe import source_metrics
 
         failing = self.state[source.name].failing
-        held = holds_worker(self.others_flowing(source))
+        held = holds_worker(self.shared(source))
         since = failing[operation].since if operation in failing else self.clock()
         failing[operation] = _Failing(problem, since, cause)
         source_metrics.HEALTHY.labels(source=source.name).set(0)
@@ -212,8 +213,8 @@ class Failures:
         policy = POLICIES.get(operation, COS)
         probed = self.state[source.name].probed
         since_probe = self.clock() - probed.get(operation, float("-inf"))
-        if probe_due(self.failing_for(source, operation), self.others_flowing(source), since_probe, policy):
-            if gives_up(self.failing_for(source, operation), self.others_flowing(source), policy):
+        if probe_due(self.failing_for(source, operation), self.shared(source), since_probe, policy):
+            if gives_up(self.failing_for(source, operation), self.shared(source), policy):
                 probed[operation] = self.clock()
             return False
         return True
@@ -227,10 +228,11 @@ class Failures:
 
     # ---------------------------------------------------------------- the retry loop of a source's calls
     async def source_retry(self, run_sync, pause, source, operation: str, what: str, step: str, fn, *args):
-        """`retry` of a call of one source's `operation` (COS get/delete/list, kentik). While another source
-        flows, a source that has failed for `give_up_s` gets one attempt per probe and then raises
-        SourceUnavailable (its object stays in the bucket for a later listing), reported as that source's
-        problem only; while none does, it is retried in place and the worker's health reports the step."""
+        """Blocking `fn(*args)`, a call of one source's `operation` (COS get/delete/list, kentik), until it stops
+        raising Transient. When other sources share the worker, a source that has failed for `give_up_s` gets
+        one attempt per probe and then raises SourceUnavailable (its object stays in the bucket for a later
+        listing), reported as that source's problem only; otherwise it is retried in place and the worker's
+        health reports the step."""
         policy = POLICIES.get(operation, COS)
         if self.waiting(source, operation):
             raise SourceUnavailable(f"source {source.name}: {policy.dependency.upper()} {operation} failing for "
@@ -240,7 +242,7 @@ class Failures:
             try:
                 return await run_sync(fn, *args)
             except Transient as exc:
-                if gives_up(self.failing_for(source, operation), self.others_flowing(source), policy):
+                if gives_up(self.failing_for(source, operation), self.shared(source), policy):
                     self.health.ok(f"{step}: {what}")
                     raise SourceUnavailable(f"source {source.name}: {self.scrub(str(exc))}") from None
                 raise
@@ -252,7 +254,7 @@ class Failures:
     def kentik_guard(self, source, pause):
         """(health, pause) for delivering one chunk of `source` (streams/stages/sink/delivery.py): a refusal of
         its credentials is the source's problem (and the worker's while it holds the worker); once refused for
-        `give_up_s` while another source flows, the pause raises SourceUnavailable (the chunk waits)."""
+        `give_up_s` while other sources share the worker, the pause raises SourceUnavailable (the chunk waits)."""
         self.check_kentik(source)
         reporter = KentikReport(self, source)
 
@@ -276,7 +278,7 @@ class _WhileHeld:
         self.failures, self.source = failures, source
 
     def failing(self, step: str, reason: str, dependency: str = "") -> None:
-        if holds_worker(self.failures.others_flowing(self.source)):
+        if holds_worker(self.failures.shared(self.source)):
             self.failures.health.failing(step, reason, dependency)
 
     def ok(self, step: str) -> None:

@@ -85,12 +85,12 @@ def test_leaving_mid_message_exits_one_unless_the_stop_was_asked_for():
     assert code == 0 and "without being asked" not in err and "exiting without committing" in err
 
 
-def test_one_rule_for_one_source_or_many_gives_up_only_while_another_source_flows():
+def test_one_rule_for_one_source_or_many_gives_up_only_when_others_share_the_worker():
     from streams.stages.retry import COS, gives_up, holds_worker, probe_due
 
-    assert holds_worker(others_flowing=False) and not holds_worker(others_flowing=True)
-    assert not gives_up(COS.give_up_s * 100, others_flowing=False)  # one source: retried in place, for ever
-    assert not gives_up(COS.give_up_s / 2, others_flowing=True) and gives_up(COS.give_up_s, others_flowing=True)
+    assert holds_worker(shared=False) and not holds_worker(shared=True)
+    assert not gives_up(COS.give_up_s * 100, shared=False)  # one source: retried in place, for ever
+    assert not gives_up(COS.give_up_s / 2, shared=True) and gives_up(COS.give_up_s, shared=True)
     assert probe_due(COS.give_up_s, True, since_probe_s=COS.probe_every_s)  # one call per interval goes through
     assert not probe_due(COS.give_up_s, True, since_probe_s=COS.probe_every_s / 2)
     assert probe_due(COS.give_up_s, False, since_probe_s=0.0)

@@ -96,7 +96,7 @@ async def finalize_now(ctx, source, bucket_name: str, completed: list) -> None:
 
 
 async def _defer(ctx, bucket_name: str, completed: list, source, why: Exception) -> None:
-    """This source's COS keeps failing while another source flows: every flow is accepted but the objects
+    """This source's COS keeps failing while other sources share the worker: every flow is accepted but the objects
     cannot be deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
     listed again their chunks are all skipped and they are finalized then — nothing is sent twice, nothing is
     lost, and the sink goes on with the other sources meanwhile."""
