@@ -83,7 +83,6 @@ POLICIES = {
     "ipfix": Policy("ipfix", Backoff(0.5, 30.0)),
 }  # vpc: the SDK's own retries (connectors/vpc.py); the leader's loop fetches again each metadata_interval
 COS, KENTIK, IPFIX = POLICIES["cos"], POLICIES["kentik"], POLICIES["ipfix"]
-GIVE_UP_AFTER_S = COS.give_up_s
 
 
 # ------------------------------------------------------------------------------------------ pure decisions

@@ -101,9 +101,9 @@ def test_one_sources_cos_failing_does_not_hold_the_others_listing_or_make_the_wo
 
 
 def fake_clock(step_s: float | None = None, start: float = 0.0):
-    from streams.stages.retry import GIVE_UP_AFTER_S
+    from streams.stages.retry import COS
 
-    step_s = GIVE_UP_AFTER_S / 2 if step_s is None else step_s  # a few failed attempts before giving up
+    step_s = COS.give_up_s / 2 if step_s is None else step_s  # a few failed attempts before giving up
     ticks = itertools.count()
     return lambda: start + next(ticks) * step_s
 
@@ -114,7 +114,7 @@ def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next
     d.coses["acct-b"].put(objects[1].key, objects[1].body)
     d.coses["acct-a"].put(objects[0].key, objects[0].body)
     d.coses["acct-b"].down = True
-    d.parse(ref(d, B, objects[1].key))  # gives up after GIVE_UP_AFTER_S of failures instead of for ever
+    d.parse(ref(d, B, objects[1].key))  # gives up after COS.give_up_s of failures instead of for ever
     calls = d.coses["acct-b"].requests
     assert 1 < calls < 10 and not d.topics.flows.messages and not d.deadletters()
     d.parse(ref(d, B, objects[1].key))  # still failing: one attempt (the probe), then it waits
