@@ -6,7 +6,8 @@ The rule is unchanged: only objects whose every chunk Kentik accepted are ever a
 only if it still is the version read. Waiting costs nothing in safety: an object whose delete has not run
 yet is still in the bucket, so a worker that dies meanwhile leaves it to be delivered again; it is never lost
 and never deleted early. The kflow message that completed an object is acked only once the object was finalized
-(`HeldAck`: the agent's manual ack waits for every batch the message added to), so a worker that dies with a
+(`HeldAck`: the sink's agent hands the message's ack to the sink, which hands it to the batch its objects join;
+the ack waits for every batch the message added to), so a worker that dies with a
 batch pending leaves its messages to be redelivered, and their flows are not sent again (their progress says
 accepted). A worker that stops cleanly finalizes what it holds first (`flush(force=True)`).
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -59,9 +59,6 @@ class HeldAck:
             self._ack()
 
 
-CURRENT_ACK: ContextVar[HeldAck | None] = ContextVar("blueflow_current_ack", default=None)
-
-
 @dataclass
 class _Batch:
     source: object  # streams.config.sources.Source
@@ -82,9 +79,9 @@ class DeleteBatcher:
     def __len__(self) -> int:
         return sum(len(b.items) for b in self._batches.values())
 
-    def add(self, source, bucket: str, completed: list, acks: list | None = None) -> None:
-        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize, and the ack
-        of the message being handled (CURRENT_ACK) until then; `acks`: ones already held (a failed batch)."""
+    def add(self, source, bucket: str, completed: list, held: HeldAck | None = None, acks: list | None = None) -> None:
+        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize, and `held`
+        (the ack of the message that completed them) until then; `acks`: ones already held (a failed batch)."""
         batch = self._batches.get((source.name, bucket))
         if batch is None:
             batch = self._batches[(source.name, bucket)] = _Batch(source, bucket, self.clock())
@@ -92,7 +89,7 @@ class DeleteBatcher:
             batch.items[(part.skey, part.etag)] = (part, progress)
         if acks is not None:
             batch.acks.extend(acks)
-        elif (held := CURRENT_ACK.get()) is not None:
+        elif held is not None:
             held.hold()
             batch.acks.append(held)
 
@@ -117,7 +114,7 @@ class DeleteBatcher:
                     raise
                 except Exception:
                     log.exception("finalize: %d objects could not be finalized; trying again", len(batch.items))
-                    self.add(batch.source, batch.bucket, list(batch.items.values()), batch.acks)
+                    self.add(batch.source, batch.bucket, list(batch.items.values()), acks=batch.acks)
                     continue
                 for held in batch.acks:
                     held.release()

@@ -21,7 +21,7 @@ from streams.observe import metrics, source_metrics
 from streams.state.outcomes import DELIVERED
 from streams.formats.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
-from streams.config.sources import SourceUnavailable
+from streams.stages.retry import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -45,16 +45,17 @@ def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry
                        device_name=part.device_name, delivered_at=now_ms(), deleted=deleted, source=part.source)
 
 
-async def finalize(ctx, source, bucket_name: str, completed: list) -> None:
+async def finalize(ctx, source, bucket_name: str, completed: list, held=None) -> None:
     """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs, all of `source`)
     was accepted: finalize them with the objects other messages completed within `delete_batch_seconds`
-    (streams/stages/finalize/delete_batch.py), or now when batching is off."""
+    (streams/stages/finalize/delete_batch.py), or now when batching is off. `held`: the ack of the kflow
+    message that completed them (delete_batch.HeldAck), held until their batch is finalized."""
     if not completed:
         return
     if ctx.deletes is None:
         await finalize_now(ctx, source, bucket_name, completed)
         return
-    ctx.deletes.add(source, bucket_name, completed)
+    ctx.deletes.add(source, bucket_name, completed, held)
     await ctx.deletes.flush(ctx)  # only what is due: a full batch now, the others by the timer
 
 
@@ -95,8 +96,8 @@ async def finalize_now(ctx, source, bucket_name: str, completed: list) -> None:
 
 
 async def _defer(ctx, bucket_name: str, completed: list, source, why: Exception) -> None:
-    """Several sources, and this one's COS keeps failing: every flow is accepted but the objects cannot be
-    deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
+    """This source's COS keeps failing while other sources share the worker: every flow is accepted but the objects
+    cannot be deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
     listed again their chunks are all skipped and they are finalized then — nothing is sent twice, nothing is
     lost, and the sink goes on with the other sources meanwhile."""
     records = [(part.skey, Progress(bucket=bucket_name, key=part.key, etag=part.etag, chunks=progress.chunks,

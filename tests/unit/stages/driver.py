@@ -22,6 +22,7 @@ from streams.formats.records import DeadLetter, LedgerEntry, ObjectRef, Progress
 from streams.stages.runtime import Health
 from streams.config.settings import Settings
 from streams.config.sources import Sources
+from streams.stages.retry import Failures
 from streams.stages import enrich, parse
 from streams.stages.sink import sink
 from streams.stages.context import StageContext
@@ -185,6 +186,12 @@ class FakeRuntime:
     async def run_sync(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
+    def cos_client(self, source):
+        return self.cos
+
+    def kentik_client(self, source):
+        return self.kentik
+
     def scrub(self, text: str) -> str:
         return text
 
@@ -213,6 +220,7 @@ class Driver:
             self.kentiks = {s.name: FakeKentik(self.effects) for s in sources}
             self.ctx.sources = Sources(self.settings, make_cos=lambda s: self.coses[s.name],
                                        make_kentik=lambda s: self.kentiks[s.name])
+            self.ctx.failures = Failures(self.ctx.sources, rt.health, rt.scrub)
 
     def other(self, **settings) -> "Driver":
         return Driver(cos=self.cos, kentik=self.kentik, effects=self.effects, **settings)
@@ -236,8 +244,8 @@ class Driver:
         for key, value in self.topics.flows.drain():
             self.run(enrich.handle(self.ctx, value, key))
 
-    def sink(self, raw: bytes) -> None:
-        self.run(sink.handle(self.ctx, raw, b"k"))
+    def sink(self, raw: bytes, held=None) -> None:
+        self.run(sink.handle(self.ctx, raw, b"k", held))
 
     def kflow_messages(self) -> list[bytes]:
         return [value for _, value in self.topics.kflow.drain()]
