@@ -10,6 +10,7 @@ never the API token.
 from __future__ import annotations
 
 import email.utils
+import enum
 import json
 import time
 from dataclasses import dataclass, field
@@ -73,6 +74,29 @@ class Device:
                        custom_ids=custom)
         except (KeyError, TypeError, ValueError) as exc:
             raise KentikError(f"unexpected device JSON: {type(exc).__name__}: {exc}", op="device") from None
+
+
+class Verdict(enum.Enum):
+    """What one answer to the flow POST means (the pipeline's policy acts on it: streams/stages/retry.py)."""
+
+    ACCEPTED = "accepted"  # 200 only, whatever its body
+    RETRY = "retry"  # no answer, 408, 429, 3xx (a redirect is never followed), 5xx: goes away by itself
+    CREDENTIALS = "credentials"  # 401/403: the token or user is wrong; an operator must fix it
+    TOO_LARGE = "too_large"  # 413: send it in halves
+    REFUSED = "refused"  # any other 4xx: refused for good
+
+
+def classify(status: int) -> Verdict:
+    """The verdict of a flow POST's HTTP `status` (0 = no HTTP answer: a transport error or timeout)."""
+    if status == 200:
+        return Verdict.ACCEPTED
+    if status in (401, 403):
+        return Verdict.CREDENTIALS
+    if status == 413:
+        return Verdict.TOO_LARGE
+    if status in (0, 408, 429) or 300 <= status < 400 or status >= 500:
+        return Verdict.RETRY
+    return Verdict.REFUSED
 
 
 @dataclass(frozen=True)

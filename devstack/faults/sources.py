@@ -12,8 +12,8 @@ Why acct-b's fault could delay acct-a (acct-a's p99 6.3 s during the fault vs 2.
 sources share the topics' partitions, and (1) the leader published a poll's listings together, so acct-a's new
 objects waited for acct-b's failing listing (two SDK attempts); now each listing is published as soon as it is
 in (streams/stages/poll.py); (2) a message of acct-b's objects published just before the fault is retried in
-place, holding acct-a's objects behind it in the same partition, until acct-b has failed for GIVE_UP_AFTER_S
-(was 10 s, now 3 s: streams/config/sources.py). What remains is that hold of at most ~3 s, once, at the fault's start.
+place, holding acct-a's objects behind it in the same partition, until acct-b has failed for give_up_s
+(was 10 s, now 3 s: streams/stages/retry.py). What remains is that hold of at most ~3 s, once, at the fault's start.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def latency_unaffected(baseline: dict, during: dict, slack_s: float = 2.0) -> st
     """"" if the healthy source's latency while the other fails is within noise of its baseline (p50 at most
     1.5x + slack, p99 at most 2x + slack), else why not. Noise: one poll interval (2 s here) plus a loaded
     2-core machine; the p99 bound (about 6 s for a 2 s baseline) also holds the one ~3 s hold a failing source
-    may put on a shared partition as its fault begins (GIVE_UP_AFTER_S, see the module doc)."""
+    may put on a shared partition as its fault begins (give_up_s, see the module doc)."""
     if not baseline.get("objects") or not during.get("objects"):
         return "no objects accepted in the baseline or fault phase: latency not measured"
     problems = []

@@ -7,13 +7,12 @@ environment describe one implicit source named `default` (every v1 command line)
 (streams/config/config_file.py) can list several. Records carry the source's name (`""` for `default`, so state
 written before sources existed stays valid), and every stage looks its source up here.
 
-`Sources` is the per-process registry: lazily built COS and Kentik clients per source, and each source's
-problems (a source whose COS fails is reported, and its objects wait, while the other sources keep flowing).
+`Sources` is the per-process registry: the sources and their lazily built COS and Kentik clients. What each
+source's failures do is decided in streams/stages/retry.py (its failure state lives there too).
 """
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -23,10 +22,6 @@ SECRET_FIELDS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token"
 
 class UnknownSource(LookupError):
     """A record names a source this deployment does not (or no longer) serve."""
-
-
-class SourceUnavailable(Exception):
-    """One source's COS kept failing (several sources): the object waits in its bucket, the others flow."""
 
 
 @dataclass(frozen=True)
@@ -136,47 +131,26 @@ def inherit(source: Source, settings) -> Source:
     return replace(source, **updates)
 
 
-# ------------------------------------------------------------------------------------------ registry
-# With several sources: once a source's COS (or Kentik credentials) has failed this long, its objects wait...
-# It is also how long a failing source can hold a partition it shares with the others (a message of its objects
-# retried in place) when its failure begins: 3 s keeps the healthy sources' latency within noise (faults
-# `sources` once saw acct-a's p99 at 6.3 s vs 2.1 s with 10 s: an acct-b message retried ahead of its objects).
-GIVE_UP_AFTER_S = 3.0
-PROBE_EVERY_S = 30.0  # ...and one call per this interval (per worker and operation) checks whether it is back
-
-
 @dataclass
-class SourceState:
-    failing: dict = field(default_factory=dict)  # COS operation -> (problem, failing since)
-    probed: dict = field(default_factory=dict)  # COS operation -> when a waiting source was last tried
-    backlog: int = 0
+class Backlog:
+    objects: int = 0
     oldest_age_s: float = 0.0
-
-    @property
-    def problem(self) -> str:
-        return "; ".join(problem for problem, _ in list(self.failing.values()))  # written by pool threads
 
 
 class Sources:
-    """The sources of one worker process, their clients (built on first use) and their current problems."""
+    """The sources of one worker process (the flags' one, or the configuration file's) and their clients,
+    built on first use by `make_cos(source)` / `make_kentik(source)` (streams/stages/runtime.py)."""
 
     def __init__(self, settings, make_cos: Callable[[Source], object] | None = None,
-                 make_kentik: Callable[[Source], object] | None = None, clock: Callable[[], float] = time.monotonic):
+                 make_kentik: Callable[[Source], object] | None = None):
         self.settings = settings
         self.all = sources_of(settings)
         self._by_record = {s.record_name: s for s in self.all}
-        self._make_cos = make_cos or (lambda s: make_cos_client_for(s, settings))
-        self._make_kentik = make_kentik or (lambda s: make_kentik_client_for(s, settings))
+        self._make_cos, self._make_kentik = make_cos, make_kentik
         self._cos: dict[str, object] = {}
         self._kentik: dict[str, object] = {}
         self._lock = threading.Lock()
-        self.state = {s.name: SourceState() for s in self.all}
-        self.clock = clock
-
-    @property
-    def isolated(self) -> bool:
-        """More than one source: a source's COS failure must not hold or fail the others."""
-        return len(self.all) > 1
+        self.backlog = {s.name: Backlog() for s in self.all}  # the leader's last listing of each
 
     def get(self, record_source: str) -> Source:
         """The source a record names ("" = the implicit one); UnknownSource when none is configured so."""
@@ -199,65 +173,8 @@ class Sources:
                 self._kentik[source.name] = self._make_kentik(source)
             return self._kentik[source.name]
 
-    # ---------------------------------------------------------------- per-source health
-    def failed(self, source: Source, operation: str, problem: str) -> None:
-        from streams.observe import source_metrics
-
-        failing = self.state[source.name].failing
-        failing[operation] = (problem, failing.get(operation, (problem, self.clock()))[1])
-        source_metrics.HEALTHY.labels(source=source.name).set(0)
-
-    def succeeded(self, source: Source, operation: str | None = None) -> None:
-        """A COS call of `operation` (None: every operation) of the source succeeded again."""
-        from streams.observe import source_metrics
-
-        failing = self.state[source.name].failing
-        for name in ([operation] if operation else list(failing)):
-            failing.pop(name, None)
-        source_metrics.HEALTHY.labels(source=source.name).set(0 if failing else 1)
-
-    def waiting(self, source: Source, operation: str) -> bool:
-        """True when a call of `operation` should not even be tried: the source has failed for longer than
-        GIVE_UP_AFTER_S and was probed less than PROBE_EVERY_S ago (else this call is the probe)."""
-        if self.failing_for(source, operation) < GIVE_UP_AFTER_S:
-            return False
-        probed = self.state[source.name].probed
-        if self.clock() - probed.get(operation, float("-inf")) < PROBE_EVERY_S:
-            return True
-        probed[operation] = self.clock()
-        return False
-
-    def failing_for(self, source: Source, operation: str) -> float:
-        """Seconds the source's COS calls of `operation` (get, delete, list) have been failing (0: they work)."""
-        found = self.state[source.name].failing.get(operation)
-        return self.clock() - found[1] if found else 0.0
-
-    def problems(self) -> dict[str, str]:
-        return {name: state.problem for name, state in self.state.items() if state.problem}
-
-    def view(self) -> list[dict]:
+    def view(self, problems: dict[str, str]) -> list[dict]:
         """Per source: name, bucket, problem, backlog (leader), oldest object's age — for /service/info."""
-        return [{"source": s.name, "bucket": s.bucket, "problem": self.state[s.name].problem,
-                 "backlog": self.state[s.name].backlog,
-                 "oldest_object_age_s": round(self.state[s.name].oldest_age_s, 1)} for s in self.all]
-
-
-def make_cos_client_for(source: Source, settings):
-    """A source's COS client. Two attempts per call (not the SDK's five): the pipeline retries on its own,
-    and a failing source's probe must cost the shared stage a second or two, not ten."""
-    from connectors.cos import make_cos_client
-    from streams.observe.metrics import count_cos_request
-
-    if source.uses_hmac:
-        return make_cos_client(source.cos_endpoint_url, hmac_access_key=source.hmac_access_key,
-                               hmac_secret_key=source.hmac_secret_key, max_attempts=2, on_request=count_cos_request)
-    return make_cos_client(source.cos_endpoint_url, api_key=source.cos_api_key, max_attempts=2,
-                           service_instance=source.service_instance, iam_token_url=settings.iam_token_url,
-                           on_request=count_cos_request)
-
-
-def make_kentik_client_for(source: Source, settings):
-    from connectors.kentik import KentikClient
-
-    return KentikClient(api_root=settings.kentik_api_root, flow_url=settings.kentik_flow_url,
-                        email=source.kentik_email, token=source.kentik_token)  # its own deadlines (LIMITS)
+        return [{"source": s.name, "bucket": s.bucket, "problem": problems.get(s.name, ""),
+                 "backlog": self.backlog[s.name].objects,
+                 "oldest_object_age_s": round(self.backlog[s.name].oldest_age_s, 1)} for s in self.all]

@@ -6,14 +6,14 @@ Liveness fails only when a restart can help (`live_problems`):
 - a stage is wedged: messages of its topic are pending on this worker, its committed offsets did not move
   for `unhealthy_after` seconds, and no dependency is failing that would explain it.
 Readiness fails on every problem (`problems`), dependency trouble first of all — a restart does not fix it:
-- `fatal` is set (a credentials problem: Kentik or COS rejected the keys), or
+- `fatal` is set: a `Cause` (dependency, kind, operator message; e.g. Kentik or COS rejected the keys), or
 - a stage is stuck (as above, whatever the cause), or
 - a step keeps failing: stage code reports each failed attempt of a retried step (`failing(step, reason)`)
   and its success (`ok(step)`); a step failing for `unhealthy_after` seconds, and still being retried, is a
   problem with its last reason (Kentik answering 307 or 5xx, a COS delete answering 403 forever, the leader's
   listing failing even with nothing pending), or
 - (no consumer observed yet) the older `pending` flag is set and nothing `progressed()` for that long.
-Each failing step belongs to a dependency (`dependency_of`): `dependencies()` gives, per dependency, the
+Each failing step names the dependency it is the failure of: `dependencies()` gives, per dependency, the
 problem it has now ("" when fine), for the metric `blueflow_dependency_up`.
 """
 from __future__ import annotations
@@ -27,18 +27,26 @@ from streams.formats.stage_topics import CONSUMES
 STALE_FAILURE_S = 120.0  # a failing step not reported again for this long is no longer being retried
 WATCH_STALL_S = 60.0  # the 2-second watch not run for this long: the event loop or Faust's timers are wedged
 DEPENDENCIES = ("kentik", "cos", "vpc", "ipfix")
-STEP_DEPENDENCIES = (  # step prefix -> the dependency whose failure it is
-    ("sink: kentik", "kentik"), ("sink: device", "kentik"), ("sink: ipfix", "ipfix"), ("parse: download", "cos"),
-    ("finalize: delete", "cos"), ("leader: listing", "cos"), ("leader: metadata", "vpc"),
-)
 
 
-def dependency_of(step: str) -> str:
-    """The dependency a failing step is the failure of ("" when none is known)."""
-    for prefix, dependency in STEP_DEPENDENCIES:
-        if step.startswith(prefix):
-            return dependency
-    return ""
+@dataclass(frozen=True)
+class Cause:
+    """Why a dependency fails in a way only an operator can fix (the worker retries slowly meanwhile): which
+    dependency (kentik, cos, ...), what kind of failure (`credentials`), the operation (COS list/get/delete,
+    "" for any) and the message in operator words. Readiness, `blueflow_dependency_up`, the export
+    heartbeat and the logs read it."""
+
+    dependency: str
+    kind: str
+    message: str
+    operation: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def same(self, other: "Cause") -> bool:
+        """The same failure (whatever its message says about the object it happened on)."""
+        return (self.dependency, self.kind, self.operation) == (other.dependency, other.kind, other.operation)
 
 
 @dataclass
@@ -59,7 +67,7 @@ class Failure:
 
 @dataclass
 class Health:
-    fatal: str = ""
+    fatal: Cause | None = None
     pending: bool = False
     clock: Callable[[], float] = time.monotonic
     last_progress: float = field(default=None)  # type: ignore[assignment]
@@ -92,14 +100,14 @@ class Health:
 
     def failing(self, step: str, reason: str, dependency: str = "") -> None:
         """One more failed attempt of `step` (e.g. "delete of 'key'"), which will be retried; `dependency`
-        (default: `dependency_of(step)`) is whose failure it is."""
+        (one of DEPENDENCIES, "" for none) is whose failure it is."""
         now = self.clock()
         for old in [s for s, f in self.failures.items() if now - f.last > STALE_FAILURE_S]:
             del self.failures[old]  # abandoned without an ok() (e.g. the partition moved on)
         self.trouble_at = now
         failure = self.failures.get(step)
         if failure is None:
-            self.failures[step] = Failure(reason, now, now, dependency=dependency or dependency_of(step))
+            self.failures[step] = Failure(reason, now, now, dependency=dependency)
         else:
             failure.reason, failure.last, failure.attempts = reason, now, failure.attempts + 1
 
@@ -136,7 +144,7 @@ class Health:
     def problems(self, unhealthy_after: float) -> list[str]:
         """Readiness: every problem, a dependency's trouble included (none = ready)."""
         now = self.clock()
-        problems = [self.fatal] if self.fatal else []
+        problems = [self.fatal.message] if self.fatal else []
         problems += self._stuck(unhealthy_after, "stuck")
         for item in self.retrying():
             if item["failing_s"] > unhealthy_after:
@@ -168,7 +176,7 @@ class Health:
             if item["dependency"]:
                 out[item["dependency"]] = f"{item['step']}: {item['reason']}"
         if self.fatal:
-            out["kentik" if self.fatal.startswith("Kentik") else "cos"] = self.fatal
+            out[self.fatal.dependency] = self.fatal.message
         return out
 
     def _stuck(self, unhealthy_after: float, word: str, since: float = float("-inf")) -> list[str]:

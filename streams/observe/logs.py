@@ -5,7 +5,8 @@ botocore, the IBM SDKs, http.client's debug dump) goes through the same two step
    credential (bearer tokens, Authorization / X-CH-Auth-API-Token / X-Amz-Security-Token headers, SigV4
    signatures, JWTs, token and API-key fields) in the message, the traceback and the stack.
 2. A formatter: `text` (one line per record, control characters escaped, traceback lines indented) or
-   `json` (one JSON object per line: time, level, logger, worker, stage, key, message).
+   `json` (one JSON object per line: time, level, logger, worker, stage, key, message; dependency and
+   cause for a typed failure cause).
 
 `Scrubber` is the one scrubber of the process; `Runtime.scrub` (dead-letter reasons, health problems) uses
 it too. Stage and object key come from `extra={"stage": ..., "key": ...}`, from `log_context(...)`, or
@@ -153,6 +154,8 @@ class JsonFormatter(logging.Formatter):
         doc = {"time": _iso(record.created), "level": record.levelname, "logger": record.name,
                "worker": f"{socket.gethostname()}/{record.process}", "stage": getattr(record, "stage", "") or None,
                "key": getattr(record, "key", "") or None, "message": record.getMessage()}
+        if getattr(record, "dependency", ""):  # a typed failure cause (streams/observe/health.py Cause)
+            doc["dependency"], doc["cause"] = record.dependency, getattr(record, "cause", "") or None
         if record.exc_text:
             doc["exception"] = record.exc_text
         if record.stack_info:

@@ -66,10 +66,10 @@ def _sources(settings):
 # ----------------------------------------------------------------------------------------------- COS
 def cos_result(source, settings) -> Result:
     from connectors.cos import list_objects
-    from streams.config.sources import make_cos_client_for
+    from streams.stages.runtime import cos_client_for
 
     def test() -> str:
-        client = make_cos_client_for(source, settings)
+        client = cos_client_for(source, settings)
         first = next(iter(list_objects(client, source.bucket, source.prefix, page_size=1)), None)
         return "listed: " + ("empty" if first is None else "at least one object") + (
             " (HMAC keys)" if source.uses_hmac else " (IAM API key)")
@@ -130,12 +130,12 @@ def vpc_result(source_name: str, region: str, api_key: str, settings) -> Result:
 
 # -------------------------------------------------------------------------------------------- Kentik
 def kentik_results(source, settings) -> list[Result]:
-    from streams.config.sources import make_kentik_client_for
+    from streams.stages.runtime import kentik_client_for
 
     where = f"source {source.name}, {source.kentik_email}"
     if not (source.kentik_token and source.kentik_email):
         return [Result(f"kentik api (user {where})", SKIPPED, "no Kentik user e-mail or API token (see settings)")]
-    client = make_kentik_client_for(source, settings)
+    client = kentik_client_for(source, settings)
     auth = run_one(f"kentik api (user {where})", lambda: _kentik_auth(client),
                    lambda exc: ("check KENTIK_API_TOKEN and --api_email (the token of that user)"
                                 if getattr(exc, "status", None) in (401, 403) else

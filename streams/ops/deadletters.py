@@ -170,10 +170,10 @@ class SourceClients:
         return self.by_name[name]
 
     def cos(self, name: str):
-        from streams.config.sources import make_cos_client_for
+        from streams.stages.runtime import cos_client_for
 
         if name not in self._clients:
-            self._clients[name] = make_cos_client_for(self.source(name), self.settings)
+            self._clients[name] = cos_client_for(self.source(name), self.settings)
         return self._clients[name]
 
 

@@ -19,10 +19,10 @@ def source_backlogs(settings, quarantined: set) -> dict | None:
 
 def _one(settings, source, quarantined: set) -> dict:
     from connectors.cos import list_objects
-    from streams.config.sources import make_cos_client_for
+    from streams.stages.runtime import cos_client_for
 
     try:
-        listing = list(list_objects(make_cos_client_for(source, settings), source.bucket, source.prefix))
+        listing = list(list_objects(cos_client_for(source, settings), source.bucket, source.prefix))
     except Exception as exc:  # errors as values: the document says which source could not be listed
         return {"bucket": source.bucket, "error": f"{type(exc).__name__}: {exc}"}
     return dict(bucket_summary(listing, quarantined, int(time.time() * 1000)), bucket=source.bucket)

@@ -212,8 +212,10 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
 
 def _bucket(settings, quarantined):
     from connectors.cos import list_objects
+    from streams.config.sources import implicit_source
     from streams.ops.source_status import bucket_summary
-    from streams.stages.runtime import Runtime
+    from streams.stages.runtime import cos_client_for
 
-    listing = list(list_objects(Runtime(settings).cos, settings.bucket_name, settings.cos_prefix))
+    client = cos_client_for(implicit_source(settings), settings)
+    listing = list(list_objects(client, settings.bucket_name, settings.cos_prefix))
     return bucket_summary(listing, quarantined, int(time.time() * 1000))

@@ -15,6 +15,7 @@ import click
 from streams.config.option_table import ALL_OPTIONS, OPTIONS
 from streams.ops.options import SwitchesCommand, Unavailable, click_option, require_kafka, settings_for
 from streams.config.settings import Settings, missing_for_worker
+from streams.stages.stopping import ask_stop, stop_asked, stop_status
 
 STOP_GRACE_S = 15.0
 log = logging.getLogger("blueflow")
@@ -61,10 +62,12 @@ def _graceful_worker_class():
             logthrottle.install(logger)
 
         def _on_sigterm(self) -> None:
+            ask_stop("SIGTERM")
             _exit_after(STOP_GRACE_S)
             super()._on_sigterm()
 
         def _on_sigint(self) -> None:
+            ask_stop("SIGINT")
             _exit_after(STOP_GRACE_S)
             super()._on_sigint()
 
@@ -142,12 +145,16 @@ def run_worker(settings: Settings, handler: logging.Handler) -> int:
     worker.spinner = None  # a terminal nicety that also turns the root logger to DEBUG; never in a service
     try:
         worker.execute_from_commandline()
-        return 0
+        code = 0
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # a crash reason re-raised after shutdown: say it, then leave all the same
         log.exception("worker stopped after a failure")
-        return 1
+        code = 1
+    code, line = stop_status(stop_asked(), code)
+    if line:
+        log.critical("%s", line)
+    return code
 
 
 def _run(**values) -> None:

@@ -2,34 +2,37 @@
 on the COS client of the object's source (streams/config/sources.py).
 
 Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
-never quarantine them. A failure COS itself calls permanent (`CosError.transient` False: access denied,
-bad credentials) also makes the worker unhealthy with the cause, until a call of that kind succeeds again —
-with one source. With several, a failing source is reported as that source's problem (`Sources.failed`,
-metric `blueflow_source_healthy`) and the worker stays healthy, since the other sources keep flowing.
+never quarantine them. Each failure is the source's (`Failures.failed`, metric `blueflow_source_healthy`);
+one COS itself calls permanent (`CosError.transient` False: access denied, bad credentials) carries a `Cause`
+(cos, credentials), which is also the worker's `Health.fatal` when the source holds the worker (no other
+source shares it; streams/stages/retry.py), until a call of that kind succeeds again.
 """
 from __future__ import annotations
 
 from connectors import cos, cos_delete
 from streams.observe import metrics, source_metrics
+from streams.observe.health import Cause
 from streams.stages.retry import Transient
+
+
+def cause_of(operation: str, exc: Exception, scrub) -> Cause | None:
+    """The typed cause of a COS failure only an operator can fix (COS calls it permanent), else None."""
+    if isinstance(exc, cos.CosError) and not exc.transient:
+        return Cause("cos", "credentials", f"COS refused {operation} ({exc.code}: {scrub(exc.reason)}); check "
+                     "IBM_COS_API_KEY / IBM_SERVICE_INSTANCE or the HMAC keys and their role (Writer)", operation)
+    return None
 
 
 def _failed(ctx, source, operation: str, exc: Exception, words: str) -> Transient:
     metrics.COS_OPERATIONS.labels(operation=operation, result="error").inc()
     source_metrics.COS_ERRORS.labels(source=source.name, operation=operation).inc()
-    if ctx.sources.isolated:
-        ctx.sources.failed(source, operation, ctx.rt.scrub(f"{words}: {exc}"))
-    elif isinstance(exc, cos.CosError) and not exc.transient:
-        ctx.health.fatal = (f"COS refused {operation} ({exc.code}: {ctx.rt.scrub(exc.reason)}); check "
-                            "IBM_COS_API_KEY / IBM_SERVICE_INSTANCE or the HMAC keys and their role (Writer)")
+    ctx.failures.failed(source, operation, ctx.rt.scrub(f"{words}: {exc}"), cause_of(operation, exc, ctx.rt.scrub))
     return Transient(f"{words}: {exc}")
 
 
 def _succeeded(ctx, source, operation: str) -> None:
     metrics.COS_OPERATIONS.labels(operation=operation, result="ok").inc()
-    ctx.sources.succeeded(source, operation)
-    if ctx.health.fatal.startswith(f"COS refused {operation}"):
-        ctx.health.fatal = ""
+    ctx.failures.succeeded(source, operation)
 
 
 def list_source(ctx, source) -> list[cos.ObjectInfo]:

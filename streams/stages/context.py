@@ -15,8 +15,8 @@ from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
 from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
-from streams.stages.retry import Pauser, Transient, retry_transient
-from streams.config.sources import GIVE_UP_AFTER_S, SourceUnavailable, Sources, UnknownSource
+from streams.stages.retry import Failures, Pauser, Transient
+from streams.config.sources import Sources, UnknownSource
 
 log = logging.getLogger("blueflow")
 
@@ -42,7 +42,8 @@ class StageContext:
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
     pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
-    sources: object = None  # streams.config.sources.Sources: each record's source, its clients and problems
+    sources: object = None  # streams.config.sources.Sources: each record's source and its clients
+    failures: object = None  # streams.stages.retry.Failures: each source's failures, the retry loop
     deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
@@ -50,7 +51,9 @@ class StageContext:
         if self.pause is None:
             self.pause = Pauser(self.should_stop)
         if self.sources is None:
-            self.sources = runtime_sources(self.rt)
+            self.sources = Sources(self.rt.settings, make_cos=self.rt.cos_client, make_kentik=self.rt.kentik_client)
+        if self.failures is None:
+            self.failures = Failures(self.sources, self.rt.health, self.rt.scrub)
         if self.regions is None:
             from streams.stages.enrich import RegionWatch
 
@@ -140,38 +143,10 @@ class StageContext:
         self.sync_needed[stage] = False
 
     async def source_retry(self, source, operation: str, what: str, step: str, fn, *args):
-        """`retry` for a call to one source's COS. With several sources a failing source must not hold the
-        others: once it has failed for GIVE_UP_AFTER_S, a call gets one attempt and then raises
-        SourceUnavailable (the object stays in the bucket for a later listing) and the worker stays healthy.
-        `operation`: the COS operation (get, delete) whose failures count."""
-        if not self.sources.isolated:
-            return await self.retry(what, step, fn, *args)
-        if self.sources.waiting(source, operation):
-            raise SourceUnavailable(f"source {source.name}: COS {operation} failing for "
-                                    f"{self.sources.failing_for(source, operation):.0f}s")
-
-        async def attempt():
-            try:
-                return await self.rt.run_sync(fn, *args)
-            except Transient as exc:
-                if self.sources.failing_for(source, operation) >= GIVE_UP_AFTER_S:
-                    raise SourceUnavailable(f"source {source.name}: {self.rt.scrub(str(exc))}") from None
-                raise
-
-        return await retry_transient(what, attempt, pause=self.pause, step=step, scrub=self.rt.scrub)
-
-    async def retry(self, what: str, step: str, fn, *args):
-        """Run blocking `fn(*args)` on the thread pool until it stops raising Transient (one retry policy)."""
-        return await retry_transient(what, lambda: self.rt.run_sync(fn, *args), pause=self.pause,
-                                     health=self.health, step=step, scrub=self.rt.scrub)
-
-
-def runtime_sources(rt) -> Sources:
-    """The registry of a runtime: the implicit source uses the runtime's own clients, others their own."""
-    settings = rt.settings
-    if settings.sources:
-        return Sources(settings)
-    return Sources(settings, make_cos=lambda s: rt.cos, make_kentik=lambda s: rt.kentik)
+        """Blocking `fn(*args)` of one source's `operation` (COS get/delete/list, kentik), retried by the one
+        policy (streams/stages/retry.py `Failures.source_retry`); may raise SourceUnavailable."""
+        return await self.failures.source_retry(self.rt.run_sync, self.pause, source, operation, what, step, fn,
+                                                *args)
 
 
 @dataclass

@@ -48,12 +48,12 @@ async def _refresh_metadata(ctx) -> None:
             await ctx.send(ctx.topics.vpc_metadata, record.region, record)
 
 
-def heartbeat_status(started: bool, fatal: str) -> tuple[str, str]:
-    """(status, message) of the next export heartbeat: START once, then ERROR with the cause, or OK."""
+def heartbeat_status(started: bool, problem: str) -> tuple[str, str]:
+    """(status, message) of the next export heartbeat: START once, then ERROR with the problem, or OK."""
     if not started:
         return "START", "blueflow worker started"
-    if fatal:
-        return "ERROR", fatal
+    if problem:
+        return "ERROR", problem
     return "OK", (f"delivered {int(metrics.counter_value(metrics.CHF_DELIVERED))} flows, deleted "
                   f"{int(metrics.counter_value(metrics.OBJECTS_DELETED))} objects, quarantined "
                   f"{int(metrics.counter_value(metrics.DEADLETTERED))}")
@@ -75,7 +75,8 @@ async def heartbeat_loop(ctx) -> None:
             if time.monotonic() - last.get(source.name, float("-inf")) < ctx.settings.heartbeat_interval:
                 continue
             last[source.name] = time.monotonic()
-            problem = ctx.health.fatal or ctx.sources.state[source.name].problem
+            cause = ctx.health.fatal
+            problem = cause.message if cause else ctx.failures.state[source.name].problem
             status, message = heartbeat_status(source.name in started, problem)
             try:
                 await ctx.rt.run_sync(ctx.sources.kentik(source).heartbeat, source.export_id, status, message)

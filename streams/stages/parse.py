@@ -23,9 +23,8 @@ from streams.formats.flowlog.flowencode import (ObjectFlows, encode_packed, enve
                                                 read_object)
 from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_key
 from streams.formats.records import ObjectRef
-from streams.stages.retry import Transient
+from streams.stages.retry import SourceUnavailable, Transient
 from streams.stages import bucket
-from streams.config.sources import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -208,7 +207,8 @@ def _what(refs: list[ObjectRef]) -> str:
 
 
 def _wait(source, why: str, what: str) -> None:
-    """Several sources, and this one's COS keeps failing: its objects stay in the bucket for a later listing."""
+    """This source's COS keeps failing while other sources share the worker: its objects stay in the bucket for a later
+    listing."""
     source_metrics.WAITING.labels(source=source.name, stage="parse").inc()
     log.info("parse: %s; %s stays in the bucket until the source answers again", why, what)
 

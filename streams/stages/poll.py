@@ -7,9 +7,11 @@ seconds after they were published, one message per group of objects of one sourc
 lives in memory only: a new leader publishes everything it lists once, and the parse stage's dedup
 (source + key + ETag) makes that harmless.
 
-With several sources each is listed on its own: one that fails is logged, counted and retried at the next
-listing while the others are published as usual; its publish ledger is forgotten, so when it answers again
-every object still in its bucket is published once more (objects its COS failure left waiting included).
+Each source is listed on its own. A failing listing is the worker's failure (readiness names it) unless
+other sources share the worker (streams/stages/retry.py `holds_worker`); then it is logged, counted and retried at
+the next listing while the others are published as usual; its publish ledger is forgotten, so when it
+answers again every object still in its bucket is published once more (objects its COS failure left waiting
+included).
 Fairness: at most `source_budget` objects of a source are published and unfinished at a time, and a
 listing publishes the sources' due objects interleaved, so a huge backlog in one source cannot starve the
 others.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from streams.observe import metrics, source_metrics
 from streams.formats.records import ObjectRef, now_ms, scoped_key
-from streams.stages.retry import Transient
+from streams.stages.retry import POLICIES, Transient, holds_worker
 from streams.stages import bucket
 
 log = logging.getLogger("blueflow")
@@ -159,7 +161,8 @@ def fair_groups(order: list[tuple[str, Due]], max_objects: int, chunk_flows: int
 
 
 LISTING_STEP = "leader: listing the bucket"  # health's name of a failing listing (dependency cos)
-LISTING_RETRY_S = 30.0  # a failed listing is tried again this soon (health forgets a failure unseen for 120 s)
+LISTING_RETRY_S = POLICIES["cos"].loop_retry_s  # a failed listing is tried again this soon (health forgets a
+# failure unseen for 120 s)
 
 
 async def poll_loop(ctx) -> None:
@@ -180,7 +183,8 @@ async def poll_loop(ctx) -> None:
         except Exception as exc:
             # also with nothing pending: a listing that keeps failing is reported (readiness) with its cause
             reason = ctx.rt.scrub(str(exc))
-            ctx.health.failing(LISTING_STEP if isinstance(exc, Transient) else "leader: publishing objects", reason)
+            ctx.health.failing(LISTING_STEP if isinstance(exc, Transient) else "leader: publishing objects", reason,
+                               "cos" if isinstance(exc, Transient) else "")
             log.warning("poller: %s", reason)
             await asyncio.sleep(min(ctx.settings.poll_interval, LISTING_RETRY_S))
 
@@ -220,7 +224,7 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
         ledger = ledgers[source.name]
         due[source.name] = ledger.due(listing, time.time())
         by_name[source.name] = source
-        if ctx.sources.isolated:
+        if ctx.failures.shared(source):  # the budget shares the pipeline among the sources: fairness
             room[source.name] = ctx.settings.source_budget - ledger.outstanding(listing, _finished(ctx, source))
     order, held = fair_order(due, room)
     for name, count in held.items():
@@ -247,8 +251,8 @@ async def _list(ctx, source, ledger: PublishLedger):
     try:
         listing = await ctx.rt.run_sync(bucket.list_source, ctx, source)
     except Transient as exc:
-        if not ctx.sources.isolated:
-            raise
+        if holds_worker(ctx.failures.shared(source)):
+            raise  # the worker's own failure: poll_loop reports it (readiness) and lists again
         ledger.clear()
         log.warning("poller: source %s: %s; the other sources go on", source.name, ctx.rt.scrub(str(exc)))
         return None
@@ -258,6 +262,6 @@ async def _list(ctx, source, ledger: PublishLedger):
     oldest = min((_ms(o.last_modified) for o in listing if o.last_modified), default=0)
     age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
     source_metrics.OLDEST_AGE.labels(source=source.name).set(age)
-    state = ctx.sources.state[source.name]
-    state.backlog, state.oldest_age_s = len(listing), age
+    backlog = ctx.sources.backlog[source.name]
+    backlog.objects, backlog.oldest_age_s = len(listing), age
     return listing

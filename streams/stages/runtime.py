@@ -1,7 +1,7 @@
-"""Per-process state shared by the agents: settings, clients, the thread pool, health.
+"""Per-process state shared by the agents: settings, the thread pool, health, how clients are made.
 
 The COS, VPC and Kentik SDKs are synchronous; `run_sync` runs them on a small thread pool so the event loop
-never blocks. Clients are created lazily, once per process.
+never blocks. Each source's clients are made on first use (streams/config/sources.py `Sources`).
 """
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import threading
 import time
 
 from streams.observe.health import Health, consumer_lag  # noqa: F401  (consumer_lag: re-exported)
@@ -29,9 +28,6 @@ class Runtime:
         self.fetch_pool = concurrent.futures.ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                                                 thread_name_prefix="blueflow-fetch")
         self.health = Health()
-        self._lock = threading.Lock()
-        self._cos = None
-        self._kentik = None
         self._scrubber = None
         self.started_at = time.time()
         from streams.state import rewind
@@ -43,33 +39,11 @@ class Runtime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
-    @property
-    def cos(self):
-        with self._lock:
-            if self._cos is None:
-                from connectors.cos import make_cos_client
-                from streams.observe.metrics import count_cos_request
+    def cos_client(self, source):
+        return cos_client_for(source, self.settings)
 
-                s = self.settings
-                if s.cos_hmac_access_key and s.cos_hmac_secret_key:
-                    self._cos = make_cos_client(s.cos_endpoint_url, hmac_access_key=s.cos_hmac_access_key,
-                                                hmac_secret_key=s.cos_hmac_secret_key, on_request=count_cos_request)
-                else:
-                    self._cos = make_cos_client(s.cos_endpoint_url, api_key=s.ibm_cos_api_key,
-                                                service_instance=s.ibm_service_instance,
-                                                iam_token_url=s.iam_token_url, on_request=count_cos_request)
-            return self._cos
-
-    @property
-    def kentik(self):
-        with self._lock:
-            if self._kentik is None:
-                from connectors.kentik import KentikClient
-
-                s = self.settings
-                self._kentik = KentikClient(api_root=s.kentik_api_root, flow_url=s.kentik_flow_url,
-                                            email=s.api_email, token=s.kentik_api_token)
-            return self._kentik
+    def kentik_client(self, source):
+        return kentik_client_for(source, self.settings)
 
     def scrub(self, text: str) -> str:
         """`text` with every configured secret value and credential-shaped text replaced (streams/observe/logs.py),
@@ -79,3 +53,25 @@ class Runtime:
 
             self._scrubber = Scrubber(self.settings.secret_values())
         return self._scrubber(text)
+
+
+def cos_client_for(source, settings):
+    """A source's COS client, making the SDK attempts per call of the COS policy (streams/stages/retry.py),
+    whatever the settings came from."""
+    from connectors.cos import make_cos_client
+    from streams.observe.metrics import count_cos_request
+    from streams.stages.retry import COS
+
+    auth = (dict(hmac_access_key=source.hmac_access_key, hmac_secret_key=source.hmac_secret_key)
+            if source.uses_hmac else dict(api_key=source.cos_api_key, service_instance=source.service_instance,
+                                          iam_token_url=settings.iam_token_url))
+    return make_cos_client(source.cos_endpoint_url, max_attempts=COS.sdk_attempts, on_request=count_cos_request,
+                           **auth)
+
+
+def kentik_client_for(source, settings):
+    """A source's Kentik client (its own deadlines: connectors/kentik.py LIMITS; no retries of its own)."""
+    from connectors.kentik import KentikClient
+
+    return KentikClient(api_root=settings.kentik_api_root, flow_url=settings.kentik_flow_url,
+                        email=source.kentik_email, token=source.kentik_token)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
-from streams.stages.retry import exit_without_ack
+from streams.stages.stopping import exit_without_ack
 from streams.stages.finalize import finalize, held_ack
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
@@ -25,13 +25,16 @@ log = logging.getLogger("blueflow")
 
 @dataclass(frozen=True)
 class Agent:
-    """A stage over one topic: `handle(ctx, raw value, raw key)` for each message, concurrency 1."""
+    """A stage over one topic: `handle(ctx, raw value, raw key)` for each message, concurrency 1; with
+    `holds_ack`, `handle(ctx, raw value, raw key, held)`: the message's ack (finalize/held_ack.py HeldAck), which the
+    stage may hold past its return (the sink: until the objects it completed are finalized in a batch)."""
 
     name: str
     source: str
     sinks: tuple[str, ...]
     handle: Callable[..., Awaitable[None]]
     effects: str = ""
+    holds_ack: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ AGENTS = (
     Agent("parse", STAGES["parse"].reads, STAGES["parse"].writes, parse.handle,
           "COS GET of each object of the group (the listed version)"),
     Agent("enrich", STAGES["enrich"].reads, STAGES["enrich"].writes, enrich.handle, "VPC metadata from the IP index"),
-    Agent("sink", STAGES["sink"].reads, STAGES["sink"].writes, sink.handle, SINK_EFFECTS["kentik"]),
+    Agent("sink", STAGES["sink"].reads, STAGES["sink"].writes, sink.handle, SINK_EFFECTS["kentik"], holds_ack=True),
 )
 
 
@@ -95,14 +98,14 @@ def describe(topic=lambda name: name, sink_name: str = "kentik") -> str:
     return "\n".join(lines)
 
 
-async def _guarded(ctx: StageContext, stage: str, event, handle) -> None:
+async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> None:
     """Run one message's handler: an unexpected failure quarantines it (never a silent ack-and-skip); a
     cancellation mid-message exits without acking (Faust would ack it in a `finally`)."""
     from streams.observe.logs import log_context
 
     try:
         with log_context(stage=stage, key=ctx.unknown(event.key).key):  # every record logged here names them
-            await handle(ctx, event.value, event.key)
+            await handle(ctx, event.value, event.key, *held)
     except asyncio.CancelledError:
         exit_without_ack(f"{stage}: stopped in the middle of a message")
     except Exception as exc:
@@ -122,11 +125,7 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
         try:
             async for event in stream.noack().events():
                 held = held_ack.HeldAck(event.ack)
-                token = held_ack.CURRENT_ACK.set(held)
-                try:
-                    await _guarded(ctx, spec.name, event, spec.handle)
-                finally:
-                    held_ack.CURRENT_ACK.reset(token)
+                await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ()))
                 held.finish()
         except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)
             ctx.health.died(f"agent {spec.name}", repr(exc))

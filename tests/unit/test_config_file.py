@@ -75,7 +75,7 @@ def test_a_good_file_gives_global_settings_and_sources_with_secrets_read_by_refe
     shown = repr(s.public_view()) + repr(s.sources)
     for secret in ("hmac-a-secret", "kentik-a-token", "cos-b-secret", "global-token"):
         assert secret not in shown and secret in s.secret_values()
-    assert Sources(s).get("acct-b") is b and Sources(s).isolated
+    assert Sources(s).get("acct-b") is b and len(Sources(s).all) == 2
 
 
 def test_every_problem_is_reported_with_its_line_and_what_was_expected(tmp_path):
@@ -154,7 +154,7 @@ def test_the_v1_flag_form_is_one_implicit_source_and_the_same_settings_as_before
     assert (only.cos_api_key, only.service_instance, only.kentik_token, only.regions) == \
         ("ck", "inst", "kt", ("us-east",))
     registry = Sources(s)
-    assert not registry.isolated and registry.get("") == only == registry.get("default")
+    assert registry.all == (only,) and registry.get("") == only == registry.get("default")
 
 
 def test_a_file_with_only_global_settings_equals_the_same_flags(tmp_path):

@@ -1,5 +1,5 @@
 """/healthz logic: unhealthy on a credentials problem, a stuck stage, or a step that keeps failing."""
-from streams.observe.health import STALE_FAILURE_S, Health, consumer_lag
+from streams.observe.health import STALE_FAILURE_S, Cause, Health, consumer_lag
 
 
 class Clock:
@@ -88,7 +88,7 @@ def test_idle_stage_that_gets_work_starts_its_clock_then():
 
 def test_a_credentials_problem_is_reported_at_once():
     health, _ = make()
-    health.fatal = "Kentik rejected the credentials (HTTP 401)"
+    health.fatal = Cause("kentik", "credentials", "Kentik rejected the credentials (HTTP 401)")
     assert health.problems(unhealthy_after=300) == ["Kentik rejected the credentials (HTTP 401)"]
 
 
@@ -173,7 +173,7 @@ def test_a_dependency_failing_makes_a_worker_not_ready_but_keeps_it_alive():
     health.observe_stage("sink", lag=0, committed=10)
     health.observe_stage("sink", lag=3, committed=10)
     for _ in range(9):  # 90 s of failed POSTs, one every 10 s
-        health.failing("sink: kentik delivery", "Kentik answered redirect (HTTP 307) to kentik.invalid")
+        health.failing("sink: kentik delivery", "Kentik answered redirect (HTTP 307) to kentik.invalid", "kentik")
         health.observe_stage("sink", lag=3, committed=10)
         assert health.live_problems(unhealthy_after=30) == []
         clock.now += 10
@@ -190,9 +190,10 @@ def test_a_dependency_failing_makes_a_worker_not_ready_but_keeps_it_alive():
 
 def test_rejected_credentials_are_a_readiness_problem_only():
     health, clock = make()
-    health.fatal = "Kentik rejected the credentials (HTTP 401) for chunk 1/1; fix KENTIK_API_TOKEN"
-    assert health.problems(unhealthy_after=30) == [health.fatal] and health.live_problems(unhealthy_after=30) == []
-    assert health.dependencies()["kentik"] == health.fatal
+    health.fatal = Cause("kentik", "credentials", "Kentik rejected the credentials (HTTP 401) for chunk 1/1; "
+                         "fix KENTIK_API_TOKEN")
+    assert health.problems(unhealthy_after=30) == [health.fatal.message] and health.live_problems(unhealthy_after=30) == []
+    assert health.dependencies()["kentik"] == health.fatal.message
 
 
 def test_a_stage_stuck_with_every_dependency_answering_is_wedged_and_fails_liveness():
@@ -230,7 +231,7 @@ def test_a_failing_listing_is_a_cos_problem_even_with_nothing_pending():
     health, clock = make()
     assert not health.pending and not health.stages
     for _ in range(4):
-        health.failing(LISTING_STEP, "listing bucket 'flowlogs' failed: COS answered 503")
+        health.failing(LISTING_STEP, "listing bucket 'flowlogs' failed: COS answered 503", "cos")
         clock.now += 10
     (problem,) = health.problems(unhealthy_after=30)
     assert problem.startswith("leader: listing the bucket keeps failing") and "503" in problem

@@ -154,6 +154,16 @@ def test_json_lines_carry_worker_stage_key_and_drop_faust_tables(restore_logging
     assert docs[2]["stage"] == "sink" and docs[2]["key"] is None
 
 
+def test_json_lines_carry_a_typed_failure_cause(restore_logging):
+    out = io.StringIO()
+    logs.configure("info", "json", [TOKEN], stream=out)
+    logging.getLogger("blueflow.sink").error("sink: Kentik rejected the credentials",
+                                             extra={"dependency": "kentik", "cause": "credentials"})
+    logging.getLogger("blueflow.sink").info("delivered")
+    first, second = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (first["dependency"], first["cause"]) == ("kentik", "credentials") and "dependency" not in second
+
+
 def test_unknown_level_or_format_is_refused():
     with pytest.raises(ValueError, match="verbose"):
         logs.parse_level("verbose")

@@ -17,6 +17,7 @@ from streams.ops import cli
 from streams.observe import metrics
 from streams.ops.kafka_check import KafkaUnreachable, plan_json, plan_lines, probe, topic_plan, unreachable_message
 from streams.observe.logthrottle import ThrottleFilter
+from streams.observe.health import Cause
 from streams.stages.runtime import Health
 
 
@@ -149,8 +150,8 @@ def test_health_gauges_follow_health_problems_without_a_healthz_call():
 
     assert metrics.update_health(health, 300) == [] and metrics.HEALTHY._value.get() == 1
     assert metrics.READY._value.get() == 1 and up(dependency="kentik")._value.get() == 1
-    health.fatal = "Kentik rejected the credentials (HTTP 401)"
-    assert metrics.update_health(health, 300) == [health.fatal] and metrics.READY._value.get() == 0
+    health.fatal = Cause("kentik", "credentials", "Kentik rejected the credentials (HTTP 401)")
+    assert metrics.update_health(health, 300) == [health.fatal.message] and metrics.READY._value.get() == 0
     assert metrics.HEALTHY._value.get() == 1
     assert up(dependency="kentik")._value.get() == 0 and up(dependency="cos")._value.get() == 1
     health.died("task poll", "ValueError('x')")

@@ -56,3 +56,80 @@ def test_a_short_outage_never_turns_unhealthy():
 
     run(delete, health, pause, "delete of 'k'")
     assert health.retrying() == []
+
+
+def test_a_stop_nobody_asked_for_exits_non_zero_with_one_line_and_an_asked_one_exits_zero():
+    from streams.stages.stopping import stop_status
+
+    assert stop_status(asked=True, code=0) == (0, "")
+    code, line = stop_status(asked=False, code=0)  # Faust stopped the app on its own: a failure
+    assert code == 1 and "without being asked" in line and "\n" not in line
+    assert stop_status(asked=True, code=2)[0] == 2 and stop_status(asked=False, code=3)[0] == 3
+
+
+def _exit_in_child(ask: bool) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    script = ("import logging, sys; logging.basicConfig(stream=sys.stderr, format='%(message)s');"
+              "from streams.stages import stopping;" + ("stopping.ask_stop('SIGTERM');" if ask else "") +
+              "stopping.exit_without_ack('sink: stopped in the middle of a message')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stderr
+
+
+def test_leaving_mid_message_exits_one_unless_the_stop_was_asked_for():
+    code, err = _exit_in_child(ask=False)
+    assert code == 1 and sum("without being asked" in line for line in err.splitlines()) == 1
+    code, err = _exit_in_child(ask=True)
+    assert code == 0 and "without being asked" not in err and "exiting without committing" in err
+
+
+def test_one_rule_for_one_source_or_many_gives_up_only_when_others_share_the_worker():
+    from streams.stages.retry import COS, gives_up, holds_worker, probe_due
+
+    assert holds_worker(shared=False) and not holds_worker(shared=True)
+    assert not gives_up(COS.give_up_s * 100, shared=False)  # one source: retried in place, for ever
+    assert not gives_up(COS.give_up_s / 2, shared=True) and gives_up(COS.give_up_s, shared=True)
+    assert probe_due(COS.give_up_s, True, since_probe_s=COS.probe_every_s)  # one call per interval goes through
+    assert not probe_due(COS.give_up_s, True, since_probe_s=COS.probe_every_s / 2)
+    assert probe_due(COS.give_up_s, False, since_probe_s=0.0)
+
+
+def test_cos_clients_make_the_same_sdk_attempts_whether_the_source_came_from_flags_or_a_file():
+    from dataclasses import replace
+
+    from streams.config.settings import Settings
+    from streams.config.sources import Source, sources_of
+    from streams.stages.retry import COS
+    from streams.stages.runtime import cos_client_for
+
+    flags = Settings.from_env({"BLUEFLOW_COS_ENDPOINT": "s3.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
+                               "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_BUCKET": "b"})
+    [implicit] = sources_of(flags)
+    listed = Source("acct-a", "b", endpoint="s3.example", hmac_access_key="a", hmac_secret_key="s")
+    [from_file] = sources_of(replace(flags, sources=(listed,)))
+    attempts = [cos_client_for(s, flags).meta.config.retries["total_max_attempts"] for s in (implicit, from_file)]
+    assert attempts == [COS.sdk_attempts, COS.sdk_attempts] == [2, 2]
+
+
+def test_a_permanent_cos_refusal_is_a_typed_cause_of_the_worker_with_one_source_and_clears_on_success():
+    from connectors.cos import CosError
+    from streams.config.settings import Settings
+    from streams.config.sources import Sources
+    from streams.stages.retry import Failures
+
+    health = Health()
+    sources = Sources(Settings.from_env({"BLUEFLOW_BUCKET": "b"}))
+    failures, [only] = Failures(sources, health), sources.all
+    from streams.stages.bucket import cause_of
+
+    refused = CosError("delete", "b", "k", "AccessDenied", "Access Denied", transient=False)
+    failures.failed(only, "delete", "delete of 'k' failed", cause_of("delete", refused, str))
+    assert (health.fatal.dependency, health.fatal.kind, health.fatal.operation) == ("cos", "credentials", "delete")
+    assert health.problems(300) == [health.fatal.message] and health.dependencies()["cos"] == health.fatal.message
+    assert cause_of("get", CosError("get", "b", "k", "SlowDown", "slow", transient=True), str) is None
+    failures.succeeded(only, "get")  # another operation working again says nothing about deletes
+    assert health.fatal is not None
+    failures.succeeded(only, "delete")
+    assert health.fatal is None and failures.problems() == {}

@@ -30,8 +30,8 @@ from streams.observe import metrics, source_metrics
 from streams.state.outcomes import DELIVERED
 from streams.formats.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
-from streams.stages.finalize.held_ack import CURRENT_ACK
-from streams.config.sources import SourceUnavailable
+from streams.stages.finalize.held_ack import HeldAck
+from streams.stages.retry import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -63,16 +63,17 @@ def ledger_entry(bucket_name: str, part, progress, deleted: bool) -> LedgerEntry
                        device_name=part.device_name, delivered_at=now_ms(), deleted=deleted, source=part.source)
 
 
-async def finalize(ctx, source, bucket_name: str, completed: list) -> None:
+async def finalize(ctx, source, bucket_name: str, completed: list, held=None) -> None:
     """Every chunk of each object version in `completed` ((KflowPart, ObjectProgress) pairs, all of `source`)
     was accepted: finalize them with the objects other messages completed within `delete_batch_seconds`, or
-    now when that is 0."""
+    now when that is 0. `held`: the ack of the kflow message that completed them (held_ack.HeldAck), held
+    until their batch is finalized."""
     if not completed:
         return
     if ctx.deletes is None:
         await finalize_now(ctx, source, bucket_name, completed)
         return
-    ctx.deletes.add(source, bucket_name, completed)
+    ctx.deletes.add(source, bucket_name, completed, held)
     await ctx.deletes.flush(ctx)  # only what is due: a full batch now, the others by the timer
 
 
@@ -96,9 +97,9 @@ class DeleteBatcher:
     def __len__(self) -> int:
         return sum(len(b.items) for b in self._batches.values())
 
-    def add(self, source, bucket: str, completed: list, acks: list | None = None) -> None:
-        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize, and the ack
-        of the message being handled (CURRENT_ACK) until then; `acks`: ones already held (a failed batch)."""
+    def add(self, source, bucket: str, completed: list, held: HeldAck | None = None, acks: list | None = None) -> None:
+        """Hold `completed` ((KflowPart, ObjectProgress) pairs of `source`) for the next finalize, and `held`
+        (the ack of the message that completed them) until then; `acks`: ones already held (a failed batch)."""
         batch = self._batches.get((source.name, bucket))
         if batch is None:
             batch = self._batches[(source.name, bucket)] = _Batch(source, bucket, self.clock())
@@ -106,7 +107,7 @@ class DeleteBatcher:
             batch.items[(part.skey, part.etag)] = (part, progress)
         if acks is not None:
             batch.acks.extend(acks)
-        elif (held := CURRENT_ACK.get()) is not None:
+        elif held is not None:
             held.hold()
             batch.acks.append(held)
 
@@ -129,7 +130,7 @@ class DeleteBatcher:
                     raise
                 except Exception:
                     log.exception("finalize: %d objects could not be finalized; trying again", len(batch.items))
-                    self.add(batch.source, batch.bucket, list(batch.items.values()), batch.acks)
+                    self.add(batch.source, batch.bucket, list(batch.items.values()), acks=batch.acks)
                     continue
                 for held in batch.acks:
                     held.release()
@@ -183,8 +184,8 @@ async def finalize_now(ctx, source, bucket_name: str, completed: list) -> None:
 
 
 async def _defer(ctx, bucket_name: str, completed: list, source, why: Exception) -> None:
-    """Several sources, and this one's COS keeps failing: every flow is accepted but the objects cannot be
-    deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
+    """This source's COS keeps failing while other sources share the worker: every flow is accepted but the objects
+    cannot be deleted now. Record every chunk as accepted (topic `progress`) and leave the objects: when they are
     listed again their chunks are all skipped and they are finalized then — nothing is sent twice, nothing is
     lost, and the sink goes on with the other sources meanwhile."""
     records = [(part.skey, Progress(bucket=bucket_name, key=part.key, etag=part.etag, chunks=progress.chunks,

@@ -1,10 +1,10 @@
 """The ack of a kflow message held while the objects it completed wait in a delete batch
-(streams/stages/finalize/finalize.py): the agent's manual ack runs once the message's handler is done and every
-batch it added objects to was finalized, so a worker that dies with a batch pending leaves its messages to be
-redelivered (their flows are not sent again: their progress says accepted)."""
+(streams/stages/finalize/finalize.py): the sink's agent hands the message's ack to the sink, which hands it to
+the batch its objects join; the ack runs once the handler is done and every batch it added objects to was
+finalized, so a worker that dies with a batch pending leaves its messages to be redelivered (their flows are
+not sent again: their progress says accepted)."""
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Callable
 
 
@@ -31,6 +31,3 @@ class HeldAck:
         if self.done and self.holds <= 0 and not self.acked:
             self.acked = True
             self._ack()
-
-
-CURRENT_ACK: ContextVar[HeldAck | None] = ContextVar("blueflow_current_ack", default=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.kentik import Device, KentikError
+from streams.observe.health import Cause
 from streams.stages.retry import Transient
 
 
@@ -54,10 +55,7 @@ def _resolve(ctx, source, name: str, region: str, zone: str, subnet_id: str) -> 
         return device, device.custom_field_ids()
     except KentikError as exc:
         if exc.status in (401, 403):
-            problem = (f"Kentik rejected the credentials (HTTP {exc.status}) while resolving device "
-                       f"{name}; fix KENTIK_API_TOKEN / --api_email and restart")
-            if ctx.sources.isolated:  # several sources: this source's problem, not the worker's
-                ctx.sources.failed(source, "kentik", problem)
-            else:
-                ctx.health.fatal = problem
+            cause = Cause("kentik", "credentials", f"Kentik rejected the credentials (HTTP {exc.status}) while "
+                          f"resolving device {name}; fix KENTIK_API_TOKEN / --api_email and restart", "kentik")
+            ctx.failures.failed(source, "kentik", cause.message, cause)
         raise Transient(str(exc)) from None

@@ -25,7 +25,7 @@ from streams.observe import metrics
 from streams.formats.batches import KflowChunk
 from streams.stages.sink.delivery import BatchRefused
 from streams.formats.flowlog.flowlog import FlowLogError, parse_object_key
-from streams.stages.retry import Transient, retry_transient
+from streams.stages.retry import IPFIX, Transient, retry_transient
 from streams.config.settings import kentik_observation_point
 
 log = logging.getLogger("blueflow")
@@ -133,4 +133,5 @@ async def _export(ctx, exporter: Exporter, index: int, domain: int, messages: Me
             raise Transient(str(exc)) from None
 
     await retry_transient(f"IPFIX export of {what} to {exporter.collectors[index]}", attempt, pause=ctx.pause,
-                          health=ctx.health, step="sink: ipfix", scrub=ctx.rt.scrub)
+                          health=ctx.health, step="sink: ipfix", scrub=ctx.rt.scrub, backoff=IPFIX.backoff,
+                          dependency=IPFIX.dependency)

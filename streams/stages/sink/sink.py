@@ -26,8 +26,7 @@ from streams.formats.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowCh
 from streams.formats.records import Progress, now_ms
 from streams.stages.finalize import finalize
 from streams.stages.sink import ipfix_sink
-from streams.config.sources import SourceUnavailable
-from streams.stages.sink.source_guard import kentik_guard
+from streams.stages.retry import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -133,7 +132,8 @@ def prepare(ctx, raw: bytes) -> Prepared:
     return Prepared(chunk, source, plan, posts)
 
 
-async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
+async def handle(ctx, raw: bytes, event_key: bytes | None, held=None) -> None:
+    """One kflow message; `held` (finalize/held_ack.py HeldAck): its ack, which a delete batch its objects join holds."""
     started = time.perf_counter()
     await ctx.sync_outcomes("sink")
     prepared = await ctx.rt.run_sync(prepare, ctx, raw)
@@ -148,11 +148,11 @@ async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
             if id(part) in refused:
                 await ctx.quarantine(part_object(prepared.chunk, part), "sink", f"replayed {refused[id(part)]}")
     else:
-        await _account_all(ctx, prepared, refused, waiting)
+        await _account_all(ctx, prepared, refused, waiting, held)
     metrics.STAGE_SECONDS.labels(stage="sink").observe(time.perf_counter() - started)
 
 
-async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> None:
+async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set, held=None) -> None:
     """After delivery: objects whose every chunk is now accepted are finalized together; the others'
     progress is shared; objects of a device Kentik refused are quarantined; objects whose source is
     unavailable wait (nothing accounted: they are sent when published again)."""
@@ -173,7 +173,7 @@ async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set) -> 
     for _, record in progressed:
         if record.chunks == len(record.done):  # finalize tombstones what it finds here
             ctx.shared_progress.record(record)
-    await finalize.finalize(ctx, prepared.source, chunk.bucket, completed)
+    await finalize.finalize(ctx, prepared.source, chunk.bucket, completed, held)
 
 
 def share_progress(complete: bool, finalize_deferred: bool) -> bool:
@@ -227,7 +227,7 @@ async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = Non
     for rows, body in posts:
         try:
             await _hand_over(ctx, source, rows, body)
-        except SourceUnavailable as exc:  # several sources: these chunks wait (streams/stages/sink/source_guard.py)
+        except SourceUnavailable as exc:  # these chunks wait (streams/stages/retry.py Failures.kentik_guard)
             source_metrics.WAITING.labels(source=source.name, stage="sink").inc()
             log.info("sink: %s; %d objects from %r wait in the bucket and are sent when published again", exc,
                      len(rows.parts), rows.key)
@@ -292,9 +292,9 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
     async def post(body):
         return await ctx.rt.run_sync(post_sync, body)
 
-    health, pause = kentik_guard(ctx, source)
+    report, pause = ctx.failures.kentik_guard(source, ctx.pause)
     try:
-        await deliver(encode, post, chunk.flow_count, what=what, health=health, sleep=pause)
+        await deliver(encode, post, chunk.flow_count, what=what, report=report, sleep=pause)
     except BatchRefused as exc:
         raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
     metrics.CHF_DELIVERED.inc(chunk.flow_count)

@@ -27,6 +27,7 @@ from streams.config.settings import Settings
 from streams.config.sources import Sources
 from streams.formats.stage_topics import TOPIC_NAMES
 from streams.stages import topology
+from streams.stages.retry import Failures
 from streams.stages.context import StageContext
 from streams.stages.sink.devices import Devices
 
@@ -186,6 +187,12 @@ class FakeRuntime:
     async def run_sync(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
+    def cos_client(self, source):
+        return self.cos
+
+    def kentik_client(self, source):
+        return self.kentik
+
     def scrub(self, text: str) -> str:
         return text
 
@@ -215,6 +222,7 @@ class Driver:
             self.kentiks = {s.name: FakeKentik(self.effects) for s in sources}
             self.ctx.sources = Sources(self.settings, make_cos=lambda s: self.coses[s.name],
                                        make_kentik=lambda s: self.kentiks[s.name])
+            self.ctx.failures = Failures(self.ctx.sources, rt.health, rt.scrub)
 
     def other(self, **settings) -> "Driver":
         return Driver(cos=self.cos, kentik=self.kentik, effects=self.effects, **settings)
@@ -227,18 +235,20 @@ class Driver:
         etag = self.cos.objects[key][0]
         return ObjectRef(bucket="flowlogs", key=key, etag=etag, size=len(self.cos.objects[key][1]), **extra)
 
-    def pipe(self, topic: str, value: bytes, key: bytes | None, guarded: bool = False) -> None:
+    def pipe(self, topic: str, value: bytes, key: bytes | None, guarded: bool = False, held=None) -> None:
         """Hand one message of `topic` to the stage the topology wires to it; `guarded`: through the agent's
-        guard, as the worker runs it (an escaped failure is dead-lettered)."""
+        guard, as the worker runs it (an escaped failure is dead-lettered); `held`: the message's HeldAck, for
+        a stage that holds its ack (the sink)."""
         readers = [agent for agent in self.agents if agent.source == topic]
         if len(readers) != 1:
             raise LookupError(f"the topology has {len(readers)} stages reading {topic!r}, expected one")
         agent = readers[0]
+        extra = (held,) if agent.holds_ack else ()
         if guarded:
             event = SimpleNamespace(key=key, value=value)
-            self.run(topology._guarded(self.ctx, agent.name, event, agent.handle))
+            self.run(topology._guarded(self.ctx, agent.name, event, agent.handle, *extra))
         else:
-            self.run(agent.handle(self.ctx, value, key))
+            self.run(agent.handle(self.ctx, value, key, *extra))
 
     def parse(self, ref: ObjectRef) -> None:
         self.pipe("objects", ref.encode(), ref.key.encode())
@@ -251,8 +261,8 @@ class Driver:
         for key, value in self.topics.flows.drain():
             self.pipe("flows", value, key)
 
-    def sink(self, raw: bytes) -> None:
-        self.pipe("kflow", raw, b"k")
+    def sink(self, raw: bytes, held=None) -> None:
+        self.pipe("kflow", raw, b"k", held=held)
 
     def kflow_messages(self) -> list[bytes]:
         return [value for _, value in self.topics.kflow.drain()]

@@ -10,7 +10,7 @@ import pytest
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
 from streams.stages.finalize.finalize import DeleteBatcher, due
-from streams.stages.finalize.held_ack import CURRENT_ACK, HeldAck
+from streams.stages.finalize.held_ack import HeldAck
 from tests.unit.stages.driver import Driver
 
 
@@ -117,11 +117,7 @@ def sink_holding(d: Driver, objects, acked: list) -> list[HeldAck]:
     helds = []
     for n, raw in enumerate(d.kflow_messages()):
         held = HeldAck(lambda n=n: acked.append(n))
-        token = CURRENT_ACK.set(held)
-        try:
-            d.sink(raw)
-        finally:
-            CURRENT_ACK.reset(token)
+        d.sink(raw, held)
         held.finish()
         helds.append(held)
     return helds

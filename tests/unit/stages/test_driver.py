@@ -185,7 +185,7 @@ def test_the_driver_runs_the_stages_the_topology_wires_and_breaks_when_it_change
         [(a.name, STAGES[a.name].reads, a.handle) for a in topology.agents()]
     calls = []
 
-    async def recorded(ctx, value, key):  # a topology whose sink stage is another handler: the driver runs it
+    async def recorded(ctx, value, key, held=None):  # a topology whose sink stage is another handler: it runs
         calls.append(key)
 
     monkeypatch.setattr(topology, "AGENTS", tuple(replace(a, handle=recorded) if a.name == "sink" else a

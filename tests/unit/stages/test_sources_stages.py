@@ -92,29 +92,29 @@ def test_one_sources_cos_failing_does_not_hold_the_others_listing_or_make_the_wo
     asyncio.run(poll._poll_once(d.ctx, ledgers))
     published = [ObjectRef.decode(v) for _, v in d.topics.objects.messages]
     assert [(r.source, r.key) for r in published] == [("acct-a", objects[0].key)]
-    assert "bucket-b" in d.ctx.sources.problems()["acct-b"] and not d.ctx.health.fatal
+    assert "bucket-b" in d.ctx.failures.problems()["acct-b"] and not d.ctx.health.fatal
     d.coses["acct-b"].down = False  # it answers again: everything in its bucket is published
     asyncio.run(poll._poll_once(d.ctx, ledgers))
     published = [ObjectRef.decode(v) for _, v in d.topics.objects.messages]
     assert [(r.source, r.key) for r in published[1:]] == [("acct-b", objects[1].key)]
-    assert d.ctx.sources.problems() == {}
+    assert d.ctx.failures.problems() == {}
 
 
 def fake_clock(step_s: float | None = None, start: float = 0.0):
-    from streams.config.sources import GIVE_UP_AFTER_S
+    from streams.stages.retry import COS
 
-    step_s = GIVE_UP_AFTER_S / 2 if step_s is None else step_s  # a few failed attempts before giving up
+    step_s = COS.give_up_s / 2 if step_s is None else step_s  # a few failed attempts before giving up
     ticks = itertools.count()
     return lambda: start + next(ticks) * step_s
 
 
 def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next_one_flows(objects):
     d = two_sources()
-    d.ctx.sources.clock = fake_clock()
+    d.ctx.failures.clock = fake_clock()
     d.coses["acct-b"].put(objects[1].key, objects[1].body)
     d.coses["acct-a"].put(objects[0].key, objects[0].body)
     d.coses["acct-b"].down = True
-    d.parse(ref(d, B, objects[1].key))  # gives up after GIVE_UP_AFTER_S of failures instead of for ever
+    d.parse(ref(d, B, objects[1].key))  # gives up after COS.give_up_s of failures instead of for ever
     calls = d.coses["acct-b"].requests
     assert 1 < calls < 10 and not d.topics.flows.messages and not d.deadletters()
     d.parse(ref(d, B, objects[1].key))  # still failing: one attempt (the probe), then it waits
@@ -128,7 +128,7 @@ def test_a_source_whose_cos_keeps_failing_leaves_its_object_waiting_and_the_next
 
 def test_a_delete_that_keeps_failing_is_deferred_and_finished_later_without_sending_twice(objects):
     d = two_sources()
-    d.ctx.sources.clock = fake_clock()
+    d.ctx.failures.clock = fake_clock()
     obj = objects[2]
     d.coses["acct-b"].put(obj.key, obj.body)
     r = ref(d, B, obj.key)
@@ -144,7 +144,7 @@ def test_a_delete_that_keeps_failing_is_deferred_and_finished_later_without_send
     record = Progress.decode(value)
     assert key.decode() == r.skey and sorted(record.done) == list(range(len(raws)))
     d.coses["acct-b"].fail_deletes = 0
-    d.ctx.sources.succeeded(B)
+    d.ctx.failures.succeeded(B)
     run_through(d, [r])  # listed again: parsed, every chunk skipped, then deleted and ledgered
     assert len(d.kentiks["acct-b"].posts) == posts
     assert obj.key not in d.coses["acct-b"].objects and [e.deleted for e in d.ledger()] == [True]
@@ -222,14 +222,14 @@ def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error
     from dataclasses import replace
 
     from streams.ops import source_status
-    from streams.config import sources
+    from streams.stages import runtime
     from streams.config.settings import Settings
 
     d = two_sources()
     d.coses["acct-a"].put("k1", b"x" * 10)
     d.coses["acct-a"].put("k2", b"y" * 5)
     d.coses["acct-b"].down = True
-    monkeypatch.setattr(sources, "make_cos_client_for", lambda s, settings: d.coses[s.name])
+    monkeypatch.setattr(runtime, "cos_client_for", lambda s, settings: d.coses[s.name])
     settings = replace(Settings.from_env({}), sources=(A, B))
     quarantined = {("k2", d.coses["acct-a"].objects["k2"][0])}
     found = source_status.source_backlogs(settings, quarantined)
@@ -241,7 +241,7 @@ def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error
 
 def test_one_sources_refused_kentik_token_holds_neither_the_others_nor_the_workers_health(objects):
     d = two_sources()
-    d.ctx.sources.clock = fake_clock()
+    d.ctx.failures.clock = fake_clock()
     d.coses["acct-a"].put(objects[3].key, objects[3].body)
     d.coses["acct-b"].put(objects[4].key, objects[4].body)
     d.kentiks["acct-b"].answers = [401] * 1000
@@ -249,17 +249,17 @@ def test_one_sources_refused_kentik_token_holds_neither_the_others_nor_the_worke
     run_through(d, refs)
     assert [e.source for e in d.ledger()] == ["acct-a"] and not d.coses["acct-a"].objects
     assert objects[4].key in d.coses["acct-b"].objects  # not accepted: not deleted, waits for its next publish
-    assert len(d.kentiks["acct-b"].posts) < 6 and "HTTP 401" in d.ctx.sources.problems()["acct-b"]
+    assert len(d.kentiks["acct-b"].posts) < 6 and "HTTP 401" in d.ctx.failures.problems()["acct-b"]
     assert not d.ctx.health.fatal and not d.deadletters()
     d.kentiks["acct-b"].answers = []  # the token is fixed; the leader publishes the stuck object again
-    d.ctx.sources.clock = fake_clock(start=3600)  # an hour later: the next delivery is the probe
+    d.ctx.failures.clock = fake_clock(start=3600)  # an hour later: the next delivery is the probe
     before = len(d.kentiks["acct-b"].posts)
     d.ctx.in_flight.clear()
     run_through(d, [ObjectRef(**{**refs[0].to_avro(), "republish": True})])
     chunks = -(-objects[4].flow_count // 50)
     assert len(d.kentiks["acct-b"].posts) - before == chunks  # every chunk once, none twice
     assert [e.source for e in d.ledger()] == ["acct-a", "acct-b"] and not d.coses["acct-b"].objects
-    assert d.ctx.sources.problems() == {}
+    assert d.ctx.failures.problems() == {}
 
 
 def test_groups_are_of_one_source_and_each_source_keeps_its_own_keep_and_kentik(objects):
