@@ -14,7 +14,7 @@ from collections import defaultdict
 import orjson
 
 from streams.formats.kflow.kflow import N_CUSTOM
-from streams.formats.flowlog.flowlog import chunk_count, iter_chunks, parse_object_bytes
+from tests.unit.flowdoc import chunk_count, iter_chunks, parse_object_bytes
 from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.records import ObjectRef
 from streams.stages.enrich import kflow_chunk

@@ -51,7 +51,6 @@ def top_frames(stacks: list[tuple[list[str], int]], match: str = "streams.ops.cl
 
 # where a sample's CPU goes: the innermost pipeline frame of its stack names the stage that caused it
 STAGE_FRAMES = (("streams/stages/finalize/finalize.py", "finalize (delete + ledger)"),
-                ("streams/stages/finalize/delete_batch.py", "finalize (delete + ledger)"),
                 ("streams/stages/poll.py", "poll (listing, objects sends)"),
                 ("streams/stages/parse.py", "parse (GET, gunzip, decode, flows sends)"),
                 ("streams/stages/enrich.py", "enrich (translate, kflow sends)"),

@@ -97,19 +97,6 @@ def _ms(dt: Any) -> int:
     return int(dt.timestamp() * 1000) if dt is not None else 0
 
 
-def ensure_bucket(client: Any, bucket: str) -> bool:
-    """Create the bucket if needed; True if it was created."""
-    try:
-        client.create_bucket(Bucket=bucket)
-        return True
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            return False
-        raise _error("create_bucket", bucket, None, exc) from None
-    except BotoCoreError as exc:
-        raise _error("create_bucket", bucket, None, exc) from None
-
-
 def list_objects(client: Any, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE) -> Iterator[ObjectInfo]:
     """Every object under `prefix`, page by page (lazy: one list call per `page_size` keys), in the order COS
     gives them — IBM: "non-lexographical order", so callers never read meaning into it (no StartAfter)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 HOUR_MS = 60 * 60 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -121,14 +121,3 @@ def ensure_topics(admin_conf: dict[str, Any], prefix: str = "blueflow.", partiti
                 else:
                     raise RuntimeError(f"creating topic {name} failed: {err}") from None
     return result
-
-
-def describe_topic_configs(admin_conf: dict[str, Any], names: list[str], timeout: float = 30.0) -> dict[str, dict[str, str]]:
-    """topic -> {config name: value} as the broker reports them."""
-    admin = AdminClient(dict(admin_conf))
-    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
-                                     request_timeout=timeout)
-    out: dict[str, dict[str, str]] = {}
-    for res, fut in futures.items():
-        out[res.name] = {k: v.value for k, v in fut.result(timeout).items()}
-    return out

@@ -278,9 +278,6 @@ class KentikClient:
             return PostResult(200)
         return PostResult(answer.status, parse_retry_after(answer.headers.get("Retry-After")), self._reason(answer))
 
-    def post_flows(self, device: Device, body: bytes) -> int:
-        """HTTP status of the flow POST (200 = accepted). Raises KentikTransportError."""
-        return self.post_flows_result(device, body).status
 
 
 def _maybe_int(v: Any) -> Any:

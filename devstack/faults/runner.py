@@ -31,8 +31,10 @@ SCENARIOS += ("sources",)   # two sources, one's COS failing (issue 13; sources.
 SCENARIOS += ("huge",)   # huge objects: bounded memory, size limit (issue 9 item 7)
 SCENARIOS += embedded.SCENARIOS   # the embedded Kafka killed, crashed with its worker, emptied (issue 23)
 SCENARIOS += ("kentikstall",)   # Kentik redirecting 3 x --unhealthy_after: not ready, still alive (issue 22/28)
-# Scenarios whose fault must meet objects still in flight: with groups of 50 a CI-sized run (80 objects) was done
-# before the fault began (kentik: no POST saw the 401; overwrite: nothing left to overwrite).
+# Scenarios whose fault must meet objects still in flight: with the default groups (up to --group_objects 50
+# objects whose listed size makes about one flows message, streams/stages/poll.py `groups`) a CI-sized run
+# (80 objects) was done before the fault began (kentik: no POST saw the 401; overwrite: nothing left to
+# overwrite); groups of 4 objects keep many messages in flight.
 SMALL_GROUPS = ("kentik", "overwrite")
 ACTIONS: dict[str, Callable] = {**processes.ACTIONS, **outages.ACTIONS, **kentik.ACTIONS, **kentikstall.ACTIONS,
                                 **hostile.ACTIONS}
@@ -57,7 +59,7 @@ def worker_overrides(name: str) -> dict[str, str]:
     """The workers' settings for scenario `name` (before the secrets' and the IAM/VPC scenario's own)."""
     overrides = {"BLUEFLOW_UNHEALTHY_AFTER": "8" if name == "s3proxy" else "60"}
     overrides.update(OVERRIDES.get(name, {}))
-    if name in SMALL_GROUPS:  # many messages in flight when the fault starts, also in a small (CI) run
+    if name in SMALL_GROUPS:
         overrides["BLUEFLOW_GROUP_OBJECTS"] = "4"
     if name == "iamvpc":
         overrides["BLUEFLOW_METADATA_INTERVAL"] = "5"

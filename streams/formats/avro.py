@@ -4,12 +4,10 @@ Two framings, both understood by `Codec.decode`:
 - Avro single-object encoding (no registry): ``C3 01`` + 8-byte little-endian CRC-64-AVRO fingerprint of the
   writer schema's Parsing Canonical Form + the Avro binary body.
 - Confluent wire format (with a schema registry): ``00`` + 4-byte big-endian registry schema id + body.
-The writer schema is found by fingerprint (every schemas/*.avsc is known, older versions can be added with
-`register_schema`) or by registry id, and resolved to the codec's (reader) schema, so readers keep working
-while schemas evolve compatibly. A writer that cannot be resolved to it (a column's type changed: schemas
-flow_batch/kflow_batch version 4) is read with an earlier reader and upgraded to the current shape
-(streams/formats/columns.py `UPGRADES`), so every decode gives the current shape. Schemas are parsed once; encode/decode
-are a BytesIO plus fastavro.
+The writer schema is found by fingerprint (every schemas/*.avsc is known; another writer schema, e.g. an
+older one, is made known with `register_schema`) or by registry id, and resolved to the codec's (reader)
+schema, so readers keep working while schemas evolve compatibly (fields added with a default). Schemas are
+parsed once; encode/decode are a BytesIO plus fastavro.
 """
 from __future__ import annotations
 
@@ -24,11 +22,10 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint as schema_fingerprint, to_parsing_canonical_form
 
 from schemas import SCHEMA_DIR
-from streams.formats.columns import UPGRADES
 
 __all__ = [
     "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "fingerprint", "load_schema",
-    "register_schema", "register_registry_id", "known_fingerprints", "SCHEMA_NAMES",
+    "register_schema", "register_registry_id", "SCHEMA_NAMES",
 ]
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -87,8 +84,6 @@ def _ensure_all_loaded() -> None:
         _load_known(name)
     for path in sorted(SCHEMA_DIR.glob("*.avsc")):
         _load_known(path.stem)
-    for path in sorted(SCHEMA_DIR.glob("history/*.avsc")):  # older writer schemas: old messages still decode
-        _load_known(f"history/{path.stem}")
 
 
 def register_schema(schema: Any) -> bytes:
@@ -109,12 +104,6 @@ def register_registry_id(schema_id: int, schema: Any) -> None:
     _BY_REGISTRY_ID[int(schema_id)] = known
 
 
-def known_fingerprints() -> dict[bytes, str]:
-    """Every fingerprint a decoder recognises, with the schema's full name."""
-    _ensure_all_loaded()
-    return {fp: k.fullname for fp, k in _BY_FP.items()}
-
-
 # ------------------------------------------------------------------------------------------ codec
 class Codec:
     """Encode/decode records of one schema (by name in schemas/, or a schema dict).
@@ -133,10 +122,6 @@ class Codec:
             known = _Known(dict(schema))
             _BY_FP.setdefault(known.fp, known)
             self.name = known.fullname
-        self._known = known
-        # earlier readers for writers this one cannot resolve, each with what upgrades its records
-        self._upgrades = [(_load_known(reader).parsed, fn) for reader, fn in UPGRADES.get(self.name, ())]
-        self._plans: dict[bytes, tuple] = {}  # writer fingerprint -> (reader or None, upgrade or None)
         self.schema = known.raw
         self.parsed = known.parsed
         self.fingerprint = known.fp
@@ -149,7 +134,6 @@ class Codec:
             self._prefix = struct.pack(">bI", CONFLUENT_MAGIC, registry_id)
         else:
             self._prefix = SINGLE_OBJECT_MAGIC + known.fp
-        self._resolved: dict[int, Any] = {}
 
     def __repr__(self) -> str:
         return f"Codec({self.name!r}, fingerprint={self.fingerprint.hex()}, registry_id={self.registry_id})"
@@ -202,8 +186,9 @@ class Codec:
             raise AvroDecodeError(f"bad magic {head.hex(' ')}: neither Avro single-object encoding (c3 01) "
                                   "nor Confluent framing (00)")
         bio = BytesIO(data)
+        bio.seek(offset)
         try:
-            record = self._read(bio, offset, writer)
+            record = schemaless_reader(bio, writer.parsed, None if writer.fp == self.fingerprint else self.parsed)
         except EOFError:
             raise AvroDecodeError(f"message body is truncated ({n - offset} bytes after the header)") from None
         except Exception as exc:  # noqa: BLE001 - fastavro raises many kinds; say what happened
@@ -214,24 +199,6 @@ class Codec:
         if bio.tell() != n:
             raise AvroDecodeError(f"{n - bio.tell()} unexpected bytes after the record")
         return record
-
-    def _read(self, bio: BytesIO, offset: int, writer: _Known) -> dict:
-        """The record in the current shape: resolved to the reader schema, or (a writer it cannot be resolved
-        to) read with the first earlier reader that can and upgraded. The choice is kept per writer."""
-        plan = self._plans.get(writer.fp)
-        if writer is self._known or writer.fp == self.fingerprint:
-            plan = (None, None)
-        plans = [plan] if plan else [(self.parsed, None)] + self._upgrades
-        for n, (reader, upgrade) in enumerate(plans, 1):
-            bio.seek(offset)
-            try:
-                record = schemaless_reader(bio, writer.parsed, reader)
-            except SchemaResolutionError:
-                if n < len(plans):
-                    continue
-                raise
-            self._plans[writer.fp] = (reader, upgrade)
-            return upgrade(record) if upgrade else record
 
 
 class FieldSplice:

@@ -1,13 +1,13 @@
 """The batch records of the `flows` and `kflow` topics (FlowChunk, KflowChunk) and the per-object parts they
-carry (FlowPart, KflowPart); their columns are packed by streams/formats/columns.py (schema version 4: integer columns
-decode to numpy arrays). The other topic records and the Record base are in streams/formats/records.py.
+carry (FlowPart, KflowPart); their columns are packed by streams/formats/columns.py (integer columns decode to
+numpy arrays). The other topic records and the Record base are in streams/formats/records.py.
 
-Groups (schema version 2): a `flows` / `kflow` message may carry rows of several objects (`parts`, each with its
-own row range and chunk number). Older messages (schemas/history/) are still read: they are one object, one part.
+A `flows` / `kflow` message carries rows of one or more objects: an object's identity is held once, in its part
+(`parts`, each with its own row range and chunk number); `key`, `etag`, ... of a message are its first part's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
@@ -48,33 +48,27 @@ class FlowPart:
 
 @dataclass(slots=True)
 class FlowChunk(Record):
-    """Up to `chunk_flows` IBM flow records of one object or of several objects (`parts`), as columns
-    (topic `flows`). The top-level identity fields are the first part's."""
+    """Up to `chunk_flows` IBM flow records of one or more objects (`parts`), as columns (topic `flows`)."""
 
     SCHEMA: ClassVar[str] = "flow_batch"
     bucket: str
-    key: str
-    etag: str
-    size: int
-    last_modified: int
-    header: dict
-    chunk: int
-    chunks: int
     flow_count: int
     columns: dict
+    parts: list  # FlowPart, at least one
     replay: bool = False
     source: str = ""
-    parts: list = field(default_factory=list)  # FlowPart; empty = one object (ungrouped)
 
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
+    key = property(lambda self: self.parts[0].key)
+    etag = property(lambda self: self.parts[0].etag)
+    header = property(lambda self: self.parts[0].header)
+    chunk = property(lambda self: self.parts[0].chunk)
+    chunks = property(lambda self: self.parts[0].chunks)
+    skey = property(lambda self: self.parts[0].skey)
 
     def to_avro(self) -> dict:
-        record = {name: getattr(self, name) for name in _names(type(self)) if name != "parts"}
-        record["columns"] = packed.pack_flow_columns(self.columns)
-        record["parts"] = [_as_dict(p, skip=("source",)) for p in self.parts]
-        return record
+        return {"bucket": self.bucket, "flow_count": self.flow_count, "columns": packed.pack_flow_columns(self.columns),
+                "parts": [_as_dict(p, skip=("source",)) for p in self.parts], "replay": self.replay,
+                "source": self.source}
 
     @staticmethod
     def encode_columns(columns: dict) -> bytes:
@@ -87,20 +81,10 @@ class FlowChunk(Record):
 
     @classmethod
     def from_avro(cls, record: dict) -> "FlowChunk":
-        parts = record.pop("parts", None) or ()
-        record["columns"] = packed.unpack_flow_columns(record["columns"], record["flow_count"])
-        chunk = super(FlowChunk, cls).from_avro(record)
-        chunk.parts = [FlowPart(**p, source=chunk.source) for p in parts]
-        return chunk
-
-    def pieces(self) -> list[FlowPart]:
-        """The object chunks this message carries (a version-1 message: its one object)."""
-        if self.parts:
-            for part in self.parts:
-                part.source = self.source
-            return self.parts
-        return [FlowPart(self.key, self.etag, self.size, self.last_modified, self.header, self.chunk, self.chunks,
-                         0, self.flow_count, self.source)]
+        source = record["source"]
+        return cls(record["bucket"], record["flow_count"],
+                   packed.unpack_flow_columns(record["columns"], record["flow_count"]),
+                   [FlowPart(**p, source=source) for p in record["parts"]], record["replay"], source)
 
     def rows(self, part: FlowPart) -> dict:
         """The columns of one part's rows."""
@@ -112,8 +96,8 @@ class FlowChunk(Record):
     @classmethod
     def of(cls, ref: ObjectRef, header: dict, chunk: int, chunks: int, columns: dict | None) -> "FlowChunk":
         count = len(columns["direction"]) if columns else 0
-        return cls(ref.bucket, ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, count,
-                   columns or {}, source=ref.source)
+        part = FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, chunk, chunks, 0, count, ref.source)
+        return cls(ref.bucket, count, columns or {}, [part], source=ref.source)
 
 
 @cache
@@ -150,56 +134,39 @@ class KflowPart:
 @dataclass(slots=True)
 class KflowChunk(Record):
     """The kflow records translated from one FlowChunk (topic `kflow`): integer columns, dictionary-encoded
-    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the identity of the object(s)
-    (`parts`; the top-level identity fields are the first part's)."""
+    custom strings (`strings` + 19 indexes per record in `custom_idx`), and the object chunks they are of
+    (`parts`, each with its Kentik device)."""
 
     SCHEMA: ClassVar[str] = "kflow_batch"
     bucket: str
-    key: str
-    etag: str
-    size: int
-    last_modified: int
-    device_name: str
-    subnet_id: str
-    region: str
-    zone: str
-    chunk: int
-    chunks: int
-    source_flows: int  # IBM flow records of the FlowChunk this came from
-    flow_count: int = 0  # kflow records
-    columns: dict = field(default_factory=dict)  # KFLOW_COLUMNS -> numpy array (strings: list)
+    flow_count: int  # kflow records
+    columns: dict  # KFLOW_COLUMNS -> numpy array (strings: list)
+    parts: list  # KflowPart, at least one
     replay: bool = False
     source: str = ""
-    parts: list = field(default_factory=list)  # KflowPart; empty = one object (ungrouped)
 
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
+    key = property(lambda self: self.parts[0].key)
+    etag = property(lambda self: self.parts[0].etag)
+    chunk = property(lambda self: self.parts[0].chunk)
+    chunks = property(lambda self: self.parts[0].chunks)
+    device_name = property(lambda self: self.parts[0].device_name)
+    subnet_id = property(lambda self: self.parts[0].subnet_id)
+    region = property(lambda self: self.parts[0].region)
+    zone = property(lambda self: self.parts[0].zone)
+    source_flows = property(lambda self: sum(p.source_flows for p in self.parts))
+    skey = property(lambda self: self.parts[0].skey)
 
     def to_avro(self) -> dict:
-        record = {name: getattr(self, name) for name in _names(type(self)) if name not in ("columns", "parts")}
-        record.update(packed.pack_kflow_columns(self.columns))
-        record["parts"] = [_as_dict(p, skip=("replay", "source")) for p in self.parts]
-        return record
+        return {"bucket": self.bucket, "flow_count": self.flow_count, **packed.pack_kflow_columns(self.columns),
+                "parts": [_as_dict(p, skip=("replay", "source")) for p in self.parts], "replay": self.replay,
+                "source": self.source}
 
     @classmethod
     def from_avro(cls, record: dict) -> "KflowChunk":
-        columns = packed.unpack_kflow_columns(record, record["flow_count"], CUSTOMS_PER_FLOW)
-        parts = record.pop("parts", None) or ()
-        chunk = super(KflowChunk, cls).from_avro(record)
-        chunk.columns = columns
-        chunk.parts = [KflowPart(**p, replay=chunk.replay, source=chunk.source) for p in parts]
-        return chunk
-
-    def pieces(self) -> list[KflowPart]:
-        """The object chunks this message carries (a version-1 message: its one object)."""
-        if self.parts:
-            for part in self.parts:
-                part.replay, part.source = self.replay, self.source
-            return self.parts
-        return [KflowPart(self.key, self.etag, self.size, self.last_modified, self.device_name, self.subnet_id,
-                          self.region, self.zone, self.chunk, self.chunks, self.source_flows, 0, self.flow_count,
-                          self.replay, self.source)]
+        replay, source = record["replay"], record["source"]
+        return cls(record["bucket"], record["flow_count"],
+                   packed.unpack_kflow_columns(record, record["flow_count"], CUSTOMS_PER_FLOW),
+                   [KflowPart(**p, replay=replay, source=source) for p in record["parts"]], replay, source)
 
     def slice(self, start: int, stop: int) -> dict:
         """Columns of records [start, stop) (for a 413 split): views of the decoded numpy columns, no copy."""

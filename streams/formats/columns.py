@@ -1,4 +1,4 @@
-"""Packed columns of the `flows` and `kflow` batch messages (schemas flow_batch / kflow_batch version 4).
+"""Packed columns of the `flows` and `kflow` batch messages (schemas flow_batch / kflow_batch).
 
 Each integer column is one Avro `bytes` value holding a little-endian fixed-width array (the widths are in
 FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). Each string column of the IBM record is one Avro
@@ -6,8 +6,6 @@ FLOW_INT_TYPES / KFLOW_INT_TYPES and in the schema docs). Each string column of 
 value holds one; the encoder checks). One value per column instead of an Avro array of strings: fastavro's
 per-item cost was most of the old encode and decode. Encoding takes lists or numpy arrays; decoding gives numpy
 arrays for the integer columns (read-only, zero-copy views of the message) and lists of str for the strings.
-Messages of versions 1-3 (Avro arrays) are read with the v3 reader (schemas/history/*.v3-columns.avsc) and
-upgraded to this shape (`UPGRADES`, used by streams/formats/avro.py).
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "UPGRADES", "as_list",
+    "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "as_list",
     "concat", "custom_idx_type", "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack",
     "unpack_flow_columns", "unpack_kflow_columns",
 ]
@@ -90,7 +88,7 @@ def concat(pieces: Sequence) -> Any:
 
 # ------------------------------------------------------------------------------------------------ flows
 def pack_flow_columns(columns: Mapping[str, Any]) -> dict:
-    """The Avro `columns` value (FlowColumns v4) of IBM flow columns (lists or numpy arrays; {} = no flows)."""
+    """The Avro `columns` value (FlowColumns) of IBM flow columns (lists or numpy arrays; {} = no flows)."""
     if not columns:
         return {**{name: "" for name in FLOW_STRING_COLUMNS}, **{name: b"" for name in FLOW_INT_TYPES}}
     out: dict[str, Any] = {}
@@ -116,12 +114,6 @@ def unpack_flow_columns(packed: Mapping[str, Any], count: int) -> dict:
     return out
 
 
-def _upgrade_flow_batch(record: dict) -> dict:
-    """A flows record read with the version 3 reader (Avro arrays) in the version 4 shape."""
-    record["columns"] = pack_flow_columns(record["columns"])
-    return record
-
-
 # ------------------------------------------------------------------------------------------------ kflow
 def custom_idx_type(strings: int) -> str:
     """The width of custom_idx: uint16 while it indexes at most 65,536 strings, else uint32."""
@@ -129,7 +121,7 @@ def custom_idx_type(strings: int) -> str:
 
 
 def pack_kflow_columns(columns: Mapping[str, Any]) -> dict:
-    """The Avro fields (KflowBatch v4) of kflow columns: the KFLOW_INT_TYPES and custom_idx packed, strings as is."""
+    """The Avro fields (KflowBatch) of kflow columns: the KFLOW_INT_TYPES and custom_idx packed, strings as is."""
     out: dict[str, Any] = {name: pack(columns.get(name, ()), dtype, name) for name, dtype in KFLOW_INT_TYPES.items()}
     out["strings"] = strings = list(columns.get("strings", ()))
     out["custom_idx"] = pack(columns.get("custom_idx", ()), custom_idx_type(len(strings)), "custom_idx")
@@ -145,15 +137,3 @@ def unpack_kflow_columns(record: Mapping[str, Any], count: int, customs: int) ->
         raise ColumnError(f"column 'custom_idx' has an index past the {len(strings)} strings")
     out["strings"], out["custom_idx"] = strings, idx
     return out
-
-
-def _upgrade_kflow_batch(record: dict) -> dict:
-    """A kflow record read with the version 3 reader (Avro arrays) in the version 4 shape."""
-    record.update(pack_kflow_columns(record))
-    return record
-
-
-UPGRADES = {  # schema name -> (earlier reader schema, what turns a record read with it into the current shape)
-    "flow_batch": (("history/flow_batch.v3-columns", _upgrade_flow_batch),),
-    "kflow_batch": (("history/kflow_batch.v3-columns", _upgrade_kflow_batch),),
-}

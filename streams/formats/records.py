@@ -6,13 +6,13 @@ LedgerEntry · deadletter → DeadLetter · progress → Progress (compacted; No
 MetadataRecord.
 Every stage builds and reads these classes; nothing else builds Avro dicts by hand.
 
-Groups (schema version 2): an `objects` message may stand for a group of objects (`ObjectRef.group`). Older
-messages (schemas/history/) are still read. A group is of one source.
+An `objects` message may stand for a group of objects of one source: the first is the record's own identity,
+the others are in `ObjectRef.group` (each object's identity is held once).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import ClassVar, TypeVar
 
@@ -88,18 +88,19 @@ class ObjectRef(Record):
     republish: bool = False
     force: bool = False
     source: str = ""  # configured source name; "" = the implicit source (streams/config/sources.py)
-    group: list = field(default_factory=list)  # GroupMember dicts (all of this source); empty = this one object
+    group: list = field(default_factory=list)  # GroupMember dicts: the group's other objects (of this source)
 
     @property
     def skey(self) -> str:
         return scoped_key(self.source, self.key)
 
     def members(self) -> list["ObjectRef"]:
-        """The objects this message stands for: itself, or each member of its group."""
+        """The objects this message stands for: itself, then the other members of its group."""
         if not self.group:
             return [self]
-        return [ObjectRef(self.bucket, m["key"], m["etag"], m["size"], m["last_modified"], self.published_at,
-                          m["republish"], self.force, self.source) for m in self.group]
+        return [replace(self, group=[])] + [
+            ObjectRef(self.bucket, m["key"], m["etag"], m["size"], m["last_modified"], self.published_at,
+                      m["republish"], self.force, self.source) for m in self.group]
 
     @classmethod
     def of_group(cls, refs: list["ObjectRef"]) -> "ObjectRef":
@@ -108,10 +109,10 @@ class ObjectRef(Record):
             return refs[0]
         first = refs[0]
         assert all(r.source == first.source for r in refs), "a group holds objects of one source"
-        members = [{"key": r.key, "etag": r.etag, "size": r.size, "last_modified": r.last_modified,
-                    "republish": r.republish} for r in refs]
+        others = [{"key": r.key, "etag": r.etag, "size": r.size, "last_modified": r.last_modified,
+                   "republish": r.republish} for r in refs[1:]]
         return cls(first.bucket, first.key, first.etag, first.size, first.last_modified, first.published_at,
-                   first.republish, first.force, first.source, members)
+                   first.republish, first.force, first.source, others)
 
 
 @dataclass(slots=True)

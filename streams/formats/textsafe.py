@@ -33,8 +33,3 @@ def escape(text) -> str:
 def escape_lines(text: str) -> list[str]:
     """The lines of a legitimately multi-line text (a traceback), each one escaped."""
     return [escape(line) for line in str(text).split("\n")]
-
-
-def is_safe(text: str) -> bool:
-    """True when printing `text` can neither control a terminal nor break a line."""
-    return _UNSAFE.search(text) is None

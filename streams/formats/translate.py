@@ -21,7 +21,7 @@ from streams.formats.flowlog.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [
     "CUSTOM_COLUMNS", "INT_COLUMNS", "EndNames", "device_name_for_subnet", "local_end",
-    "remote_end", "translate_batch", "custom_values",
+    "remote_end", "translate_batch",
 ]
 
 CUSTOM_COLUMNS = tuple(f"STR{i:02d}" for i in range(19))
@@ -75,12 +75,8 @@ def remote_end(ip: str, index: Any) -> EndNames:
                     end.instance_name or "", end.vnic_id or "")
 
 
-def _hget(header: Any, name: str) -> str:
-    if header is None:
-        return ""
-    if isinstance(header, Mapping):
-        return header.get(name) or ""
-    return getattr(header, name, "") or ""
+def _hget(header: Mapping | None, name: str) -> str:
+    return (header or {}).get(name) or ""
 
 
 def _epoch(ts: str) -> int:
@@ -94,11 +90,10 @@ def _ip_int(ip: str) -> int:
         return 0
 
 
-def translate_batch(key_info: ObjectKeyInfo, header: Any, columns: Mapping[str, Any], index: Any) -> dict:
+def translate_batch(key_info: ObjectKeyInfo, header: Mapping | None, columns: Mapping[str, Any], index: Any) -> dict:
     """IBM flow columns -> kflow_batch-shaped columns (numpy integer columns, strings, custom_idx, flow_count, ...).
 
-    `header` is a FlowDocument, or a mapping with capture_start_time/capture_end_time (the flow_batch
-    record's header). `index` is an IpIndex (lookup / subnet_info / instance_name) or None (no metadata).
+    `header` is the object's header (a mapping with capture_start_time/capture_end_time: a flows part's). `index` is an IpIndex (lookup / subnet_info / instance_name) or None (no metadata).
     Integer columns may be lists or numpy arrays.
     """
     c = _Codes(columns, _hget(header, "capture_start_time"), _hget(header, "capture_end_time"))
@@ -215,10 +210,3 @@ def _int_columns(c: _Codes, f: dict[str, np.ndarray], rev: np.ndarray) -> dict[s
         "in_bytes": np.where(leaves, 0, sent_bytes), "in_pkts": np.where(leaves, 0, sent_pkts),
         "out_bytes": np.where(leaves, sent_bytes, 0), "out_pkts": np.where(leaves, sent_pkts, 0),
     }
-
-
-def custom_values(batch: Mapping, i: int) -> dict[str, str]:
-    """The 19 customs of CHF i of a translated batch, by column name (for tests and debugging)."""
-    strings = batch["strings"]
-    idx = batch["custom_idx"][19 * i:19 * i + 19]
-    return {col: strings[j] for col, j in zip(CUSTOM_COLUMNS, idx)}

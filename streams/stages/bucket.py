@@ -45,26 +45,35 @@ def list_source(ctx, source) -> list[cos.ObjectInfo]:
     return listing
 
 
-def open_version(ctx, source, bucket: str, key: str, etag: str):
-    """The object's byte chunks if it still is version `etag`; None if it vanished or changed since listed
-    (a changed object is listed again with its new ETag and processed as the new version it is)."""
+def read_version(ctx, source, ref, read, *args):
+    """`read(chunks, *args)` over the byte chunks of object `ref` (an ObjectRef of `source`) as they download,
+    if it still is the version listed; None if it vanished or changed since (a changed object is listed again
+    with its new ETag and processed as the new version it is). A download that fails or breaks off mid-stream
+    raises Transient, never a bad object; `read`'s own errors pass through."""
     try:
-        chunks = cos.open_object(ctx.sources.cos(source), bucket, key, etag=etag or None)
+        chunks = cos.open_object(ctx.sources.cos(source), ref.bucket, ref.key, etag=ref.etag or None)
     except Exception as exc:
-        raise _failed(ctx, source, "get", exc, f"download of {key!r} failed") from None
+        raise _failed(ctx, source, "get", exc, f"download of {ref.key!r} failed") from None
     if chunks is None:
         metrics.COS_OPERATIONS.labels(operation="get", result="vanished").inc()
         return None
-    return chunks
+    broke: list[Exception] = []
 
+    def guarded():
+        try:
+            yield from chunks
+        except Exception as exc:
+            broke.append(exc)
+            raise
 
-def download_broke(ctx, source, key: str, exc: Exception) -> Transient:
-    """A download that broke off mid-stream: transient, never a bad object."""
-    return _failed(ctx, source, "get", exc, f"download of {key!r} broke off")
-
-
-def download_done(ctx, source) -> None:
+    try:
+        result = read(guarded(), *args)
+    except Exception:
+        if broke:
+            raise _failed(ctx, source, "get", broke[0], f"download of {ref.key!r} broke off") from None
+        raise
     _succeeded(ctx, source, "get")
+    return result
 
 
 def delete_versions(ctx, source, bucket_name: str, items: list[tuple[str, str]], done: dict) -> dict:

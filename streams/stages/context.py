@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from streams.observe import metrics
 from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
-from streams.formats.avro import AvroDecodeError, Codec
+from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
 from streams.stages.retry import Failures, Pauser, Transient
 from streams.config.sources import Sources, UnknownSource
@@ -44,7 +44,7 @@ class StageContext:
     pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
     sources: object = None  # streams.config.sources.Sources: each record's source and its clients
     failures: object = None  # streams.stages.retry.Failures: each source's failures, the retry loop
-    deletes: object = None  # streams.stages.finalize.delete_batch.DeleteBatcher; None: each message finalizes its own
+    deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
     def __post_init__(self):
@@ -65,7 +65,7 @@ class StageContext:
         outcomes = OutcomeStore(window_s=settings.dedup_window)
         shared = ProgressStore()
         follower = OutcomeFollower(settings, outcomes, shared)
-        from streams.stages.finalize.delete_batch import DeleteBatcher
+        from streams.stages.finalize.finalize import DeleteBatcher
         from streams.stages.sink.devices import Devices
 
         deletes = DeleteBatcher(settings.delete_batch_seconds) if settings.delete_batch_seconds > 0 else None
@@ -122,14 +122,6 @@ class StageContext:
         except UnknownSource as exc:
             metrics.OBJECTS_SKIPPED.labels(reason="unknown_source").inc()
             log.warning("%s; %r is left alone", exc, record.key)
-            return None
-
-    async def decode(self, record_type: type[Record], raw: bytes, event_key: bytes | None, topic: str):
-        """The decoded record, or None after dead-lettering a message no reader can decode."""
-        try:
-            return await self.rt.run_sync(record_type.decode, raw)  # decoding a batch is CPU work: off the loop
-        except AvroDecodeError as exc:
-            await self.quarantine(self.unknown(event_key), "decode", f"{topic} message could not be decoded: {exc}")
             return None
 
     @staticmethod

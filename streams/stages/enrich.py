@@ -42,7 +42,7 @@ def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]
                     key_info.subnet_id, key_info.region,
                     subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone,
                     part.chunk, part.chunks, part.flow_count, 0, columns.get("flow_count", 0),
-                    source=flow.source)
+                    replay=bool(flow.replay), source=flow.source)
     return out, columns
 
 
@@ -57,7 +57,7 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
 def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
     """The KflowChunk of every part that translates, and (part, exception) of those that do not."""
     parts, blocks, failures = [], [], []
-    for part in flow.pieces():
+    for part in flow.parts:
         try:
             kpart, columns = kflow_part(flow, part, index)
         except Exception as exc:
@@ -68,13 +68,8 @@ def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
         blocks.append(columns)
     if not parts:
         return None, failures
-    first = parts[0]
-    out = KflowChunk(bucket=flow.bucket, key=first.key, etag=first.etag, size=first.size,
-                     last_modified=first.last_modified, device_name=first.device_name, subnet_id=first.subnet_id,
-                     region=first.region, zone=first.zone, chunk=first.chunk, chunks=first.chunks,
-                     source_flows=sum(p.source_flows for p in parts), replay=bool(flow.replay),
-                     flow_count=sum(p.flow_count for p in parts), columns=concat_kflow(blocks),
-                     parts=parts, source=flow.source)
+    out = KflowChunk(flow.bucket, sum(p.flow_count for p in parts), concat_kflow(blocks), parts,
+                     replay=bool(flow.replay), source=flow.source)
     return out, failures
 
 
@@ -163,7 +158,7 @@ def _encoded_alone(flow: FlowChunk, index, failed: tuple) -> Enriched:
     """The kflow message of `flow` when it could not be encoded as a whole: each object's part is translated
     and encoded alone, the ones that fail are set apart with the reason, the others go on in one message."""
     good = []
-    for part in flow.pieces():
+    for part in flow.parts:
         if any(f[0] is not None and (f[0].key, f[0].etag) == (part.key, part.etag) for f in failed):
             continue
         one, _ = translate_parts(replace(flow, parts=[part]), index)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 
 from streams.observe import metrics, source_metrics
@@ -57,31 +58,14 @@ def download_and_parse(ctx, ref: ObjectRef, keep: bool = True) -> ObjectFlows | 
     (streams/formats/flowlog/flowencode.py). None if it vanished or changed since it was listed. Raises FlowLogError
     for a bad object (nothing of it is kept), Transient for a COS problem."""
     parse_object_key(ref.key)  # unknown layouts are quarantined before any download
-    source = ctx.sources.get(ref.source)
-    chunks = bucket.open_version(ctx, source, ref.bucket, ref.key, ref.etag)
-    if chunks is None:
-        return None
-    failure: list[Exception] = []
-
-    def guarded():
-        try:
-            yield from chunks
-        except Exception as exc:  # a broken download is transient, never a bad object
-            failure.append(exc)
-            raise
-
     settings = ctx.settings
     try:
-        obj = read_object(ref, guarded(), settings.chunk_flows, Limits(max_object_bytes=settings.max_object_bytes),
-                          keep)
+        return bucket.read_version(ctx, ctx.sources.get(ref.source), ref, partial(read_object, ref),
+                                   settings.chunk_flows, Limits(max_object_bytes=settings.max_object_bytes), keep)
+    except (FlowLogError, Transient):
+        raise
     except Exception as exc:
-        if failure:
-            raise bucket.download_broke(ctx, source, ref.key, failure[0]) from None
-        if isinstance(exc, FlowLogError):
-            raise
         raise FlowLogError("parse", f"unexpected parser failure: {exc}") from None
-    bucket.download_done(ctx, source)
-    return obj
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
 from streams.stages.stopping import exit_without_ack
-from streams.stages.finalize import delete_batch
+from streams.stages.finalize import finalize, held_ack
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
 from streams.stages.context import StageContext
@@ -26,7 +26,7 @@ log = logging.getLogger("blueflow")
 @dataclass(frozen=True)
 class Agent:
     """A stage over one topic: `handle(ctx, raw value, raw key)` for each message, concurrency 1; with
-    `holds_ack`, `handle(ctx, raw value, raw key, held)`: the message's ack (delete_batch.HeldAck), which the
+    `holds_ack`, `handle(ctx, raw value, raw key, held)`: the message's ack (finalize/held_ack.py HeldAck), which the
     stage may hold past its return (the sink: until the objects it completed are finalized in a batch)."""
 
     name: str
@@ -74,7 +74,7 @@ TASKS = (
     Task("heartbeat", True, "worker health", ("Kentik export status",), leader.heartbeat_loop),
     Task("progress-log", False, "worker counters", ("log",), leader.progress_log_loop),
     Task("deletes", False, "objects the sink completed (held up to delete_batch_seconds)",
-         ("COS LIST + DeleteObjects", "ledger", "progress"), delete_batch.flush_loop),
+         ("COS LIST + DeleteObjects", "ledger", "progress"), finalize.flush_loop),
 )
 FOLLOWERS = (
     ("outcomes", ("ledger", "deadletter", "progress"), "skip finished objects; resume half-delivered ones"),
@@ -124,7 +124,7 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
         ctx.health.revived(f"agent {spec.name}")  # Faust restarts a crashed agent: alive again
         try:
             async for event in stream.noack().events():
-                held = delete_batch.HeldAck(event.ack)
+                held = held_ack.HeldAck(event.ack)
                 await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ()))
                 held.finish()
         except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from connectors import cos
+from devstack.synth.writer import _ensure_bucket as ensure_bucket
 
 pytestmark = pytest.mark.stack
 
@@ -23,7 +24,7 @@ def hmac(stack):
 
 @pytest.fixture(scope="module")
 def bucket(stack, hmac):
-    cos.ensure_bucket(hmac, stack["BLUEFLOW_BUCKET"])
+    ensure_bucket(hmac, stack["BLUEFLOW_BUCKET"])
     return stack["BLUEFLOW_BUCKET"]
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from connectors.cos import delete_object, put_object
 from devstack.stack.bucket import hmac_client
-from streams.formats.textsafe import escape, is_safe
+from streams.formats.textsafe import escape
+from tests.unit.test_textsafe import is_safe
 from tests.integration.pipeline_support import prepare, wait_for
 
 pytestmark = pytest.mark.stack

@@ -43,6 +43,11 @@ def client(url: str, root: str = "/api/internal", token: str = TOKEN,
     return KentikClient(api_root=url + root, flow_url=url + "/chf", email=EMAIL, token=token, limits=limits)
 
 
+def post(c: KentikClient, dev: Device, body: bytes) -> int:
+    """HTTP status of one flow POST (200 = accepted)."""
+    return c.post_flows_result(dev, body).status
+
+
 def fault(url: str, **kw) -> None:
     requests.post(url + "/_emulator/faults", json=kw, timeout=5).raise_for_status()
 
@@ -84,7 +89,7 @@ def test_both_api_roots(emu, root):
 def post_batch(emu: str, dev: Device, n: int, seed: int = 1):
     cols = make_batch(n, seed=seed)
     body = kflow.frame_body(kflow.encode_packed_chf(cols, dev.id, dev.custom_field_ids()))
-    return cols, body, client(emu).post_flows(dev, body)
+    return cols, body, client(emu).post_flows_result(dev, body).status
 
 
 def test_post_500_flows_roundtrip(emu):
@@ -125,7 +130,7 @@ def test_bad_token_401_and_never_leaks(emu):
     res = bad.post_flows_result(dev, body)
     assert res.status == 401 and wrong not in res.reason
     # good requests too: the token never shows in the recorded requests
-    assert client(emu).post_flows(dev, body) == 200
+    assert client(emu).post_flows_result(dev, body).status == 200
     text = requests.get(emu + "/_emulator/requests", timeout=5).text
     assert wrong not in text and TOKEN not in text and "REDACTED" in text
     assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 2   # only the 200 one
@@ -146,7 +151,7 @@ def test_fault_503_then_200(emu):
     _, body, _ = post_batch(emu, dev, 1)   # consumes the first fault
     r = c.post_flows_result(dev, body)
     assert r.status == 503 and r.retry_after == 3.0
-    assert c.post_flows(dev, body) == 200
+    assert c.post_flows_result(dev, body).status == 200
     reqs = requests.get(emu + "/_emulator/requests?body=0", timeout=5).json()["requests"]
     assert [q["status"] for q in reqs] == [503, 503, 200] and "body_b64" not in reqs[0]
     assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 1
@@ -167,8 +172,8 @@ def test_drop_raises_transport_error(emu):
     cols = make_batch(1)
     body = kflow.frame_body(kflow.encode_packed_chf(cols, dev.id, dev.custom_field_ids()))
     with pytest.raises(KentikTransportError):
-        client(emu).post_flows(dev, body)
-    assert client(emu).post_flows(dev, body) == 200
+        client(emu).post_flows_result(dev, body).status
+    assert client(emu).post_flows_result(dev, body).status == 200
     reqs = requests.get(emu + "/_emulator/requests?body=0", timeout=5).json()["requests"]
     assert reqs[0]["dropped"] is True and reqs[-1]["status"] == 200
 
@@ -179,11 +184,11 @@ def test_latency_and_timeout(emu):
     body = kflow.frame_body(kflow.encode_packed_chf(cols, dev.id, dev.custom_field_ids()))
     fault(emu, latency_ms=300, count=1, path_prefix="/chf")
     t0 = time.monotonic()
-    assert client(emu).post_flows(dev, body) == 200
+    assert client(emu).post_flows_result(dev, body).status == 200
     assert time.monotonic() - t0 >= 0.28
     fault(emu, latency_ms=1500, count=1, path_prefix="/chf")
     with pytest.raises(KentikTransportError, match="timeout"):
-        client(emu, limits=Limits(1.0, 0.5, 2.0, 0.5)).post_flows(dev, body)
+        client(emu, limits=Limits(1.0, 0.5, 2.0, 0.5)).post_flows_result(dev, body).status
 
 
 def test_chf_rejections(emu):
@@ -282,7 +287,7 @@ def test_redirect_is_not_followed_and_token_stays_home(emu, decoy, status):
     assert TOKEN not in res.reason and "steal" not in res.reason     # the Location host only
     assert len(requests.get(decoy.url + "/_decoy/requests", timeout=5).json()["requests"]) == before
     assert accepted_flows(emu) == 0
-    assert client(emu).post_flows(dev, one_body(dev)) == 200       # the pool still works
+    assert post(client(emu), dev, one_body(dev)) == 200       # the pool still works
 
 
 def test_device_api_redirects_are_errors_not_followed(emu, decoy):
@@ -302,7 +307,7 @@ def test_200_with_undecodable_body_is_accepted(emu):
     modes(emu, {"mode": "bad_body", "count": 2})
     c = client(emu)
     assert c.post_flows_result(dev, one_body(dev, 4)) == PostResult(200)
-    assert c.post_flows(dev, one_body(dev, 4)) == 200
+    assert post(c, dev, one_body(dev, 4)) == 200
     reqs = requests.get(emu + "/_emulator/requests?body=0", timeout=5).json()["requests"]
     assert [(r["status"], r["mode"], r["flows"]) for r in reqs] == [(200, "bad_body", 4)] * 2
     assert accepted_flows(emu) == 8
@@ -313,7 +318,7 @@ def test_slow_answer_beyond_the_read_timeout_is_a_transport_error(emu):
     modes(emu, {"mode": "slow", "seconds": 2.5})
     t0 = time.monotonic()
     with pytest.raises(KentikTransportError, match="timeout"):
-        client(emu, limits=FAST).post_flows(dev, one_body(dev))
+        post(client(emu, limits=FAST), dev, one_body(dev))
     assert time.monotonic() - t0 < 2.0
 
     def slow_entry():
@@ -326,8 +331,8 @@ def test_slow_answer_beyond_the_read_timeout_is_a_transport_error(emu):
 def test_slow_answer_within_the_read_timeout_is_waited_for(emu):
     dev = make_device(emu)
     modes(emu, {"mode": "slow", "seconds": 1.5})
-    assert client(emu, limits=Limits(connect_s=2.0, read_s=3.0, deadline_s=4.0, body_s=1.0)).post_flows(
-        dev, one_body(dev)) == 200
+    assert post(client(emu, limits=Limits(connect_s=2.0, read_s=3.0, deadline_s=4.0, body_s=1.0)),
+                dev, one_body(dev)) == 200
 
 
 @pytest.mark.parametrize("status", [200, 503])
@@ -338,7 +343,7 @@ def test_trickled_body_is_cut_after_the_body_budget(emu, status):
     t0 = time.monotonic()
     assert c.post_flows_result(dev, one_body(dev)).status == status
     assert time.monotonic() - t0 < 1.8      # body_s = 1 s, the whole body would take 200 s
-    assert c.post_flows(dev, one_body(dev)) == 200
+    assert post(c, dev, one_body(dev)) == 200
     assert accepted_flows(emu) == (6 if status == 200 else 3)
 
 
@@ -350,10 +355,10 @@ def test_huge_200_body_is_not_read(emu):
     c = client(emu)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.monotonic()
-    assert c.post_flows(dev, one_body(dev)) == 200
+    assert post(c, dev, one_body(dev)) == 200
     assert time.monotonic() - t0 < 2.0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 64 * 1024   # KiB: < 64 MB more at peak
-    assert c.post_flows(dev, one_body(dev)) == 200
+    assert post(c, dev, one_body(dev)) == 200
 
 
 def test_flows_are_decoded_only_when_asked_for(emu, server):
@@ -362,14 +367,14 @@ def test_flows_are_decoded_only_when_asked_for(emu, server):
     dev = make_device(emu)
     c = client(emu)
     for seed in (1, 2):
-        assert c.post_flows(dev, kflow.frame_body(kflow.encode_packed_chf(make_batch(5, seed=seed), dev.id,
+        assert post(c, dev, kflow.frame_body(kflow.encode_packed_chf(make_batch(5, seed=seed), dev.id,
                                                                           dev.custom_field_ids()))) == 200
     st = server.app[STATE]
     assert (len(st["bodies"]), st["decoded"], len(st["flows"])) == (2, 0, 0)
     assert requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]["flows_stored"] == 10
     assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 10
     assert (st["decoded"], len(st["flows"])) == (2, 10)
-    assert c.post_flows(dev, one_body(dev, 1)) == 200
+    assert post(c, dev, one_body(dev, 1)) == 200
     got = requests.get(emu + "/_emulator/flows?since_seq=2", timeout=5).json()
     assert got["count"] == 1 and got["flows"][0]["request_seq"] == 3
 
@@ -387,7 +392,7 @@ def test_a_wrong_device_id_the_sample_misses_is_dropped_when_decoded(emu, server
     segment = build_segment(make_batch(n), dev.id, dev.custom_field_ids())
     at = (HEAD_WORDS + 1 * CHF_WORDS) * 8 + DEVICE_SLOT32 * 4  # CHF #1's deviceId: not among the sampled
     segment[at:at + 4] = (dev.id + 1).to_bytes(4, "little")
-    assert client(emu).post_flows(dev, kflow.frame_body(pack_segment(segment))) == 200
+    assert post(client(emu), dev, kflow.frame_body(pack_segment(segment))) == 200
     assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == n - 1
     assert requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]["flows_wrong_device"] == 1
 
@@ -397,14 +402,14 @@ def test_deferred_check_accepts_at_once_and_drops_an_unreadable_body_when_decode
     requests.post(emu + "/_emulator/chf_check", json={"check": "deferred"}, timeout=5).raise_for_status()
     c = client(emu)
     good = kflow.frame_body(kflow.encode_packed_chf(make_batch(5), dev.id, dev.custom_field_ids()))
-    assert c.post_flows(dev, good) == 200
-    assert c.post_flows(dev, kflow.frame_body(b"\xff" * 40)) == 200  # not unpacked before the answer
+    assert post(c, dev, good) == 200
+    assert post(c, dev, kflow.frame_body(b"\xff" * 40)) == 200  # not unpacked before the answer
     assert requests.get(emu + "/_emulator/flows", timeout=5).json()["count"] == 5
     stats = requests.get(emu + "/_emulator/stats", timeout=5).json()["kentik"]
     assert stats["bodies_unreadable"] == 1 and stats["flows_accepted"] == 5
     requests.post(emu + "/_emulator/reset", timeout=5).raise_for_status()  # back to the full check
     dev = make_device(emu)
-    assert client(emu).post_flows(dev, kflow.frame_body(b"\xff" * 40)) == 400
+    assert post(client(emu), dev, kflow.frame_body(b"\xff" * 40)) == 400
 
 
 def test_deleting_the_pending_modes_keeps_devices_and_flows(emu):
@@ -413,8 +418,8 @@ def test_deleting_the_pending_modes_keeps_devices_and_flows(emu):
     dev = make_device(emu)
     c = client(emu)
     modes(emu, {"mode": "redirect", "count": 0, "location": "https://kentik.invalid/chf"})
-    assert c.post_flows(dev, one_body(dev)) == 307
+    assert post(c, dev, one_body(dev)) == 307
     assert requests.delete(emu + "/_emulator/chf_modes", timeout=5).json() == {"modes": []}
-    assert c.post_flows(dev, one_body(dev)) == 200
+    assert post(c, dev, one_body(dev)) == 200
     devices = requests.get(emu + "/_emulator/devices", timeout=5).json()["devices"]
     assert [d["device_name"] for d in devices] == [dev.name] and accepted_flows(emu) == 3

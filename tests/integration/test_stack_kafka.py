@@ -8,11 +8,22 @@ import uuid
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from connectors.kafka_admin import DEFAULT_TOPIC_SPECS, describe_topic_configs, ensure_topics, kafka_config
+from connectors.kafka_admin import DEFAULT_TOPIC_SPECS, ensure_topics, kafka_config
 
 pytestmark = pytest.mark.stack
+
+
+def describe_topic_configs(admin_conf: dict, names: list[str], timeout: float = 30.0) -> dict[str, dict[str, str]]:
+    """topic -> {config name: value} as the broker reports them."""
+    admin = AdminClient(dict(admin_conf))
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in names],
+                                     request_timeout=timeout)
+    out: dict[str, dict[str, str]] = {}
+    for res, fut in futures.items():
+        out[res.name] = {k: v.value for k, v in fut.result(timeout).items()}
+    return out
 
 
 def _new_topic(bootstrap: str, partitions: int = 3) -> str:

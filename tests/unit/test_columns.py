@@ -1,6 +1,6 @@
-"""Packed columns of the flows/kflow messages (schema version 4, streams/formats/columns.py): round trips, the numpy
-types the consumers get, messages written with every older schema version still read (and replayed), and
-inconsistent columns refused with a reason."""
+"""Packed columns of the flows/kflow messages (streams/formats/columns.py): round trips, the numpy types the
+consumers get, messages of an older writer schema still read (and replayed), and inconsistent columns refused
+with a reason."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,18 +11,14 @@ from streams.formats.flowlog.flowcheck import FLOW_FIELDS
 from streams.formats.kflow.kflow import INT_COLUMNS
 from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack,
                              pack_flow_columns, pack_kflow_columns)
-from streams.formats.batches import FlowChunk, KflowChunk, KflowPart
+from streams.formats.batches import FlowChunk, FlowPart, KflowChunk, KflowPart
 from streams.ops.replay import mark_replay
-from tests.unit.test_avro import COLUMNS, HEADER, REF
+from tests.unit.test_avro import COLUMNS, HEADER, REF, older_writer
 
-IDENTITY = {k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")}
 KCOLUMNS = {"timestamp": [1715677805, 1715677806], "src_addr": [3405803821, 4294967295],
             "dst_addr": [183517188, 0], "src_port": [51812, 443], "dst_port": [443, 51812], "protocol": [6, 6],
             "in_bytes": [18234, 0], "in_pkts": [61, 0], "out_bytes": [0, 2 ** 62 + 5], "out_pkts": [0, 9],
             "strings": ["a", "", "ü"], "custom_idx": [0] * 10 + [1] * 9 + [2] * 19}
-KFLOW = {**IDENTITY, "device_name": "ibm_0727_b3", "subnet_id": "0727-b3", "region": "us-south",
-         "zone": "us-south-2", "chunk": 0, "chunks": 1, "flow_count": 2, "source_flows": 1, "replay": False,
-         "source": "acct-a"}
 PARTS = [{"key": REF["key"], "etag": "abc123", "size": 612, "last_modified": 1, "header": HEADER, "chunk": 0,
           "chunks": 1, "start": 0, "flow_count": 2}]
 KPARTS = [{"key": REF["key"], "etag": "abc123", "size": 612, "last_modified": 1, "device_name": "ibm_0727_b3",
@@ -30,9 +26,16 @@ KPARTS = [{"key": REF["key"], "etag": "abc123", "size": 612, "last_modified": 1,
            "source_flows": 1, "start": 0, "flow_count": 2}]
 
 
+KFLOW = {"bucket": REF["bucket"], "flow_count": 2, "replay": False, "source": "acct-a"}
+
+
 def flow_chunk(columns=COLUMNS, count=2) -> FlowChunk:
-    return FlowChunk(**IDENTITY, header=HEADER, chunk=0, chunks=1, flow_count=count, columns=columns,
+    return FlowChunk(REF["bucket"], count, columns, [FlowPart(**{**PARTS[0], "flow_count": count})],
                      source="acct-a")
+
+
+def kflow_chunk(columns=KCOLUMNS) -> KflowChunk:
+    return KflowChunk(**KFLOW, columns=columns, parts=[KflowPart(**KPARTS[0])])
 
 
 def test_column_types_cover_the_parser_and_the_chf_encoder_columns():
@@ -72,7 +75,7 @@ def test_numpy_and_list_inputs_encode_alike_and_empty_chunk_has_every_column():
 
 
 def test_kflow_chunk_round_trip_and_slice_for_the_chf_encoder():
-    chunk = KflowChunk(**KFLOW, columns=KCOLUMNS)
+    chunk = kflow_chunk()
     out = KflowChunk.decode(chunk.encode())
     assert lists(out.columns) == KCOLUMNS
     assert all(out.columns[n].dtype == np.dtype(t) for n, t in KFLOW_INT_TYPES.items())
@@ -83,49 +86,46 @@ def test_kflow_chunk_round_trip_and_slice_for_the_chf_encoder():
 
 def test_out_of_range_value_is_refused_with_the_column_name():
     with pytest.raises(ValueError, match="'src_port'"):
-        KflowChunk(**KFLOW, columns={**KCOLUMNS, "src_port": [-1, 0]}).encode()
+        kflow_chunk({**KCOLUMNS, "src_port": [-1, 0]}).encode()
     with pytest.raises(ValueError, match="'protocol' has a value out of range for <u1"):
-        KflowChunk(**KFLOW, columns={**KCOLUMNS, "protocol": np.array([6, 256])}).encode()
+        kflow_chunk({**KCOLUMNS, "protocol": np.array([6, 256])}).encode()
     assert pack(np.array([6, 255]), "<u1") == b"\x06\xff"  # a wider array whose values fit
 
 
 def test_custom_idx_widens_past_65536_strings():
     strings = [str(i) for i in range(70_000)]
     cols = {**KCOLUMNS, "strings": strings, "custom_idx": [69_999] * 19 + [0] * 19}
-    out = KflowChunk.decode(KflowChunk(**KFLOW, columns=cols).encode())
+    out = KflowChunk.decode(kflow_chunk(cols).encode())
     assert out.columns["custom_idx"].dtype == np.uint32 and out.columns["custom_idx"][0] == 69_999
 
 
-@pytest.mark.parametrize("version", ["v1", "v2", "v2-groups", "v3-columns"])
-def test_flows_written_by_an_older_version_still_decode(version):
-    raw = Codec(f"history/flow_batch.{version}").encode(
-        {**IDENTITY, "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": COLUMNS,
-         "replay": False, "source": "acct-a", "parts": PARTS})
+def test_flows_written_by_an_older_writer_schema_still_decode():
+    raw = older_writer("flow_batch", "replay", "source").encode(
+        {"bucket": REF["bucket"], "flow_count": 2, "columns": pack_flow_columns(COLUMNS), "parts": PARTS})
     out = FlowChunk.decode(raw)
     assert lists(out.columns) == COLUMNS
     assert out.columns["bytes_from_target"].dtype == np.int64 and out.header == HEADER
-    assert out.source == ("acct-a" if version in ("v2", "v3-columns") else "")
-    assert [(p.key, p.start, p.flow_count) for p in out.pieces()] == [(REF["key"], 0, 2)]
+    assert (out.source, out.replay) == ("", False)
+    assert [(p.key, p.start, p.flow_count) for p in out.parts] == [(REF["key"], 0, 2)]
 
 
-@pytest.mark.parametrize("version", ["v1", "v2", "v2-groups", "v3-columns"])
-def test_kflow_written_by_an_older_version_still_decodes(version):
-    raw = Codec(f"history/kflow_batch.{version}").encode({**KFLOW, **KCOLUMNS, "parts": KPARTS})
+def test_kflow_written_by_an_older_writer_schema_still_decodes():
+    raw = older_writer("kflow_batch", "replay", "source").encode(
+        {"bucket": REF["bucket"], "flow_count": 2, **pack_kflow_columns(KCOLUMNS), "parts": KPARTS})
     out = KflowChunk.decode(raw)
     assert lists(out.columns) == KCOLUMNS and out.flow_count == 2
     assert out.columns["timestamp"].dtype == np.int64 and out.columns["custom_idx"].dtype == np.uint16
-    assert [(p.key, p.device_name, p.flow_count) for p in out.pieces()] == [(REF["key"], "ibm_0727_b3", 2)]
-    assert isinstance(out.pieces()[0], KflowPart)
+    assert [(p.key, p.device_name, p.flow_count) for p in out.parts] == [(REF["key"], "ibm_0727_b3", 2)]
+    assert isinstance(out.parts[0], KflowPart) and (out.source, out.replay) == ("", False)
 
 
 @pytest.mark.parametrize("schema,record", [
-    ("flow_batch", {**IDENTITY, "header": HEADER, "chunk": 0, "chunks": 1, "flow_count": 2, "columns": COLUMNS,
-                    "replay": False}),
-    ("kflow_batch", {**KFLOW, **KCOLUMNS, "parts": []}),
+    ("flow_batch", {"bucket": REF["bucket"], "flow_count": 2, "columns": pack_flow_columns(COLUMNS), "parts": PARTS}),
+    ("kflow_batch", {"bucket": REF["bucket"], "flow_count": 2, **pack_kflow_columns(KCOLUMNS), "parts": KPARTS}),
 ])
-def test_replay_of_an_older_version_re_encodes_it_in_the_current_one(schema, record):
+def test_replay_of_an_older_writer_schema_re_encodes_it_in_the_current_one(schema, record):
     codec = Codec(schema)
-    raw, _ = mark_replay(codec, Codec(f"history/{schema}.v1").encode(record))
+    raw, _ = mark_replay(codec, older_writer(schema, "replay").encode({**record, "source": ""}))
     assert raw[2:10] == codec.fingerprint  # written with the current schema
     chunk = (FlowChunk if schema == "flow_batch" else KflowChunk).decode(raw)
     assert chunk.replay is True
@@ -141,7 +141,7 @@ def test_inconsistent_columns_are_a_decode_error_with_a_reason():
     extra = {**good, "columns": {**good["columns"], "action": "accepted\0rejected\0accepted"}}
     with pytest.raises(AvroDecodeError, match="'action' has 3 values, expected 2"):
         FlowChunk.decode(Codec("flow_batch").encode(extra))
-    kgood = KflowChunk(**KFLOW, columns=KCOLUMNS).to_avro()
+    kgood = kflow_chunk().to_avro()
     with pytest.raises(AvroDecodeError, match="'custom_idx' has"):
         KflowChunk.decode(Codec("kflow_batch").encode({**kgood, "custom_idx": pack_kflow_columns(
             {"custom_idx": [0] * 37})["custom_idx"]}))

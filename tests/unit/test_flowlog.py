@@ -9,10 +9,9 @@ import orjson
 import pytest
 
 from streams.formats.flowlog.flowlog import (
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, chunk_count, iter_chunks,
-    iter_flow_chunks, parse_object_bytes,
-    parse_object_key,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, iter_flow_chunks, parse_object_key,
 )
+from tests.unit.flowdoc import chunk_count, iter_chunks, parse_object_bytes
 
 REAL_KEY = (
     "ibm_vpc_flowlogs_v1/account=713c783d9a507a53135fe6793c37cc74/region=us-south/vpc-id=crn%3Av1%3Abluemix"

@@ -15,7 +15,7 @@ from devstack.synth import badinputs
 from devstack.synth import generator, layout, traffic
 from devstack.synth.worldgen import build_world
 from streams.formats.flowlog import flowlog as new
-from tests.unit import legacy_flowlog as old
+from tests.unit import flowdoc, legacy_flowlog as old
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,17 @@ def pieces(body: bytes, rng: random.Random) -> list[bytes]:
     return out or [b""]
 
 
-def outcome(module, body: bytes, chunks: list[bytes]):
+def outcome(parse_object_bytes, error: type, body: bytes, chunks: list[bytes]):
     try:
-        doc = module.parse_object_bytes(chunks)
-    except module.FlowLogError as exc:
+        doc = parse_object_bytes(chunks)
+    except error as exc:
         return ("error", exc.stage, exc.reason)
     return ("ok", doc.header, doc.columns, doc.flow_count, doc.decompressed_size)
 
 
 def assert_same(body: bytes, rng: random.Random, what: str = "") -> tuple:
-    was = outcome(old, body, [body])
-    now = outcome(new, body, pieces(body, rng))
+    was = outcome(old.parse_object_bytes, old.FlowLogError, body, [body])
+    now = outcome(flowdoc.parse_object_bytes, new.FlowLogError, body, pieces(body, rng))
     assert was[:2] == now[:2], (what, was[:3], now[:3])
     if was[0] == "ok":
         assert was == now, what

@@ -17,6 +17,7 @@ import pytest
 from devstack.synth import badinputs
 from devstack.synth import generator, layout, writer
 from devstack.synth.worldgen import build_world
+from tests.unit import flowdoc
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 IBM_SERVICE_NET = ipaddress.IPv4Network("161.26.0.0/16")
@@ -337,7 +338,7 @@ def test_catalogue_against_reader(world):
     for k, bi in badinputs.all_entries(world, seed=1):
         try:
             flowlog.parse_object_key(bi.key)
-            doc = flowlog.parse_object_bytes([bi.body[i:i + 4096] for i in range(0, max(1, len(bi.body)), 4096)])
+            doc = flowdoc.parse_object_bytes([bi.body[i:i + 4096] for i in range(0, max(1, len(bi.body)), 4096)])
         except flowlog.FlowLogError as err:
             assert err.stage == k.expected_stage, (k.name, err.stage, err.reason)
             assert err.reason

@@ -42,16 +42,16 @@ def test_partition_ranges_follow_offsets_for_times_and_clip_to_watermarks():
 
 
 def _kflow_raw() -> bytes:
-    return Codec("kflow_batch").encode({"bucket": "b", "key": "k", "device_name": "d", "subnet_id": "s", "region": "r",
-                                        "zone": "z", "chunk": 0, "chunks": 1, "flow_count": 0,
-                                        **pack_kflow_columns({})})
+    part = {"key": "k", "etag": "", "size": 0, "last_modified": 0, "device_name": "d", "subnet_id": "s",
+            "region": "r", "zone": "z", "chunk": 0, "chunks": 1, "source_flows": 0, "start": 0, "flow_count": 0}
+    return Codec("kflow_batch").encode({"bucket": "b", "flow_count": 0, "parts": [part], **pack_kflow_columns({})})
 
 
 def test_mark_replay_sets_the_flag_and_skips_earlier_replays():
     codec = Codec("kflow_batch")
     raw = _kflow_raw()
     value, decoded = mark_replay(codec, raw)
-    assert codec.decode(value)["replay"] is True and decoded["key"] == "k"
+    assert codec.decode(value)["replay"] is True and decoded["parts"][0]["key"] == "k"
     assert mark_replay(codec, value) == (None, codec.decode(value))
     assert mark_replay(codec, value, include_replays=True)[0] is not None
 
@@ -73,7 +73,7 @@ SHOWN = "logs/" + "x" * 90 + r"/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.g
 
 
 def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped():
-    from streams.formats.textsafe import is_safe
+    from tests.unit.test_textsafe import is_safe
 
     rows = numbered([Letter({"key": HOSTILE, "at": 1, "stage": "json\x1b[31m", "reason": "bad\nline\x07"}, 0, 0)])
     lines = table_lines(rows)
@@ -207,7 +207,7 @@ def test_an_ipfix_worker_shows_what_it_exported_not_kflow_delivered():
 def test_render_shows_errors_whole_and_escapes_every_outside_string():
     from rich.console import Console
 
-    from streams.formats.textsafe import is_safe
+    from tests.unit.test_textsafe import is_safe
 
     cause = "Max retries exceeded with url: /service/info (Caused by NewConnectionError: [Errno 111] " \
             "Connection refused) " + "x" * 150 + " THE-CAUSE-AT-THE-END"

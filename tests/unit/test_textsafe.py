@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from streams.formats.textsafe import escape, escape_lines, is_safe
+from streams.formats.textsafe import _UNSAFE, escape, escape_lines
+
+
+def is_safe(text: str) -> bool:
+    """True when printing `text` can neither control a terminal nor break a line."""
+    return _UNSAFE.search(text) is None
 
 
 @pytest.mark.parametrize("raw, shown", [

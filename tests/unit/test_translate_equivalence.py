@@ -14,7 +14,8 @@ import pytest
 from connectors.vpc import build_snapshot
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
+from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_key
+from tests.unit.flowdoc import parse_object_bytes
 from streams.state.ipindex import IpIndex
 from streams.formats.translate import INT_COLUMNS, translate_batch
 
@@ -84,4 +85,4 @@ def test_empty_batch_identical():
 def test_header_only_document_shape():
     d = {"version": "0.0.1", **HEADER, "flow_logs": [flow(start=""), flow(direction="I", bft=0, pft=0)]}
     doc = parse_object_bytes([orjson.dumps(d)])
-    assert_same(KEY_INFO, doc, doc.columns, INDEX)
+    assert_same(KEY_INFO, doc.header, doc.columns, INDEX)

@@ -73,8 +73,7 @@ def object_messages(obj: ObjectFlows) -> Iterator[bytes]:
         count, held = obj.encoded[number]
         obj.encoded[number] = None
         chunk = FlowChunk.of(ref, header, number, total, None)
-        chunk.flow_count = count
-        chunk.parts = [FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, header, number, total, 0, count)]
+        chunk.flow_count = chunk.parts[0].flow_count = count
         yield chunk.encode_around(_zlib.decompress(held))
     obj.encoded = []
 
@@ -125,10 +124,7 @@ def encode_packed(objects: list[ObjectFlows], chunk_flows: int) -> tuple[list[by
 def envelope_failure(obj: ObjectFlows) -> str:
     """Why the messages of an object of several chunks could not be encoded ("" when they can): its record
     without columns is encoded once before any of its chunks is sent, so nothing of it goes out half."""
-    probe = FlowChunk.of(obj.ref, obj.header, 0, max(1, len(obj.encoded)), None)
-    probe.parts = [FlowPart(obj.ref.key, obj.ref.etag, obj.ref.size, obj.ref.last_modified, obj.header, 0,
-                            max(1, len(obj.encoded)), 0, 0)]
-    return encode_failure(probe)
+    return encode_failure(FlowChunk.of(obj.ref, obj.header, 0, max(1, len(obj.encoded)), None))
 
 
 def encode_failure(chunk: FlowChunk) -> str:
@@ -140,18 +136,16 @@ def encode_failure(chunk: FlowChunk) -> str:
 
 
 def packed(objects: list[ObjectFlows]) -> FlowChunk:
-    """One message carrying the one chunk of each of `objects`, in order; its top-level identity is the
-    first object's."""
+    """One message carrying the one chunk of each of `objects`, in order."""
     parts, blocks, start = [], [], 0
     for obj in objects:
         ref, count = obj.ref, obj.flow_count if obj.columns else 0
-        parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, obj.header, 0, 1, start, count))
+        parts.append(FlowPart(ref.key, ref.etag, ref.size, ref.last_modified, obj.header, 0, 1, start, count,
+                              ref.source))
         if count:
             blocks.append(obj.columns)
         start += count
-    message = FlowChunk.of(objects[0].ref, objects[0].header, 0, 1, None)
-    message.columns, message.flow_count, message.parts = concat_columns(blocks), start, parts
-    return message
+    return FlowChunk(objects[0].ref.bucket, start, concat_columns(blocks), parts, source=objects[0].ref.source)
 
 
 def concat_columns(blocks: list[dict]) -> dict:

@@ -3,17 +3,15 @@
 Pure functions, no I/O. Everything that can be wrong with an object raises `FlowLogError(stage, reason)`
 with a sentence a human can act on (stage is one of "key", "download", "decompress", "json", "validate").
 
-Two ways to read a body (an iterable of byte chunks, as connectors.cos.open_object gives them):
-- `iter_flow_chunks(chunks, chunk_flows=..., limits=...)`: streaming, bounded memory whatever the object
-  (streams/formats/flowlog/flowdecode.py); column chunks come out while the object downloads and are provisional until
-  the iteration ends without an error; then the stream's `header`, `flow_count` and `chunks` are known.
-- `parse_object_bytes(chunks)`: the same decoder collected into one FlowDocument (all columns in memory),
-  for callers that want the whole object at once; `iter_chunks(doc)` slices it.
+A body (an iterable of byte chunks, as connectors.cos.open_object gives them) is read by
+`iter_flow_chunks(chunks, chunk_flows=..., limits=...)`: streaming, bounded memory whatever the object
+(streams/formats/flowlog/flowdecode.py); column chunks come out while the object downloads and are provisional
+until the iteration ends without an error; then the stream's `header`, `flow_count` and `chunks` are known.
 """
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, NamedTuple
 from urllib.parse import unquote
 
 from streams.formats.flowlog.flowcheck import (
@@ -22,9 +20,8 @@ from streams.formats.flowlog.flowcheck import (
 from streams.formats.flowlog.flowdecode import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_VALUE_BYTES, FlowStream, Limits
 
 __all__ = [
-    "FlowLogError", "ObjectKeyInfo", "FlowDocument", "FlowStream", "Limits", "parse_object_key",
-    "parse_object_bytes", "iter_flow_chunks", "iter_chunks", "chunk_count", "FLOW_FIELDS", "HEADER_FIELDS",
-    "KEY_PREFIX", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_OBJECT_BYTES", "DEFAULT_MAX_VALUE_BYTES", "parse_rfc3339",
+    "FlowLogError", "ObjectKeyInfo", "FlowStream", "Limits", "parse_object_key", "iter_flow_chunks",
+    "FLOW_FIELDS", "HEADER_FIELDS", "KEY_PREFIX", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_OBJECT_BYTES", "DEFAULT_MAX_VALUE_BYTES", "parse_rfc3339",
     "epoch_seconds",
 ]
 
@@ -137,64 +134,7 @@ def parse_object_key(key: str) -> ObjectKeyInfo:
     )
 
 
-# ------------------------------------------------------------------------------------------- document
-class FlowDocument:
-    """A parsed flow-log document: header attributes plus `columns` (one list per flow field)."""
-
-    __slots__ = HEADER_FIELDS + ("columns", "flow_count", "decompressed_size")
-
-    def __init__(self, header: dict, columns: dict[str, list], flow_count: int, decompressed_size: int = 0):
-        for name in HEADER_FIELDS:
-            setattr(self, name, header[name])
-        self.columns = columns
-        self.flow_count = flow_count
-        self.decompressed_size = decompressed_size
-
-    @property
-    def header(self) -> dict:
-        """Header fields as a plain dict (the shape of the flow_batch record's `header`)."""
-        return {name: getattr(self, name) for name in HEADER_FIELDS}
-
-    @property
-    def skipped_data(self) -> bool:
-        """True when IBM says flows were lost in this capture interval (state 'skip data')."""
-        return self.state.strip().lower() == "skip data"
-
-    def __repr__(self) -> str:
-        return f"FlowDocument(flows={self.flow_count}, state={self.state!r}, capture={self.capture_start_time!r})"
-
-
 def iter_flow_chunks(byte_chunks: Iterable[bytes], *, chunk_flows: int = 2000,
                      limits: Limits = Limits()) -> FlowStream:
     """Stream an object's flows as column dicts of <= chunk_flows flows; see streams/formats/flowlog/flowdecode.py."""
     return FlowStream(byte_chunks, chunk_flows=chunk_flows, limits=limits)
-
-
-def parse_object_bytes(chunks: Iterable[bytes], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                       limits: Limits | None = None) -> FlowDocument:
-    """Decompress (if gzip), parse and validate one flow-log object streamed as byte chunks, all at once."""
-    stream = FlowStream(chunks, chunk_flows=0, limits=limits or Limits(max_object_bytes=max_bytes))
-    (columns,) = stream
-    return FlowDocument(stream.header, columns, stream.flow_count, stream.decompressed_size)
-
-
-def chunk_count(flow_count: int, max_flows: int = 2000) -> int:
-    """How many chunks iter_chunks yields for that many flows (at least 1, even for an empty object)."""
-    return max(1, -(-flow_count // max_flows))
-
-
-def iter_chunks(doc: FlowDocument, max_flows: int = 2000) -> Iterator[dict[str, list]]:
-    """Yield the document's columns in slices of at most max_flows flows.
-
-    An empty document yields exactly one empty slice, so every object produces >= 1 chunk downstream.
-    """
-    if max_flows < 1:
-        raise ValueError("max_flows must be >= 1")
-    cols = doc.columns
-    n = doc.flow_count
-    if n <= max_flows:
-        yield cols
-        return
-    for start in range(0, n, max_flows):
-        end = start + max_flows
-        yield {name: c[start:end] for name, c in cols.items()}

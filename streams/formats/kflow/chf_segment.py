@@ -29,7 +29,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from streams.formats.kflow.kflow_capnp import segment_table
 
 N_CUSTOM = 19
 CUSTOM_MAX_BYTES = 384
@@ -112,12 +111,6 @@ def typed(values: Any, dtype: type, name: str) -> np.ndarray:
     except (OverflowError, TypeError, ValueError) as exc:
         raise KflowEncodeError(f"kflow encode: column {name!r} has a value out of range for {np.dtype(dtype)}: "
                                f"{exc}") from None
-
-
-def encode_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> bytes:
-    """The unpacked framed message (segment table + the single segment), as ``to_bytes()`` gives it."""
-    seg = build_segment(cols, device_id, custom_field_ids)
-    return segment_table(len(seg) >> 3) + bytes(seg)
 
 
 def _checked(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> tuple[int, np.ndarray, list]:

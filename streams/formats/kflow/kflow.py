@@ -13,7 +13,7 @@ from isal import igzip
 
 from streams.formats.kflow.chf_segment import (  # noqa: F401 - the encoder's names, re-exported for its callers
     BLOCK_WORDS, CHF_WORDS, HEAD_WORDS, INT_COLUMNS, N_CUSTOM, SAMPLE_RATE, KflowEncodeError, build_segment, column,
-    cut_custom, encode_segment,
+    cut_custom,
 )
 from streams.formats.kflow.kflow_capnp import pack_segment
 

@@ -1,1 +1,2 @@
-"""The finalize stage and what only it uses: its batched deletes."""
+"""The finalize stage (finalize.py: batches, version-checked deletes, ledger) and the held ack of the messages
+whose objects wait in a batch (held_ack.py)."""

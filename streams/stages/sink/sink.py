@@ -48,7 +48,7 @@ class ObjectProgress:
     def has(self, chunk: int) -> bool:
         return bool(self.done >> chunk & 1)
 
-    def accept(self, chunk: KflowPart | KflowChunk) -> "ObjectProgress":
+    def accept(self, chunk: KflowPart) -> "ObjectProgress":
         return replace(self, done=self.done | 1 << chunk.chunk, chf=self.chf + chunk.flow_count,
                        flows=self.flows + chunk.source_flows)
 
@@ -73,9 +73,9 @@ class Decision:
     progress: ObjectProgress | None = None
 
 
-def decide(chunk: KflowPart | KflowChunk, outcome: str | None, local: ObjectProgress | None,
+def decide(chunk: KflowPart, outcome: str | None, local: ObjectProgress | None,
            shared: Progress | None) -> Decision:
-    """What to do with one kflow chunk of an object (a KflowPart, or a whole version-1 KflowChunk), given the
+    """What to do with one kflow chunk of an object (a KflowPart of a message), given the
     object's outcome, this worker's progress of it, and the newest `progress` record of it (of the same ETag)
     from any worker."""
     if chunk.replay:
@@ -117,7 +117,7 @@ def prepare(ctx, raw: bytes) -> Prepared:
     if source is None:
         return Prepared(chunk)
     plan = [(part, decide(part, ctx.outcomes.outcome(part.skey, part.etag), ctx.sink_progress.get(part.skey),
-                          ctx.shared_progress.get(part.skey, part.etag))) for part in chunk.pieces()]
+                          ctx.shared_progress.get(part.skey, part.etag))) for part in chunk.parts]
     if source.dry_run and not chunk.replay:
         return Prepared(chunk, source, plan)
     sending = [part for part, d in plan if d.action in (Action.DELIVER, Action.REPLAY) and part.flow_count]
@@ -133,7 +133,7 @@ def prepare(ctx, raw: bytes) -> Prepared:
 
 
 async def handle(ctx, raw: bytes, event_key: bytes | None, held=None) -> None:
-    """One kflow message; `held` (delete_batch.HeldAck): its ack, which a delete batch its objects join holds."""
+    """One kflow message; `held` (finalize/held_ack.py HeldAck): its ack, which a delete batch its objects join holds."""
     started = time.perf_counter()
     await ctx.sync_outcomes("sink")
     prepared = await ctx.rt.run_sync(prepare, ctx, raw)
@@ -250,18 +250,15 @@ async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = Non
 
 def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
     """A chunk with only the rows of `parts` — objects of one Kentik device — for one POST."""
-    first = parts[0]
     count = sum(p.flow_count for p in parts)
-    device = dict(key=first.key, etag=first.etag, chunk=first.chunk, chunks=first.chunks,
-                  device_name=first.device_name, subnet_id=first.subnet_id, region=first.region, zone=first.zone)
     if count == chunk.flow_count:
-        return replace(chunk, **device, parts=list(parts))
+        return replace(chunk, parts=list(parts))
     ranges = [(p.start, p.start + p.flow_count) for p in parts if p.flow_count]
     columns = {c: concat([chunk.columns[c][a:b] for a, b in ranges]) for c in KFLOW_INT_COLUMNS}
     columns["strings"] = chunk.columns["strings"]
     columns["custom_idx"] = concat([chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW]
                                     for a, b in ranges])
-    return replace(chunk, **device, flow_count=count, columns=columns, parts=list(parts))
+    return replace(chunk, flow_count=count, columns=columns, parts=list(parts))
 
 
 async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> None:
@@ -273,7 +270,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
     source = ctx.sources.get(chunk.source)
     device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
                                               source)
-    objects = len({p.key for p in chunk.pieces()})
+    objects = len({p.key for p in chunk.parts})
     what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
             f"chunks of {objects} objects from {chunk.key!r} on")
     what = f"{what} ({chunk.flow_count} flows, device {device.name})"

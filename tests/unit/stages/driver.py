@@ -1,7 +1,9 @@
 """A broker-free test driver for the stages (think Kafka Streams' TopologyTestDriver).
 
-The real stage shells (`parse.handle`, `enrich.handle`, `sink.handle` and `finalize`) run against in-memory
-topics, an in-memory S3 client that speaks the boto calls connectors.cos makes (including If-Match on GET
+The stages are wired from the topology's own table (streams/stages/topology.py `agents`, from
+streams/formats/stage_topics.py): `pipe(topic, value, key)` hands a message to the stage that reads that topic,
+so a change of the topology changes (or breaks) what the driver runs. The real stage shells (parse, enrich,
+sink and finalize) run against in-memory topics (one per topic of the table), an in-memory S3 client that speaks the boto calls connectors.cos makes (including If-Match on GET
 and DELETE), and a Kentik client whose answers a test scripts. Every effect is appended to `effects` in
 order, so tests can assert what was posted, deleted, ledgered and dead-lettered — and in which order.
 """
@@ -11,6 +13,7 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 from ibm_botocore.exceptions import ClientError
 
@@ -22,13 +25,11 @@ from streams.formats.records import DeadLetter, LedgerEntry, ObjectRef, Progress
 from streams.stages.runtime import Health
 from streams.config.settings import Settings
 from streams.config.sources import Sources
+from streams.formats.stage_topics import TOPIC_NAMES
+from streams.stages import topology
 from streams.stages.retry import Failures
-from streams.stages import enrich, parse
-from streams.stages.sink import sink
 from streams.stages.context import StageContext
 from streams.stages.sink.devices import Devices
-
-TOPICS = ("objects", "flows", "kflow", "deadletter", "ledger", "progress", "vpc_metadata")
 
 
 class _Sent:
@@ -213,6 +214,7 @@ class Driver:
                                 MetadataFollower.__new__(MetadataFollower), devices=Devices(),
                                 sync_needed={"parse": False, "sink": False}, metadata_waited=True, pause=_no_pause)
         self.ctx.metadata.indexes, self.ctx.metadata.labels = {}, {}
+        self.agents = topology.agents(self.settings.sink)  # the stages as a worker wires them
         if sources:  # several sources: a fake COS and Kentik each (self.coses / self.kentiks by source name)
             self.settings = replace(self.settings, sources=tuple(sources))
             rt.settings = self.settings
@@ -233,8 +235,23 @@ class Driver:
         etag = self.cos.objects[key][0]
         return ObjectRef(bucket="flowlogs", key=key, etag=etag, size=len(self.cos.objects[key][1]), **extra)
 
+    def pipe(self, topic: str, value: bytes, key: bytes | None, guarded: bool = False, held=None) -> None:
+        """Hand one message of `topic` to the stage the topology wires to it; `guarded`: through the agent's
+        guard, as the worker runs it (an escaped failure is dead-lettered); `held`: the message's HeldAck, for
+        a stage that holds its ack (the sink)."""
+        readers = [agent for agent in self.agents if agent.source == topic]
+        if len(readers) != 1:
+            raise LookupError(f"the topology has {len(readers)} stages reading {topic!r}, expected one")
+        agent = readers[0]
+        extra = (held,) if agent.holds_ack else ()
+        if guarded:
+            event = SimpleNamespace(key=key, value=value)
+            self.run(topology._guarded(self.ctx, agent.name, event, agent.handle, *extra))
+        else:
+            self.run(agent.handle(self.ctx, value, key, *extra))
+
     def parse(self, ref: ObjectRef) -> None:
-        self.run(parse.handle(self.ctx, ref.encode(), ref.key.encode()))
+        self.pipe("objects", ref.encode(), ref.key.encode())
 
     def group(self, keys: list[str]) -> ObjectRef:
         """One `objects` message for the objects `keys` (as the poller publishes a group)."""
@@ -242,10 +259,10 @@ class Driver:
 
     def enrich_all(self) -> None:
         for key, value in self.topics.flows.drain():
-            self.run(enrich.handle(self.ctx, value, key))
+            self.pipe("flows", value, key)
 
     def sink(self, raw: bytes, held=None) -> None:
-        self.run(sink.handle(self.ctx, raw, b"k", held))
+        self.pipe("kflow", raw, b"k", held=held)
 
     def kflow_messages(self) -> list[bytes]:
         return [value for _, value in self.topics.kflow.drain()]
@@ -289,5 +306,6 @@ class _Queue(FakeTopic):
 
 class _Topics:
     def __init__(self, effects: list):
-        for name in TOPICS:
+        for name in TOPIC_NAMES:  # as the worker's topics: `vpc-metadata` is `topics.vpc_metadata`
+            name = name.replace("-", "_")
             setattr(self, name, _Queue(name, effects))

@@ -1,4 +1,4 @@
-"""Finalize in batches across kflow messages (streams/stages/finalize/delete_batch.py) on the broker-free driver:
+"""Finalize in batches across kflow messages (streams/stages/finalize/finalize.py) on the broker-free driver:
 objects completed by several messages are deleted together once the oldest waited `delete_batch_seconds`,
 each only after every one of its flows was accepted and only if it is still the version read."""
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.stages.finalize.delete_batch import DeleteBatcher, HeldAck, due
+from streams.stages.finalize.finalize import DeleteBatcher, due
+from streams.stages.finalize.held_ack import HeldAck
 from tests.unit.stages.driver import Driver
 
 

@@ -168,7 +168,38 @@ def test_undecodable_flows_message_is_dead_lettered_with_its_kafka_key():
     from streams.stages import enrich
 
     d = Driver()
-    d.run(enrich.handle(d.ctx, b"\xc3\x01garbage", b"some/key.gz"))
+    d.pipe("flows", b"\xc3\x01garbage", b"some/key.gz")
     [letter] = d.deadletters()
     assert (letter.key, letter.stage) == ("some/key.gz", "decode")
     assert "flows message could not be decoded" in letter.reason and not d.topics.kflow.messages
+
+
+def test_the_driver_runs_the_stages_the_topology_wires_and_breaks_when_it_changes(objects, monkeypatch):
+    """The driver takes its stages from the topology's table (topology.agents from stage_topics.STAGES), as
+    Kafka Streams' TopologyTestDriver takes a Topology: a change of the wiring changes what the tests run."""
+    from streams.formats.stage_topics import STAGES
+    from streams.stages import topology
+
+    d = Driver()
+    assert [(a.name, a.source, a.handle) for a in d.agents] == \
+        [(a.name, STAGES[a.name].reads, a.handle) for a in topology.agents()]
+    calls = []
+
+    async def recorded(ctx, value, key, held=None):  # a topology whose sink stage is another handler: it runs
+        calls.append(key)
+
+    monkeypatch.setattr(topology, "AGENTS", tuple(replace(a, handle=recorded) if a.name == "sink" else a
+                                                  for a in topology.AGENTS))
+    d = Driver()
+    key, raws = parsed(d, objects["small"])
+    d.sink(raws[0])
+    assert calls == [b"k"] and not d.ledger() and key in d.cos.objects
+    # a topology in which enrich reads `objects` too: no one stage reads it, the driver refuses the message
+    monkeypatch.setattr(topology, "AGENTS", tuple(replace(a, source="objects") if a.name == "enrich" else a
+                                                  for a in topology.AGENTS))
+    with pytest.raises(LookupError, match="2 stages reading 'objects'"):
+        Driver().parse(d.ref(key))
+    # and one without an enrich stage: the flows are never translated
+    monkeypatch.setattr(topology, "AGENTS", tuple(a for a in topology.AGENTS if a.name != "enrich"))
+    with pytest.raises(LookupError, match="0 stages reading 'flows'"):
+        parsed(Driver(), objects["small"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
-from types import SimpleNamespace
 
 import json
 import pytest
@@ -19,9 +18,7 @@ from devstack.synth.worldgen import build_world
 from streams.formats.flowlog import flowcheck
 from streams.formats.batches import FlowChunk
 from streams.formats.flowlog.flowencode import ObjectFlows, encode_packed, packed
-from streams.stages import enrich, parse
-from streams.stages.sink import sink
-from streams.stages.topology import _guarded
+from streams.stages import parse
 from tests.unit.stages.driver import Driver
 
 HUGE = 1 << 70  # number_of_flow_logs of the poison header (issue 28)
@@ -40,19 +37,14 @@ def good(world):
     return objects
 
 
-def guarded(d: Driver, stage: str, handle, value: bytes, key: bytes) -> None:
-    """One message through the agent's guard, as the worker runs it (an escaped failure is dead-lettered)."""
-    asyncio.run(_guarded(d.ctx, stage, SimpleNamespace(key=key, value=value), handle))
-
-
 def run_group(d: Driver, keys: list[str]) -> None:
     """Parse the group `keys` as one objects message, enrich and deliver everything it gave."""
     group = d.group(keys)
-    guarded(d, "parse", parse.handle, group.encode(), group.skey.encode())
+    d.pipe("objects", group.encode(), group.skey.encode(), guarded=True)
     for key, value in d.topics.flows.drain():
-        guarded(d, "enrich", enrich.handle, value, key)
+        d.pipe("flows", value, key, guarded=True)
     for key, value in d.topics.kflow.drain():
-        guarded(d, "sink", sink.handle, value, key)
+        d.pipe("kflow", value, key, guarded=True)
 
 
 def assert_isolated(d: Driver, good, bad_key: str) -> list:
@@ -149,7 +141,7 @@ class RefusingTopic:
         self.topic, self.key = topic, key
 
     async def send(self, key: bytes, value: bytes, force: bool = False):
-        if any(p.key == self.key for p in FlowChunk.decode(value).pieces()):
+        if any(p.key == self.key for p in FlowChunk.decode(value).parts):
             raise RuntimeError("MessageSizeTooLarge: the request included a message larger than the broker takes")
         return await self.topic.send(key, value, force)
 
@@ -252,5 +244,5 @@ def test_kafka_unreachable_blames_no_object(good):
     d.topics.flows = Down()
     group = d.group([o.key for o in good])
     with pytest.raises(errors.KafkaTimeoutError):
-        asyncio.run(parse.handle(d.ctx, group.encode(), group.skey.encode()))
+        d.pipe("objects", group.encode(), group.skey.encode())
     assert d.deadletters() == [] and len(d.cos.objects) == len(good)

@@ -13,9 +13,10 @@ import pytest
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
 from streams.formats.columns import lists
+from tests.unit.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.avro import Codec
 from streams.formats.records import ObjectRef
-from streams.stages import enrich
 from tests.unit.stages.driver import Driver
 
 CHUNK = 50  # the driver's chunk_flows
@@ -54,7 +55,27 @@ def deletes(d: Driver) -> list[str]:
 
 
 def part_keys(raw: bytes) -> set[str]:
-    return {p.key for p in KflowChunk.decode(raw).pieces()}
+    return {p.key for p in KflowChunk.decode(raw).parts}
+
+
+def test_messages_hold_each_objects_identity_once(objs):
+    """objects: the first object in the record's own fields, the others in `group`; flows and kflow: only in
+    `parts` (no top-level copy of the first part)."""
+    d = Driver()
+    keys = put_all(d, objs["small"][:3])
+    message = ObjectRef.decode(d.group(keys).encode())
+    assert message.key == keys[0] and [m["key"] for m in message.group] == keys[1:]
+    assert [(m.key, m.etag, m.size) for m in message.members()] == \
+        [(k, d.ref(k).etag, d.ref(k).size) for k in keys]
+    assert all(m.group == [] for m in message.members())
+    d.parse(message)
+    [(_, flows)] = d.topics.flows.messages
+    d.enrich_all()
+    [kflow] = d.kflow_messages()
+    for name, raw in (("flow_batch", flows), ("kflow_batch", kflow)):
+        record = Codec(name).decode(raw)
+        assert not {"key", "etag", "size", "chunk"} & set(record)
+        assert sorted(p["key"] for p in record["parts"]) == keys
 
 
 def test_small_group_is_one_flows_one_kflow_message_and_one_post_per_device(objs):
@@ -124,7 +145,7 @@ def test_object_whose_chunk_is_missing_is_kept_while_the_others_are_deleted(objs
     keys = put_all(d, group)
     raws = through_enrich(d, keys)
     def spans(raw):  # several objects, one of them cut into several chunks
-        parts = KflowChunk.decode(raw).pieces()
+        parts = KflowChunk.decode(raw).parts
         return len({p.key for p in parts}) > 1, any(p.chunks > 1 for p in parts)
 
     spanning = max(raws, key=spans)
@@ -171,7 +192,7 @@ def test_worker_taking_over_mid_group_sends_only_what_is_missing(objs):
     resent = Counter(name for name, _ in b.kentik.posts) - posted
     expected = Counter()
     for raw in raws[2:]:
-        expected.update({p.device_name for p in KflowChunk.decode(raw).pieces()
+        expected.update({p.device_name for p in KflowChunk.decode(raw).parts
                          if p.key not in done_by_a and p.flow_count})
     assert resent == expected  # nothing Kentik already accepted was sent again
 
@@ -193,7 +214,7 @@ def test_a_device_refused_quarantines_only_its_objects(objs):
     d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
     keys = put_all(d, objs["small"][:10])
     [raw] = through_enrich(d, keys)
-    parts = KflowChunk.decode(raw).pieces()
+    parts = KflowChunk.decode(raw).parts
     devices = list(dict.fromkeys(p.device_name for p in parts))
     assert len(devices) > 1, "the group should span several subnets"
     d.kentik.answers = [400, 400, 400]  # the first device's POST is refused for good
@@ -252,53 +273,31 @@ def test_cos_requests_per_object_of_a_w1_like_group(objs):
     assert Counter(d.cos.calls) == {"get": 15, "list": 1, "delete_objects": 1}
 
 
-def _old_codec(name: str, version: str):
-    import json
-
-    from schemas import SCHEMA_DIR
-    from streams.formats.avro import Codec
-
-    return Codec(json.loads((SCHEMA_DIR / "history" / f"{name}.{version}.avsc").read_text()))
-
-
-def _as_old(codec, record) -> dict:
-    """A record as an older writer wrote it (only the fields its schema has: no source, or no group/parts)."""
-    names = {f["name"] for f in codec.schema["fields"]}
+def _older(name: str, record) -> bytes:
+    """`record` as a synthetic older writer wrote it: a schema from before sources (no `source` field)."""
     values = record.to_avro()
-    if isinstance(record, FlowChunk):  # versions 1-3: columns as Avro arrays
-        values["columns"] = lists(record.columns)
-    elif isinstance(record, KflowChunk):
-        values.update(lists(record.columns))
-    return {name: value for name, value in values.items() if name in names}
+    values.pop("source")
+    return older_writer(name, "source").encode(values)
 
 
-def _old(name: str, version: str, record) -> bytes:
-    codec = _old_codec(name, version)
-    return codec.encode(_as_old(codec, record))
-
-
-@pytest.mark.parametrize("version", ["v1", "v2", "v2-groups", "v3-columns"])
-def test_records_written_by_older_versions_are_read_and_delivered(objs, version):
-    """Replay of (and lag on) records written before groups and/or sources, or before packed columns
-    (schemas/history): old objects, flows and kflow messages still flow."""
+def test_records_of_an_older_writer_schema_are_read_and_delivered(objs):
+    """Replay of (and lag on) records an older writer schema wrote (here: before sources): the evolution
+    mechanism resolves them to the current schema, so old objects, flows and kflow messages still flow."""
     d = Driver()
     big = objs["big"][0]
     d.cos.put(big.key, big.body)
-    if version == "v3-columns":  # object_ref did not change with the packed columns
-        old_ref = d.ref(big.key).encode()
-    else:
-        old_ref = _old("object_ref", version, d.ref(big.key))
-        assert old_ref[2:10] != d.ref(big.key).encode()[2:10]  # another writer schema (fingerprint)
+    old_ref = _older("object_ref", d.ref(big.key))
+    assert old_ref[2:10] != d.ref(big.key).encode()[2:10]  # another writer schema (fingerprint)
     d.parse(ObjectRef.decode(old_ref))
     new_flows = d.flow_chunks()
-    old_flows = [_old("flow_batch", version, f) for f in new_flows]
+    old_flows = [_older("flow_batch", f) for f in new_flows]
     decoded = [FlowChunk.decode(raw) for raw in old_flows]
     assert [(f.key, f.chunk, f.chunks, f.flow_count, f.source) for f in decoded] == \
         [(f.key, f.chunk, f.chunks, f.flow_count, "") for f in new_flows]
     d.topics.flows.drain()
     for raw in old_flows:
-        d.run(enrich.handle(d.ctx, raw, big.key.encode()))
-    kraws = [_old("kflow_batch", version, k) for k in d.kflow_chunks(d.kflow_messages())]
+        d.pipe("flows", raw, big.key.encode())
+    kraws = [_older("kflow_batch", k) for k in d.kflow_chunks(d.kflow_messages())]
     assert all(KflowChunk.decode(raw).source == "" for raw in kraws)
     for raw in reversed(kraws):
         d.sink(raw)
@@ -310,7 +309,7 @@ def test_413_splits_one_devices_post_and_the_group_still_completes(objs):
     d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
     keys = put_all(d, objs["small"][:10])
     [raw] = through_enrich(d, keys)
-    devices = {p.device_name for p in KflowChunk.decode(raw).pieces()}
+    devices = {p.device_name for p in KflowChunk.decode(raw).parts}
     d.kentik.answers = [413]
     d.sink(raw)
     statuses = [e[1] for e in kinds(d.effects, "post")]
@@ -344,6 +343,6 @@ def test_a_groups_downloads_overlap_within_fetch_concurrency_and_keep_the_groups
         peak[0] = 0
         d.parse(d.group(keys))
         assert peak[0] == int(width)
-        order[width] = [(p.key, p.start, p.flow_count) for m in d.flow_chunks() for p in m.pieces()]
+        order[width] = [(p.key, p.start, p.flow_count) for m in d.flow_chunks() for p in m.parts]
         assert [k for k, _, _ in order[width]] == keys
     assert order["1"] == order["3"]

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.avro import Codec
+from tests.unit.test_avro import older_writer
 from streams.formats.records import ObjectRef, Progress, scoped_key
 from streams.config.sources import Source
 from streams.stages import poll
@@ -74,10 +74,10 @@ def test_a_record_of_a_source_no_longer_configured_is_left_alone(objects):
     assert not d.topics.flows.messages and not d.deadletters() and d.coses["acct-a"].objects
 
 
-def test_v1_records_decode_as_the_implicit_source():
-    old = Codec("history/object_ref.v1").encode({"bucket": "b", "key": "k", "etag": "e", "size": 1,
-                                                  "last_modified": 2, "published_at": 3, "republish": False,
-                                                  "force": False})
+def test_records_of_a_writer_without_sources_decode_as_the_implicit_source():
+    old = older_writer("object_ref", "source", "group").encode(
+        {"bucket": "b", "key": "k", "etag": "e", "size": 1, "last_modified": 2, "published_at": 3, "republish": False,
+         "force": False})
     decoded = ObjectRef.decode(old)
     assert (decoded.source, decoded.skey) == ("", "k")
     assert Driver().ctx.sources.get(decoded.source).name == "default"

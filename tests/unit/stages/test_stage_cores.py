@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from streams.state.outcomes import DELIVERED, QUARANTINED
-from streams.formats.batches import KflowChunk
+from streams.formats.batches import KflowPart
 from streams.formats.records import ObjectRef, Progress
 from streams.stages.finalize.finalize import plan
 from streams.stages.parse import admit
@@ -29,10 +29,10 @@ def test_admit(r, outcome, in_flight, expected):
     assert (a.process, a.skip_reason, a.reparse) == expected
 
 
-def kchunk(chunk: int, chunks: int, etag: str = "e1", replay: bool = False, flows: int = 10) -> KflowChunk:
-    return KflowChunk(bucket="b", key="k", etag=etag, size=1, last_modified=0, device_name="d", subnet_id="s",
-                      region="r", zone="z", chunk=chunk, chunks=chunks, source_flows=flows, flow_count=flows + 1,
-                      replay=replay)
+def kchunk(chunk: int, chunks: int, etag: str = "e1", replay: bool = False, flows: int = 10) -> KflowPart:
+    return KflowPart(key="k", etag=etag, size=1, last_modified=0, device_name="d", subnet_id="s", region="r",
+                     zone="z", chunk=chunk, chunks=chunks, source_flows=flows, start=0, flow_count=flows + 1,
+                     replay=replay)
 
 
 def shared(done, chunks=3, etag="e1") -> Progress:
