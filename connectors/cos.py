@@ -167,7 +167,11 @@ def open_object_with_head(client: Any, bucket: str, key: str, *, etag: str | Non
 
 def open_object(client: Any, bucket: str, key: str, *, etag: str | None = None,
                 chunk_size: int = CHUNK_SIZE) -> Iterator[bytes] | None:
-    """The object's bytes as a lazy iterator of chunks, or None if it no longer exists."""
+    """The object's bytes as a lazy iterator of chunks, or None if it no longer exists (or, with `etag`,
+    changed). Through the client's lean GET (connectors/cos_get.py) when it has one."""
+    getter = getattr(client, "blueflow_get", None)
+    if getter is not None:
+        return getter.open(bucket, key, etag or None, chunk_size)
     stream = open_object_with_head(client, bucket, key, etag=etag, chunk_size=chunk_size)
     return None if stream is None else stream.chunks
 
