@@ -113,6 +113,14 @@ def ensure_bucket(client: Any, bucket: str) -> bool:
 def list_objects(client: Any, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE) -> Iterator[ObjectInfo]:
     """Every object under `prefix`, page by page (lazy: one list call per `page_size` keys), in the order COS
     gives them — IBM: "non-lexographical order", so callers never read meaning into it (no StartAfter)."""
+    getter = getattr(client, "blueflow_get", None)
+    if getter is not None:  # the lean GET of connectors/cos_get.py
+        token = None
+        while True:
+            items, token = getter.list_page(bucket, prefix, page_size, token)
+            yield from (ObjectInfo(*item) for item in items)
+            if token is None:
+                return
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
     while True:
         try:

@@ -11,14 +11,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from connectors import cos_get
-from connectors.cos import CosError, make_cos_client, open_object
-from connectors.cos_get import ObjectGetter, canonical_path, error_of, signing_key, sigv4_headers
+from connectors.cos import CosError, ObjectInfo, list_objects, make_cos_client, open_object
+from connectors.cos_get import (ObjectGetter, canonical_path, canonical_query, error_of, parse_listing, signing_key,
+                                sigv4_headers)
 
 NOW = dt.datetime(2026, 12, 6, 22, 51, 7, tzinfo=dt.timezone.utc)
 
 
-@pytest.mark.parametrize("key", ["plain/key.json.gz", "ibm ü/sp ace+plus=eq&amp~tilde*star'q(p)!.gz"])
-def test_the_signature_equals_the_sdks(monkeypatch, key):
+@pytest.mark.parametrize("key, query", [
+    ("plain/key.json.gz", {}), ("ibm ü/sp ace+plus=eq&amp~tilde*star'q(p)!.gz", {}),
+    ("", {"list-type": "2", "prefix": "a b/ü+&=", "max-keys": "1000", "continuation-token": "1/x+y==",
+          "encoding-type": "url"})])
+def test_the_signature_equals_the_sdks(monkeypatch, key, query):
     import ibm_botocore.auth as auth
     from ibm_botocore.awsrequest import AWSRequest
     from ibm_botocore.credentials import Credentials
@@ -29,12 +33,12 @@ def test_the_signature_equals_the_sdks(monkeypatch, key):
             return NOW.replace(tzinfo=None)
 
     monkeypatch.setattr(auth.datetime, "datetime", Frozen)
-    path = canonical_path("my-bucket", key)
-    request = AWSRequest("GET", "http://cos.example:8080" + path, headers={"If-Match": '"abc"'})
+    path = canonical_path("my-bucket", key) if key else "/my-bucket"
+    request = AWSRequest("GET", "http://cos.example:8080" + path, headers={"If-Match": '"abc"'}, params=query)
     request.context["payload_signing_enabled"] = True
     auth.S3SigV4Auth(Credentials("AK", "S/K+ey"), "s3", "us-east-1").add_auth(request)
     ours = sigv4_headers("GET", "cos.example:8080", path, {"If-Match": '"abc"'}, "AK",
-                         signing_key("S/K+ey", "20261206", "us-east-1"), NOW, "us-east-1")
+                         signing_key("S/K+ey", "20261206", "us-east-1"), NOW, "us-east-1", canonical_query(query))
     assert ours["Authorization"] == request.headers["Authorization"]
     assert ours["x-amz-date"] == request.headers["X-Amz-Date"]
 
@@ -122,3 +126,32 @@ def test_no_answer_is_transient_after_every_attempt(monkeypatch):
     with pytest.raises(CosError) as err:
         getter.open("bkt", "k", None, 10)
     assert err.value.transient and seen == ["GetObject"] * 2
+
+
+LISTING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix>p</Prefix>
+<MaxKeys>2</MaxKeys><EncodingType>url</EncodingType><IsTruncated>%s</IsTruncated>%s
+<Contents><Key>p/a+b%%26c%%07.gz</Key><LastModified>2026-12-02T06:00:00.123Z</LastModified><ETag>&quot;e1&quot;</ETag>
+<Size>10</Size><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>p/%%C3%%BC</Key><LastModified>2026-12-02T06:00:01Z</LastModified><ETag>"e2"</ETag><Size>0</Size></Contents>
+</ListBucketResult>"""
+
+
+def test_a_listing_page_gives_decoded_keys_etags_sizes_times_and_the_next_token():
+    items, token = parse_listing(LISTING % (b"true", b"<NextContinuationToken>t/1=</NextContinuationToken>"))
+    assert items == [("p/a b&c\x07.gz", "e1", 10, 1796191200123), ("p/\u00fc", "e2", 0, 1796191201000)]
+    assert token == "t/1="
+    assert parse_listing(LISTING % (b"false", b""))[1] is None
+
+
+def test_listing_follows_continuation_tokens_every_page_counted(s3):
+    _S3.answers = [(200, {}, LISTING % (b"true", b"<NextContinuationToken>t/1=</NextContinuationToken>")),
+                   (200, {}, LISTING % (b"false", b""))]
+    seen: list[str] = []
+    client = make_cos_client(s3, hmac_access_key="AK", hmac_secret_key="SK", on_request=seen.append)
+    got = list(list_objects(client, "bkt", "p/", page_size=2))
+    assert [o.key for o in got] == ["p/a b&c\x07.gz", "p/\u00fc"] * 2 and isinstance(got[0], ObjectInfo)
+    assert seen == ["ListObjectsV2"] * 2
+    first, second = (path for path, _ in _S3.seen)
+    assert first == "/bkt?encoding-type=url&list-type=2&max-keys=2&prefix=p%2F"
+    assert second == "/bkt?continuation-token=t%2F1%3D&encoding-type=url&list-type=2&max-keys=2&prefix=p%2F"
