@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from streams import metrics
-from streams.kafka_batch import aiokafka_producer, send_batched
+from connectors.kafka_batch import aiokafka_producer, send_batched
 from streams.metadata import MetadataFollower
 from streams.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
 from streams.avro import AvroDecodeError, Codec
@@ -90,7 +90,7 @@ class StageContext:
 
     async def send_all(self, topic, messages: list[tuple[str, Record | bytes | None]]) -> None:
         """Send several messages and wait until the broker has all of them (sent together, awaited together):
-        as one record batch per partition on the Kafka producer (streams/kafka_batch.py) when there is one."""
+        as one record batch per partition on the Kafka producer (connectors/kafka_batch.py) when there is one."""
         encoded = [(key.encode(), record.encode() if isinstance(record, Record) else record)
                    for key, record in messages]
         producer = aiokafka_producer(self.app) if len(encoded) > 1 else None

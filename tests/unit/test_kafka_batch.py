@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.kafka_batch import by_partition, send_batched
+from connectors.kafka_batch import by_partition, send_batched
 from streams.partitioner import KeyPartitioner
 
 
