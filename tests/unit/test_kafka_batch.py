@@ -1,4 +1,4 @@
-"""Batched sends (streams/kafka_batch.py): each record goes to the partition the producer's partitioner gives
+"""Batched sends (connectors/kafka_batch.py): each record goes to the partition the producer's partitioner gives
 its key, in the order given, a full batch is sent and a new one started, and the call returns only once every
 batch was acknowledged."""
 from __future__ import annotations
