@@ -33,6 +33,8 @@ from xml.etree import ElementTree
 
 import urllib3
 
+from connectors.cos_errors import _TRANSIENT_CODES, CosError, _error
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
@@ -159,8 +161,6 @@ class ObjectGetter:
              etag: str | None = None) -> Any:
         """The answer to a GET with status 200 (its body unread), or None for 404 / 412 of an object (`key`).
         Retries like the SDK; raises CosError."""
-        from connectors.cos import CosError, _error  # one error type and one IAM-refusal rule for every COS call
-
         url = self.base + path + ("?" + query if query else "")
         for attempt in range(self.max_attempts):
             last = attempt + 1 == self.max_attempts
@@ -188,7 +188,7 @@ class ObjectGetter:
             if key is not None and resp.status in (404, 412):
                 return None
             code, message = error_of(resp.status, body)
-            transient = resp.status in _RETRY_STATUS or code in ("SlowDown", "RequestTimeout")
+            transient = resp.status in _RETRY_STATUS or code in _TRANSIENT_CODES
             if not transient or last:
                 raise CosError(op, bucket, key, code, message, transient=transient)
             time.sleep(backoff_s(attempt))
@@ -216,16 +216,12 @@ class ObjectGetter:
             body = resp.read(decode_content=True)
         except urllib3.exceptions.HTTPError as exc:
             resp.close()
-            from connectors.cos import CosError
-
             raise CosError("list", bucket, prefix or None, type(exc).__name__, str(exc), transient=True) from None
         resp.release_conn()
         return parse_listing(body)
 
 
 def _chunks(resp: Any, chunk_size: int, bucket: str, key: str) -> Iterator[bytes]:
-    from connectors.cos import CosError
-
     done = False
     try:
         for chunk in resp.stream(chunk_size, decode_content=False):
