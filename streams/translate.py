@@ -127,27 +127,28 @@ def translate_segments(segments: list[Segment], columns: Mapping[str, Any], inde
     fwd = _forward_customs(c, segments, locals_, index, part)
     f = {name: np.asarray(columns[name], dtype=np.int64) for name in _INT_INPUTS}
     rev = (f["bytes_from_target"] > 0) | (f["packets_from_target"] > 0)
-    rows, is_rev, counts = _chf_order(part, rev, len(segments))
+    rows, is_rev, counts, order = _chf_order(part, rev, len(segments))
     out = _int_columns(c, f, rows, is_rev)
-    customs = fwd[rows]
-    swapped = customs[is_rev]  # the reverse CHF: ends swapped, all else the same
-    swapped[:, _SRC_END], swapped[:, _DST_END] = swapped[:, _DST_END], swapped[:, _SRC_END]
-    customs[is_rev] = swapped
+    rev_customs = fwd[rev]  # the reverse CHF: ends swapped, all else the same
+    rev_customs[:, _SRC_END], rev_customs[:, _DST_END] = rev_customs[:, _DST_END], rev_customs[:, _SRC_END]
+    customs = np.concatenate((fwd, rev_customs))
+    if order is not None:
+        customs = customs[order]
     out.update({"strings": list(c.strings), "custom_idx": customs.ravel()})
     return out, counts, locals_
 
 
 def _chf_order(part: np.ndarray, rev: np.ndarray, segments: int) -> tuple:
-    """(the IBM record of each CHF, whether it is a reverse CHF, CHF per segment): per segment its forward CHF
-    then its reverse CHF, each in input order."""
+    """(the IBM record of each CHF, whether it is a reverse CHF, CHF per segment, and the order that takes
+    all forward then all reverse CHF to per segment its forward then its reverse CHF, or None with one segment)."""
     n = len(part)
     rows = np.concatenate((np.arange(n), np.flatnonzero(rev)))
     is_rev = np.zeros(len(rows), dtype=bool)
     is_rev[n:] = True
-    if segments > 1:
-        order = np.argsort(part[rows] * 2 + is_rev, kind="stable")
-        rows, is_rev = rows[order], is_rev[order]
-    return rows, is_rev, np.bincount(part[rows], minlength=segments)
+    if segments == 1:
+        return rows, is_rev, np.array([len(rows)]), None
+    order = np.argsort(part[rows] * 2 + is_rev, kind="stable")
+    return rows[order], is_rev[order], np.bincount(part[rows], minlength=segments), order
 
 
 # columns of STR02..STR18 that hold the source / destination end, in EndNames order
@@ -222,7 +223,8 @@ def _forward_customs(c: _Codes, segments: list, locals_: list[EndNames], index: 
                      part: np.ndarray) -> np.ndarray:
     """STR00..STR18 of every forward CHF, as an (n, 19) array of string indexes."""
     own = np.array([c.intern((s.key_info.account, s.key_info.endpoint_type, s.key_info.record_type) + tuple(local))
-                    for s, local in zip(segments, locals_)], dtype=np.int32).reshape(-1, 9)[part]
+                    for s, local in zip(segments, locals_)], dtype=np.int32).reshape(-1, 9)
+    own = own[part] if len(segments) > 1 else own[0]  # per row, or the one segment's (broadcast)
     remote = np.where(c.out_f, c.tgt, c.ini)
     r_codes, r_first = np.unique(remote, return_index=True)
     remote_names = {r: remote_end(c.ip_values[r], index) for r in r_codes.tolist()}
@@ -237,10 +239,10 @@ def _forward_customs(c: _Codes, segments: list, locals_: list[EndNames], index: 
     ends[list(remote_names)] = c.intern(list(chain.from_iterable(remote_names.values()))).reshape(-1, 6)
     fwd = np.empty((len(c.st), 19), dtype=np.int32)
     fwd[:, 0], fwd[:, 1] = c.st_idx[c.st], c.et_idx[c.et]
-    r_end, out, loc = ends[remote], c.out_f[:, None], own[:, 3:]
+    r_end, out, loc = ends[remote], c.out_f[:, None], own[..., 3:]
     fwd[:, _SRC_END] = np.where(out, loc, r_end)
     fwd[:, _DST_END] = np.where(out, r_end, loc)
-    fwd[:, 4], fwd[:, 9], fwd[:, 11] = own[:, 0], own[:, 1], own[:, 2]
+    fwd[:, 4], fwd[:, 9], fwd[:, 11] = own[..., 0], own[..., 1], own[..., 2]
     fwd[:, 12], fwd[:, 18] = c.intern(c.act_values)[c.act], c.intern(dir_words)[c.dir]
     return fwd
 
