@@ -52,7 +52,11 @@ def _getter(client: Any, endpoint_url: str, hmac_access_key, hmac_secret_key, ma
     client's own IAM bearer token (its credentials fetch and refresh the one token of the client)."""
     hmac_keys = (hmac_access_key, hmac_secret_key) if hmac_access_key and hmac_secret_key else None
     credentials = client._request_signer._credentials  # noqa: SLF001 - the SDK exposes no public accessor
-    return ObjectGetter(endpoint_url, hmac_keys=hmac_keys, token=None if hmac_keys else lambda: credentials.token,
+
+    def token() -> str:  # as the SDK's OAuth2 signer reads it: fetched, cached and refreshed by the token manager
+        return credentials.get_frozen_credentials().token
+
+    return ObjectGetter(endpoint_url, hmac_keys=hmac_keys, token=None if hmac_keys else token,
                         region=client.meta.region_name or "us-east-1", max_attempts=max_attempts,
                         connect_timeout=connect_timeout, read_timeout=read_timeout,
                         max_pool_connections=max_pool_connections, ca_certs=get_cert_path(True),

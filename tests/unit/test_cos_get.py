@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -155,3 +157,47 @@ def test_listing_follows_continuation_tokens_every_page_counted(s3):
     first, second = (path for path, _ in _S3.seen)
     assert first == "/bkt?encoding-type=url&list-type=2&max-keys=2&prefix=p%2F"
     assert second == "/bkt?continuation-token=t%2F1%3D&encoding-type=url&list-type=2&max-keys=2&prefix=p%2F"
+
+
+class _Iam(BaseHTTPRequestHandler):
+    good = True
+    calls = 0
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        _Iam.calls += 1
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if _Iam.good:
+            status, body = 200, {"access_token": "tok-1", "refresh_token": "r", "token_type": "Bearer",
+                                 "expires_in": 3600, "expiration": int(time.time()) + 3600}
+        else:
+            status, body = 400, {"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_):
+        pass
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_iam_the_sdk_client_s_token_is_sent_a_refused_key_is_permanent(s3, good):
+    iam = ThreadingHTTPServer(("127.0.0.1", 0), _Iam)
+    threading.Thread(target=iam.serve_forever, daemon=True).start()
+    _Iam.good, _Iam.calls = good, 0
+    _S3.answers = [(200, {"ETag": '"e"'}, b"one"), (200, {"ETag": '"e"'}, b"two")]
+    try:
+        client = make_cos_client(s3, api_key="the-key", service_instance="crn:x",
+                                 iam_token_url=f"http://127.0.0.1:{iam.server_address[1]}/identity/token")
+        if good:
+            assert [b"".join(open_object(client, "b", k, etag="e")) for k in ("k1", "k2")] == [b"one", b"two"]
+            assert [h["Authorization"] for _, h in _S3.seen] == ["Bearer tok-1"] * 2 and _Iam.calls == 1
+        else:
+            with pytest.raises(CosError) as err:
+                open_object(client, "b", "k1", etag="e")
+            assert not err.value.transient and "the-key" not in str(err.value) and not _S3.seen
+    finally:
+        iam.shutdown()
+        iam.server_close()
