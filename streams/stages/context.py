@@ -22,6 +22,7 @@ from streams.sources import GIVE_UP_AFTER_S, Sources, UnknownSource
 log = logging.getLogger("blueflow")
 
 OUTCOMES_WAIT_S = 120.0
+SMALL_RECORD_BYTES = 4096  # send_all batches records up to this size (aiokafka's batches hold 16 KB)
 
 
 @dataclass
@@ -90,10 +91,13 @@ class StageContext:
 
     async def send_all(self, topic, messages: list[tuple[str, Record | bytes | None]]) -> None:
         """Send several messages and wait until the broker has all of them (sent together, awaited together):
-        as one record batch per partition on the Kafka producer (connectors/kafka_batch.py) when there is one."""
+        small records (ledger, progress, tombstones) as one record batch per partition on the Kafka producer
+        (connectors/kafka_batch.py) when there is one; big ones (flows messages) one by one, so the producer
+        queues them without waiting for each batch to be drained."""
         encoded = [(key.encode(), record.encode() if isinstance(record, Record) else record)
                    for key, record in messages]
-        producer = aiokafka_producer(self.app) if len(encoded) > 1 else None
+        small = len(encoded) > 1 and all(len(value or b"") <= SMALL_RECORD_BYTES for _, value in encoded)
+        producer = aiokafka_producer(self.app) if small else None
         if producer is not None:
             await send_batched(producer, topic.get_topic_name(), encoded)
             return
