@@ -13,10 +13,10 @@ from collections import defaultdict
 
 import orjson
 
-from connectors.kflow import N_CUSTOM
-from streams.flowlog import chunk_count, iter_chunks, parse_object_bytes
-from streams.batches import FlowChunk, KflowChunk
-from streams.records import ObjectRef
+from streams.formats.kflow.kflow import N_CUSTOM
+from streams.formats.flowlog.flowlog import chunk_count, iter_chunks, parse_object_bytes
+from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.records import ObjectRef
 from streams.stages.enrich import kflow_chunk
 
 STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",
@@ -35,7 +35,7 @@ def floor_seconds(bodies) -> float:
 
 def stage_seconds(objects, index, chunk_flows: int = 2000) -> dict:
     """CPU seconds per stage over all objects, plus bytes of the Kafka values and /chf bodies produced."""
-    from connectors.kflow import encode_packed_chf, frame_body
+    from streams.formats.kflow.kflow import encode_packed_chf, frame_body
 
     sec: dict[str, float] = defaultdict(float)
     size = {"flows_topic": 0, "kflow_topic": 0, "chf_body": 0}
@@ -97,7 +97,7 @@ def run_microbench(objects, index, flows: int) -> dict:
 def load_index(env: dict[str, str]):
     """The IP index the workers build, fetched from the stack's VPC stand-in (None if it cannot be had)."""
     from connectors.vpc import fetch_region_metadata
-    from streams.ipindex import IpIndex
+    from streams.state.ipindex import IpIndex
 
     snaps = []
     for region in env.get("BLUEFLOW_REGIONS", "us-south,eu-de").split(","):

@@ -29,7 +29,7 @@ CASES = ("big200", "string450", "big560")
 
 
 def _parsers():
-    from streams import flowlog as new
+    from streams.formats.flowlog import flowlog as new
     from tests.unit import legacy_flowlog as old
 
     def run_old(chunks):
@@ -108,7 +108,7 @@ def write_case(case: str, path: Path) -> dict:
 
 def child(impl: str, path: str) -> dict:
     """Decode one object file streamed in 64 KiB chunks; report peak RSS (this process) in MB."""
-    from streams.flowlog import FlowLogError
+    from streams.formats.flowlog.flowlog import FlowLogError
     from tests.unit.legacy_flowlog import FlowLogError as OldError
 
     fn = _parsers()[impl]

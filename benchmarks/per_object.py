@@ -17,7 +17,7 @@ from collections import Counter
 
 from benchmarks.workloads import build_objects, workloads
 from devstack.world import build_world
-from streams.records import ObjectRef
+from streams.formats.records import ObjectRef
 from streams.stages import poll
 from tests.unit.stages.driver import Driver
 

@@ -2,7 +2,7 @@
 
 py-spy's `--format raw` writes one line per distinct stack: 'frame;frame;... count'. With --subprocesses the
 first frames name the process; `--match` keeps only stacks whose process line contains TEXT (default: the
-worker, 'streams.cli worker'). Prints the top frames by self samples and by inclusive samples (a frame counted
+worker, 'streams.ops.cli worker'). Prints the top frames by self samples and by inclusive samples (a frame counted
 once per stack), as shares of all kept samples; `--stages`: the samples split by pipeline stage instead.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def frame_name(frame: str) -> str:
     return _LOC.sub(lambda m: f" ({m.group(1)})", frame)
 
 
-def top_frames(stacks: list[tuple[list[str], int]], match: str = "streams.cli worker", n: int = 25):
+def top_frames(stacks: list[tuple[list[str], int]], match: str = "streams.ops.cli worker", n: int = 25):
     """(total samples, self top-n, inclusive top-n) over the stacks of processes matching `match`."""
     self_c: Counter = Counter()
     incl_c: Counter = Counter()
@@ -50,21 +50,21 @@ def top_frames(stacks: list[tuple[list[str], int]], match: str = "streams.cli wo
 
 
 # where a sample's CPU goes: the innermost pipeline frame of its stack names the stage that caused it
-STAGE_FRAMES = (("streams/stages/finalize.py", "finalize (delete + ledger)"),
-                ("streams/stages/delete_batch.py", "finalize (delete + ledger)"),
+STAGE_FRAMES = (("streams/stages/finalize/finalize.py", "finalize (delete + ledger)"),
+                ("streams/stages/finalize/delete_batch.py", "finalize (delete + ledger)"),
                 ("streams/stages/poll.py", "poll (listing, objects sends)"),
                 ("streams/stages/parse.py", "parse (GET, gunzip, decode, flows sends)"),
                 ("streams/stages/enrich.py", "enrich (translate, kflow sends)"),
-                ("streams/stages/sink.py", "sink (CHF, Kentik POST, progress)"),
-                ("streams/metadata.py", "leader: VPC metadata"), ("streams/stages/leader.py", "leader: heartbeat, log"),
-                ("streams/follower.py", "followers (ledger, progress, metadata)"),
-                ("streams/outcomes.py", "followers (ledger, progress, metadata)"),
+                ("streams/stages/sink/sink.py", "sink (CHF, Kentik POST, progress)"),
+                ("streams/state/metadata.py", "leader: VPC metadata"), ("streams/stages/leader.py", "leader: heartbeat, log"),
+                ("streams/state/follower.py", "followers (ledger, progress, metadata)"),
+                ("streams/state/outcomes.py", "followers (ledger, progress, metadata)"),
                 ("streams/stages/bucket.py", "COS listings + deletes (pool threads)"))
 OTHER_FRAMES = (("importlib", "start-up: imports"), ("aiokafka/producer", "Kafka producer (background)"),
                 ("aiokafka/consumer", "Kafka consumer (fetch, commit)"),
                 ("faust/transport", "Kafka consumer (fetch, commit)"), ("aiohttp", "web, /metrics"),
                 ("prometheus_client", "web, /metrics"), ("faust/web", "web, /metrics"),
-                ("streams/avro.py", "Avro (a pool thread whose stage frame py-spy lost)"))
+                ("streams/formats/avro.py", "Avro (a pool thread whose stage frame py-spy lost)"))
 
 
 def stage_of(frames: list[str]) -> str:
@@ -79,7 +79,7 @@ def stage_of(frames: list[str]) -> str:
     return "event loop (asyncio, Faust) and other" if "asyncio" in frames[-1] else "other"
 
 
-def stage_split(stacks: list[tuple[list[str], int]], match: str = "streams.cli worker") -> tuple[int, list]:
+def stage_split(stacks: list[tuple[list[str], int]], match: str = "streams.ops.cli worker") -> tuple[int, list]:
     """(samples, [(stage, samples)] largest first) over the stacks of processes matching `match`."""
     out: Counter = Counter()
     for frames, count in stacks:
@@ -92,7 +92,7 @@ def stage_split(stacks: list[tuple[list[str], int]], match: str = "streams.cli w
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_top")
     p.add_argument("file")
-    p.add_argument("--match", default="streams.cli worker")
+    p.add_argument("--match", default="streams.ops.cli worker")
     p.add_argument("-n", type=int, default=25)
     p.add_argument("--stages", action="store_true", help="only the split by pipeline stage (STAGE_FRAMES)")
     args = p.parse_args(argv)

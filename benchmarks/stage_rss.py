@@ -5,7 +5,7 @@ as the stage does (streams/stages/parse.py), the object streamed from a file in 
     python benchmarks/stage_rss.py run PATH          one JSON line: peak RSS (MB), flows, messages, bytes
 
 Run as a file so that PYTHONPATH chooses the tree measured: the same script measures the stage before this
-change (a tree without streams/flowencode.py: whole-document parse, then pack and encode) and after it.
+change (a tree without streams/formats/flowlog/flowencode.py: whole-document parse, then pack and encode) and after it.
 Peak = VmHWM of this process after resetting it to the current RSS (/proc/self/clear_refs).
 """
 from __future__ import annotations
@@ -38,13 +38,13 @@ def write(case: str, path: str) -> dict:
 def _stage_messages(chunks):
     """The flows messages the parse stage of the tree on PYTHONPATH makes of one object: a list before, one
     at a time after (the stage sends a big object's messages a window at a time)."""
-    from streams.records import ObjectRef
+    from streams.formats.records import ObjectRef
     ref = ObjectRef("bucket", "key", "etag", 1, 1)
     try:
-        from streams.flowencode import object_messages, pack, read_object
-        from streams.flowlog import Limits
+        from streams.formats.flowlog.flowencode import object_messages, pack, read_object
+        from streams.formats.flowlog.flowlog import Limits
     except ImportError:  # before: the whole document, then its chunks packed and encoded
-        from streams.flowlog import parse_object_bytes
+        from streams.formats.flowlog.flowlog import parse_object_bytes
         from streams.stages.parse import pack as old_pack
         return [c.encode() for c in old_pack([(ref, parse_object_bytes(chunks))], CHUNK_FLOWS)]
     obj = read_object(ref, chunks, CHUNK_FLOWS, Limits())

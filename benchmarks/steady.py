@@ -68,7 +68,7 @@ def deletion_times(env: dict, run_id: str) -> dict[str, float]:
     """key -> time (s) its ledger record says it was deleted, from the run's `ledger` topic."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.records import LedgerEntry
+    from streams.formats.records import LedgerEntry
 
     topic = f"{run_id}.ledger"
     consumer = Consumer({"bootstrap.servers": env["BLUEFLOW_KAFKA_BOOTSTRAP"], "group.id": f"{run_id}-w3-reader",

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from connectors.ipfix import TCP_MAX_BYTES, UDP_MAX_BYTES, Messages, template_message
+from streams.formats.kflow.ipfix import TCP_MAX_BYTES, UDP_MAX_BYTES, Messages, template_message
 
 TRANSPORTS = ("udp", "tcp")
 DEFAULT_TEMPLATE_INTERVAL_S = 60.0
@@ -122,7 +122,7 @@ class Session:
 
 
 class Exporter:
-    """Sends the same Messages to every collector; each Message is framed once (connectors.ipfix). Sessions
+    """Sends the same Messages to every collector; each Message is framed once (streams.formats.kflow.ipfix). Sessions
     may be shared between exporters (`sessions`: one per collector and transport, so one pace per collector)."""
 
     def __init__(self, collectors: list[Collector], transport: str = "udp", *, rate: float = DEFAULT_RATE,

@@ -29,7 +29,7 @@ class TopicSpec:
 
 
 # Only settings IBM Event Streams lets a client give at creation, within the Standard plan's ranges
-# (streams/kafka_profile.py holds IBM's table; docs/ibm-apis.md "Event Streams"): compression is the
+# (streams/config/kafka_profile.py holds IBM's table; docs/ibm-apis.md "Event Streams"): compression is the
 # producer's (zstd), and min.compaction.lag.ms 0 and delete.retention.ms 1 day were Kafka's defaults anyway.
 DEFAULT_TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec("objects", None, {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),

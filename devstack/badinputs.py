@@ -2,7 +2,7 @@
 
 Data-driven: `CATALOGUE` maps a kind name to a `Kind` (maker function, expected stage, description, whether
 it is actually valid). A maker is `(world, rng, *, start) -> BadInput(key, body, metadata, expected_stage,
-description, flows, content_encoding)`. Stages use the reader's vocabulary (streams/flowlog.py):
+description, flows, content_encoding)`. Stages use the reader's vocabulary (streams/formats/flowlog/flowlog.py):
 "key", "decompress", "json", "validate"; "" means the object is valid and its flows are owed downstream.
 
 - `BAD_KINDS`: the default bad set (each must be dead-lettered, never deleted).

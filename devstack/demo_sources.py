@@ -24,7 +24,7 @@ PER_SOURCE_METRICS = {"objects_completed": "blueflow_source_objects_completed_to
 
 def source_counts(metrics_texts: list[str]) -> dict[str, dict[str, int]]:
     """{source: {objects_completed, kflow_delivered}} summed over the workers' /metrics pages."""
-    from streams.status import add_up, by_label, parse_metrics
+    from streams.ops.status import add_up, by_label, parse_metrics
 
     out: dict[str, dict[str, int]] = {}
     for key, metric in PER_SOURCE_METRICS.items():

@@ -19,7 +19,7 @@ import requests
 from devstack.workers import wait_until
 
 UNHEALTHY_AFTER_S = 10.0
-OBSERVER_POLL_S = 2.0  # streams/web.py watch_consumer
+OBSERVER_POLL_S = 2.0  # streams/observe/web.py watch_consumer
 SAMPLE_S = 1.0
 STALL_FACTOR = 3
 

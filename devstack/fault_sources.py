@@ -13,7 +13,7 @@ sources share the topics' partitions, and (1) the leader published a poll's list
 objects waited for acct-b's failing listing (two SDK attempts); now each listing is published as soon as it is
 in (streams/stages/poll.py); (2) a message of acct-b's objects published just before the fault is retried in
 place, holding acct-a's objects behind it in the same partition, until acct-b has failed for GIVE_UP_AFTER_S
-(was 10 s, now 3 s: streams/sources.py). What remains is that hold of at most ~3 s, once, at the fault's start.
+(was 10 s, now 3 s: streams/config/sources.py). What remains is that hold of at most ~3 s, once, at the fault's start.
 """
 from __future__ import annotations
 

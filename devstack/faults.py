@@ -130,7 +130,7 @@ class FaultRun:
             return False
 
     def deadletters(self) -> dict[str, list[dict]]:
-        from streams.avro import Codec
+        from streams.formats.avro import Codec
 
         if not self.bad_keys:
             return {}
@@ -269,7 +269,7 @@ def first_complete_times(objects, flows: list[dict]) -> dict[str, float | None]:
 
 def judge(run: FaultRun, scenario: str, fault_end: float, drained_at: float | None) -> dict:
     """Referee verdict plus early deletes, dead-letter checks and per-scenario notes."""
-    from streams.avro import Codec
+    from streams.formats.avro import Codec
 
     flows = run.flows()
     remaining = run.bucket_keys()

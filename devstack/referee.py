@@ -1,7 +1,7 @@
 """The referee: what Kentik (or an IPFIX collector) is owed for a set of generated objects, and how it compares
 with what arrived.
 
-Written from docs/translation.md on its own (not from streams/translate.py), so the tests check the pipeline
+Written from docs/translation.md on its own (not from streams/formats/translate.py), so the tests check the pipeline
 against the rules rather than against itself. Each owed kflow record is identified by a tuple of its
 decoded fields; the comparison counts lost and duplicated records and finds, per object, when its last
 record was accepted (to check "delivered, then deleted").

@@ -1,5 +1,5 @@
 """Several sources on the local stack: one bucket, IAM API key, VPC world and Kentik plan/export per source,
-and the configuration file (streams/config_file.py) that lists them.
+and the configuration file (streams/config/config_file.py) that lists them.
 
 Used by `./dev demo --sources N` (devstack/demo.py) and the fault suite's `sources` scenario
 (devstack/fault_sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request

@@ -69,7 +69,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", *self.extra_args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "worker", *self.extra_args],
                                      env=self.env, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()

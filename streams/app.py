@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import faust
 
-from streams.runtime import Runtime
-from streams.settings import Settings
+from streams.stages.runtime import Runtime
+from streams.config.settings import Settings
 
 log = logging.getLogger("blueflow")
 
@@ -29,7 +29,7 @@ def _broker_credentials(settings: Settings):
 
 def make_app(settings: Settings) -> faust.App:
     """A Faust app with our delivery-safe defaults."""
-    from streams.partitioner import KeyPartitioner
+    from streams.formats.partitioner import KeyPartitioner
 
     brokers = [f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(",") if b.strip()]
     return faust.App(
@@ -93,7 +93,7 @@ def build(settings: Settings) -> faust.App:
     runtime = Runtime(settings)
     app = make_app(settings)
     topics = make_topics(app, settings)
-    from streams import topology
+    from streams.stages import topology
 
     topology.build(app, topics, runtime)
     return app

@@ -1,7 +1,7 @@
 // The local Kafka refuses topics IBM Event Streams would refuse (create.topic.policy.class.name): only six
 // settings may be given at creation, each within the Standard plan's range — IBM Cloud docs, Event Streams
 // FAQ "How do I use Kafka APIs to create and delete topics?". The same table in Python:
-// streams/kafka_profile.py EVENT_STREAMS_SETTINGS. The broker's own topics (__consumer_offsets, ...) are
+// streams/config/kafka_profile.py EVENT_STREAMS_SETTINGS. The broker's own topics (__consumer_offsets, ...) are
 // not the client's to create and are left alone. devstack/kafka_secure.py compiles this at stack start.
 import java.util.Map;
 

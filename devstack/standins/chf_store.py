@@ -37,7 +37,7 @@ def _shared(value: tuple) -> tuple:
 def _decode_flows(body: bytes) -> list[tuple]:
     """The flows of one accepted body as compact tuples; `body` is the request body as received (gzip of the
     80 zero bytes + packed message: the stand-in holds only that, no unpacked copy) or the packed message."""
-    from connectors.kflow_capnp import load_schema  # pycapnp import is slow: only when flows arrive
+    from streams.formats.kflow.kflow_capnp import load_schema  # pycapnp import is slow: only when flows arrive
 
     packed = igzip.decompress(body)[80:] if body[:2] == b"\x1f\x8b" else body
     reader = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40)
@@ -59,7 +59,7 @@ SAMPLE = 32  # deviceIds read per request; every one is checked when the bodies 
 def device_sample(packed: bytes) -> tuple[int, list[int]]:
     """(CHF count, the deviceId of up to SAMPLE of them, first and last included) of a packed PackedCHF;
     raises if the message is not readable (unpacking it reads it all)."""
-    from connectors.kflow_capnp import load_schema
+    from streams.formats.kflow.kflow_capnp import load_schema
 
     msgs = load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 40).msgs
     n = len(msgs)

@@ -1,5 +1,5 @@
 """The stages' COS calls (blocking; run on the thread pool): list, open, version-checked batched delete — each
-on the COS client of the object's source (streams/sources.py).
+on the COS client of the object's source (streams/config/sources.py).
 
 Every COS failure is Transient for the pipeline — a wrong key or a throttled endpoint must delay objects,
 never quarantine them. A failure COS itself calls permanent (`CosError.transient` False: access denied,
@@ -10,8 +10,8 @@ metric `blueflow_source_healthy`) and the worker stays healthy, since the other 
 from __future__ import annotations
 
 from connectors import cos, cos_delete
-from streams import metrics, source_metrics
-from streams.retry import Transient
+from streams.observe import metrics, source_metrics
+from streams.stages.retry import Transient
 
 
 def _failed(ctx, source, operation: str, exc: Exception, words: str) -> Transient:

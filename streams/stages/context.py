@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from streams import metrics
 from connectors.kafka_batch import aiokafka_producer, send_batched
-from streams.metadata import MetadataFollower
-from streams.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
-from streams.avro import AvroDecodeError, Codec
-from streams.records import DeadLetter, Record, now_ms
-from streams.retry import Pauser, Transient, retry_transient
-from streams.sources import GIVE_UP_AFTER_S, Sources, UnknownSource
+from streams.observe import metrics
+from streams.state.metadata import MetadataFollower
+from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
+from streams.formats.avro import AvroDecodeError, Codec
+from streams.formats.records import DeadLetter, Record, now_ms
+from streams.stages.retry import Pauser, Transient, retry_transient
+from streams.config.sources import GIVE_UP_AFTER_S, SourceUnavailable, Sources, UnknownSource
 
 log = logging.getLogger("blueflow")
 
@@ -31,7 +31,7 @@ class StageContext:
 
     app: object
     topics: object
-    rt: object  # streams.runtime.Runtime: settings, clients, thread pool, health, scrub
+    rt: object  # streams.stages.runtime.Runtime: settings, clients, thread pool, health, scrub
     outcomes: OutcomeStore
     shared_progress: ProgressStore
     outcome_follower: OutcomeFollower
@@ -40,12 +40,12 @@ class StageContext:
     sync_needed: dict = field(default_factory=lambda: {"parse": True, "sink": True})
     metadata_waited: bool = False
     sink_progress: dict = field(default_factory=dict)  # sink: key -> ObjectProgress of objects being delivered
-    devices: object = None  # streams.stages.devices.Devices
+    devices: object = None  # streams.stages.sink.devices.Devices
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
-    pause: object = None  # async pause(seconds): stop-aware (streams.retry.Pauser)
-    sources: object = None  # streams.sources.Sources: each record's source, its clients and problems
-    deletes: object = None  # streams.stages.delete_batch.DeleteBatcher; None: each message finalizes its own
+    pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
+    sources: object = None  # streams.config.sources.Sources: each record's source, its clients and problems
+    deletes: object = None  # streams.stages.finalize.delete_batch.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
     def __post_init__(self):
@@ -64,8 +64,8 @@ class StageContext:
         outcomes = OutcomeStore(window_s=settings.dedup_window)
         shared = ProgressStore()
         follower = OutcomeFollower(settings, outcomes, shared)
-        from streams.stages.delete_batch import DeleteBatcher
-        from streams.stages.devices import Devices
+        from streams.stages.finalize.delete_batch import DeleteBatcher
+        from streams.stages.sink.devices import Devices
 
         deletes = DeleteBatcher(settings.delete_batch_seconds) if settings.delete_batch_seconds > 0 else None
         return cls(app, topics, runtime, outcomes, shared, follower, MetadataFollower(settings, Codec("vpc_metadata")),
@@ -185,10 +185,6 @@ class StageContext:
                                      health=self.health, step=step, scrub=self.rt.scrub)
 
 
-class SourceUnavailable(Exception):
-    """One source's COS kept failing (several sources): the object waits in its bucket, the others flow."""
-
-
 def runtime_sources(rt) -> Sources:
     """The registry of a runtime: the implicit source uses the runtime's own clients, others their own."""
     settings = rt.settings
@@ -207,4 +203,4 @@ class _Unknown:
     size: int = 0
 
 
-__all__ = ["SourceUnavailable", "StageContext", "Transient"]
+__all__ = ["StageContext", "Transient"]

@@ -1,10 +1,10 @@
 """Stage enrich: flows → kflow. Translate one FlowChunk (the rows of all its objects' parts in one pass, into
 one KflowChunk with per-object row ranges and devices) into kflow records labelled with IBM VPC metadata
-(docs/translation.md; implemented in streams/translate.py). Without metadata the labels fall back to the ids
+(docs/translation.md; implemented in streams/formats/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
 
 Every flow is labelled from its own source's account only (two accounts may use the same private addresses):
-`process` takes `index_for(source) -> IpIndex | None` (streams/metadata.py, MetadataFollower.index_for).
+`process` takes `index_for(source) -> IpIndex | None` (streams/state/metadata.py, MetadataFollower.index_for).
 
 Pure core: `translate_parts(flow chunk, ip index)` (one pass over the message's rows; part by part only to
 find a part that fails), `concat_kflow` and `process` (raw message → Enriched).
@@ -18,12 +18,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from streams import metrics
-from streams.avro import AvroDecodeError
-from streams.flowlog import FlowLogError, parse_object_key
-from streams.batches import KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart, part_object
-from streams.columns import concat
-from streams.translate import Segment, device_name_for_subnet, translate_batch, translate_segments
+from streams.observe import metrics
+from streams.formats.avro import AvroDecodeError
+from streams.formats.flowlog.flowlog import FlowLogError, parse_object_key
+from streams.formats.batches import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
+                                     part_object)
+from streams.formats.columns import concat
+from streams.formats.translate import Segment, device_name_for_subnet, translate_batch, translate_segments
 
 log = logging.getLogger("blueflow")
 

@@ -11,9 +11,9 @@ import time
 
 import orjson
 
-from streams import metrics
-from streams.metadata import fetch_snapshots, metadata_accounts, snapshot_key
-from streams.records import MetadataRecord
+from streams.observe import metrics
+from streams.state.metadata import fetch_snapshots, metadata_accounts, snapshot_key
+from streams.formats.records import MetadataRecord
 
 log = logging.getLogger("blueflow")
 
@@ -87,7 +87,7 @@ async def heartbeat_loop(ctx) -> None:
 
 async def progress_log_loop(ctx, every_s: float = 30.0) -> None:
     """One INFO line per interval with what this worker did since the last one (per-object lines are DEBUG)."""
-    from streams.web import progress_counts
+    from streams.observe.web import progress_counts
 
     last = progress_counts()
     while True:

@@ -2,10 +2,10 @@
 versions listed), parse and validate them, and publish their flows as FlowChunk messages of at most
 `chunk_flows` flows — several small objects share a message; a big one has a message per chunk. An object
 streams through the decoder in bounded memory, its chunks held as compact encoded bytes until the object is
-known good (streams/flowencode.py): a bad object is quarantined alone with nothing of it delivered (it stays
-in the bucket); the others of its group go on.
+known good (streams/formats/flowlog/flowencode.py): a bad object is quarantined alone with nothing of it delivered (it
+stays in the bucket); the others of its group go on.
 
-Pure core: `admit` (process, or skip and why); streams/flowencode.py (`read_object`, `pack`).
+Pure core: `admit` (process, or skip and why); streams/formats/flowlog/flowencode.py (`read_object`, `pack`).
 Shell: `handle` (decode, dedup, one hand-off to download + parse + encode, publish).
 """
 from __future__ import annotations
@@ -16,14 +16,15 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
-from streams import metrics, source_metrics
-from streams.avro import AvroDecodeError
-from streams.flowencode import ObjectFlows, encode_packed, envelope_failure, object_messages, read_object
-from streams.flowlog import FlowLogError, Limits, parse_object_key
-from streams.records import ObjectRef
-from streams.retry import Transient
+from streams.observe import metrics, source_metrics
+from streams.formats.avro import AvroDecodeError
+from streams.formats.flowlog.flowencode import (ObjectFlows, encode_packed, envelope_failure, object_messages,
+                                                read_object)
+from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_key
+from streams.formats.records import ObjectRef
+from streams.stages.retry import Transient
 from streams.stages import bucket
-from streams.stages.context import SourceUnavailable
+from streams.config.sources import SourceUnavailable
 
 log = logging.getLogger("blueflow")
 
@@ -54,8 +55,8 @@ def admit(ref: ObjectRef, outcome: str | None, in_flight: tuple[str, float] | No
 
 def download_and_parse(ctx, ref: ObjectRef, keep: bool = True) -> ObjectFlows | None:
     """Blocking: stream the object through the decoder, its flows encoded chunk by chunk as they come
-    (streams/flowencode.py). None if it vanished or changed since it was listed. Raises FlowLogError for a
-    bad object (nothing of it is kept), Transient for a COS problem."""
+    (streams/formats/flowlog/flowencode.py). None if it vanished or changed since it was listed. Raises FlowLogError
+    for a bad object (nothing of it is kept), Transient for a COS problem."""
     parse_object_key(ref.key)  # unknown layouts are quarantined before any download
     source = ctx.sources.get(ref.source)
     chunks = bucket.open_version(ctx, source, ref.bucket, ref.key, ref.etag)

@@ -21,9 +21,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from streams import metrics, source_metrics
-from streams.records import ObjectRef, now_ms, scoped_key
-from streams.retry import Transient
+from streams.observe import metrics, source_metrics
+from streams.formats.records import ObjectRef, now_ms, scoped_key
+from streams.stages.retry import Transient
 from streams.stages import bucket
 
 log = logging.getLogger("blueflow")

@@ -19,7 +19,7 @@ CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "
 
 
 def check(stack: dict, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", "check", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", "check", *args], capture_output=True, text=True,
                           timeout=120, env={**CLEAN, **stack, **env})
 
 

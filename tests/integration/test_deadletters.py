@@ -17,7 +17,7 @@ import pytest
 
 from connectors.cos import put_object
 from devstack.demo import hmac_client
-from streams.avro import Codec
+from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for
 
 pytestmark = pytest.mark.stack
@@ -26,7 +26,7 @@ KINDS = ["gzip_non_json", "negative_bytes"]
 
 
 def cli(run, *args: str) -> tuple[int, dict]:
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "deadletter", *args, "--json"], env=run.worker_env(),
+    out = subprocess.run([sys.executable, "-m", "streams.ops.cli", "deadletter", *args, "--json"], env=run.worker_env(),
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip(), out.stderr
     return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])

@@ -53,7 +53,7 @@ def run(stack, tmp_path_factory):
 
 
 def blueflow(run, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=run.ops_env, cwd=str(REPO_ROOT),
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", *args], env=run.ops_env, cwd=str(REPO_ROOT),
                           capture_output=True, text=True, timeout=120)
 
 

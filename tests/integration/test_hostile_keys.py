@@ -14,7 +14,7 @@ import pytest
 
 from connectors.cos import delete_object, put_object
 from devstack.demo import hmac_client
-from streams.textsafe import escape, is_safe
+from streams.formats.textsafe import escape, is_safe
 from tests.integration.pipeline_support import prepare, wait_for
 
 pytestmark = pytest.mark.stack
@@ -41,7 +41,7 @@ def run(stack):
 
 
 def cli(run, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", "deadletter", *args], env=run.worker_env(),
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", "deadletter", *args], env=run.worker_env(),
                           capture_output=True, text=True, timeout=60)
 
 

@@ -2,7 +2,7 @@
 
 Generated flow-log objects go through the real stage shells (parse → enrich → ipfix sink → finalize); nfcapd
 stores what it receives and `nfdump -o csv` must show every owed record — 5-tuple, counters, times, direction —
-computed from the objects' raw JSON by the referee (devstack/referee.owed_ipfix, not streams/translate.py).
+computed from the objects' raw JSON by the referee (devstack/referee.owed_ipfix, not streams/formats/translate.py).
 nfcapd repeats every datagram it received (`-R`) to a socket of the test, whose own decoder checks the
 enterprise elements nfdump does not print. The stack test does the same with a real worker (`--sink ipfix`)
 reading the local bucket.
@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from connectors import ipfix
+from streams.formats.kflow import ipfix
 from devstack import generator, nfcapd as collector
 from devstack.referee import nfdump_record, owed_ipfix as owed
 from devstack.world import build_world

@@ -19,7 +19,7 @@ from devstack import generator
 from devstack.demo import hmac_client
 from devstack.referee import compare
 from devstack.world import build_world
-from streams.avro import Codec
+from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for
 
 pytestmark = pytest.mark.stack

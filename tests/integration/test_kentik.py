@@ -1,4 +1,4 @@
-"""Integration tests: connectors.kentik + connectors.kflow against the Kentik stand-in.
+"""Integration tests: connectors.kentik + streams.formats.kflow.kflow against the Kentik stand-in.
 
 The stand-in (devstack/standins/kentik.py) runs in-process on an ephemeral loopback port.
 """
@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from connectors import kflow
+from streams.formats.kflow import kflow
 from connectors.bounded_http import Limits
 from connectors.kentik import (Device, KentikAuthError, KentikClient, KentikError, KentikTransportError, PostResult,
                                parse_retry_after)
@@ -378,8 +378,8 @@ def test_a_wrong_device_id_the_sample_misses_is_dropped_when_decoded(emu, server
     """The /chf path reads the deviceId of up to 32 CHF spread over the message (reading all cost a quarter of
     a worker's CPU); the decode checks every one: a flow with another device's id is dropped and counted, so
     the referee sees it as lost."""
-    from connectors.chf_segment import CHF_WORDS, DEVICE_SLOT32, HEAD_WORDS
-    from connectors.kflow import build_segment, pack_segment
+    from streams.formats.kflow.chf_segment import CHF_WORDS, DEVICE_SLOT32, HEAD_WORDS
+    from streams.formats.kflow.kflow import build_segment, pack_segment
     from devstack.standins.chf_store import SAMPLE
 
     dev = make_device(emu)

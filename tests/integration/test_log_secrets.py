@@ -2,7 +2,7 @@
 
 The run covers the IAM path to COS (API key → bearer token → S3Proxy through the token-checking proxy), the
 Kentik export heartbeat PUT and flow POSTs (X-CH-Auth-API-Token) and the VPC API (bearer token). Before the
-one-handler logging (streams/logs.py) the standard-library dump wrote the Kentik token, IAM bearer tokens
+one-handler logging (streams/observe/logs.py) the standard-library dump wrote the Kentik token, IAM bearer tokens
 and SigV4 Authorization headers into this log. The log must also hold one record per line.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import hashlib
 import pytest
 
 from devstack.referee import compare, device_name, key_fields
-from streams.avro import Codec
+from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for
 
 pytestmark = pytest.mark.stack

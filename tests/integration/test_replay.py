@@ -18,9 +18,9 @@ import requests
 
 from devstack.referee import device_name, key_fields
 from devstack.world import build_world
-from streams.avro import Codec
-from streams.columns import lists
-from streams.batches import KflowChunk
+from streams.formats.avro import Codec
+from streams.formats.columns import lists
+from streams.formats.batches import KflowChunk
 from tests.integration.pipeline_support import kentik, prepare, wait_for
 
 pytestmark = pytest.mark.stack
@@ -34,7 +34,7 @@ def vpc_emulator(env: dict[str, str]) -> str:
 
 def read_with_partitions(env: dict[str, str], topic: str) -> list[tuple[int, int, int, bytes]]:
     """(partition, offset, timestamp ms, value) of every message of `topic`."""
-    from streams.replay import partition_ranges, read_ranges, throwaway_consumer, topic_watermarks
+    from streams.ops.replay import partition_ranges, read_ranges, throwaway_consumer, topic_watermarks
 
     consumer = throwaway_consumer({"bootstrap.servers": env["BLUEFLOW_KAFKA_BOOTSTRAP"]}, "test")
     try:
@@ -46,7 +46,7 @@ def read_with_partitions(env: dict[str, str], topic: str) -> list[tuple[int, int
 
 
 def replay_cli(run, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--json", *args],
+    out = subprocess.run([sys.executable, "-m", "streams.ops.cli", "replay", "--json", *args],
                          env=run.worker_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

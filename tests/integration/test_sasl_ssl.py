@@ -40,7 +40,7 @@ def run(stack):
 
 
 def blueflow(run, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=run.worker_env(**dict(run.sasl, **env)),
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", *args], env=run.worker_env(**dict(run.sasl, **env)),
                           capture_output=True, text=True, timeout=120)
 
 

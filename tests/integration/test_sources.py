@@ -24,8 +24,8 @@ from devstack.generator import generate_objects, write_objects
 from devstack.referee import compare, compare_collector
 from devstack.workers import WorkerProcess, run_environment
 from devstack.world import build_world
-from streams.flowlog import parse_object_key
-from streams.translate import device_name_for_subnet
+from streams.formats.flowlog.flowlog import parse_object_key
+from streams.formats.translate import device_name_for_subnet
 from tests.integration.pipeline_support import kentik, wait_for
 
 pytestmark = pytest.mark.stack

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from devstack.workers import run_environment
-from streams.avro import Codec
+from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, read_topic, wait_for
 from tests.integration.test_sources import TwoSources, per_source_verdicts
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.stack
 
 def cli(run: TwoSources, *args: str) -> tuple[int, dict | None, str]:
     env = run_environment(run.env, run.run_id, BLUEFLOW_CONFIG=str(run.config))
-    out = subprocess.run([sys.executable, "-m", "streams.cli", *args, "--json"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "streams.ops.cli", *args, "--json"], env=env, capture_output=True,
                          text=True, timeout=120)
     lines = out.stdout.strip().splitlines()
     return out.returncode, json.loads(lines[-1]) if lines else None, out.stderr

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.stack
 
 def status(run, *workers: str) -> tuple[int, dict]:
     args = [a for w in workers for a in ("--worker", w)]
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "status", "--json", "--interval", "1", *args],
+    out = subprocess.run([sys.executable, "-m", "streams.ops.cli", "status", "--json", "--interval", "1", *args],
                          env=run.worker_env(), capture_output=True, text=True, timeout=60)
     assert out.stdout.strip(), out.stderr
     return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])

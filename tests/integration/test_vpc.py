@@ -7,7 +7,7 @@ from connectors.vpc import VpcMetadataError, fetch_region_metadata
 from devstack.standins import iam, vpc
 from devstack.standins.common import BackgroundServer
 from devstack.world import build_world
-from streams.ipindex import IpIndex
+from streams.state.ipindex import IpIndex
 
 KEY = "blueflow-dev-key"
 SEED = 1

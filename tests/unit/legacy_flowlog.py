@@ -1,5 +1,5 @@
-"""FROZEN reference: streams/flowlog.py as it was before streaming decode (commit 8b021f9), kept only as the
-oracle of tests/unit/test_flowlog_equivalence.py and benchmarks/parse_bench.py (old vs new). Do not use it in
+"""FROZEN reference: streams/formats/flowlog/flowlog.py as it was before streaming decode (commit 8b021f9), kept only
+as the oracle of tests/unit/test_flowlog_equivalence.py and benchmarks/parse_bench.py (old vs new). Do not use it in
 the product and do not change it: the new decoder must give the same columns and the same stage for every object.
 """
 from __future__ import annotations

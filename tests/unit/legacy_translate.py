@@ -1,4 +1,4 @@
-"""FROZEN reference: streams/translate.py as it was before the numpy rewrite (commit 9d08439), kept only as the
+"""FROZEN reference: streams/formats/translate.py as it was before the numpy rewrite (commit 9d08439), kept only as the
 oracle of tests/unit/test_translate_equivalence.py. Do not use it in the product and do not change it: the new
 translate must give the same columns, the same string dictionary (in the same order) and the same custom indexes.
 """
@@ -10,8 +10,8 @@ import struct
 from itertools import chain, compress
 from typing import Any, Mapping, NamedTuple
 
-from connectors.chf_segment import INT_COLUMNS  # the kflow integer columns, defined once
-from streams.flowlog import ObjectKeyInfo, epoch_seconds
+from streams.formats.kflow.chf_segment import INT_COLUMNS  # the kflow integer columns, defined once
+from streams.formats.flowlog.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [
     "CUSTOM_COLUMNS", "INT_COLUMNS", "EndNames", "device_name_for_subnet", "local_end",

@@ -1,4 +1,4 @@
-"""Unit tests for streams.avro: framings, fingerprints, errors and schema evolution."""
+"""Unit tests for streams.formats.avro: framings, fingerprints, errors and schema evolution."""
 from __future__ import annotations
 
 import copy
@@ -10,12 +10,12 @@ from fastavro.schema import fingerprint as fa_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas import SCHEMA_DIR
-from streams.avro import (
+from streams.formats.avro import (
     SCHEMA_NAMES, AvroDecodeError, Codec, fingerprint, known_fingerprints, load_schema,
     register_registry_id, register_schema,
 )
-from streams.columns import pack_flow_columns, pack_kflow_columns
-from streams.flowlog import FLOW_FIELDS, HEADER_FIELDS
+from streams.formats.columns import pack_flow_columns, pack_kflow_columns
+from streams.formats.flowlog.flowlog import FLOW_FIELDS, HEADER_FIELDS
 
 REF = {"bucket": "flowlogs", "key": "ibm_vpc_flowlogs_v1/a/b/00000001.gz", "etag": "abc123", "size": 612,
        "last_modified": 1715677802000, "published_at": 1715677900000, "republish": False,
@@ -105,7 +105,7 @@ def test_fingerprint_matches_fastavro(name):
 def test_crc64_avro_known_vector_from_fastavro_not_a_hand_written_crc():
     # Avro spec / Java SchemaNormalization.parsingFingerprint64 of the schema "int": 0x7275D51A3F395C8F
     assert fingerprint("int") == (0x7275D51A3F395C8F).to_bytes(8, "little") == bytes.fromhex("8f5c393f1ad57572")
-    import streams.avro as avro
+    import streams.formats.avro as avro
 
     assert not hasattr(avro, "crc64_avro") and not hasattr(avro, "_FP_TABLE")  # fastavro's fingerprint is used
 

@@ -133,8 +133,8 @@ def test_scaling_is_per_workload_and_sink_and_the_table_names_the_sink():
 
 
 def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
-    raw = ('process 1:"bench";process 2:"python -m streams.cli worker --devstack";main (a.py:1);f (b.py:10) 6\n'
-           'process 1:"bench";process 2:"python -m streams.cli worker --devstack";main (a.py:2);g (b.py:20);f (b.py:11) 3\n'
+    raw = ('process 1:"bench";process 2:"python -m streams.ops.cli worker --devstack";main (a.py:1);f (b.py:10) 6\n'
+           'process 1:"bench";process 2:"python -m streams.ops.cli worker --devstack";main (a.py:2);g (b.py:20);f (b.py:11) 3\n'
            'process 1:"bench";main (bench.py:1) 50\n'
            'garbage line\n')
     stacks = parse_collapsed(raw)
@@ -143,7 +143,7 @@ def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
     assert total == 9
     assert self_top == [("f (b.py)", 9)]
     assert dict(incl_top) == {"main (a.py)": 9, "f (b.py)": 9, "g (b.py)": 3}
-    assert frame_name("Codec.decode (streams/avro.py:196)") == "Codec.decode (streams/avro.py)"
+    assert frame_name("Codec.decode (streams/formats/avro.py:196)") == "Codec.decode (streams/formats/avro.py)"
 
 
 def test_the_benchmark_fails_its_sanity_check_when_stand_ins_use_over_a_tenth_of_the_workers_cpu():

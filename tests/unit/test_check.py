@@ -8,9 +8,9 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from streams import check, cli
-from streams.kafka_check import topic_plan
-from streams.settings import Settings
+from streams.ops import check, cli
+from streams.ops.kafka_check import topic_plan
+from streams.config.settings import Settings
 
 
 def test_a_result_line_says_state_check_detail_and_the_fix_only_when_failed():
@@ -81,7 +81,7 @@ def closed_port() -> int:
 def test_check_command_reports_every_failure_as_a_line_and_exits_1(monkeypatch):
     for name in ("BLUEFLOW_CONFIG", "BLUEFLOW_BUCKET", "KENTIK_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    from streams import kafka_check
+    from streams.ops import kafka_check
 
     monkeypatch.setattr(kafka_check.probe, "__defaults__", (1.0,))
     port = closed_port()
@@ -102,7 +102,7 @@ def test_check_command_reports_every_failure_as_a_line_and_exits_1(monkeypatch):
 
 
 def test_kentik_is_not_asked_without_a_user_and_token():
-    from streams.sources import implicit_source
+    from streams.config.sources import implicit_source
 
     settings = Settings.resolve(environ={"KENTIK_API_EMAIL": "me@example.com",
                                          "BLUEFLOW_KENTIK_API_ROOT": "http://127.0.0.1:9/api"})

@@ -9,9 +9,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from streams import cli, worker_cli
-from streams.option_table import ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS
-from streams.settings import SettingError, Settings, convert, resolve_values
+from streams.ops import cli, worker_cli
+from streams.config.option_table import ALL_OPTIONS, BY_NAME, OPS_OPTIONS, OPTIONS
+from streams.config.settings import Settings, resolve_values
+from streams.config.values import SettingError, convert
 
 WORKER_ENV = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "cos.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
               "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", "KENTIK_API_EMAIL": "e@x",
@@ -20,7 +21,7 @@ WORKER_ENV = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "cos.example", "B
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "KENTIK_", "IBM_"))}
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", *args], capture_output=True, text=True, timeout=60,
                           env=dict(clean, **(env or {})))
 
 
@@ -92,7 +93,7 @@ def test_the_worker_gets_a_settings_object_and_the_environment_is_left_alone(mon
     seen = {}
     import logging
 
-    from streams import logs
+    from streams.observe import logs
 
     # the worker would route every logger through a scrubber of these (one-letter) secrets: not in tests
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: logging.NullHandler())
@@ -123,7 +124,7 @@ def test_build_makes_the_app_from_settings_and_nothing_is_built_at_import():
 
 def test_the_http_port_binds_the_configured_host():
     from streams.app import make_app
-    from streams.settings import Settings
+    from streams.config.settings import Settings
 
     assert Settings.from_env({}).http_host == "0.0.0.0"
     app = make_app(Settings.from_env({"BLUEFLOW_HTTP_HOST": "127.0.0.1", "BLUEFLOW_APP_ID": "t-http-host"}))
@@ -138,7 +139,7 @@ def test_malloc_arenas_are_capped_unless_the_environment_chose(monkeypatch):
     MALLOC_ARENA_MAX is left alone (glibc read it at start-up)."""
     import platform
 
-    from streams.worker_cli import limit_malloc_arenas
+    from streams.ops.worker_cli import limit_malloc_arenas
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False

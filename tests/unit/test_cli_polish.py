@@ -15,14 +15,14 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from streams import cli, worker_cli
-from streams.option_table import OPTIONS
+from streams.ops import cli, worker_cli
+from streams.config.option_table import OPTIONS
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "KENTIK_", "IBM_"))}
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=dict(CLEAN_ENV, **(env or {})))
 
 
@@ -101,7 +101,7 @@ def worker_settings(monkeypatch):
     """Run `blueflow worker ARGS` up to the point where the Faust worker would start; its Settings."""
     import logging
 
-    from streams import logs
+    from streams.observe import logs
 
     seen = {}
     monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: logging.NullHandler())
@@ -181,7 +181,7 @@ def test_ctrl_c_during_the_kafka_probe_exits_130_within_a_second():
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "topics", "ensure",
+        proc = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "topics", "ensure",
                                  f"--kafka_bootstrap=127.0.0.1:{port}"], env=CLEAN_ENV,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

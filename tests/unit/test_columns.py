@@ -1,4 +1,4 @@
-"""Packed columns of the flows/kflow messages (schema version 4, streams/columns.py): round trips, the numpy
+"""Packed columns of the flows/kflow messages (schema version 4, streams/formats/columns.py): round trips, the numpy
 types the consumers get, messages written with every older schema version still read (and replayed), and
 inconsistent columns refused with a reason."""
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streams.avro import AvroDecodeError, Codec
-from streams.flowcheck import FLOW_FIELDS
-from connectors.kflow import INT_COLUMNS
-from streams.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack, pack_flow_columns,
-                             pack_kflow_columns)
-from streams.batches import FlowChunk, KflowChunk, KflowPart
-from streams.replay import mark_replay
+from streams.formats.avro import AvroDecodeError, Codec
+from streams.formats.flowlog.flowcheck import FLOW_FIELDS
+from streams.formats.kflow.kflow import INT_COLUMNS
+from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack,
+                             pack_flow_columns, pack_kflow_columns)
+from streams.formats.batches import FlowChunk, KflowChunk, KflowPart
+from streams.ops.replay import mark_replay
 from tests.unit.test_avro import COLUMNS, HEADER, REF
 
 IDENTITY = {k: REF[k] for k in ("bucket", "key", "etag", "size", "last_modified")}

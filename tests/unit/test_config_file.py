@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.config_file import ConfigFileError
-from streams.settings import Settings, missing_for_worker
-from streams.sources import Sources, implicit_source, sources_of
+from streams.config.config_file import ConfigFileError
+from streams.config.settings import Settings, missing_for_worker
+from streams.config.sources import Sources, implicit_source, sources_of
 
 GOOD = """\
 kafka_bootstrap: k1:9092,k2:9092
@@ -174,7 +174,7 @@ def test_a_command_that_does_not_use_cos_does_not_read_the_sources_secrets(tmp_p
 def test_the_worker_stops_with_exit_2_and_one_line_per_problem(tmp_path):
     path = write(tmp_path, "sources:\n  - name: a\n    bucket: a\n    plan_id: x\n")
     env = dict(os.environ, BLUEFLOW_KAFKA_BOOTSTRAP="127.0.0.1:1")
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--config", path], env=env,
+    done = subprocess.run([sys.executable, "-m", "streams.ops.cli", "worker", "--config", path], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()

@@ -3,8 +3,8 @@ import asyncio
 
 import pytest
 
-from streams.delivery import BatchRefused, PostResult, RetryPolicy, deliver
-from streams.runtime import Health
+from streams.stages.sink.delivery import BatchRefused, PostResult, RetryPolicy, deliver
+from streams.stages.runtime import Health
 
 
 def run(coro):
@@ -146,7 +146,7 @@ def test_other_4xx_are_refused_after_a_few_attempts(status):
 
 
 def test_retried_status_table():
-    from streams.delivery import retried
+    from streams.stages.sink.delivery import retried
 
     assert [s for s in (0, 200, 201, 204, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413,
                         429, 500, 502, 503, 504) if retried(s)] == [0, 300, 301, 302, 303, 304, 307, 308, 408, 429,

@@ -12,8 +12,8 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 from devstack import stack  # noqa: E402
-from streams import metrics, source_metrics  # noqa: E402,F401  (source_metrics: the per-source series)
-from streams.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
+from streams.observe import metrics, source_metrics  # noqa: E402,F401  (source_metrics: the per-source series)
+from streams.config.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -208,7 +208,7 @@ def compose():
 
 
 def test_compose_publishes_only_on_loopback_and_waits_for_the_graceful_stop(compose):
-    from streams.worker_cli import STOP_GRACE_S
+    from streams.ops.worker_cli import STOP_GRACE_S
 
     for name, service in compose["services"].items():
         for port in service.get("ports", []):

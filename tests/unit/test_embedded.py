@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from streams import cli
+from streams.ops import cli
 from streams.embedded import broker, locate
 from streams.embedded.supervisor import EmbeddedKafka, RestartPolicy
-from streams.option_table import BY_NAME
+from streams.config.option_table import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ def test_a_stopped_broker_is_not_restarted(tmp_path):
 def _worker(tmp_path, *flags: str, **env_extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "KENTIK_", "IBM_"))}
     env.update({"BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t", **env_extra})
-    return subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
+    return subprocess.run([sys.executable, "-m", "streams.ops.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
                            "--cos_hmac_access_key=a", "--api_email=e@x", "--plan_id=1", "--regions=none", *flags],
                           capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from devstack import stack
 from devstack.fault_sources import latency_by_phase, latency_unaffected, percentile, table_lines, verdict_entry
 from devstack.sources_stack import config_text, stack_sources
-from streams.config_file import build_sources, load
+from streams.config.config_file import build_sources, load
 
 
 def test_percentile_nearest_rank():

@@ -1,5 +1,5 @@
-"""streams/flowencode.py: an object's flows messages made as it streams in — compact encoded chunks held until
-the object is known good, the same messages as encoding the whole parsed object — and the parse stage's
+"""streams/formats/flowlog/flowencode.py: an object's flows messages made as it streams in — compact encoded chunks
+held until the object is known good, the same messages as encoding the whole parsed object — and the parse stage's
 use of it (a bad object delivers nothing, whatever comes before its fault)."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.columns import lists
-from streams.flowencode import object_messages, pack, read_object
-from streams.flowlog import FlowLogError, Limits, parse_object_bytes
-from streams.batches import FlowChunk, FlowPart
-from streams.records import ObjectRef
+from streams.formats.columns import lists
+from streams.formats.flowlog.flowencode import object_messages, pack, read_object
+from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_bytes
+from streams.formats.batches import FlowChunk, FlowPart
+from streams.formats.records import ObjectRef
 from tests.unit.stages.driver import Driver
 
 REF = ObjectRef("flowlogs", "ibm_vpc_flowlogs_v1/k.gz", "etag-1", 1234, 1715677802000, source="acct-a")

@@ -1,4 +1,4 @@
-"""Unit tests for streams.flowlog: object keys, decompression, JSON parsing and validation."""
+"""Unit tests for streams.formats.flowlog.flowlog: object keys, decompression, JSON parsing and validation."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +8,7 @@ import zlib
 import orjson
 import pytest
 
-from streams.flowlog import (
+from streams.formats.flowlog.flowlog import (
     DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, chunk_count, iter_chunks,
     iter_flow_chunks, parse_object_bytes,
     parse_object_key,
@@ -473,7 +473,7 @@ def test_member_names_are_json_strings_with_escapes():
 
 
 def test_gunzip_hands_out_bounded_pieces():
-    from streams.gunzip import PIECE, Inflater
+    from streams.formats.flowlog.gunzip import PIECE, Inflater
     bomb = gzip.compress(b" " * (20 * PIECE))
     inflater = Inflater([bomb])
     sizes = [len(p) for p in inflater]
@@ -493,7 +493,7 @@ def test_a_repeated_field_names_the_field_and_the_record(first):
 
 
 def test_repeated_field_finds_the_first_record_with_a_member_twice():
-    from streams.flowdecode import repeated_field
+    from streams.formats.flowlog.flowdecode import repeated_field
 
     batch = b'[{"a": 1, "b": {"c": 1, "c": 2}}, {"a": 1, "b": 2, "a": 3}]'
     assert repeated_field(batch, offset=10) == (11, "flow 11: field 'a' appears more than once in the record")

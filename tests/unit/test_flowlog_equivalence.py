@@ -13,7 +13,7 @@ import pytest
 
 from devstack import badinputs, generator
 from devstack.world import build_world
-from streams import flowlog as new
+from streams.formats.flowlog import flowlog as new
 from tests.unit import legacy_flowlog as old
 
 

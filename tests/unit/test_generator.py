@@ -331,8 +331,8 @@ def test_catalogue_is_deterministic(world):
 
 
 def test_catalogue_against_reader(world):
-    """Each bad kind fails at its expected stage in streams.flowlog; tricky-good ones parse."""
-    flowlog = pytest.importorskip("streams.flowlog")
+    """Each bad kind fails at its expected stage in streams.formats.flowlog.flowlog; tricky-good ones parse."""
+    flowlog = pytest.importorskip("streams.formats.flowlog.flowlog")
     for k, bi in badinputs.all_entries(world, seed=1):
         try:
             flowlog.parse_object_key(bi.key)

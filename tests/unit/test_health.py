@@ -1,5 +1,5 @@
 """/healthz logic: unhealthy on a credentials problem, a stuck stage, or a step that keeps failing."""
-from streams.health import STALE_FAILURE_S, Health, consumer_lag
+from streams.observe.health import STALE_FAILURE_S, Health, consumer_lag
 
 
 class Clock:
@@ -144,7 +144,7 @@ def test_web_observer_feeds_each_stage_from_its_own_topic():
     from collections import namedtuple
     from types import SimpleNamespace
 
-    from streams import web
+    from streams.observe import web
 
     TP = namedtuple("TP", "topic partition")
     objects, flows, kflow, leader = TP("bf.objects", 0), TP("bf.flows", 1), TP("bf.kflow", 1), TP("bf-__leader", 0)

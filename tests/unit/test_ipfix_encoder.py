@@ -1,4 +1,4 @@
-"""connectors/ipfix.py byte by byte: RFC 7011's Appendix A examples, §3.2 enterprise Field Specifiers, §7
+"""streams/formats/kflow/ipfix.py byte by byte: RFC 7011's Appendix A examples, §3.2 enterprise Field Specifiers, §7
 variable-length values, and the batch path read back by the tests' own decoder against the kflow columns."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from connectors import ipfix
-from connectors.ipfix import Field
+from streams.formats.kflow import ipfix
+from streams.formats.kflow.ipfix import Field
 from tests.unit.ipfix_decoder import decode
 
 # RFC 7011 Appendix A.2.1: Template 256 = sourceIPv4Address, destinationIPv4Address, ipNextHopIPv4Address,
@@ -163,7 +163,7 @@ def test_empty_batch_has_no_message():
 def test_numpy_columns_as_decoded_from_kafka_give_the_same_bytes_and_messages_are_filled_greedily():
     import numpy as np
 
-    from streams.columns import KFLOW_INT_TYPES
+    from streams.formats.columns import KFLOW_INT_TYPES
 
     cols = make_columns(400, seed=7)
     arrays = {k: (np.asarray(v, KFLOW_INT_TYPES[k]) if k in KFLOW_INT_TYPES else v) for k, v in cols.items()}

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from connectors import ipfix
+from streams.formats.kflow import ipfix
 from connectors.ipfix_export import (Collector, Cursor, Exporter, IpfixSendError, Meter, Pace, parse_collectors)
 from tests.unit.ipfix_decoder import decode, decode_stream
 class Clock:

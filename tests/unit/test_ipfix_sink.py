@@ -11,11 +11,13 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from connectors import ipfix
-from streams import metrics, topology
-from streams.records import ObjectRef
-from streams.settings import SettingError, Settings, missing_for_worker
-from streams.stages import ipfix_sink, sink
+from streams.formats.kflow import ipfix
+from streams.observe import metrics
+from streams.stages import topology
+from streams.formats.records import ObjectRef
+from streams.config.settings import Settings, missing_for_worker
+from streams.config.values import SettingError
+from streams.stages.sink import ipfix_sink, sink
 from tests.unit.ipfix_decoder import decode, decode_stream
 from tests.unit.stages.driver import Driver
 from tests.unit.test_ipfix_export import TcpCollector, wait_for
@@ -186,7 +188,7 @@ def test_a_group_of_objects_is_exported_per_object_and_deleted_in_one_batch():
 
 
 def test_each_source_goes_to_its_own_sink_kentik_or_its_ipfix_collectors():
-    from streams.sources import Source
+    from streams.config.sources import Source
 
     objs = generator.generate_objects(build_world(seed=1), objects=6, seed=8, mean_flows=60, empty_share=0.0)
     to_kentik, to_ipfix = objs[0], objs[1]
@@ -217,7 +219,7 @@ def test_each_source_goes_to_its_own_sink_kentik_or_its_ipfix_collectors():
 def test_only_sources_exporting_to_kentik_send_their_exports_status():
     import asyncio
 
-    from streams.sources import Source
+    from streams.config.sources import Source
     from streams.stages import leader
 
     k = Source("to-kentik", "bucket-k", endpoint="k.example", kentik_token="tk", export_id=101, sink="kentik")

@@ -1,8 +1,8 @@
-"""Unit tests for streams.ipindex (exact IP first, then longest subnet prefix)."""
+"""Unit tests for streams.state.ipindex (exact IP first, then longest subnet prefix)."""
 
 from connectors.vpc import build_snapshot
 from devstack.world import build_world
-from streams.ipindex import End, IpIndex, SubnetInfo
+from streams.state.ipindex import End, IpIndex, SubnetInfo
 
 
 def ep(ip, kind="nic", **kw):

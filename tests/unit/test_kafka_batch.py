@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from connectors.kafka_batch import by_partition, send_batched
-from streams.partitioner import KeyPartitioner
+from streams.formats.partitioner import KeyPartitioner
 
 
 class _Batch:

@@ -1,4 +1,4 @@
-"""The Event Streams profile and the partition budget (streams/kafka_profile.py, streams/kafka_check.py).
+"""The Event Streams profile and the partition budget (streams/config/kafka_profile.py, streams/ops/kafka_check.py).
 
 IBM's table (Event Streams FAQ, "How do I use Kafka APIs to create and delete topics?"): only cleanup.policy,
 retention.ms (Standard: 1 h–30 days, whole hours), retention.bytes (100 KiB–1 GiB), segment.bytes (100 KiB–512
@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.kafka_admin import DEFAULT_TOPIC_SPECS, deployment_specs, leader_topic_name
-from streams import cli
-from streams.kafka_check import plan_problems, topic_plan, total_partitions
-from streams.kafka_profile import (EVENT_STREAMS_SETTINGS, is_event_streams_host, resolve_profile, setting_problem,
-                                   topic_problems)
+from streams.ops import cli
+from streams.ops.kafka_check import plan_problems, topic_plan, total_partitions
+from streams.config.kafka_profile import (EVENT_STREAMS_SETTINGS, is_event_streams_host, resolve_profile,
+                                   setting_problem, topic_problems)
 
 HOUR = 3600 * 1000
 

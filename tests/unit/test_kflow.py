@@ -1,7 +1,7 @@
-"""Unit tests for schemas/kflow.capnp and the fast kflow encoder (connectors/kflow.py).
+"""Unit tests for schemas/kflow.capnp and the fast kflow encoder (streams/formats/kflow/kflow.py).
 
 The fast encoder must write exactly the segment a pycapnp builder writes in the reference
-allocation order (see connectors/chf_segment.py), and pack to exactly the same bytes, whether the columns
+allocation order (see streams/formats/kflow/chf_segment.py), and pack to exactly the same bytes, whether the columns
 are lists or numpy arrays.
 
 Benchmark: `python tests/unit/test_kflow.py` (2,000 CHF x 19 customs; a shared machine is noisy). On the
@@ -18,7 +18,8 @@ import timeit
 import numpy as np
 import pytest
 
-from connectors import chf_segment, kflow, kflow_capnp, kflow_reference
+from streams.formats.kflow import chf_segment, kflow, kflow_capnp
+from tests.unit import kflow_reference
 
 FIDS = list(range(7000, 7019))
 VECTOR = ("1034400131015f0151041d0e000203e803010a000099020a010a33bb01393010060006106403d2040002100200050f"

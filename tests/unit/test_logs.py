@@ -1,4 +1,4 @@
-"""Worker logging (streams/logs.py): no secret at any level, one line per record, text or JSON."""
+"""Worker logging (streams/observe/logs.py): no secret at any level, one line per record, text or JSON."""
 from __future__ import annotations
 
 import http.client
@@ -11,8 +11,8 @@ import threading
 import pytest
 import requests
 
-from streams import logs
-from streams.logs import Scrubber, log_context
+from streams.observe import logs
+from streams.observe.logs import Scrubber, log_context
 
 TOKEN = "BFSECRET-kentik-2b8e6d4a0c"
 APIKEY = "BFSECRET-iam-7f3a9c1e5d"
@@ -62,7 +62,7 @@ def test_scrubber_masks_a_signature_whole_even_when_it_starts_like_a_bytes_prefi
 def test_fault_suite_credential_scan_sees_what_the_scrubber_masks():
     from devstack.logscan import credential_hits
 
-    from streams.textsafe import escape
+    from streams.formats.textsafe import escape
 
     record = f"Signature:\nb5d672d79c15b13162d9 X-CH-Auth-API-Token: {TOKEN} Authorization: Bearer {JWT}"
     assert set(credential_hits(escape(record))) == {"sigv4", "kentik_header", "bearer", "jwt"}  # as logged raw

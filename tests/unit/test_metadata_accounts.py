@@ -1,5 +1,5 @@
 """VPC metadata per account: two accounts may use the same private addresses, and a flow is labelled only from
-its own source's account (streams/metadata.py: snapshots keyed `<label>/<region>`, one IpIndex per account,
+its own source's account (streams/state/metadata.py: snapshots keyed `<label>/<region>`, one IpIndex per account,
 `MetadataFollower.index_for`), end to end through the enrich stage."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.avro import Codec
-from streams.metadata import MetadataFollower, account_label, indexes_by_account, snapshot_key, source_accounts
-from streams.records import MetadataRecord
-from streams.settings import Settings
-from streams.sources import Source
+from streams.formats.avro import Codec
+from streams.state.metadata import MetadataFollower, account_label, indexes_by_account, snapshot_key, source_accounts
+from streams.formats.records import MetadataRecord
+from streams.config.settings import Settings
+from streams.config.sources import Source
 from tests.unit.stages.driver import Driver
 from tests.unit.stages.test_sources_stages import A, B, ref
 

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.kafka_admin import EnsureResult
-from streams import cli, metrics
-from streams.kafka_check import KafkaUnreachable, plan_json, plan_lines, probe, topic_plan, unreachable_message
-from streams.logthrottle import ThrottleFilter
-from streams.runtime import Health
+from streams.ops import cli
+from streams.observe import metrics
+from streams.ops.kafka_check import KafkaUnreachable, plan_json, plan_lines, probe, topic_plan, unreachable_message
+from streams.observe.logthrottle import ThrottleFilter
+from streams.stages.runtime import Health
 
 
 def closed_port() -> int:
@@ -58,7 +59,7 @@ def test_worker_with_kafka_unreachable_exits_3_with_one_line():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOW_", "KENTIK_", "IBM_"))}
     env.update({"BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "KENTIK_API_TOKEN": "t"})
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
+    done = subprocess.run([sys.executable, "-m", "streams.ops.cli", "worker", "--bucket_name=b", "--service_endpoint=c",
                            "--cos_hmac_access_key=a", "--api_email=e@x", "--plan_id=1", "--regions=none",
                            f"--kafka_bootstrap=127.0.0.1:{closed_port()}"],
                           capture_output=True, text=True, timeout=60, env=env)
@@ -189,7 +190,7 @@ def test_both_entry_points_are_installed_scripts():
     from pathlib import Path
 
     scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"blueflow": "streams.cli:main", "blueflow-dev": "devstack.cli:main"}
+    assert scripts == {"blueflow": "streams.ops.cli:main", "blueflow-dev": "devstack.cli:main"}
 
 
 def test_generate_reads_the_stack_env_of_blueflow_devstack_dir(tmp_path, monkeypatch):

@@ -5,14 +5,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.avro import Codec
-from streams.columns import pack_kflow_columns
-from streams.deadletters import (Letter, newest_per_key, numbered, object_ref_for_retry, of_source, resolve,
+from streams.formats.avro import Codec
+from streams.formats.columns import pack_kflow_columns
+from streams.ops.deadletters import (Letter, newest_per_key, numbered, object_ref_for_retry, of_source, resolve,
                                  table_lines)
-from streams.records import ObjectRef
-from streams.replay import PartitionRange, mark_replay, parse_time, partition_ranges
-from streams.status import bucket_summary, by_label, devstack_workers, parse_metrics, rates, stage_lag
-from streams.statusview import render
+from streams.formats.records import ObjectRef
+from streams.ops.replay import PartitionRange, mark_replay, parse_time, partition_ranges
+from streams.ops.source_status import bucket_summary
+from streams.ops.status import by_label, devstack_workers, parse_metrics, rates, stage_lag
+from streams.ops.statusview import render
 
 NOW = 1_800_000_000_000
 
@@ -72,7 +73,7 @@ SHOWN = "logs/" + "x" * 90 + r"/\x1b[2J\x1b]0;owned\x07\r\nFAKE\u202e\x9b.json.g
 
 
 def test_list_shows_whole_keys_and_reasons_with_every_control_character_escaped():
-    from streams.textsafe import is_safe
+    from streams.formats.textsafe import is_safe
 
     rows = numbered([Letter({"key": HOSTILE, "at": 1, "stage": "json\x1b[31m", "reason": "bad\nline\x07"}, 0, 0)])
     lines = table_lines(rows)
@@ -92,7 +93,7 @@ def test_show_and_retry_accept_the_list_number_or_the_key_as_printed():
 def test_retry_without_a_target_says_what_to_give():
     from click.testing import CliRunner
 
-    from streams.cli import main
+    from streams.ops.cli import main
 
     result = CliRunner().invoke(main, ["deadletter", "retry"])
     assert result.exit_code == 2 and "nothing to retry: give object KEYS, --index N" in result.output
@@ -137,7 +138,7 @@ def test_retry_targets_name_their_source_and_an_ambiguous_key_asks_for_source():
 
 
 def test_replay_of_one_source_skips_the_others_records():
-    from streams.replay import of_source as replay_of_source
+    from streams.ops.replay import of_source as replay_of_source
 
     codec = Codec("kflow_batch")
     assert replay_of_source({"source": ""}, "default") and replay_of_source({"source": "acct-a"}, None)
@@ -206,7 +207,7 @@ def test_an_ipfix_worker_shows_what_it_exported_not_kflow_delivered():
 def test_render_shows_errors_whole_and_escapes_every_outside_string():
     from rich.console import Console
 
-    from streams.textsafe import is_safe
+    from streams.formats.textsafe import is_safe
 
     cause = "Max retries exceeded with url: /service/info (Caused by NewConnectionError: [Errno 111] " \
             "Connection refused) " + "x" * 150 + " THE-CAUSE-AT-THE-END"
@@ -277,7 +278,7 @@ def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
 def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
     from rich.console import Console
 
-    from streams.source_status import waiting_totals, with_worker_problems
+    from streams.ops.source_status import waiting_totals, with_worker_problems
 
     backlogs = {"acct-a": {"bucket": "bucket-a", "pending": 12, "oldest_pending_age_s": 95.0},
                 "acct-b": {"bucket": "bucket-b", "error": "EndpointConnectionError: b down"}}
@@ -302,7 +303,7 @@ def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
 
 
 def test_worker_dns_gives_one_url_per_address_of_a_headless_service():
-    from streams.status import pod_urls
+    from streams.ops.status import pod_urls
 
     answers = [(2, 1, 6, "", ("10.0.0.7", 8083)), (2, 1, 6, "", ("10.0.0.5", 8083)),
                (2, 1, 6, "", ("10.0.0.7", 8083)), (10, 1, 6, "", ("fd00::9", 8083, 0, 0))]
@@ -317,8 +318,8 @@ def test_worker_dns_gives_one_url_per_address_of_a_headless_service():
 
 def test_status_reads_kafka_with_librdkafka_logging_off(monkeypatch):
     """An unreachable Kafka is reported in the status document, not as librdkafka's log lines on stderr."""
-    from streams import replay, status
-    from streams.settings import Settings
+    from streams.ops import replay, status
+    from streams.config.settings import Settings
 
     seen = {}
 
@@ -338,7 +339,7 @@ def test_a_status_sample_is_interruptible_while_it_blocks():
     import threading
     import time as _time
 
-    from streams.statusview import interruptible
+    from streams.ops.statusview import interruptible
 
     assert interruptible(lambda: 42) == 42
     with pytest.raises(ValueError, match="boom"):

@@ -1,6 +1,6 @@
 """The outcome store behind "never twice": exact key + ETag, bounded by a time window."""
-from streams.outcomes import DELIVERED, QUARANTINED, OutcomeStore, ProgressStore
-from streams.records import Progress
+from streams.state.outcomes import DELIVERED, QUARANTINED, OutcomeStore, ProgressStore
+from streams.formats.records import Progress
 
 
 def test_outcome_is_per_key_and_etag():

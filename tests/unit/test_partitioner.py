@@ -9,7 +9,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from streams.partitioner import KeyPartitioner, murmur2
+from streams.formats.partitioner import KeyPartitioner, murmur2
 
 
 def keys() -> list[bytes]:

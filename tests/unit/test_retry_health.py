@@ -1,11 +1,11 @@
-"""A retried step (streams/retry.py `retry_transient`, used for COS deletes, downloads, device look-ups)
+"""A retried step (streams/stages/retry.py `retry_transient`, used for COS deletes, downloads, device look-ups)
 reports each failure to Health and clears on success, so a delete that keeps failing turns /healthz
 unhealthy with its reason (issue 9 item 4), broker-free."""
 import asyncio
 from types import SimpleNamespace
 
-from streams.health import Health
-from streams.retry import Transient, retry_transient
+from streams.observe.health import Health
+from streams.stages.retry import Transient, retry_transient
 
 
 def health_with_clock():

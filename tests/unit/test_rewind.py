@@ -3,7 +3,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import rewind
+from streams.state import rewind
 
 
 def test_partitions_without_a_committed_offset_are_the_ones_to_rewind():

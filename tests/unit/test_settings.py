@@ -1,7 +1,7 @@
 """Blueflow-compatible flags and env vars; secrets never shown."""
-from streams.cli import normalise_blueflow_args
-from streams.option_table import OPTIONS
-from streams.settings import Settings, missing_for_worker
+from streams.ops.cli import normalise_blueflow_args
+from streams.config.option_table import OPTIONS
+from streams.config.settings import Settings, missing_for_worker
 
 
 def test_flags_without_dashes_are_accepted_like_kentiks_manifests_write_them():

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from streams import metrics
-from streams.settings import Settings, endpoint_region, missing_for_worker, regions_for
+from streams.observe import metrics
+from streams.config.settings import Settings, missing_for_worker
+from streams.config.values import endpoint_region, regions_for
 from streams.stages.enrich import RegionWatch
 
 BASE = {"BLUEFLOW_BUCKET": "b", "BLUEFLOW_COS_ENDPOINT": "s3.direct.us-east.cloud-object-storage.appdomain.cloud",

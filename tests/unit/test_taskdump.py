@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from streams import taskdump
+from streams.observe import taskdump
 
 
 class Wrapped:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.textsafe import escape, escape_lines, is_safe
+from streams.formats.textsafe import escape, escape_lines, is_safe
 
 
 @pytest.mark.parametrize("raw, shown", [

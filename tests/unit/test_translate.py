@@ -1,4 +1,4 @@
-"""Unit tests for streams.translate: every rule of spec/kentik.md "Our translation rules"."""
+"""Unit tests for streams.formats.translate: every rule of spec/kentik.md "Our translation rules"."""
 from __future__ import annotations
 
 import gzip
@@ -8,11 +8,11 @@ from typing import NamedTuple
 import orjson
 import pytest
 
-from streams.avro import Codec
-from streams.columns import lists, pack_kflow_columns, unpack_kflow_columns
-from streams.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
-from streams.ipindex import IpIndex
-from streams.translate import (
+from streams.formats.avro import Codec
+from streams.formats.columns import lists, pack_kflow_columns, unpack_kflow_columns
+from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
+from streams.state.ipindex import IpIndex
+from streams.formats.translate import (
     CUSTOM_COLUMNS, INT_COLUMNS, custom_values, device_name_for_subnet, local_end, translate_batch,
 )
 

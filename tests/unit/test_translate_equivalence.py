@@ -14,9 +14,9 @@ import pytest
 from connectors.vpc import build_snapshot
 from devstack import generator
 from devstack.world import build_world
-from streams.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
-from streams.ipindex import IpIndex
-from streams.translate import INT_COLUMNS, Segment, translate_batch, translate_segments
+from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
+from streams.state.ipindex import IpIndex
+from streams.formats.translate import INT_COLUMNS, Segment, translate_batch, translate_segments
 
 from tests.unit import legacy_translate as old
 from tests.unit.test_translate import HEADER, INDEX, KEY_INFO, flow, plain

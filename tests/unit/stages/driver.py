@@ -15,16 +15,17 @@ from dataclasses import dataclass, field, replace
 from ibm_botocore.exceptions import ClientError
 
 from connectors.kentik import Device, PostResult
-from streams.metadata import MetadataFollower
-from streams.outcomes import OutcomeStore, ProgressStore
-from streams.batches import FlowChunk, KflowChunk
-from streams.records import DeadLetter, LedgerEntry, ObjectRef, Progress
-from streams.runtime import Health
-from streams.settings import Settings
-from streams.sources import Sources
-from streams.stages import enrich, parse, sink
+from streams.state.metadata import MetadataFollower
+from streams.state.outcomes import OutcomeStore, ProgressStore
+from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.records import DeadLetter, LedgerEntry, ObjectRef, Progress
+from streams.stages.runtime import Health
+from streams.config.settings import Settings
+from streams.config.sources import Sources
+from streams.stages import enrich, parse
+from streams.stages.sink import sink
 from streams.stages.context import StageContext
-from streams.stages.devices import Devices
+from streams.stages.sink.devices import Devices
 
 TOPICS = ("objects", "flows", "kflow", "deadletter", "ledger", "progress", "vpc_metadata")
 
@@ -244,7 +245,7 @@ class Driver:
     def share_progress_with(self, other: "Driver") -> None:
         """What the outcome follower does: this worker's progress records (and tombstones) and ledger records
         reach the other worker."""
-        from streams.outcomes import DELIVERED
+        from streams.state.outcomes import DELIVERED
 
         for key, value in self.topics.progress.messages:
             if value is not None:

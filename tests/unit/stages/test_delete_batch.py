@@ -1,4 +1,4 @@
-"""Finalize in batches across kflow messages (streams/stages/delete_batch.py) on the broker-free driver:
+"""Finalize in batches across kflow messages (streams/stages/finalize/delete_batch.py) on the broker-free driver:
 objects completed by several messages are deleted together once the oldest waited `delete_batch_seconds`,
 each only after every one of its flows was accepted and only if it is still the version read."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.stages.delete_batch import CURRENT_ACK, DeleteBatcher, HeldAck, due
+from streams.stages.finalize.delete_batch import CURRENT_ACK, DeleteBatcher, HeldAck, due
 from tests.unit.stages.driver import Driver
 
 
@@ -137,7 +137,7 @@ def test_a_message_is_acked_only_after_its_objects_were_deleted(small):
 
 
 def test_a_batch_that_fails_keeps_its_messages_unacked_until_it_is_finalized(small, monkeypatch):
-    from streams.stages import finalize
+    from streams.stages.finalize import finalize
 
     clock, acked, real = Clock(), [], finalize.finalize_now
     d = batched(clock)
@@ -173,7 +173,7 @@ def test_a_worker_that_dies_holding_a_batch_leaves_nothing_to_send_again(small):
     """The killed worker's kflow messages were never acked, so the next worker gets them again: every chunk
     they carry was accepted and is in `progress`, so it sends nothing and only finalizes (kill -9 measured
     741 duplicate flows in the fault suite before the completed objects' progress was shared)."""
-    from streams.records import Progress
+    from streams.formats.records import Progress
 
     clock = Clock()
     a = batched(clock)

@@ -10,8 +10,8 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.columns import lists
-from streams.batches import KflowChunk
+from streams.formats.columns import lists
+from streams.formats.batches import KflowChunk
 from tests.unit.stages.driver import Driver
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.columns import lists
-from streams.batches import FlowChunk, KflowChunk
-from streams.records import ObjectRef
+from streams.formats.columns import lists
+from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.records import ObjectRef
 from streams.stages import enrich
 from tests.unit.stages.driver import Driver
 
@@ -256,7 +256,7 @@ def _old_codec(name: str, version: str):
     import json
 
     from schemas import SCHEMA_DIR
-    from streams.avro import Codec
+    from streams.formats.avro import Codec
 
     return Codec(json.loads((SCHEMA_DIR / "history" / f"{name}.{version}.avsc").read_text()))
 

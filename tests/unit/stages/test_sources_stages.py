@@ -10,9 +10,9 @@ import pytest
 
 from devstack import generator
 from devstack.world import build_world
-from streams.avro import Codec
-from streams.records import ObjectRef, Progress, scoped_key
-from streams.sources import Source
+from streams.formats.avro import Codec
+from streams.formats.records import ObjectRef, Progress, scoped_key
+from streams.config.sources import Source
 from streams.stages import poll
 from streams.stages.poll import Due, PublishLedger, fair_order
 from tests.unit.stages.driver import Driver
@@ -101,7 +101,7 @@ def test_one_sources_cos_failing_does_not_hold_the_others_listing_or_make_the_wo
 
 
 def fake_clock(step_s: float | None = None, start: float = 0.0):
-    from streams.sources import GIVE_UP_AFTER_S
+    from streams.config.sources import GIVE_UP_AFTER_S
 
     step_s = GIVE_UP_AFTER_S / 2 if step_s is None else step_s  # a few failed attempts before giving up
     ticks = itertools.count()
@@ -204,7 +204,7 @@ def test_budget_counts_published_objects_not_yet_finished(objects):
 
 
 def test_vpc_metadata_is_fetched_once_per_account_and_regions_with_keys_per_source():
-    from streams.settings import Settings
+    from streams.config.settings import Settings
     from streams.stages.leader import metadata_accounts
 
     settings = Settings.from_env({"IBM_VPC_API_KEY": "global", "BLUEFLOW_REGIONS": "us-south,us-east"})
@@ -221,8 +221,9 @@ def test_vpc_metadata_is_fetched_once_per_account_and_regions_with_keys_per_sour
 def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error(monkeypatch):
     from dataclasses import replace
 
-    from streams import source_status, sources
-    from streams.settings import Settings
+    from streams.ops import source_status
+    from streams.config import sources
+    from streams.config.settings import Settings
 
     d = two_sources()
     d.coses["acct-a"].put("k1", b"x" * 10)

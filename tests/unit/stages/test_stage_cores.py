@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from streams.outcomes import DELIVERED, QUARANTINED
-from streams.batches import KflowChunk
-from streams.records import ObjectRef, Progress
-from streams.stages.finalize import plan
+from streams.state.outcomes import DELIVERED, QUARANTINED
+from streams.formats.batches import KflowChunk
+from streams.formats.records import ObjectRef, Progress
+from streams.stages.finalize.finalize import plan
 from streams.stages.parse import admit
-from streams.stages.sink import Action, ObjectProgress, decide
+from streams.stages.sink.sink import Action, ObjectProgress, decide
 
 
 def ref(**kw) -> ObjectRef:
@@ -119,7 +119,7 @@ def test_fair_groups_never_mix_sources_and_interleave_them():
 
 
 def block(strings: list[str], idx: list[int], n: int) -> dict:
-    from streams.batches import KFLOW_INT_COLUMNS
+    from streams.formats.batches import KFLOW_INT_COLUMNS
 
     return {**{c: list(range(n)) for c in KFLOW_INT_COLUMNS}, "strings": strings, "custom_idx": idx,
             "flow_count": n}

@@ -1,0 +1,1 @@
+"""Settings: the option table, the environment, the config file, the sources and the Kafka profile."""

@@ -1,0 +1,1 @@
+"""What is sent to collectors: kflow (Cap'n Proto CHF segments) for Kentik and IPFIX records."""

@@ -1,0 +1,1 @@
+"""The commands: `blueflow` CLI, worker start, check, status, replay and dead letters."""

@@ -1,0 +1,60 @@
+"""`blueflow status` per source (with a configuration file's `sources:`): each bucket's backlog and the age of
+its oldest pending object, listed concurrently; one source's failing listing is that source's error only; the
+problems the workers report for a source (its COS or Kentik failing); the totals over the sources."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+def source_backlogs(settings, quarantined: set) -> dict | None:
+    """{source name: bucket summary (see bucket_summary) or {"error": ...}}; None with the
+    implicit source only (the status document's `bucket` already is its backlog)."""
+    if not settings.sources:
+        return None
+    with ThreadPoolExecutor(max_workers=min(8, len(settings.sources))) as pool:
+        summaries = list(pool.map(lambda s: _one(settings, s, quarantined), settings.sources))
+    return {source.name: summary for source, summary in zip(settings.sources, summaries)}
+
+
+def _one(settings, source, quarantined: set) -> dict:
+    from connectors.cos import list_objects
+    from streams.config.sources import make_cos_client_for
+
+    try:
+        listing = list(list_objects(make_cos_client_for(source, settings), source.bucket, source.prefix))
+    except Exception as exc:  # errors as values: the document says which source could not be listed
+        return {"bucket": source.bucket, "error": f"{type(exc).__name__}: {exc}"}
+    return dict(bucket_summary(listing, quarantined, int(time.time() * 1000)), bucket=source.bucket)
+
+
+def with_worker_problems(backlogs: dict | None, workers: list[dict]) -> dict | None:
+    """`backlogs` with each source's problems as the workers report them (/service/info `sources`), distinct."""
+    if backlogs is None:
+        return None
+    out = {name: dict(summary, problems=[]) for name, summary in backlogs.items()}
+    for worker in workers:
+        for view in worker.get("sources") or []:
+            entry = out.get(view.get("source"))
+            if entry is not None and view.get("problem") and view["problem"] not in entry["problems"]:
+                entry["problems"].append(view["problem"])
+    return out
+
+
+def waiting_totals(backlogs: dict | None) -> tuple[int | None, dict | None]:
+    """(objects waiting in every source's bucket, {"oldest_pending_age_s": the oldest of them}); (None, None)
+    when no source could be listed."""
+    listed = [s for s in (backlogs or {}).values() if "pending" in s]
+    if not listed:
+        return None, None
+    ages = [s["oldest_pending_age_s"] for s in listed if s.get("oldest_pending_age_s") is not None]
+    return sum(s["pending"] for s in listed), {"oldest_pending_age_s": max(ages) if ages else None}
+
+
+def bucket_summary(listing, quarantined: set[tuple[str, str]], now_ms: int) -> dict:
+    """Objects in the bucket, how many are quarantined (key + ETag dead-lettered), and the oldest pending."""
+    pending = [o for o in listing if (o.key, o.etag.strip('"')) not in quarantined]
+    oldest = min((o.last_modified for o in pending), default=None)
+    return {"objects": len(listing), "bytes": sum(o.size for o in listing), "pending": len(pending),
+            "quarantined": len(listing) - len(pending),
+            "oldest_pending_age_s": None if oldest is None else round(max(0, now_ms - oldest) / 1000, 1)}

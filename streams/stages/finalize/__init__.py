@@ -1,0 +1,1 @@
+"""The finalize stage and what only it uses: its batched deletes."""
