@@ -141,9 +141,12 @@ class ObjectGetter:
         self.hmac_keys, self.token, self.region = hmac_keys, token, region
         self.max_attempts, self.on_request = max(1, max_attempts), on_request
         self._keys: dict[str, bytes] = {}
+        # one pool for the one endpoint, asked with the request target only: a PoolManager would parse every
+        # URL twice (~40 µs per GET on percent-encoded keys)
         self.http = urllib3.PoolManager(
             maxsize=max_pool_connections, retries=False, ca_certs=ca_certs,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+        self.pool = self.http.connection_from_url(self.base)
 
     def _headers(self, path: str, query: str, etag: str | None) -> dict[str, str]:
         headers = {"If-Match": f'"{etag}"'} if etag else {}
@@ -161,7 +164,7 @@ class ObjectGetter:
              etag: str | None = None) -> Any:
         """The answer to a GET with status 200 (its body unread), or None for 404 / 412 of an object (`key`).
         Retries like the SDK; raises CosError."""
-        url = self.base + path + ("?" + query if query else "")
+        target = path + ("?" + query if query else "")
         for attempt in range(self.max_attempts):
             last = attempt + 1 == self.max_attempts
             try:
@@ -171,7 +174,7 @@ class ObjectGetter:
             if self.on_request is not None:
                 self.on_request(operation)
             try:
-                resp = self.http.urlopen("GET", url, headers=headers, preload_content=False, redirect=False,
+                resp = self.pool.urlopen("GET", target, headers=headers, preload_content=False, redirect=False,
                                          decode_content=False)
             except urllib3.exceptions.HTTPError as exc:
                 if last:
