@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from devstack import stack
-    from devstack.world import build_world
+    from devstack.stack import env as stack_env
+    from devstack.synth.worldgen import build_world
 
     from benchmarks.workloads import build_objects, workloads
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("workload", nargs="?", default="W1")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
-    env = stack.read_env()
+    env = stack_env.read_env()
     world = build_world(seed=int(env["BLUEFLOW_WORLD_SEED"]), regions=tuple(env["BLUEFLOW_REGIONS"].split(",")))
     objects = build_objects(world, workloads(args.quick)[args.workload.upper()])
     flows = sum(o.flow_count for o in objects)

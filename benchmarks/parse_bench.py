@@ -48,7 +48,7 @@ def _split(body: bytes) -> list[bytes]:
 
 def speed(repeat: int = 5) -> dict:
     from benchmarks.workloads import build_objects, workloads
-    from devstack.world import build_world
+    from devstack.synth.worldgen import build_world
 
     world = build_world(seed=1)
     out = {}
@@ -99,8 +99,8 @@ def write_case(case: str, path: Path) -> dict:
             f.write(comp.compress(b'","flow_logs":[]}'))
             f.write(comp.flush())
             return {"decompressed_mib": 450, "flows": 0}
-        from devstack import badinputs
-        from devstack.world import build_world
+        from devstack.synth import badinputs
+        from devstack.synth.worldgen import build_world
         bi = badinputs.make("huge_object", build_world(seed=1), random.Random(1), size_mb=int(case[3:]))
         f.write(bi.body)
         return {"decompressed_mib": int(case[3:]), "flows": bi.flow_count}

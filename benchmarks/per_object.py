@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 from benchmarks.workloads import build_objects, workloads
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.formats.records import ObjectRef
 from streams.stages import poll
 from tests.unit.stages.driver import Driver

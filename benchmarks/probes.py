@@ -31,10 +31,10 @@ def proc_hwm_kb(pid: int) -> int | None:
 
 def stack_cpu_s() -> dict[str, float]:
     """CPU seconds so far of each local-stack process (Kafka, S3Proxy, stand-ins), from its pids.json."""
-    from devstack import stack
+    from devstack.stack.procs import load_pids
 
     out = {}
-    for name, entry in stack._load_pids().items():
+    for name, entry in load_pids().items():
         cpu = proc_cpu_s(int(entry.get("pid", 0))) if entry.get("pid") else None
         if cpu is not None:
             out[name] = cpu

@@ -85,9 +85,9 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
              timeout_s: float) -> dict:
     """One isolated pipeline run of `objects` with `n_workers` workers and sink `sink_name`; raw measurements."""
     from connectors.cos import list_objects
-    from devstack import stack
-    from devstack.demo import empty_bucket, hmac_client
-    from devstack.generator import write_objects
+    from devstack.stack.bucket import empty_bucket, hmac_client
+    from devstack.stack import env as stack_env
+    from devstack.synth.writer import write_objects
     from devstack.workers import WorkerProcess, run_environment
 
     bucket = env["BLUEFLOW_BUCKET"]
@@ -105,7 +105,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
             overrides.update({"BLUEFLOW_COS_ENDPOINT": env["BLUEFLOW_COS_IAM_ENDPOINT"],
                               "BLUEFLOW_COS_HMAC_ACCESS_KEY": "", "BLUEFLOW_COS_HMAC_SECRET_KEY": ""})
         worker_env = run_environment(env, run_id, **overrides)
-        workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id, ("--devstack",))
+        workers = [WorkerProcess(f"w{i}", worker_env, stack_env.state_dir() / "logs" / run_id)
                    for i in range(n_workers)]
         stack_before = stack_cpu_s()
         t0 = time.monotonic()
@@ -121,7 +121,7 @@ def run_once(env: dict, wl, objects: list, n_workers: int, *, sink_name: str, co
             collector_cpu = sink.collector_cpu_s()
         finally:
             _stop_all(workers)
-        kafka = probes.kafka_run_bytes(stack.state_dir() / "kafka-data", run_id)
+        kafka = probes.kafka_run_bytes(stack_env.state_dir() / "kafka-data", run_id)
         t_ref = time.monotonic()
         referee, latencies = sink.referee(objects, uploaded)
     finally:
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from devstack import stack
-    from devstack.world import build_world
+    from devstack.synth.worldgen import build_world
 
     defs = workloads(args.quick, args.w3_rate, args.w3_seconds)
     if args.w1_objects:

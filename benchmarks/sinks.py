@@ -84,11 +84,12 @@ class IpfixSink:
     sent_metric = "blueflow_ipfix_exported_total"
 
     def __init__(self, env: dict[str, str], run_id: str):
-        from devstack import nfcapd, stack
+        from devstack import nfcapd
+        from devstack.stack import env as stack_env
 
         if nfcapd.missing():
             raise RuntimeError(f"--sink ipfix needs a local collector: {nfcapd.missing()}")
-        self.collector = nfcapd.NfCapd(stack.state_dir() / "nfcapd" / run_id)
+        self.collector = nfcapd.NfCapd(stack_env.state_dir() / "nfcapd" / run_id)
 
     def worker_overrides(self) -> dict[str, str]:
         return {"BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": self.collector.address}

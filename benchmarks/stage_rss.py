@@ -22,14 +22,14 @@ CHUNK_FLOWS = 2000
 
 
 def write(case: str, path: str) -> dict:
-    from devstack.world import build_world
+    from devstack.synth.worldgen import build_world
 
     if case == "w2":
         from benchmarks.workloads import _exact_objects, workloads
         obj = _exact_objects(build_world(seed=1), workloads(True)["W2"])[0]
         Path(path).write_bytes(obj.body)
         return {"case": case, "flows": obj.flow_count, "gzip_bytes": len(obj.body)}
-    from devstack import badinputs
+    from devstack.synth import badinputs
     bi = badinputs.make("huge_object", build_world(seed=1), random.Random(1), size_mb=int(case[3:]))
     Path(path).write_bytes(bi.body)
     return {"case": case, "flows": bi.flow_count, "gzip_bytes": len(bi.body)}

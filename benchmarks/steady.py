@@ -33,8 +33,8 @@ WRITER_THREADS = 4
 def write_paced(env: dict, bucket: str, objects: list, rate: float, conn) -> None:
     """Writer process: PUT object i at t0 + i / rate (a few in flight); send back per key the time its PUT
     was sent, failures, the lag behind the schedule and this process's CPU seconds."""
-    from devstack.demo import hmac_client
-    from devstack.generator import _put
+    from devstack.stack.bucket import hmac_client
+    from devstack.synth.writer import _put
 
     client = hmac_client(env)
     sent: dict[str, float] = {}
@@ -134,8 +134,8 @@ def _ready(workers: list, timeout_s: float = 120.0) -> None:
 
 def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout_s: float) -> dict:
     """One W3 run: workers up first, then the paced writer; measured until every object is deleted."""
-    from devstack import stack
-    from devstack.demo import empty_bucket, hmac_client
+    from devstack.stack import env as stack_env
+    from devstack.stack.bucket import empty_bucket, hmac_client
     from devstack.referee import compare
     from devstack.workers import WorkerProcess, run_environment
 
@@ -144,7 +144,7 @@ def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout
     reset_kentik(env)
     run_id = f"benchw3w{n_workers}{uuid.uuid4().hex[:6]}"
     worker_env = run_environment(env, run_id, BLUEFLOW_POLL_INTERVAL=str(POLL_INTERVAL_S))
-    workers = [WorkerProcess(f"w{i}", worker_env, stack.state_dir() / "logs" / run_id, ("--devstack",))
+    workers = [WorkerProcess(f"w{i}", worker_env, stack_env.state_dir() / "logs" / run_id)
                for i in range(n_workers)]
     for w in workers:
         w.start()
@@ -171,7 +171,7 @@ def run_steady(env: dict, objects: list, n_workers: int, *, rate: float, timeout
         for t in threads:
             t.join()
     deleted_at = deletion_times(env, run_id)
-    kafka = kafka_run_bytes(stack.state_dir() / "kafka-data", run_id)
+    kafka = kafka_run_bytes(stack_env.state_dir() / "kafka-data", run_id)
     verdict = compare(objects, accepted_flows(env))
     reset_kentik(env)
     delete_run_topics(env, list(kafka))

@@ -1,6 +1,6 @@
 """The benchmark's fixed, seeded workloads: realistic IBM flow-log objects for the stack's World.
 
-W1 "realistic": many objects, ~150 flows each on average (log-normal), 10 % empty (devstack.generator).
+W1 "realistic": many objects, ~150 flows each on average (log-normal), 10 % empty (devstack/synth/generator.py).
 W2 "large objects": a few objects of exactly N flows each, built with the generator's own internals
 (same vNIC plan, flow mix, keys and document shape), so every object is as real as W1's.
 W3 "steady state": W1-like objects of ~130 flows (none empty: each has a Kentik acceptance time), written at
@@ -12,7 +12,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from devstack import generator as g
+import orjson
+
+from devstack.synth import generator, layout, traffic, vnics
 
 
 @dataclass(frozen=True)
@@ -42,28 +44,28 @@ def workloads(quick: bool, w3_rate: float = W3_RATE, w3_seconds: float | None = 
             "W2": Workload("W2", "large objects", 20, 20_000, 0.0, True, 202), "W3": w3}
 
 
-def _exact_objects(world, wl: Workload, start: datetime = g.DEFAULT_START) -> list[g.GeneratedObject]:
+def _exact_objects(world, wl: Workload, start: datetime = layout.DEFAULT_START) -> list[layout.GeneratedObject]:
     """wl.objects objects of exactly wl.mean_flows flows, one per (vNIC, record type, interval) of the plan."""
-    wc = g.world_context(world)
+    wc = vnics.world_context(world)
     start_ts = int(start.timestamp())
     out = []
-    for pos, (c, rt, interval) in enumerate(g._plan(wc, wl.objects)):
+    for pos, (c, rt, interval) in enumerate(generator._plan(wc, wl.objects)):
         rng = random.Random(f"blueflow-bench:{wl.seed}:{pos}")
-        cs = start_ts + c.offset_s + interval * g.INTERVAL_S
-        ce = cs + g.INTERVAL_S
+        cs = start_ts + c.offset_s + interval * layout.INTERVAL_S
+        ce = cs + layout.INTERVAL_S
         n = int(wl.mean_flows)
-        flows = g.make_flows(rng, wc, c, rt, cs, ce, n)
-        doc = g.make_document(c, cs, ce, flows)
-        key = g.make_key(c, rt, cs, c.stream_start[rt], c.seq_start[rt] + interval)
-        body = g.gzip_bytes(g.orjson.dumps(doc))
-        out.append(g.GeneratedObject(key=key, body=body, metadata=g.header_metadata(doc), flows=None, kind="good",
-                                     flow_count=n, chf_count=g.chf_count(flows)))
+        flows = traffic.make_flows(rng, wc, c, rt, cs, ce, n)
+        doc = layout.make_document(c, cs, ce, flows)
+        key = layout.make_key(c, rt, cs, c.stream_start[rt], c.seq_start[rt] + interval)
+        body = layout.gzip_bytes(orjson.dumps(doc))
+        out.append(layout.GeneratedObject(key=key, body=body, metadata=layout.header_metadata(doc), flows=None,
+                                          kind="good", flow_count=n, chf_count=layout.chf_count(flows)))
     return out
 
 
-def build_objects(world, wl: Workload) -> list[g.GeneratedObject]:
+def build_objects(world, wl: Workload) -> list[layout.GeneratedObject]:
     """The workload's objects (bodies gzip'd, flows not kept: the referee re-reads the bodies)."""
     if wl.exact:
         return _exact_objects(world, wl)
-    return list(g.iter_objects(world, objects=wl.objects, seed=wl.seed, empty_share=wl.empty_share,
+    return list(generator.iter_objects(world, objects=wl.objects, seed=wl.seed, empty_share=wl.empty_share,
                                mean_flows=wl.mean_flows, keep_flows=False))

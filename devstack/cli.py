@@ -1,5 +1,6 @@
 """`blueflow-dev`: the development tools — the local stack, the flow-log generator, the demo and the fault
-suite. Not part of the product image; `blueflow demo|faults|generate|devstack` forward here where installed.
+suite, and the product's commands run with the local stack's settings (devstack/product.py). A distribution of
+its own (devstack/pyproject.toml), not part of the product's wheel or image.
 
 Every command honours $BLUEFLOW_DEVSTACK_DIR (where the stack keeps its state and env file) and
 $BLUEFLOW_DEVSTACK_PORT_BASE (its ports), so several stacks can run side by side.
@@ -10,6 +11,8 @@ import json
 import sys
 
 import click
+
+from devstack.product import COMMANDS as PRODUCT_COMMANDS
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -27,32 +30,32 @@ def devstack() -> None:
 @devstack.command("up")
 def devstack_up() -> None:
     """Start the stack (downloads the jars from Maven Central on first use); writes the env file."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["up"]))
+    sys.exit(stack_main(["up"]))
 
 
 @devstack.command("down")
 def devstack_down() -> None:
     """Stop every process of the stack."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["down"]))
+    sys.exit(stack_main(["down"]))
 
 
 @devstack.command("status")
 def devstack_status() -> None:
     """Show each component, its pid, port and whether it is alive."""
-    from devstack import stack
+    from devstack.stack.cli import main as stack_main
 
-    sys.exit(stack.main(["status"]))
+    sys.exit(stack_main(["status"]))
 
 
 @main.command(context_settings=PASS_THROUGH, add_help_option=False)
 @click.pass_context
 def generate(ctx) -> None:
     """Write synthetic IBM flow-log objects into the local stack's bucket (--help lists the options)."""
-    from devstack.generator import main as generator_main
+    from devstack.synth.writer import main as generator_main
 
     sys.exit(generator_main(list(ctx.args)))
 
@@ -61,7 +64,7 @@ def generate(ctx) -> None:
 @click.pass_context
 def faults(ctx) -> None:
     """Run the reliability suite on the local stack; writes faults-report.json (--help lists the options)."""
-    from devstack.faults import main as faults_main
+    from devstack.faults.cli import main as faults_main
 
     sys.exit(faults_main(list(ctx.args)))
 
@@ -89,6 +92,24 @@ def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeo
     ok = summary.pop("ok", True)
     click.echo(json.dumps(summary))
     sys.exit(0 if ok else 1)
+
+
+def product_command(name: str) -> click.Command:
+    """`blueflow-dev NAME ARGS`: `blueflow NAME ARGS` with the running stack's settings (devstack/product.py)."""
+    def callback(args: tuple[str, ...]) -> None:
+        from devstack.product import run
+
+        run(name, list(args))
+
+    return click.Command(name, callback=callback, add_help_option=False, context_settings=PASS_THROUGH,
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         short_help=f"blueflow {name} with the local stack's settings.",
+                         help=f"`blueflow {name}` with the local stack's settings (`blueflow-dev {name} --help`: "
+                              "its options).")
+
+
+for _name in PRODUCT_COMMANDS:
+    main.add_command(product_command(_name))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`blueflow demo`: the whole product on the local stack, with live progress and a JSON summary.
+"""`blueflow-dev demo`: the whole product on the local stack, with live progress and a JSON summary.
 
 Stack up → empty the bucket → generate good, empty and bad objects → start N workers → watch until only
 the bad objects are left in the bucket → stop the workers → summary. Each run uses its own topic prefix
@@ -18,27 +18,13 @@ import requests
 
 from devstack import nfcapd, stack
 from devstack.referee import compare_collector
+from devstack.stack import env as stack_env
+from devstack.stack.bucket import empty_bucket, hmac_client
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def empty_bucket(client, bucket: str) -> int:
-    from connectors.cos import delete_objects, list_objects
-
-    keys = [o.key for o in list_objects(client, bucket, "")]
-    for i in range(0, len(keys), 1000):
-        delete_objects(client, bucket, keys[i:i + 1000])
-    return len(keys)
-
-
-def hmac_client(env: dict[str, str]):
-    from connectors.cos import make_cos_client
-
-    return make_cos_client(env["BLUEFLOW_COS_ENDPOINT"], hmac_access_key=env["BLUEFLOW_COS_HMAC_ACCESS_KEY"],
-                           hmac_secret_key=env["BLUEFLOW_COS_HMAC_SECRET_KEY"])
 
 
 def kentik_stats(env: dict[str, str]) -> dict:
@@ -85,8 +71,9 @@ class Plan:
 
 
 def _fill_bucket(env: dict[str, str], client, *, objects: int, mean_flows: int, bad: int, seed: int) -> Plan:
-    from devstack.generator import generate_objects, write_objects
-    from devstack.world import build_world
+    from devstack.synth.generator import generate_objects
+    from devstack.synth.writer import write_objects
+    from devstack.synth.worldgen import build_world
 
     bucket = env["BLUEFLOW_BUCKET"]
     removed = empty_bucket(client, bucket)
@@ -159,12 +146,12 @@ def _run(env: dict[str, str], started: float, *, objects: int, mean_flows: int, 
     client = hmac_client(env)
     plan = _fill_bucket(env, client, objects=objects, mean_flows=mean_flows, bad=bad, seed=seed)
     run_id = f"blueflow-demo-{int(time.time())}"
-    state = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.state_dir()))
+    state = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack_env.state_dir()))
     collector = nfcapd.NfCapd(state / "nfcapd" / run_id) if sink == "ipfix" else None
     overrides = {"BLUEFLOW_SINK": "ipfix", "BLUEFLOW_IPFIX_COLLECTORS": collector.address} if collector else {}
     try:
-        procs = [WorkerProcess(f"worker-{i + 1}", run_environment(env, run_id, **overrides), state / "logs" / run_id,
-                               ("--devstack",)).start() for i in range(workers)]
+        procs = [WorkerProcess(f"worker-{i + 1}", run_environment(env, run_id, **overrides),
+                               state / "logs" / run_id).start() for i in range(workers)]
         _say(f"demo: started {workers} workers with the {sink} sink (logs in {state / 'logs' / run_id})"
              + (f", exporting to nfcapd at {collector.address}" if collector else ""))
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from devstack import stack
+from devstack.stack import env as stack_env
 from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
                                     write_config)
 from devstack.workers import WorkerProcess, run_environment, sum_counts
@@ -50,7 +50,7 @@ def source_summary(objects: list, counts: dict[str, int], accepted: list[dict], 
 def run_sources_demo(env: dict[str, str], started: float, *, count: int, objects: int, mean_flows: int, bad: int,
                      workers: int, seed: int, timeout_s: float, say) -> dict:
     """The demo with `count` sources (`objects` and `bad` per source); the summary dict (with "ok")."""
-    from devstack.demo import hmac_client
+    from devstack.stack.bucket import hmac_client
 
     client = hmac_client(env)
     run_id = f"blueflow-demo-{int(time.time())}"
@@ -59,18 +59,18 @@ def run_sources_demo(env: dict[str, str], started: float, *, count: int, objects
     requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=5)
     generated = {s.name: generate_for(env, s, objects=objects, seed=seed + i, mean_flows=mean_flows, bad=bad)
                  for i, s in enumerate(sources)}
-    from devstack.generator import write_objects
+    from devstack.synth.writer import write_objects
 
     for s in sources:
         failed = write_objects(client, s.bucket, generated[s.name]).failed
         if failed:
             raise SystemExit(f"demo: {len(failed)} objects could not be written to {s.bucket}, e.g. {failed[0]}")
-        say(f"demo: source {s.name}: bucket {s.bucket!r} ({'key A' if s.api_key == stack.DEV_API_KEY else 'key B'}), "
+        say(f"demo: source {s.name}: bucket {s.bucket!r} ({'key A' if s.api_key == stack_env.DEV_API_KEY else 'key B'}), "
             f"plan {s.plan_id}, export {s.export_id}: wrote {len(generated[s.name])} objects")
     say(f"demo: removed {removed} old objects")
-    log_dir = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack.state_dir())) / "logs" / run_id
+    log_dir = Path(env.get("BLUEFLOW_DEVSTACK_DIR", stack_env.state_dir())) / "logs" / run_id
     worker_env = run_environment(env, run_id, **write_config(log_dir / "blueflow.yaml", env, sources))
-    procs = [WorkerProcess(f"worker-{i + 1}", worker_env, log_dir, ("--devstack",)).start() for i in range(workers)]
+    procs = [WorkerProcess(f"worker-{i + 1}", worker_env, log_dir).start() for i in range(workers)]
     say(f"demo: started {workers} workers with {log_dir / 'blueflow.yaml'} (logs in {log_dir})")
     bad_keys = {o.key for objs in generated.values() for o in objs if o.kind not in ("good", "empty")}
     try:

@@ -2,10 +2,10 @@
 and the configuration file (streams/config/config_file.py) that lists them.
 
 Used by `./dev demo --sources N` (devstack/demo.py) and the fault suite's `sources` scenario
-(devstack/fault_sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
+(devstack/faults/sources.py). Every source reaches the one S3Proxy through the COS auth proxy (so its request
 log gives each bucket's deletion times and faults can be injected per bucket) with its own IAM API key (the
-IAM stand-in accepts stack.DEV_API_KEY and stack.DEV_API_KEY_B, of two accounts), which is also its VPC API key;
-each source's objects come from its own world (a different seed: other ids and devices, but the same private
+IAM stand-in accepts DEV_API_KEY and DEV_API_KEY_B of devstack/stack/env.py, of two accounts), which is also
+its VPC API key; each source's objects come from its own world (a different seed: other ids and devices, but the same private
 address ranges), and its flows go to its own plan and export. The VPC stand-in serves the first two worlds,
 each to its own account's tokens: acct-a's flows are labelled from world 1, acct-b's from world 98.
 """
@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import stack
+from devstack.stack import env as stack_env
 
 PLANS = ((11467, 3302), (5555, 7777), (6161, 8181), (7272, 9292))
 NAMES = ("acct-a", "acct-b", "acct-c", "acct-d")
@@ -40,10 +40,11 @@ def stack_sources(env: dict[str, str], run_id: str, count: int) -> list[StackSou
     """`count` sources: the first uses the stack's bucket, the others buckets of this run; keys alternate."""
     if not 1 <= count <= len(NAMES):
         raise ValueError(f"between 1 and {len(NAMES)} sources, not {count}")
-    keys = (stack.DEV_API_KEY, stack.DEV_API_KEY_B)
+    keys = (stack_env.DEV_API_KEY, stack_env.DEV_API_KEY_B)
     seed = int(env.get("BLUEFLOW_WORLD_SEED", "1"))
     return [StackSource(NAMES[i], env["BLUEFLOW_BUCKET"] if i == 0 else f"{run_id.lower()}-{NAMES[i]}",
-                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + stack.WORLD_SEED_STEP * i) for i in range(count)]
+                        keys[i % 2], PLANS[i][0], PLANS[i][1], seed + stack_env.WORLD_SEED_STEP * i)
+            for i in range(count)]
 
 
 def config_text(env: dict[str, str], sources: list[StackSource], **top: object) -> str:
@@ -71,7 +72,7 @@ def write_config(path: Path, env: dict[str, str], sources: list[StackSource], **
 
 def prepare_buckets(client, sources: list[StackSource]) -> int:
     """Every source's bucket exists and is empty; returns how many old objects were removed."""
-    from devstack.demo import empty_bucket
+    from devstack.stack.bucket import empty_bucket
 
     removed = 0
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
@@ -85,7 +86,7 @@ def prepare_buckets(client, sources: list[StackSource]) -> int:
 
 def remove_buckets(client, sources: list[StackSource], keep: str) -> None:
     """Empty and delete the run's own buckets (never `keep`, the stack's bucket)."""
-    from devstack.demo import empty_bucket
+    from devstack.stack.bucket import empty_bucket
 
     for s in sources:
         if s.bucket != keep:
@@ -95,8 +96,8 @@ def remove_buckets(client, sources: list[StackSource], keep: str) -> None:
 
 def generate_for(env: dict[str, str], source: StackSource, **kwargs) -> list:
     """Objects of `source`'s own world (generator.generate_objects keyword arguments)."""
-    from devstack.generator import generate_objects
-    from devstack.world import build_world
+    from devstack.synth.generator import generate_objects
+    from devstack.synth.worldgen import build_world
 
     regions = tuple(env.get("BLUEFLOW_REGIONS", "us-south,eu-de").split(","))
     return generate_objects(build_world(seed=source.world_seed, regions=regions), **kwargs)

@@ -1,9 +1,10 @@
-"""Worker processes on the local stack: start, watch, stop — used by `blueflow demo` and the tests.
+"""Worker processes on the local stack: start, watch, stop — used by `blueflow-dev demo` and the tests.
 
-Each worker is a real `blueflow worker --devstack` process with its own HTTP port; its counters are read
-from `/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other.
-Each started worker leaves a record (URL, pid, app id, topic prefix) in `<devstack dir>/workers/`, removed
-when it is stopped; `discover()` reads the live ones, so `blueflow status --devstack` finds them.
+Each worker is a real `blueflow worker` process with its own HTTP port, its settings in its environment
+(`run_environment`: the stack's settings, as any deployment gives them); its counters are read from
+`/service/info`. Workers of one run share a topic prefix and app id, so runs never see each other. Each started
+worker leaves a record (URL, pid, app id, topic prefix) in `<devstack dir>/workers/`, removed when it is
+stopped; `discover()` reads the live ones, so `blueflow-dev status` finds them (devstack/product.py).
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class WorkerProcess:
 
     @property
     def record_path(self) -> Path:
-        from devstack.stack import state_dir
+        from devstack.stack.env import state_dir
 
         pid = self.proc.pid if self.proc is not None else 0
         return state_dir() / "workers" / f"{self.env.get('BLUEFLOW_APP_ID', 'blueflow')}-{self.name}-{pid}.json"
@@ -182,7 +183,7 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 1.0) -> bool:
 def discover(directory: Path | None = None, alive=pid_alive) -> list[dict]:
     """Records of the workers started on the local stack whose process still runs, newest first; records of
     dead processes (a crashed test, a SIGKILL) are removed."""
-    from devstack.stack import state_dir
+    from devstack.stack.env import state_dir
 
     directory = directory or state_dir() / "workers"
     found = []

@@ -12,15 +12,17 @@ import contextlib
 import pytest
 
 from devstack import stack as devstack
+from devstack.stack import env as stack_env
+from devstack.stack.components import versions
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    env = devstack.read_env()
+    env = stack_env.read_env()
     if env and devstack.is_up():
         return [f"devstack: running - Kafka {env.get('BLUEFLOW_DEVSTACK_KAFKA_VERSION')}, "
                 f"S3Proxy {env.get('BLUEFLOW_DEVSTACK_S3PROXY_VERSION')}, {env.get('BLUEFLOW_DEVSTACK_JAVA')}"]
     try:
-        v = devstack.versions()
+        v = versions()
     except Exception as exc:  # noqa: BLE001 - a header must never break collection
         return [f"devstack: not running ({exc})"]
     return [f"devstack: not running; `stack` tests start Kafka {v['kafka']} and S3Proxy {v['s3proxy']}"]
@@ -42,7 +44,7 @@ def stack(request: pytest.FixtureRequest) -> dict[str, str]:
     was_up = devstack.is_up()
     try:
         settings = devstack.ensure_up(log=say)
-    except devstack.StackError as exc:
+    except stack_env.StackError as exc:
         pytest.fail(f"the local stack could not start:\n{exc}", pytrace=False)
     say(f"Kafka {settings.get('BLUEFLOW_DEVSTACK_KAFKA_VERSION')} at {settings['BLUEFLOW_KAFKA_BOOTSTRAP']}, "
         f"S3Proxy {settings.get('BLUEFLOW_DEVSTACK_S3PROXY_VERSION')} at {settings['BLUEFLOW_COS_ENDPOINT']}, "

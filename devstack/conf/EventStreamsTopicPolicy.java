@@ -2,7 +2,7 @@
 // settings may be given at creation, each within the Standard plan's range — IBM Cloud docs, Event Streams
 // FAQ "How do I use Kafka APIs to create and delete topics?". The same table in Python:
 // streams/config/kafka_profile.py EVENT_STREAMS_SETTINGS. The broker's own topics (__consumer_offsets, ...) are
-// not the client's to create and are left alone. devstack/kafka_secure.py compiles this at stack start.
+// not the client's to create and are left alone. devstack/stack/kafka_secure.py compiles this at stack start.
 import java.util.Map;
 
 import org.apache.kafka.common.errors.PolicyViolationException;

@@ -145,7 +145,7 @@ def make_app(*, api_keys=(DEFAULT_API_KEY,), ttl: int = 3600, account: str | Non
              secret: bytes | None = None) -> web.Application:
     """The IAM stand-in app. `account` defaults to the devstack world's account (seed 1)."""
     if account is None:
-        from devstack.world import build_world
+        from devstack.synth.worldgen import build_world
         account = build_world(1).account
     app = make_base_app()
     specs = [k.partition("=") for k in (api_keys or (DEFAULT_API_KEY,))]

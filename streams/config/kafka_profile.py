@@ -6,7 +6,7 @@ host) and `kafka` (any Apache Kafka). Under `event-streams` a topic plan may car
 documents, each within the Standard plan's range (`EVENT_STREAMS_SETTINGS`, from the Event Streams FAQ "How do
 I use Kafka APIs to create and delete topics?", https://cloud.ibm.com/docs/EventStreams?topic=EventStreams-faqs).
 The plan blueflow makes satisfies that table under both profiles (tests hold it to it, and the local Kafka
-enforces it with a create-topic policy: devstack/java/TopicPolicy.java); the profile decides whether a plan
+enforces it with a create-topic policy: devstack/conf/EventStreamsTopicPolicy.java); the profile decides whether a plan
 that does not is refused before Kafka is asked.
 
 Partition budget: every partition of every topic of the deployment, Faust's leader topic included, counts

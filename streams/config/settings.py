@@ -3,7 +3,7 @@
 Every option has a flag (Blueflow's own names where Blueflow had one) and an environment variable, declared
 once in the option table (streams/config/option_table.py): `streams/ops/options.py` turns it into typed Click options
 (help text, env var, default), `Settings.resolve` into the typed settings a command hands to what it runs
-(flags over environment over the local stack's env file over defaults), and `convert` checks every value the
+(flags over environment over the configuration file over defaults), and `convert` checks every value the
 same way whatever its source. `missing_for_worker` says what a worker cannot run without. Secrets come only
 from the environment and are never printed, logged or exposed by `/service/info`.
 """
@@ -17,10 +17,10 @@ from streams.config.option_table import ALL_OPTIONS, OPTIONS
 from streams.config.values import METADATA_OFF, SettingError, convert, regions_for
 
 
-def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devstack: Mapping[str, str],
-                   uses: Iterable[str], file: Mapping[str, str] | None = None) -> dict:
+def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], uses: Iterable[str],
+                   file: Mapping[str, str] | None = None) -> dict:
     """Every option's typed value: a flag, else the environment, else the configuration file (`file`, by
-    option name, already checked), else the local stack's env file, else the default. Options in `uses` must
+    option name, already checked), else the default. Options in `uses` must
     be valid (SettingError otherwise); the others fall back to their default when their value is bad, because
     the command at hand never reads them."""
     used = set(uses)
@@ -31,8 +31,7 @@ def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], devs
         if flag is not None and not isinstance(flag, str):
             values[option.name] = flag  # already typed (click converted it with `convert`)
             continue
-        layers = (("flag", flag), ("env", environ.get(option.env)), ("file", (file or {}).get(option.name)),
-                  ("devstack", devstack.get(option.env)))
+        layers = (("flag", flag), ("env", environ.get(option.env)), ("file", (file or {}).get(option.name)))
         for source, raw in layers:
             if raw is None:
                 continue
@@ -116,19 +115,19 @@ class Settings:
 
     @classmethod
     def resolve(cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
-                devstack: Mapping[str, str] | None = None, uses: Iterable[str] = ALL_OPTIONS) -> "Settings":
-        """Settings from flags over the environment over the local stack's env over defaults (see
+                uses: Iterable[str] = ALL_OPTIONS) -> "Settings":
+        """Settings from flags over the environment over the configuration file over defaults (see
         `resolve_values`). Raises SettingError naming the flag or variable of the first bad value."""
         env = os.environ if environ is None else environ
         flags = flags or {}
-        path = flags.get("config") or env.get("BLUEFLOW_CONFIG") or (devstack or {}).get("BLUEFLOW_CONFIG") or ""
+        path = flags.get("config") or env.get("BLUEFLOW_CONFIG") or ""
         if not path:
-            return cls(**resolve_values(flags, env, devstack or {}, uses))
+            return cls(**resolve_values(flags, env, uses))
         from streams.config import config_file
         from streams.config.sources import inherit
 
         cfg = config_file.load(str(path))
-        settings = cls(**resolve_values(flags, env, devstack or {}, uses, cfg.settings))
+        settings = cls(**resolve_values(flags, env, uses, cfg.settings))
         if not cfg.sources or "bucket_name" not in set(uses):  # secrets are read only by commands using COS
             return settings
         sources = tuple(inherit(s, settings) for s in config_file.build_sources(cfg, env))

@@ -13,12 +13,11 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class SettingError(ValueError):
-    """A value that cannot be used, with where it came from (the flag, the env var, the .devstack env file)."""
+    """A value that cannot be used, with where it came from (the flag, the env var, the configuration file)."""
 
     def __init__(self, option: Option, source: str, raw: str, reason: str):
         self.option, self.source, self.raw, self.reason = option, source, raw, reason
-        where = {"flag": f"--{option.name}", "env": option.env,
-                 "devstack": f"{option.env} (from the local stack's env file)"}.get(source, option.name)
+        where = {"flag": f"--{option.name}", "env": option.env}.get(source, option.name)
         shown = "(secret)" if option.secret else repr(raw)
         super().__init__(f"invalid value {shown} for {where}: {reason}")
 

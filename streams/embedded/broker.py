@@ -1,6 +1,6 @@
 """One single-node Apache Kafka (KRaft, broker and controller in one JVM) on 127.0.0.1: its configuration, its
 storage format, its process (start, readiness, stop). Used by the worker's embedded mode
-(streams/embedded/supervisor.py) and by the local stack (devstack/stack.py) — one copy of how Kafka is run.
+(streams/embedded/supervisor.py) and by the local stack (devstack/stack/) — one copy of how Kafka is run.
 
 The JVM's memory is bounded by `EMBEDDED_JVM` (heap 256 MB; README "Embedded Kafka" states the measured RSS).
 The process runs in a session of its own (a Ctrl-C at the terminal reaches the worker, which stops it after

@@ -1,6 +1,6 @@
 """Prometheus metrics of a worker, per stage, served on /metrics.
 
-Counters count work done by this process; `blueflow status` and `blueflow demo` add them up over workers.
+Counters count work done by this process; `blueflow status` and `blueflow-dev demo` add them up over workers.
 No label ever holds a secret or an object key (keys would explode cardinality).
 """
 from __future__ import annotations

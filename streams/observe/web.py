@@ -21,7 +21,7 @@ VERSION = metrics.VERSION
 
 
 def progress_counts() -> dict:
-    """The counters `blueflow demo` and `blueflow status` add up across workers."""
+    """The counters `blueflow status` and `blueflow-dev demo` add up across workers."""
     c = metrics.counter_value
     return {
         "objects_listed": int(c(metrics.OBJECTS_LISTED)),

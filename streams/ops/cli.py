@@ -3,14 +3,13 @@
 `blueflow worker` takes Kentik Blueflow's flags (`--bucket_name=...`, also written without the leading `--`
 as Kentik's published manifests do) and environment variables, so switching is a one-line change. Every
 option comes from the table in streams/config/option_table.py (streams/ops/options.py turns it into typed flags). The
-development tools (local stack, generator, demo, fault suite) are `blueflow-dev` (devstack/cli.py); `blueflow
-demo|faults|generate|devstack` forward to it where it is installed. Exit status: 0 ok, 1 the operation
+development tools (local stack, generator, demo, fault suite) are not part of the product: they are
+`blueflow-dev`, a distribution of their own (devstack/pyproject.toml). Exit status: 0 ok, 1 the operation
 failed, 2 a bad flag or setting, 3 Kafka did not answer.
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 
@@ -25,8 +24,6 @@ from streams.ops.options import (EXIT_INTERRUPTED, SwitchesGroup, kafka_conf, lo
 from streams.formats.textsafe import escape
 from streams.ops.worker_cli import ensure_topics_for, worker_command
 
-DEV_COMMANDS = ("demo", "faults", "generate", "devstack")
-
 
 def normalise_blueflow_args(argv: list[str]) -> list[str]:
     """`plan_id=5` → `--plan_id=5` (Kentik's manifests drop the dashes); `-bucket_name` → `--bucket_name`."""
@@ -39,26 +36,8 @@ def normalise_blueflow_args(argv: list[str]) -> list[str]:
     return out
 
 
-def dev_command(name: str) -> click.Command:
-    """A development tool of `blueflow-dev`, or a command that says it is not installed here."""
-    try:
-        from devstack.cli import main as dev_main
-    except ImportError:
-        def missing() -> None:
-            raise click.UsageError(f"`blueflow {name}` is a development tool (blueflow-dev), not part of this "
-                                   "installation; run it from a source checkout (pip install -e .)")
-
-        return click.Command(name, callback=missing, add_help_option=False,
-                             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    return dev_main.get_command(click.Context(dev_main), name)
-
-
 class BlueflowGroup(SwitchesGroup):
-    """v1-style arguments, dev-tool forwarding, and errors as one line with a documented exit status."""
-
-    def get_command(self, ctx, cmd_name):
-        command = super().get_command(ctx, cmd_name)
-        return command if command is not None or cmd_name not in DEV_COMMANDS else dev_command(cmd_name)
+    """v1-style arguments, and errors as one line with a documented exit status."""
 
     def main(self, args=None, prog_name=None, **kw):
         args = normalise_blueflow_args(list(sys.argv[1:] if args is None else args))
@@ -186,7 +165,7 @@ def check(as_json: bool, **values) -> None:
 @source_option
 @ops_settings
 def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_json: bool, source: str | None,
-           use_devstack: bool, **values) -> None:
+           **values) -> None:
     """Send a time range of a stage's input topic through that stage again (live consumers untouched)."""
     import time as _time
 
@@ -200,7 +179,7 @@ def replay(stage: str, from_: str, to: str | None, include_replays: bool, as_jso
         raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     if to_ms is not None and to_ms <= from_ms:
         raise click.UsageError("--to must be after --from")
-    settings = resolved_ops_settings(use_devstack, values)
+    settings = resolved_ops_settings(values)
     bar = {}
 
     def on_total(total: int) -> None:
@@ -230,8 +209,7 @@ main.add_command(deadletter)
 
 @main.command()
 @click.option("--worker", "workers", multiple=True,
-              help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083; with "
-                   "--devstack, the workers running on the local stack (and their app id and topic prefix).")
+              help="A worker's HTTP base URL (repeat for each worker). Default: http://127.0.0.1:8083.")
 @click.option("--worker-dns", "worker_dns", multiple=True, metavar="HOST:PORT",
               help="Every address HOST resolves to is a worker (a headless Service: blueflow-pods:8083 in "
                    "deploy/ resolves to each pod).")
@@ -240,7 +218,7 @@ main.add_command(deadletter)
 @click.option("--no-bucket", is_flag=True, help="Skip the bucket listing (very large buckets).")
 @ops_settings
 def status(workers: tuple[str, ...], worker_dns: tuple[str, ...], as_json: bool, interval: float, no_bucket: bool,
-           use_devstack: bool, **values) -> None:
+           **values) -> None:
     """Live view (redrawn in place; Ctrl-C quits): workers, lag and rate per stage, objects waiting, Kentik
     and COS results, dead letters. --json prints one document."""
     from streams.ops import status as status_mod
@@ -251,19 +229,7 @@ def status(workers: tuple[str, ...], worker_dns: tuple[str, ...], as_json: bool,
             urls += status_mod.pod_urls(name)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-    if use_devstack and not urls:
-        from devstack.workers import discover
-
-        urls, run = status_mod.devstack_workers(discover())
-        for name, env in (("app_id", "BLUEFLOW_APP_ID"), ("topic_prefix", "BLUEFLOW_TOPIC_PREFIX")):
-            if urls and values.get(name) is None and env not in os.environ:
-                values[name] = run[name]
-        if not urls:
-            click.echo("note: no worker of the local stack is running; trying http://127.0.0.1:8083", err=True)
-        if run.get("other_runs"):
-            click.echo(f"note: {run['other_runs']} older run(s) of local workers are also up; showing the newest "
-                       f"(app id {escape(run['app_id'])})", err=True)
-    settings = resolved_ops_settings(use_devstack, values, needs_kafka=False)  # status reports Kafka errors itself
+    settings = resolved_ops_settings(values, needs_kafka=False)  # status reports Kafka errors itself
     urls = urls or ["http://127.0.0.1:8083"]
     if as_json:
         doc = status_mod.collect(settings, urls, interval=interval, with_bucket=not no_bucket)

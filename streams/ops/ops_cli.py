@@ -1,4 +1,4 @@
-"""The operator commands' shared options (--devstack, the deployment's settings, --source) and `blueflow
+"""The operator commands' shared options (the deployment's settings, --source) and `blueflow
 deadletter list|show|retry` (registered on the `blueflow` group by streams/ops/cli.py)."""
 from __future__ import annotations
 
@@ -13,15 +13,14 @@ from streams.formats.textsafe import escape
 
 
 def ops_settings(func):
-    """Options shared by the operator commands: --devstack and the settings that locate the deployment."""
+    """Options shared by the operator commands: the settings that locate the deployment."""
     return with_options(OPS_OPTIONS)(func)  # secrets are skipped: environment only
 
 
-def resolved_ops_settings(use_devstack: bool, values: dict, needs_kafka: bool = True):
+def resolved_ops_settings(values: dict, needs_kafka: bool = True):
     """The command's Settings (bad values of what it uses: exit 2); Kafka checked first (unreachable: exit 3)."""
     from streams.observe import logs, logthrottle
 
-    values["use_devstack"] = use_devstack
     settings = locate_kafka(settings_for(values, OPS_OPTIONS))  # a running worker's embedded Kafka, if so
     # warnings of the libraries used here go to stderr through the same scrubbing, escaping handler, throttled
     logs.configure("warning", "text", settings.secret_values(), stream=sys.stderr)
@@ -72,14 +71,14 @@ def deadletter() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: the newest record per object key.")
 @source_option
 @ops_settings
-def deadletter_list(as_json: bool, source: str | None, use_devstack: bool, **values) -> None:
+def deadletter_list(as_json: bool, source: str | None, **values) -> None:
     """Every quarantined object (newest dead letter per key, oldest first, numbered) and why.
 
     The number works with `show --index N` and `retry --index N`; keys are shown whole, control characters
     escaped."""
     from streams.ops.deadletters import table_lines
 
-    settings = resolved_ops_settings(use_devstack, values)
+    settings = resolved_ops_settings(values)
     _, rows = _rows(settings, source_name(settings, source))
     if as_json:
         click.echo(json.dumps({"topic": settings.topic("deadletter"), "count": len(rows),
@@ -96,14 +95,13 @@ def deadletter_list(as_json: bool, source: str | None, use_devstack: bool, **val
 @click.option("--json", "as_json", is_flag=True)
 @source_option
 @ops_settings
-def deadletter_show(key: str | None, index: int | None, as_json: bool, source: str | None, use_devstack: bool,
-                    **values) -> None:
+def deadletter_show(key: str | None, index: int | None, as_json: bool, source: str | None, **values) -> None:
     """Every dead letter of KEY (or of --index N) and the object's current state in the bucket."""
     from streams.ops.deadletters import object_state, resolve
 
     if (key is None) == (index is None):
         raise click.UsageError("give one object: its KEY, or --index N from `blueflow deadletter list`")
-    settings = resolved_ops_settings(use_devstack, values)
+    settings = resolved_ops_settings(values)
     source = source_name(settings, source)
     letters, rows = _rows(settings, source)
     targets, problems = resolve(rows, [key] if key is not None else [], [] if index is None else [index], source,
@@ -135,7 +133,7 @@ def deadletter_show(key: str | None, index: int | None, as_json: bool, source: s
 @source_option
 @ops_settings
 def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all: bool, as_json: bool,
-                     source: str | None, use_devstack: bool, **values) -> None:
+                     source: str | None, **values) -> None:
     """Process quarantined objects again (forced): the object must still be in the bucket.
 
     Name them by KEY or by --index N (as `blueflow deadletter list` numbers them), or give --all. With --all,
@@ -149,7 +147,7 @@ def deadletter_retry(keys: tuple[str, ...], indexes: tuple[int, ...], retry_all:
                                "or --all")
     if named and retry_all:
         raise click.UsageError("--all retries every quarantined object: give it without KEYS or --index")
-    settings = resolved_ops_settings(use_devstack, values)
+    settings = resolved_ops_settings(values)
     source = source_name(settings, source)
     _, rows = _rows(settings, source)
     if retry_all:

@@ -16,8 +16,6 @@ from streams.config.option_table import BY_NAME, Option
 from streams.config.settings import Settings
 from streams.config.values import SettingError, convert
 
-DEVSTACK_FLAG = "use_devstack"
-
 
 class OptionType(click.ParamType):
     """A Click type that checks a flag with the table's `convert`."""
@@ -111,46 +109,21 @@ class SwitchesGroup(click.Group):
         return super().parse_args(ctx, switch_values(self, args))
 
 
-DEVSTACK_ATTRS = {"is_flag": True, "default": False,
-                  "help": "Take unset settings from the local stack's env file (blueflow-dev devstack up; "
-                          "$BLUEFLOW_DEVSTACK_DIR)."}
-
-
-def devstack_option() -> click.Option:
-    return click.Option(["--devstack", DEVSTACK_FLAG], **DEVSTACK_ATTRS)
-
-
 def with_options(names: Iterable[str]):
-    """Decorator: add the flags of `names` (secrets skipped) and --devstack to a Click command."""
+    """Decorator: add the flags of `names` (secrets skipped) to a Click command."""
     def decorate(func):
         for name in reversed([n for n in names if not BY_NAME[n].secret]):
             func = click.option(*_flag_names(BY_NAME[name]), name, **_flag_attrs(BY_NAME[name]))(func)
-        return click.option("--devstack", DEVSTACK_FLAG, **DEVSTACK_ATTRS)(func)
+        return func
     return decorate
 
 
-def load_devstack_env() -> dict[str, str]:
-    """The running local stack's settings (honours $BLUEFLOW_DEVSTACK_DIR); UsageError when there are none."""
-    try:
-        from devstack.stack import read_env, state_dir
-    except ImportError:
-        raise click.UsageError("--devstack needs the development tools (a source checkout: pip install -e .); "
-                               "they are not part of this installation") from None
-    env = read_env()
-    if not env:
-        raise click.UsageError(f"--devstack: no local stack settings in {state_dir()}/env.json "
-                               "(start it with `blueflow-dev devstack up`, or set BLUEFLOW_DEVSTACK_DIR)")
-    return env
-
-
 def settings_for(values: dict, uses: Iterable[str]) -> Settings:
-    """Settings from a command's flag values (popped from `values`), the environment and, with --devstack,
-    the local stack's env. Raises UsageError (exit 2) for a bad value of an option the command uses."""
-    use_devstack = values.pop(DEVSTACK_FLAG, False)
+    """Settings from a command's flag values (popped from `values`), the environment and the configuration
+    file. Raises UsageError (exit 2) for a bad value of an option the command uses."""
     flags = {name: values.pop(name) for name in list(values) if name in BY_NAME}
-    devstack = load_devstack_env() if use_devstack else {}
     try:
-        return Settings.resolve(flags, os.environ, devstack, uses)
+        return Settings.resolve(flags, os.environ, uses)
     except SettingError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -64,19 +64,6 @@ def rates(before: dict[str, int], after: dict[str, int], seconds: float) -> dict
     return out
 
 
-def devstack_workers(records: list[dict]) -> tuple[list[str], dict]:
-    """The URLs of the newest run's live workers on the local stack (records from devstack.workers.discover,
-    newest first) and that run's {"app_id", "topic_prefix", "other_runs"}: runs use their own app id and
-    topic prefix, so status must look at the same ones."""
-    if not records:
-        return [], {}
-    newest = records[0]
-    run = (newest.get("app_id", ""), newest.get("topic_prefix", ""))
-    urls = [r["url"] for r in records if (r.get("app_id", ""), r.get("topic_prefix", "")) == run]
-    others = {(r.get("app_id", ""), r.get("topic_prefix", "")) for r in records} - {run}
-    return urls, {"app_id": run[0], "topic_prefix": run[1], "other_runs": len(others)}
-
-
 # ------------------------------------------------------------------------------------------ I/O
 def pod_urls(host_port: str, resolve=None) -> list[str]:
     """One worker URL per address `host` resolves to (a headless Service's name resolves to every pod), in

@@ -1,4 +1,4 @@
-"""`blueflow worker`: settings from flags, environment and (with --devstack) the local stack, Kafka checked
+"""`blueflow worker`: settings from flags, environment and the configuration file, Kafka checked
 and the topics ensured, then the Faust app of `streams.app.build(settings)` run by a worker whose stop is
 bounded and whose Kafka reconnect chatter is throttled to one line per window.
 """
@@ -13,7 +13,7 @@ import threading
 import click
 
 from streams.config.option_table import ALL_OPTIONS, OPTIONS
-from streams.ops.options import SwitchesCommand, Unavailable, click_option, devstack_option, require_kafka, settings_for
+from streams.ops.options import SwitchesCommand, Unavailable, click_option, require_kafka, settings_for
 from streams.config.settings import Settings, missing_for_worker
 
 STOP_GRACE_S = 15.0
@@ -222,7 +222,7 @@ def worker_command() -> click.Command:
     params = [click_option(o) for o in OPTIONS if not o.secret]  # secrets: environment only (ps shows flags)
     secrets = ", ".join(f"{o.env} ({o.help.rstrip('.')})" for o in OPTIONS if o.secret)
     return SwitchesCommand(
-        "worker", params=params + [devstack_option()], callback=_run,
+        "worker", params=params, callback=_run,
         help="Run a pipeline worker (run several to scale; one of them leads). Every flag also has an environment "
              "variable; secrets are read from the environment only.",
         epilog=f"Secrets (environment only, never flags): {secrets}. Switches also take =true/false; "

@@ -8,12 +8,14 @@ from pathlib import Path
 import requests
 
 from devstack import stack
-from devstack.demo import empty_bucket, hmac_client
-from devstack.faults import read_topic  # noqa: F401  (tests import it from here)
-from devstack.generator import generate_objects, write_objects
+from devstack.stack import env as stack_env
+from devstack.stack.bucket import empty_bucket, hmac_client
+from devstack.faults.run import read_topic  # noqa: F401  (tests import it from here)
+from devstack.synth.generator import generate_objects
+from devstack.synth.writer import write_objects
 from devstack.workers import WorkerProcess, run_environment, sum_counts
 from devstack.workers import wait_until as wait_for  # noqa: F401  (tests import it from here)
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 
 
 def iam_path_overrides(env: dict[str, str]) -> dict[str, str]:
@@ -41,7 +43,7 @@ class Run:
         return run_environment(self.env, self.run_id, **iam_path_overrides(self.env), **overrides)
 
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir, ("--devstack",)).start()
+        worker = WorkerProcess(name, self.worker_env(**overrides), self.log_dir).start()
         self.workers.append(worker)
         return worker
 
@@ -75,7 +77,7 @@ def prepare(objects: int, *, bad: int = 0, tricky: int = 0, seed: int = 11, mean
     assert not result.failed, result.failed[:3]
     run_id = f"t{uuid.uuid4().hex[:10]}"
     bad_keys = {o.key for o in generated if o.kind not in ("good", "empty")}
-    return Run(env, run_id, generated, bad_keys, stack.state_dir() / "logs" / run_id)
+    return Run(env, run_id, generated, bad_keys, stack_env.state_dir() / "logs" / run_id)
 
 
 def kentik(env: dict[str, str], route: str):

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from connectors.cos import put_object
-from devstack.demo import hmac_client
+from devstack.stack.bucket import hmac_client
 from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for
 

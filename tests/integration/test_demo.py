@@ -1,4 +1,4 @@
-"""`blueflow demo` as a user runs it: it ends with one JSON line whose numbers add up (Kentik stand-in, or an
+"""`blueflow-dev demo` as a user runs it: it ends with one JSON line whose numbers add up (Kentik stand-in, or an
 nfcapd the demo starts with `--sink ipfix`)."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from devstack import nfcapd
-from devstack.generator import generate_objects
+from devstack.synth.generator import generate_objects
 from devstack.nfcapd import sample_line
 from devstack.referee import owed_ipfix
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 
 pytestmark = pytest.mark.stack
 

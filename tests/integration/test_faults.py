@@ -1,9 +1,9 @@
 """The fault suite, reduced for CI: kill -9, Kentik faults and 401, S3Proxy outage and COS faults, bad input,
 secrets (at info and at debug level), control-character keys, COS refusing deletes, objects overwritten in
 flight, a redirecting Kentik, undecodable 200 answers, two sources with one's COS failing; each must end with
-nothing lost and nothing deleted early, its fault having met work in flight (devstack/faults.py does the work).
+nothing lost and nothing deleted early, its fault having met work in flight (devstack/faults/ does the work).
 
-One module fixture runs `devstack.faults.main` once with --quick on a small bucket and the tests read its
+One module fixture runs `devstack.faults.cli.main` once with --quick on a small bucket and the tests read its
 report; a failing scenario shows its details (run id, problems) in the assertion message.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
 
 SCENARIOS = ("kill9", "kentik", "s3proxy", "badinput", "secrets", "secrets_debug", "ctrlkeys", "delete403",
              "overwrite", "redirect", "badbody", "sources")
-# Every scenario meets work in flight by construction (devstack/fault_phase.py): it writes fresh objects for
+# Every scenario meets work in flight by construction (devstack/faults/phase.py): it writes fresh objects for
 # its fault phase (or holds them: COS refusing deletes), and a fault that met no pending object, or injected
 # faults never applied, fail the scenario as "not exercised". `sources` is a run of its own (two sources).
 BUCKET_SCENARIOS = tuple(s for s in SCENARIOS if s != "sources")
@@ -25,7 +25,7 @@ BUCKET_SCENARIOS = tuple(s for s in SCENARIOS if s != "sources")
 
 @pytest.fixture(scope="module")
 def report(stack, tmp_path_factory):
-    from devstack import faults
+    from devstack.faults import cli as faults
 
     path = tmp_path_factory.mktemp("faults") / "faults-report.json"
     faults.main(["--quick", "--objects", "80", "--scenarios", ",".join(SCENARIOS), "--report", str(path)])

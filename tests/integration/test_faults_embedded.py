@@ -1,4 +1,4 @@
-"""The embedded Kafka's data-safety scenarios (devstack/fault_embedded.py), reduced for CI: kill -9 of the
+"""The embedded Kafka's data-safety scenarios (devstack/faults/embedded.py), reduced for CI: kill -9 of the
 broker mid-run, kill -9 of the worker and its broker together then a restart on the same data, and a restart on
 an empty data directory — each with nothing lost and nothing deleted early; duplicates bounded by the work in
 flight at the crash."""
@@ -15,7 +15,7 @@ SCENARIOS = ("embedded_kill9", "embedded_crash", "embedded_empty")
 
 @pytest.fixture(scope="module")
 def report(stack, tmp_path_factory):
-    from devstack import faults
+    from devstack.faults import cli as faults
 
     path = tmp_path_factory.mktemp("faults") / "faults-report.json"
     faults.main(["--quick", "--objects", "80", "--scenarios", ",".join(SCENARIOS), "--report", str(path)])

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from connectors.cos import delete_object, put_object
-from devstack.demo import hmac_client
+from devstack.stack.bucket import hmac_client
 from streams.formats.textsafe import escape, is_safe
 from tests.integration.pipeline_support import prepare, wait_for
 

@@ -10,10 +10,10 @@ import requests
 
 from connectors.bounded_http import Limits
 from connectors.kentik import KentikClient
-from devstack import generator
+from devstack.synth import generator
 from devstack.standins.common import BackgroundServer
 from devstack.standins.kentik import make_app
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.stages import leader
 from tests.unit.stages.driver import Driver
 

@@ -18,9 +18,10 @@ from collections import Counter
 import pytest
 
 from streams.formats.kflow import ipfix
-from devstack import generator, nfcapd as collector
+from devstack import nfcapd as collector
+from devstack.synth import generator
 from devstack.referee import nfdump_record, owed_ipfix as owed
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from tests.unit.ipfix_decoder import decode
 from tests.unit.stages.driver import Driver
 

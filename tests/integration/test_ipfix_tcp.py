@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from devstack import generator
+from devstack.synth import generator
 from devstack.referee import owed_ipfix
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from tests.unit.stages.driver import Driver
 
 ipfix = pytest.importorskip("ipfix")

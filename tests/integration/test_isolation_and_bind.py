@@ -15,10 +15,10 @@ import subprocess
 import pytest
 import requests
 
-from devstack import generator
-from devstack.demo import hmac_client
+from devstack.synth import traffic
+from devstack.stack.bucket import hmac_client
 from devstack.referee import compare
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for
 
@@ -31,7 +31,7 @@ HUGE = 1 << 70
 def run(stack):
     r = prepare(8, seed=28, mean_flows=30, empty_share=0.0)
     world = build_world(seed=int(r.env["BLUEFLOW_WORLD_SEED"]), regions=tuple(r.env["BLUEFLOW_REGIONS"].split(",")))
-    sample = generator.sample(world, random.Random(28), flows=5)
+    sample = traffic.sample(world, random.Random(28), flows=5)
     r.poison = sample.key()
     body = gzip.compress(json.dumps(dict(sample.doc, number_of_flow_logs=HUGE)).encode())
     hmac_client(r.env).put_object(Bucket=r.env["BLUEFLOW_BUCKET"], Key=r.poison, Body=body)

@@ -1,6 +1,6 @@
 """Listing order means nothing: IBM's COS API reference says listings come "in non-lexographical order".
 
-The COS stand-in's IAM proxy shuffles every listing page (devstack/cos_auth_proxy.py, `listing_order`); a
+The COS stand-in's IAM proxy shuffles every listing page (devstack/standins/cos_auth_proxy.py, `listing_order`); a
 worker run over it must lose nothing and delete every good object — the version check before a delete once
 stopped its listing at the first key above the ones it wanted and classed the keys it had not reached as
 gone, leaving them in the bucket for ever.

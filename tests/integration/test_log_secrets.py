@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from devstack import stack
-from devstack.logscan import credential_hits
+from devstack.stack import env as stack_env
+from devstack.faults.secrets import credential_hits
 from tests.integration.pipeline_support import prepare, wait_for
 
 pytestmark = pytest.mark.stack
@@ -34,7 +34,7 @@ def debug_log(stack):
 def test_debug_log_dumps_http_but_holds_no_secret(debug_log):
     assert "X-CH-Auth-API-Token: ***" in debug_log      # the Kentik calls were dumped, token masked
     assert re.search(r"Authorization: (Bearer )?\*\*\*", debug_log)  # COS / VPC / IAM calls too
-    for secret in (stack.KENTIK_TOKEN, stack.DEV_API_KEY, stack.HMAC_SECRET_KEY):
+    for secret in (stack_env.KENTIK_TOKEN, stack_env.DEV_API_KEY, stack_env.HMAC_SECRET_KEY):
         assert secret not in debug_log
     assert credential_hits(debug_log) == {}
 

@@ -22,7 +22,7 @@ BAD_KINDS = ["not_gzip", "truncated_gzip", "gzip_not_json", "json_array", "missi
 
 @pytest.fixture(scope="module")
 def run(stack):
-    from devstack import badinputs
+    from devstack.synth import badinputs
 
     kinds = [k for k in BAD_KINDS if k in badinputs.BAD_KINDS]
     assert len(kinds) >= 8, f"bad-input catalogue lacks kinds: {sorted(badinputs.BAD_KINDS)}"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from devstack.referee import device_name, key_fields
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.formats.avro import Codec
 from streams.formats.columns import lists
 from streams.formats.batches import KflowChunk

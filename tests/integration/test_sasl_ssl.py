@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from devstack import kafka_secure
+from devstack.stack import kafka_secure
 from devstack.referee import compare
 from tests.integration.pipeline_support import kentik, prepare, wait_for
 

@@ -19,11 +19,13 @@ import requests
 
 from connectors.cos import list_objects
 from devstack import nfcapd, stack
-from devstack.demo import empty_bucket, hmac_client
-from devstack.generator import generate_objects, write_objects
+from devstack.stack import env as stack_env
+from devstack.stack.bucket import empty_bucket, hmac_client
+from devstack.synth.generator import generate_objects
+from devstack.synth.writer import write_objects
 from devstack.referee import compare, compare_collector
 from devstack.workers import WorkerProcess, run_environment
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.formats.flowlog.flowlog import parse_object_key
 from streams.formats.translate import device_name_for_subnet
 from tests.integration.pipeline_support import kentik, wait_for
@@ -53,7 +55,7 @@ class TwoSources:
                                          empty_share=0.1)
             assert not write_objects(self.client, bucket, generated).failed
             self.objects[name] = generated
-        self.log_dir = stack.state_dir() / "logs" / self.run_id
+        self.log_dir = stack_env.state_dir() / "logs" / self.run_id
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.config = self.log_dir / "blueflow.yaml"
         self.config.write_text(textwrap.dedent(f"""\
@@ -80,7 +82,7 @@ class TwoSources:
     def start_worker(self, name: str, **overrides: str) -> WorkerProcess:
         env = run_environment(self.env, self.run_id, BLUEFLOW_CONFIG=str(self.config), BLUEFLOW_UNHEALTHY_AFTER="20",
                               **overrides)
-        worker = WorkerProcess(name, env, self.log_dir, ("--devstack",)).start()
+        worker = WorkerProcess(name, env, self.log_dir).start()
         self.workers.append(worker)
         return worker
 

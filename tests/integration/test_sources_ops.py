@@ -96,12 +96,13 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     flows must be of its own world: an address looked up in the other account's metadata would name the
     other world's vNIC."""
     from devstack import stack as devstack
-    from devstack.demo import hmac_client
-    from devstack.generator import write_objects
+    from devstack.stack import env as stack_env
+    from devstack.stack.bucket import hmac_client
+    from devstack.synth.writer import write_objects
     from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
                                         write_config)
     from devstack.workers import WorkerProcess
-    from devstack.world import build_world
+    from devstack.synth.worldgen import build_world
 
     env = devstack.ensure_up()
     run_id = f"w{__import__('uuid').uuid4().hex[:10]}"
@@ -109,9 +110,9 @@ def test_each_sources_flows_are_labelled_from_its_own_accounts_vpc_world(stack):
     client = hmac_client(env)
     prepare_buckets(client, sources)
     requests.post(env["BLUEFLOW_KENTIK_EMULATOR"] + "/_emulator/reset", timeout=5).raise_for_status()
-    log_dir = devstack.state_dir() / "logs" / run_id
+    log_dir = stack_env.state_dir() / "logs" / run_id
     worker = WorkerProcess("w1", run_environment(env, run_id, **write_config(log_dir / "blueflow.yaml", env, sources)),
-                           log_dir, ("--devstack",)).start()
+                           log_dir).start()
     try:
         regions = env["BLUEFLOW_REGIONS"].split(",")
         wanted = {f"{label}{region}" for region in regions for label in ("", "acct-b/")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack import stack as devstack
+from devstack.stack import env as stack_env
 
 pytestmark = pytest.mark.stack
 
@@ -19,8 +20,8 @@ CONTRACT_KEYS = {
 
 def test_env_files_hold_the_contract_keys(stack):
     assert CONTRACT_KEYS <= set(stack)
-    assert devstack.read_env() == stack
-    lines = (devstack.state_dir() / "env").read_text().splitlines()
+    assert stack_env.read_env() == stack
+    lines = (stack_env.state_dir() / "env").read_text().splitlines()
     keys = {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("#")}
     assert CONTRACT_KEYS <= keys
     assert stack["BLUEFLOW_DEVSTACK_KAFKA_VERSION"].startswith("4.")

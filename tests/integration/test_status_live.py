@@ -1,4 +1,5 @@
-"""`blueflow status --devstack` live in a real terminal (tmux, 80×50): one frame redrawn in place.
+"""`blueflow-dev status` (`blueflow status` with the local stack's settings) live in a real terminal (tmux,
+80×50): one frame redrawn in place.
 
 Two workers of a run drain a small bucket (one bad object stays quarantined). The view, started without
 any worker URL or app id, must find both workers from the devstack records and show that run; after
@@ -69,7 +70,7 @@ def test_live_view_in_tmux_redraws_in_place_finds_local_workers_and_quits(run):
     env = {k: v for k, v in os.environ.items() if k not in ("BLUEFLOW_APP_ID", "BLUEFLOW_TOPIC_PREFIX", "TMUX")}
     devstack = {k: v for k, v in env.items() if k.startswith("BLUEFLOW_DEVSTACK")}
     command = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in devstack.items()), shlex.quote(sys.executable),
-                        "-m", "streams.ops.cli", "status", "--devstack", "--interval", "1"])
+                        "-m", "devstack.cli", "status", "--interval", "1"])
     tmux = Tmux(f"bfstatus-{run.run_id}")
     subprocess.run([*tmux.socket, "new-session", "-d", "-s", tmux.name, "-x", "80", "-y", "50", command],
                    env=env, cwd=str(Path(__file__).parents[2]), check=True, timeout=20)

@@ -6,7 +6,7 @@ import requests
 from connectors.vpc import VpcMetadataError, fetch_region_metadata
 from devstack.standins import iam, vpc
 from devstack.standins.common import BackgroundServer
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.state.ipindex import IpIndex
 
 KEY = "blueflow-dev-key"

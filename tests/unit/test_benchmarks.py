@@ -133,8 +133,8 @@ def test_scaling_is_per_workload_and_sink_and_the_table_names_the_sink():
 
 
 def test_profile_top_counts_self_and_inclusive_for_the_worker_only():
-    raw = ('process 1:"bench";process 2:"python -m streams.ops.cli worker --devstack";main (a.py:1);f (b.py:10) 6\n'
-           'process 1:"bench";process 2:"python -m streams.ops.cli worker --devstack";main (a.py:2);g (b.py:20);f (b.py:11) 3\n'
+    raw = ('process 1:"bench";process 2:"python -m streams.ops.cli worker";main (a.py:1);f (b.py:10) 6\n'
+           'process 1:"bench";process 2:"python -m streams.ops.cli worker";main (a.py:2);g (b.py:20);f (b.py:11) 3\n'
            'process 1:"bench";main (bench.py:1) 50\n'
            'garbage line\n')
     stacks = parse_collapsed(raw)

@@ -50,10 +50,9 @@ def test_a_command_checks_only_the_options_it_reads():
         Settings.resolve(environ={"BLUEFLOW_KAFKA_SECURITY_PROTOCOL": "TLS"}, uses=OPS_OPTIONS)
 
 
-def test_flags_beat_the_environment_which_beats_the_local_stack_which_beats_defaults():
-    values = resolve_values({"partitions": 3}, {"BLUEFLOW_PARTITIONS": "5", "BLUEFLOW_APP_ID": "env"},
-                            {"BLUEFLOW_PARTITIONS": "7", "BLUEFLOW_APP_ID": "stack", "BLUEFLOW_BUCKET": "flowlogs"},
-                            ALL_OPTIONS)
+def test_flags_beat_the_environment_which_beats_the_configuration_file_which_beats_defaults():
+    values = resolve_values({"partitions": 3}, {"BLUEFLOW_PARTITIONS": "5", "BLUEFLOW_APP_ID": "env"}, ALL_OPTIONS,
+                            {"partitions": "7", "app_id": "file", "bucket_name": "flowlogs"})
     assert (values["partitions"], values["app_id"], values["bucket_name"], values["topic_prefix"]) == (
         3, "env", "flowlogs", "blueflow.")
 

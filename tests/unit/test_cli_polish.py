@@ -35,8 +35,6 @@ def closed_port() -> int:
 def every_command(group: click.Group, path: tuple[str, ...] = ()):
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
-        if name in cli.DEV_COMMANDS:
-            continue
         command = group.get_command(ctx, name)
         yield path + (name,)
         if isinstance(command, click.Group):

@@ -91,6 +91,12 @@ def test_product_image_holds_the_product_only():
     assert all(any(p.startswith(c) for p in packages["include"]) for c in ("streams", "connectors", "schemas"))
 
 
+def test_only_the_devtools_image_installs_the_dev_tools_distribution():
+    installs = [args for op, args in instructions(DEVTOOLS) if op == "RUN" and "pip install" in args]
+    assert any(" . ./devstack" in args for args in installs)  # the product and blueflow-dev (devstack/pyproject.toml)
+    assert not any("devstack" in args for op, args in instructions(PRODUCT) if op in ("RUN", "COPY"))
+
+
 @pytest.mark.parametrize("dockerfile", [PRODUCT, DEVTOOLS], ids=["product", "devtools"])
 def test_dependencies_are_installed_before_the_source_is_copied(dockerfile):
     steps = instructions(dockerfile)

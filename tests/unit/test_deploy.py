@@ -1,6 +1,6 @@
 """Offline checks of what ships for deployment: deploy/*.yaml against the Kubernetes JSON schemas
 (kubernetes-validate, strict), the fields that matter to blueflow, the Grafana dashboard's metric names,
-the Dockerfile, and docker-compose.yml against the local stack's settings (devstack/stack.py)."""
+the Dockerfile, and docker-compose.yml against the local stack's settings (devstack/stack/)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
-from devstack import stack  # noqa: E402
+from devstack.stack import env as stack_env  # noqa: E402
 from streams.observe import metrics, source_metrics  # noqa: E402,F401  (source_metrics: the per-source series)
 from streams.config.option_table import BLUEFLOW_FLAG_NAMES, OPTIONS  # noqa: E402
 
@@ -193,7 +193,7 @@ def test_lock_lines_pin_each_package_of_a_pip_report_with_its_hash():
 
 
 # ------------------------------------------------------------------------------------- docker compose
-COMPOSE_PORTS = {name: 19000 + offset for name, offset in stack.PORT_OFFSETS.items()}
+COMPOSE_PORTS = {name: 19000 + offset for name, offset in stack_env.PORT_OFFSETS.items()}
 
 
 def in_compose(value: str) -> str:
@@ -219,7 +219,7 @@ def test_compose_publishes_only_on_loopback_and_waits_for_the_graceful_stop(comp
 
 def test_compose_has_the_local_stacks_components(compose):
     services = {name for name, service in compose["services"].items() if not service.get("profiles")}
-    assert services == (set(stack.PORT_OFFSETS) - {"kafka-controller"}) | {"generator", "worker"}
+    assert services == (set(stack_env.PORT_OFFSETS) - {"kafka-controller"}) | {"generator", "worker"}
     embedded = compose["services"]["worker-embedded"]  # opt-in: the embedded Kafka, data on a volume
     assert embedded["environment"]["BLUEFLOW_KAFKA_BOOTSTRAP"] == "" and "kafka" not in embedded["depends_on"]
     assert embedded["volumes"] == ["blueflow-data:/var/lib/blueflow"]
@@ -241,7 +241,7 @@ def test_compose_ports_match_the_local_stack(compose):
 
 
 def test_compose_keys_and_settings_match_the_local_stack(compose):
-    settings = {k: in_compose(v) for k, v in stack.settings(COMPOSE_PORTS).items()}
+    settings = {k: in_compose(v) for k, v in stack_env.settings(COMPOSE_PORTS).items()}
     s = compose["services"]
     worker = s["worker"]["environment"]
     # workers take COS's production path (IAM API key through the bearer-token proxy), as the tests do
@@ -256,14 +256,14 @@ def test_compose_keys_and_settings_match_the_local_stack(compose):
                 "BLUEFLOW_BUCKET", "BLUEFLOW_WORLD_SEED", "BLUEFLOW_REGIONS"):
         assert generator[key] == settings[key], key
     s3 = s["s3proxy"]["environment"]
-    assert (s3["S3PROXY_IDENTITY"], s3["S3PROXY_CREDENTIAL"]) == (stack.HMAC_ACCESS_KEY, stack.HMAC_SECRET_KEY)
+    assert (s3["S3PROXY_IDENTITY"], s3["S3PROXY_CREDENTIAL"]) == (stack_env.HMAC_ACCESS_KEY, stack_env.HMAC_SECRET_KEY)
     vpc = s["vpc"]["entrypoint"]
-    assert vpc[vpc.index("--seed") + 1] == str(stack.WORLD_SEED)
-    assert vpc[vpc.index("--regions") + 1] == ",".join(stack.REGIONS)
+    assert vpc[vpc.index("--seed") + 1] == str(stack_env.WORLD_SEED)
+    assert vpc[vpc.index("--regions") + 1] == ",".join(stack_env.REGIONS)
     assert vpc[vpc.index("--iam-url") + 1] == settings["BLUEFLOW_IAM_URL"]
     kentik = s["kentik"]["entrypoint"]
-    assert (kentik[kentik.index("--token") + 1], kentik[kentik.index("--email") + 1]) == (stack.KENTIK_TOKEN,
-                                                                                          stack.KENTIK_EMAIL)
+    assert (kentik[kentik.index("--token") + 1], kentik[kentik.index("--email") + 1]) == (stack_env.KENTIK_TOKEN,
+                                                                                          stack_env.KENTIK_EMAIL)
     assert s["worker"]["deploy"]["replicas"] >= 2
 
 

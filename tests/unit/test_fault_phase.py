@@ -1,6 +1,6 @@
-"""The fault suite's "did the fault meet work?" check (devstack/fault_phase.py): objects pending at each fault
+"""The fault suite's "did the fault meet work?" check (devstack/faults/phase.py): objects pending at each fault
 event, and a scenario whose fault met nothing reported "not exercised"."""
-from devstack.fault_phase import deletions, fault_met, met_problems, pending_at
+from devstack.faults.phase import deletions, fault_met, met_problems, pending_at
 
 WRITTEN = {"a": 10.0, "b": 10.0, "c": 20.0, "d": 30.0}
 DELETED = {"a": 12.0, "b": 25.0, "c": 21.0}

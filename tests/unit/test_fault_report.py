@@ -1,11 +1,11 @@
-"""devstack/fault_report.py and the workers' peak RSS: the fault suite's table has a peak RSS column, read
+"""devstack/faults/verdict.py and the workers' peak RSS: the fault suite's table has a peak RSS column, read
 from each worker's VmHWM before it stops."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from devstack.fault_report import COLUMNS, peak_rss_mb, table
+from devstack.faults.verdict import COLUMNS, peak_rss_mb, table
 from devstack.workers import vm_hwm_kb
 
 

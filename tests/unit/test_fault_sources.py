@@ -2,8 +2,8 @@
 the several-sources stack helpers (config file, sources)."""
 from __future__ import annotations
 
-from devstack import stack
-from devstack.fault_sources import latency_by_phase, latency_unaffected, percentile, table_lines, verdict_entry
+from devstack.stack import env as stack_env
+from devstack.faults.sources import latency_by_phase, latency_unaffected, percentile, table_lines, verdict_entry
 from devstack.sources_stack import config_text, stack_sources
 from streams.config.config_file import build_sources, load
 
@@ -57,12 +57,12 @@ def test_table_has_one_row_per_source_with_each_phase():
 
 
 def test_stack_sources_config_file_is_valid_and_names_keys_by_variable(tmp_path):
-    env = stack.settings()
+    env = stack_env.settings()
     sources = stack_sources(env, "RunX", 2)
     assert [s.bucket for s in sources] == [env["BLUEFLOW_BUCKET"], "runx-acct-b"]
-    assert {s.api_key for s in sources} == {stack.DEV_API_KEY, stack.DEV_API_KEY_B}
+    assert {s.api_key for s in sources} == {stack_env.DEV_API_KEY, stack_env.DEV_API_KEY_B}
     text = config_text(env, sources, poll_interval=2)
-    assert stack.DEV_API_KEY not in text and stack.DEV_API_KEY_B not in text  # secrets by reference only
+    assert stack_env.DEV_API_KEY not in text and stack_env.DEV_API_KEY_B not in text  # secrets by reference only
     path = tmp_path / "blueflow.yaml"
     path.write_text(text)
     loaded = build_sources(load(str(path)), {s.key_variable: s.api_key for s in sources})

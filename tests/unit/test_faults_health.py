@@ -1,6 +1,6 @@
 """The iamvpc scenario's /healthz check: IAM/VPC failures must not turn a worker unhealthy, and a stall must
 be reported by /healthz with the stuck stage (or failing step) named."""
-from devstack.faults import iamvpc_health_problems
+from devstack.faults.outages import iamvpc_health_problems
 
 STUCK = "stage sink stuck: no progress for 61s while 58 messages of its topic (kflow) are pending on this worker"
 

@@ -8,8 +8,8 @@ import gzip
 import orjson
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator, layout
+from devstack.synth.worldgen import build_world
 from streams.formats.columns import lists
 from streams.formats.flowlog.flowencode import object_messages, pack, read_object
 from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_bytes
@@ -34,7 +34,7 @@ def pieces(body: bytes, size: int = 997) -> list[bytes]:
 def with_bad_flow(body: bytes, index: int) -> bytes:
     doc = orjson.loads(gzip.decompress(body))
     doc["flow_logs"][index]["start_time"] = 12  # not a timestamp string
-    return generator.gzip_bytes(orjson.dumps(doc))
+    return layout.gzip_bytes(orjson.dumps(doc))
 
 
 def test_splice_gives_the_bytes_of_encoding_the_whole_record(objs):
@@ -81,7 +81,7 @@ def test_objects_of_one_chunk_keep_their_columns_and_are_packed_together(objs):
 def test_header_after_the_flows_is_in_every_message(objs):
     doc = orjson.loads(gzip.decompress(objs["big"][0].body))
     flows = doc.pop("flow_logs")
-    body = generator.gzip_bytes(orjson.dumps({"flow_logs": flows, **doc}))  # header fields last
+    body = layout.gzip_bytes(orjson.dumps({"flow_logs": flows, **doc}))  # header fields last
     got = read_object(REF, pieces(body), 50, Limits())
     messages = [FlowChunk.decode(m) for m in object_messages(got)]
     assert {m.header["capture_start_time"] for m in messages} == {doc["capture_start_time"]}

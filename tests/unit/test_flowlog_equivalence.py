@@ -11,8 +11,9 @@ import random
 import orjson
 import pytest
 
-from devstack import badinputs, generator
-from devstack.world import build_world
+from devstack.synth import badinputs
+from devstack.synth import generator, layout, traffic
+from devstack.synth.worldgen import build_world
 from streams.formats.flowlog import flowlog as new
 from tests.unit import legacy_flowlog as old
 
@@ -133,11 +134,11 @@ def mutate(doc: dict, rng: random.Random) -> bytes:
 
 def test_randomly_damaged_documents(world):
     rng = random.Random(2024)
-    base = [generator.sample(world, rng, flows=n).doc for n in (0, 1, 3, 40, 900)]
+    base = [traffic.sample(world, rng, flows=n).doc for n in (0, 1, 3, 40, 900)]
     stages = set()
     for i in range(1500):
         raw = mutate(rng.choice(base), rng)
-        body = generator.gzip_bytes(raw) if i % 3 else raw
+        body = layout.gzip_bytes(raw) if i % 3 else raw
         now = assert_same(body, rng, raw[:300])
         stages.add(now[1] if now[0] == "error" else "ok")
     assert stages >= {"ok", "json", "validate", "decompress"}

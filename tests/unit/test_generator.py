@@ -1,4 +1,4 @@
-"""Unit tests for the synthetic flow-log generator (devstack/generator.py) and bad-input catalogue."""
+"""Unit tests for the synthetic flow-log generator (devstack/synth/generator.py) and bad-input catalogue."""
 from __future__ import annotations
 
 import gzip
@@ -14,8 +14,9 @@ from urllib.parse import unquote
 import orjson
 import pytest
 
-from devstack import badinputs, generator
-from devstack.world import build_world
+from devstack.synth import badinputs
+from devstack.synth import generator, layout, writer
+from devstack.synth.worldgen import build_world
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 IBM_SERVICE_NET = ipaddress.IPv4Network("161.26.0.0/16")
@@ -137,12 +138,12 @@ def test_header_and_metadata(objs):
     for o in objs:
         assert o.body[:2] == b"\x1f\x8b"
         doc = body_doc(o)
-        assert list(doc) == list(generator.HEADER_FIELDS) + ["flow_logs"]
+        assert list(doc) == list(layout.HEADER_FIELDS) + ["flow_logs"]
         assert doc["version"] == "0.0.1" and doc["attached_endpoint_type"] == "vnic" and doc["state"] == "ok"
         assert doc["number_of_flow_logs"] == len(doc["flow_logs"]) == o.flow_count
         assert RFC3339.match(doc["capture_start_time"]) and RFC3339.match(doc["capture_end_time"])
-        assert ts(doc["capture_end_time"]) - ts(doc["capture_start_time"]) == generator.INTERVAL_S
-        assert o.metadata == {k: str(doc[k]) for k in generator.HEADER_FIELDS}
+        assert ts(doc["capture_end_time"]) - ts(doc["capture_start_time"]) == layout.INTERVAL_S
+        assert o.metadata == {k: str(doc[k]) for k in layout.HEADER_FIELDS}
         assert all(isinstance(v, str) for v in o.metadata.values())
         assert doc["flow_logs"] == o.flows
         assert o.chf_count == sum(1 + (f["packets_from_target"] > 0 or f["bytes_from_target"] > 0)
@@ -156,7 +157,7 @@ def test_flow_field_types_and_consistency(objs):
         cs, ce = ts(doc["capture_start_time"]), ts(doc["capture_end_time"])
         for f in doc["flow_logs"]:
             n += 1
-            assert tuple(f) == generator.FLOW_FIELDS
+            assert tuple(f) == layout.FLOW_FIELDS
             for name in ("start_time", "end_time"):
                 assert f[name] == "" or RFC3339.match(f[name])
             assert RFC3339.match(f["connection_start_time"])
@@ -360,7 +361,7 @@ def test_huge_object_is_valid_and_lazy(world):
 def test_main_dry_run_writes_manifest(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     manifest = tmp_path / "m.jsonl"
-    rc = generator.main(["--objects", "40", "--seed", "3", "--bad", "6", "--tricky", "2", "--mean-flows", "10",
+    rc = writer.main(["--objects", "40", "--seed", "3", "--bad", "6", "--tricky", "2", "--mean-flows", "10",
                          "--empty-share", "0.25", "--dry-run", "--manifest", str(manifest), "--world-seed", "1",
                          "--regions", "us-south,eu-de"])
     assert rc == 0

@@ -9,8 +9,8 @@ import zlib
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.kflow import ipfix
 from streams.observe import metrics
 from streams.stages import topology

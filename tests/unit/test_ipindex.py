@@ -1,7 +1,7 @@
 """Unit tests for streams.state.ipindex (exact IP first, then longest subnet prefix)."""
 
 from connectors.vpc import build_snapshot
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 from streams.state.ipindex import End, IpIndex, SubnetInfo
 
 
@@ -69,8 +69,8 @@ def test_info_helpers_and_cache():
 
 def _raw_from_world(world, region):
     """Build raw API-like collections straight from the stand-in renderer (no HTTP)."""
-    from devstack.standins.vpc import _Renderer
-    cols = _Renderer(world, region, "http://x/" + region + "/v1").collections()
+    from devstack.standins.vpc_render import Renderer
+    cols = Renderer(world, region, "http://x/" + region + "/v1").collections()
     return cols
 
 

@@ -100,7 +100,7 @@ def test_topics_ensure_dry_run_event_streams_lists_every_topic_and_the_total():
 def test_the_stack_adds_a_sasl_ssl_listener_beside_the_plain_one():
     from pathlib import Path
 
-    from devstack.kafka_secure import sasl_ssl_properties
+    from devstack.stack.kafka_secure import sasl_ssl_properties
 
     text = ("listeners=PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2\nadvertised.listeners=PLAINTEXT://127.0.0.1:1\n"
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\nnum.partitions=4\n")
@@ -115,7 +115,7 @@ def test_the_stack_adds_a_sasl_ssl_listener_beside_the_plain_one():
 
 def test_the_java_policy_holds_the_same_table():
     """devstack/conf/EventStreamsTopicPolicy.java and EVENT_STREAMS_SETTINGS name the same settings and bounds."""
-    from devstack.kafka_secure import CONF_DIR
+    from devstack.stack.kafka_secure import CONF_DIR
 
     java = (CONF_DIR / "EventStreamsTopicPolicy.java").read_text()
     for name in EVENT_STREAMS_SETTINGS:

@@ -141,7 +141,6 @@ def test_formats_do_no_io():
                   if d in IO_CLIENTS or d.split(".")[0] in IO_CLIENTS) == []
 
 
-@pytest.mark.xfail(strict=True, reason="i25-dev removes devstack imports")
 def test_product_never_imports_devstack():
     _, every = graph()
     assert sorted(f"{m} imports {d}" for m, ds in every.items() for d in ds if d.split(".")[0] == "devstack") == []

@@ -1,10 +1,10 @@
-"""The COS stand-in's shuffled listings (devstack/cos_auth_proxy.py): same entries, another order."""
+"""The COS stand-in's shuffled listings (devstack/standins/cos_auth_proxy.py): same entries, another order."""
 from __future__ import annotations
 
 import random
 import re
 
-from devstack.cos_auth_proxy import shuffle_listing
+from devstack.standins.cos_auth_proxy import shuffle_listing
 
 
 def _page(keys: list[str]) -> bytes:

@@ -60,7 +60,7 @@ def test_scrubber_masks_a_signature_whole_even_when_it_starts_like_a_bytes_prefi
 
 
 def test_fault_suite_credential_scan_sees_what_the_scrubber_masks():
-    from devstack.logscan import credential_hits
+    from devstack.faults.secrets import credential_hits
 
     from streams.formats.textsafe import escape
 

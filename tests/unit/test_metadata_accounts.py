@@ -8,8 +8,8 @@ import gzip
 import orjson
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.avro import Codec
 from streams.state.metadata import MetadataFollower, account_label, indexes_by_account, snapshot_key, source_accounts
 from streams.formats.records import MetadataRecord

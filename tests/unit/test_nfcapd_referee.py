@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from devstack import generator
+from devstack.synth import generator
 from devstack.nfcapd import read_csv, sample_line, udp_socket_stats
 from devstack.referee import NFDUMP_FIELDS, compare_collector, owed_ipfix, received_at
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 
 PROC_NET_UDP = """\
    sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops

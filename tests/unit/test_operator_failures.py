@@ -168,33 +168,19 @@ def test_build_info_and_process_metrics_are_exported():
 
 
 # ------------------------------------------------------------------------------ product and dev tools apart
-def test_product_cli_lists_only_product_commands_and_forwards_dev_tools():
+def test_product_cli_lists_only_product_commands_and_knows_no_dev_tool():
     out = CliRunner().invoke(cli.main, ["--help"]).output
     commands = out.split("Commands:")[1].split()
     assert {"worker", "topics", "replay", "deadletter", "status"} <= set(commands)
     assert not {"demo", "faults", "generate", "devstack"} & set(commands)
     assert "blueflow-dev" in out
-    forwarded = CliRunner().invoke(cli.main, ["faults", "--help"])
-    assert forwarded.exit_code == 0 and "--scenarios" in forwarded.output
-
-
-def test_dev_tool_without_the_dev_package_says_so(monkeypatch):
-    monkeypatch.setitem(sys.modules, "devstack.cli", None)  # as in the product image: not installed
     with pytest.raises(SystemExit) as exit_:
-        cli.main.main(["demo", "--objects", "5"])
-    assert exit_.value.code == 2
-
-
-def test_both_entry_points_are_installed_scripts():
-    import tomllib
-    from pathlib import Path
-
-    scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"blueflow": "streams.ops.cli:main", "blueflow-dev": "devstack.cli:main"}
+        cli.main.main(["faults", "--help"])
+    assert exit_.value.code == 2  # no such command in the product
 
 
 def test_generate_reads_the_stack_env_of_blueflow_devstack_dir(tmp_path, monkeypatch):
-    from devstack.generator import load_devstack_env
+    from devstack.synth.writer import load_devstack_env
 
     for key in list(os.environ):
         if key.startswith(("BLUEFLOW_", "IBM_")):

@@ -12,7 +12,7 @@ from streams.ops.deadletters import (Letter, newest_per_key, numbered, object_re
 from streams.formats.records import ObjectRef
 from streams.ops.replay import PartitionRange, mark_replay, parse_time, partition_ranges
 from streams.ops.source_status import bucket_summary
-from streams.ops.status import by_label, devstack_workers, parse_metrics, rates, stage_lag
+from streams.ops.status import by_label, parse_metrics, rates, stage_lag
 from streams.ops.statusview import render
 
 NOW = 1_800_000_000_000
@@ -256,23 +256,6 @@ def test_status_fits_80_columns_with_a_worker_down():
     note = next(line for line in lines if line.startswith("http://10.1.2.3:8083: ConnectionError"))
     assert note.endswith("…")  # one line, cut; the whole error is in the errors above (and in --json)
     assert "THE-END" in " ".join(lines) and "http://10.1.2.4:8083: Kentik refused the token" in lines
-
-
-def test_devstack_status_follows_the_newest_run_of_local_workers(tmp_path):
-    from devstack.workers import discover
-
-    records = [{"url": "http://127.0.0.1:1", "pid": 11, "app_id": "told", "topic_prefix": "told.", "started_at": 1},
-               {"url": "http://127.0.0.1:2", "pid": 12, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 5},
-               {"url": "http://127.0.0.1:3", "pid": 13, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 6},
-               {"url": "http://127.0.0.1:4", "pid": 14, "app_id": "tnew", "topic_prefix": "tnew.", "started_at": 7}]
-    for i, record in enumerate(records):
-        (tmp_path / f"w{i}.json").write_text(__import__("json").dumps(record))
-    live = discover(tmp_path, alive=lambda pid: pid != 14)
-    assert [r["pid"] for r in live] == [13, 12, 11] and not (tmp_path / "w3.json").exists()  # dead one forgotten
-    urls, run = devstack_workers(live)
-    assert urls == ["http://127.0.0.1:3", "http://127.0.0.1:2"]
-    assert run == {"app_id": "tnew", "topic_prefix": "tnew.", "other_runs": 1}
-    assert devstack_workers([]) == ([], {})
 
 
 def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():

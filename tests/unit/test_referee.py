@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from devstack import generator
+from devstack.synth import generator
 from devstack.referee import compare, owed_records
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 
 FIELDS = ("device_name", "src_addr", "dst_addr", "src_port", "dst_port", "protocol", "in_bytes", "in_pkts",
           "out_bytes", "out_pkts", "timestamp")

@@ -8,7 +8,7 @@ import asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from devstack.standins import iam, vpc
-from devstack.world import build_world
+from devstack.synth.worldgen import build_world
 
 REGIONS = ("us-south",)
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from connectors.vpc import build_snapshot
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_bytes, parse_object_key
 from streams.state.ipindex import IpIndex
 from streams.formats.translate import INT_COLUMNS, Segment, translate_batch, translate_segments
@@ -28,8 +28,8 @@ def world():
 
 @pytest.fixture(scope="module")
 def world_index(world):
-    from devstack.standins.vpc import _Renderer
-    snaps = [build_snapshot(r, _Renderer(world, r, "http://x/" + r + "/v1").collections()) for r in world.regions]
+    from devstack.standins.vpc_render import Renderer
+    snaps = [build_snapshot(r, Renderer(world, r, "http://x/" + r + "/v1").collections()) for r in world.regions]
     return IpIndex.from_snapshots(snaps)
 
 

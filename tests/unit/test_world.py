@@ -1,9 +1,10 @@
-"""Unit tests for the seeded fake IBM estate (devstack.world)."""
+"""Unit tests for the seeded fake IBM estate (devstack.synth.world)."""
 
 import ipaddress
 import re
 
-from devstack.world import build_world, zone_prefix
+from devstack.synth.world import zone_prefix
+from devstack.synth.worldgen import build_world
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CRN = re.compile(r"^crn:v1:bluemix:public:is:(?P<loc>[a-z]+-[a-z]+(?:-\d)?):a/(?P<acct>[0-9a-f]{32})::(?P<type>[a-z-]+):(?P<id>.+)$")

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.stages.finalize.delete_batch import CURRENT_ACK, DeleteBatcher, HeldAck, due
 from tests.unit.stages.driver import Driver
 

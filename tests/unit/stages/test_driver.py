@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.columns import lists
 from streams.formats.batches import KflowChunk
 from tests.unit.stages.driver import Driver

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import json
 import pytest
 
-from devstack import badinputs, generator
-from devstack.world import build_world
+from devstack.synth import badinputs
+from devstack.synth import generator, traffic
+from devstack.synth.worldgen import build_world
 from streams.formats.flowlog import flowcheck
 from streams.formats.batches import FlowChunk
 from streams.formats.flowlog.flowencode import ObjectFlows, encode_packed, packed
@@ -68,7 +69,7 @@ def assert_isolated(d: Driver, good, bad_key: str) -> list:
 
 def poison_body(world, count: int = HUGE) -> tuple[str, bytes, int]:
     """A valid object whose header claims `count` flows."""
-    sample = generator.sample(world, random.Random(9), flows=4)
+    sample = traffic.sample(world, random.Random(9), flows=4)
     doc = dict(sample.doc, number_of_flow_logs=count)
     return sample.key(), gzip.compress(json.dumps(doc).encode()), len(doc["flow_logs"])
 

@@ -8,8 +8,8 @@ import itertools
 
 import pytest
 
-from devstack import generator
-from devstack.world import build_world
+from devstack.synth import generator
+from devstack.synth.worldgen import build_world
 from streams.formats.avro import Codec
 from streams.formats.records import ObjectRef, Progress, scoped_key
 from streams.config.sources import Source

@@ -7,7 +7,7 @@ from the first one answered. Meanwhile every worker's /healthz and /readyz are s
   one sample of the first redirect;
 - liveness (/healthz) answers 200 at every sample, and no worker process restarts or exits;
 - after the redirects stop, readiness is green again and the run's flows are all accepted (the referee: 0 lost).
-`run` is a devstack.faults.FaultRun.
+`run` is a FaultRun (run.py).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import time
 
 import requests
 
+from devstack.faults.kentik import chf_modes
+from devstack.faults.phase import write_more
 from devstack.workers import wait_until
 
 UNHEALTHY_AFTER_S = 10.0
@@ -38,16 +40,13 @@ def _redirects_answered(url: str) -> int:
 
 
 def fault_kentikstall(run, rng: random.Random, quick: bool) -> float:
-    from devstack.faults import write_more
-    from devstack.fault_peers import _chf_modes
-
     url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
     problems = run.notes.setdefault("problems", [])
     if not wait_until(run.drained, 300, 2):
         problems.append("the run's first objects were not delivered before the stall")
     workers = {w.name: w.proc.pid for w in run.live()}
     applied_before = _redirects_answered(url)
-    _chf_modes(url, {"mode": "redirect", "status": 307, "count": 0, "location": "https://kentik.invalid/chf"})
+    chf_modes(url, {"mode": "redirect", "status": 307, "count": 0, "location": "https://kentik.invalid/chf"})
     written = write_more(run, 3, seed=rng.randrange(1 << 30))
     run.mark("Kentik redirecting every POST, 3 fresh objects written")
     if not wait_until(lambda: _redirects_answered(url) > applied_before, 120, 0.5):

@@ -1,4 +1,4 @@
-"""Fault scenario `sources` (devstack/faults.py): two sources, one source's COS failing for 30 s.
+"""Fault scenario `sources` (devstack/faults/runner.py runs it): two sources, one source's COS failing for 30 s.
 
 Two sources (devstack/sources_stack.py: own buckets, IAM keys, worlds, plans and exports) are served by two
 workers from one configuration file. Objects are written to both buckets at a steady rate for the whole run
@@ -25,10 +25,11 @@ from typing import Callable
 
 import requests
 
-from devstack import stack
-from devstack.fault_phase import faults_applied, met_problems, pending_at, release
-from devstack.faults import deletion_times, first_complete_times, inject
+from devstack.faults.phase import faults_applied, met_problems, pending_at, release
+from devstack.faults.run import inject
+from devstack.faults.verdict import deletion_times, first_complete_times
 from devstack.referee import compare, owed_records
+from devstack.stack import env as stack_env
 from devstack.sources_stack import (generate_for, own_flows, prepare_buckets, remove_buckets, stack_sources,
                                     write_config)
 from devstack.workers import WorkerProcess, run_environment, wait_until
@@ -106,7 +107,7 @@ class SourcesRun:
     """Two sources on the stack with their objects (not yet written), config file and workers."""
 
     def __init__(self, env: dict[str, str], objects_each: int, seed: int):
-        from devstack.demo import hmac_client
+        from devstack.stack.bucket import hmac_client
 
         self.env, self.run_id = env, f"s{uuid.uuid4().hex[:10]}"
         self.sources = stack_sources(env, self.run_id, 2)
@@ -116,15 +117,15 @@ class SourcesRun:
             requests.post(url + "/_emulator/reset", timeout=10).raise_for_status()
         self.objects = {s.name: generate_for(env, s, objects=objects_each, seed=seed + i, mean_flows=30, bad=0,
                                              empty_share=0.1) for i, s in enumerate(self.sources)}
-        self.log_dir = stack.state_dir() / "logs" / self.run_id
+        self.log_dir = stack_env.state_dir() / "logs" / self.run_id
         self.worker_env = run_environment(env, self.run_id, BLUEFLOW_UNHEALTHY_AFTER="20", **write_config(
             self.log_dir / "blueflow.yaml", env, self.sources, poll_interval=2))
         self.written: dict[str, dict[str, float]] = {s.name: {} for s in self.sources}
-        self.workers = [WorkerProcess(f"w{i}", self.worker_env, self.log_dir, ("--devstack",)) for i in (1, 2)]
+        self.workers = [WorkerProcess(f"w{i}", self.worker_env, self.log_dir) for i in (1, 2)]
 
     def write_steadily(self, duration_s: float) -> None:
         """Write object i of every source at i * duration / n seconds from now; record each write's time."""
-        from devstack.generator import write_objects
+        from devstack.synth.writer import write_objects
 
         n = max(len(v) for v in self.objects.values())
         start = time.monotonic()

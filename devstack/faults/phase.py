@@ -1,4 +1,4 @@
-"""Faults that meet work in flight whatever the pipeline's speed (issue 21). `run` is a devstack.faults.FaultRun.
+"""Faults that meet work in flight whatever the pipeline's speed (issue 21). `run` is a FaultRun (run.py).
 
 At a CI size (80 objects) a fast pipeline can drain the bucket before a fault that begins after a fixed sleep,
 and the scenario then proves nothing (and its health checks fail for want of a stall). So every scenario
@@ -18,6 +18,10 @@ from datetime import timedelta
 
 import requests
 
+from devstack.faults.run import fresh_bodies, inject
+from devstack.stack.bucket import hmac_client
+from devstack.synth.layout import DEFAULT_START
+from devstack.synth.writer import write_objects
 from devstack.workers import wait_until
 
 
@@ -62,19 +66,20 @@ def deletions(proxy_deletes: dict[str, float], ledger: dict[str, dict]) -> dict[
 def feed(run, objects: int, *, seed: int) -> list[str]:
     """Write `objects` more good objects (capture times of their own: other keys) now; they are owed like the
     first ones and their write times recorded. Returns their keys."""
-    from devstack.demo import hmac_client
-    from devstack.generator import DEFAULT_START, write_objects
-    from devstack.hostile import _fresh_bodies
-
     known = {o.key for o in run.objects}
     start = DEFAULT_START + timedelta(days=1 + seed % 300)
-    fresh = [o for o in _fresh_bodies(run, objects, seed, start) if o.key not in known]
+    fresh = [o for o in fresh_bodies(run, objects, seed, start) if o.key not in known]
     result = write_objects(hmac_client(run.env), run.env["BLUEFLOW_BUCKET"], fresh,
                            on_written=lambda o: run.written_at.__setitem__(o.key, time.time()))
     if result.failed:
         raise RuntimeError(f"could not write objects: {result.failed[:3]}")
     run.objects.extend(fresh)
     return [o.key for o in fresh]
+
+
+def write_more(run, objects: int, *, seed: int) -> int:
+    """Write `objects` more good objects to the bucket mid-scenario; how many (they are owed like the first)."""
+    return len(feed(run, objects, seed=seed))
 
 
 def feed_until(run, met, *, batch: int, rounds: int, seed: int, wait_s: float = 20.0, on_first: str = "") -> int:
@@ -94,8 +99,6 @@ def feed_until(run, met, *, batch: int, rounds: int, seed: int, wait_s: float = 
 def hold_deletes(run) -> None:
     """COS (the auth proxy in front of S3Proxy) answers 503 to every delete of the run's bucket until
     `release`: an object that was read cannot be finalized, so it stays in flight."""
-    from devstack.faults import inject
-
     bucket = run.env["BLUEFLOW_BUCKET"]
     inject(run.proxy, {"status": 503, "count": 0, "method": "DELETE", "path_prefix": f"/{bucket}/"},
            {"status": 503, "count": 0, "method": "POST", "path_prefix": f"/{bucket}"})

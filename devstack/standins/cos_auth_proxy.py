@@ -6,7 +6,7 @@ checks the bearer token with the IAM stand-in (`GET /_emulator/verify?token=...`
 briefly) and forwards the request, minus the Authorization header, to an internal S3Proxy running with
 `authorization=none` on the same filesystem basedir as the HMAC S3Proxy. Bodies stream both ways.
 
-For the fault suite (devstack/faults.py) the proxy also keeps a request log (method, path, object keys of a
+For the fault suite (devstack/faults/) the proxy also keeps a request log (method, path, object keys of a
 multi-object delete, status, wall-clock time) at `GET /_emulator/requests`, and takes the stand-ins' fault
 injection (`POST /_emulator/faults`, devstack/standins/common.py) so COS get/delete failures can be injected;
 `POST /_emulator/reset` clears both. Tokens are never logged.
@@ -16,7 +16,7 @@ in key order. With `--shuffle-listings` (the stack: BLUEFLOW_DEVSTACK_SHUFFLE_LI
 `POST /_emulator/listing_order {"shuffle": true}` the proxy shuffles the entries of every listing page it
 forwards, so code that reads meaning into key order fails its tests. `/_emulator/reset` leaves it as it is.
 
-Run: python -m devstack.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
+Run: python -m devstack.standins.cos_auth_proxy --host 127.0.0.1 --port P --upstream http://127.0.0.1:U --iam-url http://127.0.0.1:I
 """
 
 from __future__ import annotations
@@ -160,7 +160,6 @@ async def _get_requests(request: web.Request) -> web.Response:
 
 def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0, shuffle: bool = False) -> web.Application:
     """Build the proxy application. `upstream` is the base URL of the authorization=none S3Proxy."""
-    upstream = upstream.rstrip("/")
     app = web.Application(client_max_size=0, middlewares=[request_log_middleware, common.fault_middleware])
     app[common.FAULTS] = []
     app[common.STATS] = {"requests": {}, "faults_applied": 0}
@@ -169,7 +168,7 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0, shuffle: b
     common.add_emulator_routes(app)
     app.router.add_get("/_emulator/requests", _get_requests)
     app[LISTING_ORDER] = {"shuffle": shuffle}
-    rng = random.Random()
+    app["upstream"], app["rng"] = upstream.rstrip("/"), random.Random()
     app.router.add_route("GET", "/_emulator/listing_order", _listing_order)
     app.router.add_route("POST", "/_emulator/listing_order", _listing_order)
 
@@ -184,62 +183,71 @@ def make_app(*, upstream: str, iam_url: str, cache_ttl: float = 30.0, shuffle: b
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        resource = request.path
-        auth = request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _s3_error(403, "AccessDenied",
-                             "This endpoint requires an IAM bearer token (Authorization: Bearer <token>)", resource)
-        ok, reason = await request.app["verifier"].verify(token.strip())
-        if not ok:
-            return _s3_error(403, "AccessDenied", reason or "invalid IAM token", resource)
-
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
-        has_body = request.body_exists
-        data = request.content if has_body else None
-        if has_body and request.method == "POST" and "delete" in request.query:
-            data = await request.read()  # small XML; the log needs its keys
-            if "log_entry" in request:
-                request["log_entry"]["keys"] = deleted_keys(data)
-        if has_body and "Content-Length" not in request.headers:
-            headers.pop("Content-Length", None)
-        # encoded=True: forward the path and query byte for byte (keys hold percent-encoded CRNs).
-        url = URL(upstream + request.rel_url.raw_path_qs, encoded=True)
-        session: aiohttp.ClientSession = request.app["session"]
-        try:
-            async with session.request(request.method, url, headers=headers, data=data,
-                                       allow_redirects=False, skip_auto_headers=("Content-Type",)) as up:
-                resp = web.StreamResponse(status=up.status, reason=up.reason)
-                for k, v in up.headers.items():
-                    if k.lower() not in _DROP_RESPONSE:
-                        resp.headers.add(k, v)
-                if request.method == "HEAD":
-                    await resp.prepare(request)
-                    await resp.write_eof()
-                    return resp
-                if up.status == 200 and request.app[LISTING_ORDER]["shuffle"] and _is_listing(request):
-                    body = shuffle_listing(await up.read(), rng)
-                    resp.content_length = len(body)
-                    await resp.prepare(request)
-                    await resp.write(body)
-                    await resp.write_eof()
-                    return resp
-                if "Content-Length" in up.headers:
-                    resp.content_length = int(up.headers["Content-Length"])
-                await resp.prepare(request)
-                async for chunk in up.content.iter_chunked(CHUNK):
-                    await resp.write(chunk)
-                await resp.write_eof()
-                return resp
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.warning("upstream %s %s failed: %s", request.method, resource, type(exc).__name__)
-            return _s3_error(502, "ServiceUnavailable", f"COS stand-in upstream failed: {type(exc).__name__}",
-                             resource)
-
-    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # keys may hold any character, newlines too
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _forward)  # keys may hold any character, newlines too
     return app
+
+
+async def _refused(request: web.Request) -> web.Response | None:
+    """403 unless the request carries a bearer token the IAM stand-in accepts."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _s3_error(403, "AccessDenied",
+                         "This endpoint requires an IAM bearer token (Authorization: Bearer <token>)", request.path)
+    ok, reason = await request.app["verifier"].verify(token.strip())
+    return None if ok else _s3_error(403, "AccessDenied", reason or "invalid IAM token", request.path)
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
+    """The request, authorized, sent on to S3Proxy (no authorization) and its answer relayed."""
+    refused = await _refused(request)
+    if refused is not None:
+        return refused
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+    has_body = request.body_exists
+    data = request.content if has_body else None
+    if has_body and request.method == "POST" and "delete" in request.query:
+        data = await request.read()  # small XML; the log needs its keys
+        if "log_entry" in request:
+            request["log_entry"]["keys"] = deleted_keys(data)
+    if has_body and "Content-Length" not in request.headers:
+        headers.pop("Content-Length", None)
+    # encoded=True: forward the path and query byte for byte (keys hold percent-encoded CRNs).
+    url = URL(request.app["upstream"] + request.rel_url.raw_path_qs, encoded=True)
+    session: aiohttp.ClientSession = request.app["session"]
+    try:
+        async with session.request(request.method, url, headers=headers, data=data,
+                                   allow_redirects=False, skip_auto_headers=("Content-Type",)) as up:
+            return await _relay(request, up)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning("upstream %s %s failed: %s", request.method, request.path, type(exc).__name__)
+        return _s3_error(502, "ServiceUnavailable", f"COS stand-in upstream failed: {type(exc).__name__}",
+                         request.path)
+
+
+async def _relay(request: web.Request, up: aiohttp.ClientResponse) -> web.StreamResponse:
+    """S3Proxy's answer streamed back (a listing shuffled when asked)."""
+    resp = web.StreamResponse(status=up.status, reason=up.reason)
+    for k, v in up.headers.items():
+        if k.lower() not in _DROP_RESPONSE:
+            resp.headers.add(k, v)
+    if request.method == "HEAD":
+        await resp.prepare(request)
+        await resp.write_eof()
+        return resp
+    if up.status == 200 and request.app[LISTING_ORDER]["shuffle"] and _is_listing(request):
+        body = shuffle_listing(await up.read(), request.app["rng"])
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body)
+        await resp.write_eof()
+        return resp
+    if "Content-Length" in up.headers:
+        resp.content_length = int(up.headers["Content-Length"])
+    await resp.prepare(request)
+    async for chunk in up.content.iter_chunked(CHUNK):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 def main(argv: list[str] | None = None) -> None:

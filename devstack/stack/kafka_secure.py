@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 POLICY_CLASS = "EventStreamsTopicPolicy"
 SASL_SSL_FLAG = "BLUEFLOW_DEVSTACK_KAFKA_SASL_SSL"
 SASL_USER = "token"
@@ -104,7 +104,7 @@ def sasl_ssl_properties(text: str, broker_port: int, sasl_port: int, server_pem:
             line += ",SASL_SSL:SASL_SSL"
         lines.append(line)
     jaas = (f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{SASL_USER}="{SASL_PASSWORD}";')
-    lines += ["", "# SASL_SSL as IBM Event Streams speaks it (devstack/kafka_secure.py)",
+    lines += ["", "# SASL_SSL as IBM Event Streams speaks it (devstack/stack/kafka_secure.py)",
               "sasl.enabled.mechanisms=PLAIN",
               "listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN",
               f"listener.name.sasl_ssl.plain.sasl.jaas.config={jaas}",
@@ -116,7 +116,7 @@ def sasl_ssl_properties(text: str, broker_port: int, sasl_port: int, server_pem:
 
 def sasl_ssl_settings(port: int, ca: Path) -> dict[str, str]:
     """What `.devstack/env` says about the SASL_SSL listener (not the BLUEFLOW_KAFKA_* names: commands run
-    with --devstack keep using the plain listener unless told otherwise)."""
+    on the stack (blueflow-dev worker, the tests) keep using the plain listener unless told otherwise)."""
     return {"BLUEFLOW_DEVSTACK_KAFKA_SASL_SSL_BOOTSTRAP": f"127.0.0.1:{port}",
             "BLUEFLOW_DEVSTACK_KAFKA_CA": str(ca), "BLUEFLOW_DEVSTACK_KAFKA_SASL_PASSWORD": SASL_PASSWORD}
 

@@ -1,6 +1,7 @@
-"""Fault-suite scenarios for a misbehaving Kentik (issue 9 items 2, 3): redirects, undecodable 200 bodies,
-slow answers. `run` is a devstack.faults.FaultRun.
+"""Fault scenarios of a failing or misbehaving Kentik. `run` is a FaultRun (run.py).
 
+- `kentik`: 401 first (workers restarted with a wrong token: unhealthy, nothing accepted), then, with the
+  credentials fixed, 500/503/429, latency and dropped connections on /chf and 500s on the API.
 - `redirect`: /chf answers 301/302/307/308 to a decoy: nothing may reach the decoy, nothing counts as accepted.
 - `badbody`: 200 with `Content-Encoding: gzip` on a plain body: accepted, once.
 - `slowkentik`: answers 35 s late (no duplicate) and, once or twice, after the read timeout (bounded duplicates).
@@ -14,11 +15,13 @@ from typing import Callable
 
 import requests
 
+from devstack.faults import phase
+from devstack.faults.run import FaultRun, inject, readyz
 from devstack.referee import compare
 from devstack.workers import wait_until
 
 
-def _chf_modes(url: str, *modes: dict) -> None:
+def chf_modes(url: str, *modes: dict) -> None:
     """Queue answer modes of the Kentik stand-in (devstack/standins/kentik_modes.py)."""
     requests.post(url + "/_emulator/chf_modes", json=list(modes), timeout=10).raise_for_status()
 
@@ -57,12 +60,10 @@ def _fault_phase(run, url: str, rng: random.Random, label: str, *modes: dict) ->
     """The fault phase of a misbehaving Kentik: once the first objects are drained (so the queued answers meet
     only this phase's work, after any start-up rebalance), queue `modes` and write fresh objects until every
     mode was applied (a redirected POST is retried, taking the next mode). Returns the fresh objects' keys."""
-    from devstack import fault_phase
-
     wait_until(run.drained, 300, 2)
-    _chf_modes(url, *modes)
+    chf_modes(url, *modes)
     before = {o.key for o in run.objects}
-    run.notes["written_for_fault"] = fault_phase.feed_until(
+    run.notes["written_for_fault"] = phase.feed_until(
         run, lambda: _pending(url) == 0, batch=8, rounds=6, seed=rng.randrange(1 << 30), on_first=label)
     return [o.key for o in run.objects if o.key not in before]
 
@@ -131,4 +132,68 @@ def fault_slowkentik(run, rng: random.Random, quick: bool) -> float:
     return fault_end
 
 
-ACTIONS = {"redirect": fault_redirect, "badbody": fault_badbody, "slowkentik": fault_slowkentik}
+def fault_kentik(run: FaultRun, rng: random.Random, quick: bool) -> float:
+    """401 first (while most work is pending), then, with the credentials fixed, 500/503/429/latency/drops."""
+    url = run.env["BLUEFLOW_KENTIK_EMULATOR"]
+    # 401: restart the workers with a wrong token; they must turn unhealthy and get nothing accepted. Fresh
+    # objects make sure there is work for them (a small run may have delivered everything by now)
+    _stop_checked(run, "sigterm_before_401")
+    run.notes["written_for_401"] = phase.write_more(run, 12 if quick else 40, seed=rng.randrange(1 << 30))
+    run.mark("workers restarted with a wrong Kentik token")  # nothing can be accepted: all fresh work waits
+    for name in list(run.workers):
+        run.start(name, KENTIK_API_TOKEN="wrong-token-on-purpose")
+    before = len(run.flows())
+    unhealthy = wait_until(lambda: any(readyz(w)[0] == 503 for w in run.live()), 90, 2)
+    time.sleep(3)
+    after = len(run.flows())
+    statuses = {w.name: readyz(w) for w in run.live()}
+    run.notes["auth_phase"] = {"unhealthy_seen": unhealthy, "accepted_during_401": after - before,
+                               "healthz": {k: v[0] for k, v in statuses.items()},
+                               "problems": [p for _, ps in statuses.values() for p in ps][:2]}
+    if not unhealthy or after != before:
+        run.notes.setdefault("problems", []).append("401 phase: worker not unhealthy or flows accepted")
+    # known issue: a sink stuck in the 401 retry loop keeps Faust's wait_empty() from finishing, so SIGTERM
+    # needs the SIGKILL fallback (the batch is not committed: nothing lost); reported, not failed here
+    _stop_checked(run, "sigterm_while_401", 20.0, strict=False)
+    n = 4 if quick else 10
+    faults = [{"status": 500, "count": n, "path_prefix": "/chf"}, {"status": 503, "count": n, "path_prefix": "/chf"},
+              {"status": 429, "count": n, "path_prefix": "/chf"},
+              {"latency_ms": 2500 if quick else 35000, "count": 2, "path_prefix": "/chf"},
+              {"drop": True, "count": n, "path_prefix": "/chf"}, {"status": 500, "count": 3, "path_prefix": "/api"}]
+    inject(url, *faults)
+    # the 401 phase's objects are still owed (nothing was accepted): the faults meet them, and a failed POST
+    # is retried, taking the next fault, so every queued fault is applied while one POST is pending
+    run.mark("Kentik 5xx/429/latency/drops armed, workers restarted")
+    for name in list(run.workers):  # credentials fixed, workers restarted
+        run.start(name)
+    wait_until(lambda: not phase.pending_faults(url) or run.drained(), 180, 2)
+    _all_applied(run, url, sum(f["count"] for f in faults), "Kentik")
+    run.notes["kentik_faults_applied"] = run.notes["faults_applied"]
+    return time.time()
+
+
+def _stop_checked(run: FaultRun, note: str, grace_s: float = 30.0, *, strict: bool = True) -> None:
+    """SIGTERM every live worker (SIGKILL after `grace_s`); record exit codes and seconds. With `strict`, an
+    unclean stop is a problem of the scenario; otherwise it is only reported (known issue, see the report)."""
+    exits = []
+    for w in run.live():
+        t0 = time.monotonic()
+        code = w.stop(grace_s)
+        exits.append({"worker": w.name, "exit": code, "seconds": round(time.monotonic() - t0, 1)})
+    run.notes[note] = exits
+    bad = [e for e in exits if e["exit"] != 0]
+    if bad and strict:
+        run.notes.setdefault("problems", []).append(f"unclean SIGTERM shutdown ({note}): {bad}")
+
+
+def _all_applied(run: FaultRun, url: str, injected: int, where: str) -> None:
+    """Record the stand-in's applied faults; faults still queued (the work drained first) are a problem."""
+    run.notes["faults_applied"] = phase.faults_applied(url)
+    left = phase.pending_faults(url)
+    if left:
+        run.notes.setdefault("problems", []).append(
+            f"not exercised: {left} of the {injected} faults queued at {where} never met a request")
+
+
+ACTIONS = {"kentik": fault_kentik, "redirect": fault_redirect, "badbody": fault_badbody,
+           "slowkentik": fault_slowkentik}

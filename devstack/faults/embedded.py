@@ -5,7 +5,7 @@ directory of the run, faults that hit the broker and its data.
 - embedded_crash: kill -9 the worker and its broker together (twice), start the worker again on the same data dir.
 - embedded_empty: kill -9 both, delete the data dir, start the worker again on an empty one.
 
-Each is judged as every scenario (devstack/faults.py `judge`: 0 lost, 0 early deletes from the referee and the
+Each is judged as every scenario (verdict.py `judge`: 0 lost, 0 early deletes from the referee and the
 COS proxy's request log) while the worker still runs, so the ledger and dead letters are read from its
 broker. Duplicates are expected and counted: chunks whose Kentik POST succeeded but whose Kafka offsets (or,
 with an empty data dir, everything Kafka knew) were not yet committed are sent again. The broker's peak RSS
@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from devstack import fault_phase
+from devstack.faults import phase
+from devstack.faults.run import prepare, progress_started
+from devstack.faults.verdict import judge, peak_rss_mb
+from devstack.workers import vm_hwm_kb, wait_until
 
 SCENARIOS = ("embedded_kill9", "embedded_crash", "embedded_empty")
 
@@ -49,8 +52,6 @@ class EmbeddedRun:
         self.broker_peak_kb = 0
 
     def sample_broker(self) -> dict:
-        from devstack.workers import vm_hwm_kb
-
         record = _record(self.data_dir)
         if record.get("broker_pid"):
             self.broker_peak_kb = max(self.broker_peak_kb, vm_hwm_kb(int(record["broker_pid"])))
@@ -58,8 +59,6 @@ class EmbeddedRun:
 
     def start(self, wait_s: float = 120) -> dict:
         """Start the worker; once its broker answers, point the judge's Kafka reads at it."""
-        from devstack.workers import wait_until
-
         (self.data_dir / "embedded.json").unlink(missing_ok=True)
         worker = self.run.start("w1")
         if not wait_until(lambda: _record(self.data_dir).get("worker_pid") == worker.proc.pid, wait_s, 0.5):
@@ -75,12 +74,10 @@ class EmbeddedRun:
 
 
 def fault_kill9(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
-    from devstack.workers import wait_until
-
     kills = []
     for _ in range(2):
         time.sleep(rng.uniform(1.5, 4.0))
-        fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))  # fresh work in flight at every kill
+        phase.feed(er.run, 4, seed=rng.randrange(1 << 30))  # fresh work in flight at every kill
         record = er.sample_broker()
         old = int(record["broker_pid"])
         er.run.mark("broker killed")
@@ -98,7 +95,7 @@ def fault_kill9(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
 def fault_crash(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
     for _ in range(2):
         time.sleep(rng.uniform(1.5, 4.0))
-        fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
+        phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
         er.run.mark("worker and broker killed")
         er.kill_both()
         time.sleep(rng.uniform(0.5, 2.0))
@@ -109,7 +106,7 @@ def fault_crash(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
 
 def fault_empty(er: EmbeddedRun, rng: random.Random, quick: bool) -> float:
     time.sleep(rng.uniform(1.5, 4.0))
-    fault_phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
+    phase.feed(er.run, 4, seed=rng.randrange(1 << 30))
     er.run.mark("worker and broker killed, data dir emptied")
     er.kill_both()
     shutil.rmtree(er.data_dir)
@@ -125,19 +122,15 @@ ACTIONS: dict[str, Callable] = {"embedded_kill9": fault_kill9, "embedded_crash":
 def run_embedded(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,
                  log: Callable[[str], None] = print) -> dict:
     """One embedded-Kafka scenario: prepare the bucket, start the worker, fault, wait drained, judge, stop."""
-    from devstack import fault_report
-    from devstack.faults import _progress_started, judge, prepare
-    from devstack.workers import wait_until
-
     run = prepare(env, objects, seed=seed, bad_kinds=["not_gzip", "bad_ip"], log=log)
     data_dir = run.log_dir / "data"
-    # no Kafka configured: an empty bootstrap wins over the local stack's (environment over its env file)
+    # no Kafka configured: the run's environment has an empty bootstrap in place of the local stack's
     run.worker_overrides = {"BLUEFLOW_KAFKA_BOOTSTRAP": "", "BLUEFLOW_DATA_DIR": str(data_dir),
                             "BLUEFLOW_UNHEALTHY_AFTER": "60"}
     er = EmbeddedRun(run, data_dir)
     try:
         er.start()
-        if not _progress_started(run):
+        if not progress_started(run):
             run.notes.setdefault("problems", []).append("no object finished within 120 s of the start")
         run.notes["good_left_at_fault_start"] = len(run.bucket_keys() - run.bad_keys)
         fault_end = ACTIONS[name](er, random.Random(seed), quick)
@@ -149,7 +142,7 @@ def run_embedded(name: str, env: dict[str, str], objects: int, quick: bool, seed
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
         entry = {"scenario": name, "owed": None, "accepted": None, "pending": None, "lost": None,
                  "duplicates": None, "early_deletes": None, "recovery_s": None, "ok": False,
-                 "peak_rss_mb": fault_report.peak_rss_mb(run), "problems": [f"{type(exc).__name__}: {exc}"],
+                 "peak_rss_mb": peak_rss_mb(run), "problems": [f"{type(exc).__name__}: {exc}"],
                  "details": {"run_id": run.run_id}}
     finally:
         stop = {w.name: w.stop(45) for w in run.live()}

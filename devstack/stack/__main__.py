@@ -1,0 +1,5 @@
+import sys
+
+from devstack.stack.cli import main
+
+sys.exit(main())
