@@ -1,5 +1,6 @@
 """IBM Cloud Object Storage client helpers (ibm_boto3): list, stream, head, put and batched delete
-(version-checked deletes: connectors/cos_delete.py; the SDK client itself: connectors/cos_client.py).
+(version-checked deletes: connectors/cos_delete.py; the SDK client itself: connectors/cos_client.py; the errors:
+connectors/cos_errors.py; GETs of objects and listings without the SDK: connectors/cos_get.py).
 
 Synchronous and side-effect free apart from the S3 calls: the app runs them in a thread pool.
 Authentication is either an IAM API key (production: bearer tokens, `signature_version="oauth"`) or HMAC
@@ -16,10 +17,11 @@ from typing import Any, NamedTuple
 from ibm_botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.cos_client import make_cos_client  # noqa: F401 - the client of these helpers, re-exported
+from connectors.cos_errors import (_MISSING_CODES, _TRANSIENT_CODES, CosError, _error,  # noqa: F401 - re-exported
+                                   _is_missing)
 
 PAGE_SIZE = 1000  # list_objects_v2 and delete_objects both cap at 1000 keys
 CHUNK_SIZE = 64 * 1024
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class ObjectInfo(NamedTuple):
@@ -39,60 +41,6 @@ class ObjectHead(NamedTuple):
     content_type: str | None
 
 
-class CosError(Exception):
-    """A COS call failed. `transient` tells retryable failures (throttling, 5xx, network) from others."""
-
-    def __init__(self, op: str, bucket: str, key: str | None, code: str, reason: str, transient: bool) -> None:
-        self.op, self.bucket, self.key, self.code, self.reason, self.transient = op, bucket, key, code, reason, transient
-        where = f"{bucket}/{key}" if key else bucket
-        super().__init__(f"COS {op} {where}: {code}: {reason}")
-
-
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed",
-    "500", "502", "503", "504", "Throttling", "ThrottlingException",
-})
-
-
-def _error(op: str, bucket: str, key: str | None, exc: Exception) -> CosError:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {}) or {}
-        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Unknown")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        reason = str(err.get("Message") or f"HTTP {status}")
-        transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
-        return CosError(op, bucket, key, code, reason, transient)
-    if isinstance(exc, BotoCoreError):
-        # connection problems, timeouts, IAM token failures (the message names the endpoint, never the key)
-        name = type(exc).__name__
-        return CosError(op, bucket, key, name, str(exc), transient=not _credentials_refused(name, str(exc)))
-    return CosError(op, bucket, key, type(exc).__name__, str(exc) or type(exc).__name__, transient=True)
-
-
-_IAM_STATUS = re.compile(r"HttpCode\((\d{3})\)")
-
-
-def _credentials_refused(name: str, message: str) -> bool:
-    """An IAM token or credentials failure that retrying cannot fix: IAM answered 4xx (a wrong or revoked
-    key), or there are no credentials at all. IAM answering 5xx or 429, or not reachable, is transient like
-    any outage — the fault suite's IAM 500s once turned a worker unhealthy as if its key were wrong."""
-    if not ("Token" in name or "Credential" in name or "token" in message.lower()):
-        return False
-    status = _IAM_STATUS.search(message)
-    if status:
-        code = int(status.group(1))
-        return 400 <= code < 500 and code != 429
-    return name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError")
-
-
-def _is_missing(exc: Exception) -> bool:
-    if not isinstance(exc, ClientError):
-        return False
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in _MISSING_CODES or status == 404
-
-
 def _ms(dt: Any) -> int:
     return int(dt.timestamp() * 1000) if dt is not None else 0
 
@@ -100,6 +48,14 @@ def _ms(dt: Any) -> int:
 def list_objects(client: Any, bucket: str, prefix: str = "", *, page_size: int = PAGE_SIZE) -> Iterator[ObjectInfo]:
     """Every object under `prefix`, page by page (lazy: one list call per `page_size` keys), in the order COS
     gives them — IBM: "non-lexographical order", so callers never read meaning into it (no StartAfter)."""
+    getter = getattr(client, "blueflow_get", None)
+    if getter is not None:  # the lean GET of connectors/cos_get.py
+        token = None
+        while True:
+            items, token = getter.list_page(bucket, prefix, page_size, token)
+            yield from (ObjectInfo(*item) for item in items)
+            if token is None:
+                return
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
     while True:
         try:
@@ -154,7 +110,11 @@ def open_object_with_head(client: Any, bucket: str, key: str, *, etag: str | Non
 
 def open_object(client: Any, bucket: str, key: str, *, etag: str | None = None,
                 chunk_size: int = CHUNK_SIZE) -> Iterator[bytes] | None:
-    """The object's bytes as a lazy iterator of chunks, or None if it no longer exists."""
+    """The object's bytes as a lazy iterator of chunks, or None if it no longer exists (or, with `etag`,
+    changed). Through the client's lean GET (connectors/cos_get.py) when it has one."""
+    getter = getattr(client, "blueflow_get", None)
+    if getter is not None:
+        return getter.open(bucket, key, etag or None, chunk_size)
     stream = open_object_with_head(client, bucket, key, etag=etag, chunk_size=chunk_size)
     return None if stream is None else stream.chunks
 

@@ -1,6 +1,6 @@
 """The IBM COS SDK client (ibm_boto3) of connectors/cos.py: made from one SDK session per process with a fast
 timestamp parser, authenticated by HMAC keys or an IAM API key, counting its HTTP requests, and able to send a
-conditional DeleteObject (If-Match)."""
+conditional DeleteObject (If-Match); with a lean GET of object versions beside it (connectors/cos_get.py)."""
 from __future__ import annotations
 
 import threading
@@ -12,7 +12,10 @@ import ibm_boto3
 import ibm_boto3.session
 import ibm_botocore.session
 from ibm_botocore.client import Config
+from ibm_botocore.httpsession import get_cert_path
 from ibm_botocore.utils import parse_timestamp as _sdk_parse_timestamp
+
+from connectors.cos_get import ObjectGetter
 
 DEFAULT_TOKEN_URL = "https://iam.cloud.ibm.com/identity/token"
 
@@ -38,7 +41,26 @@ def make_cos_client(endpoint_url: str, *, api_key: str | None = None, service_in
     # again seconds later and delete a version written meanwhile, unread. Batched deletes therefore go through
     # a twin that never retries: the caller's retry lists again first (connectors/cos_delete.py).
     client.blueflow_delete_client = _client(endpoint_url, max_attempts=1, **auth)
+    client.blueflow_get = _getter(client, endpoint_url, hmac_access_key, hmac_secret_key, max_attempts, connect_timeout,
+                                  read_timeout, max_pool_connections, on_request)
     return client
+
+
+def _getter(client: Any, endpoint_url: str, hmac_access_key, hmac_secret_key, max_attempts, connect_timeout,
+            read_timeout, max_pool_connections, on_request) -> ObjectGetter:
+    """The lean GET (connectors/cos_get.py) authenticated as `client`: SigV4 with the HMAC keys, or the
+    client's own IAM bearer token (its credentials fetch and refresh the one token of the client)."""
+    hmac_keys = (hmac_access_key, hmac_secret_key) if hmac_access_key and hmac_secret_key else None
+    credentials = client._request_signer._credentials  # noqa: SLF001 - the SDK exposes no public accessor
+
+    def token() -> str:  # as the SDK's OAuth2 signer reads it: fetched, cached and refreshed by the token manager
+        return credentials.get_frozen_credentials().token
+
+    return ObjectGetter(endpoint_url, hmac_keys=hmac_keys, token=None if hmac_keys else token,
+                        region=client.meta.region_name or "us-east-1", max_attempts=max_attempts,
+                        connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        max_pool_connections=max_pool_connections, ca_certs=get_cert_path(True),
+                        on_request=on_request)
 
 
 def _client(endpoint_url: str, *, api_key, service_instance, iam_token_url, hmac_access_key, hmac_secret_key,

@@ -21,7 +21,7 @@ from streams.formats.flowlog.flowlog import ObjectKeyInfo, epoch_seconds
 
 __all__ = [
     "CUSTOM_COLUMNS", "INT_COLUMNS", "EndNames", "device_name_for_subnet", "local_end",
-    "remote_end", "translate_batch",
+    "remote_end", "Segment", "translate_batch", "translate_segments",
 ]
 
 CUSTOM_COLUMNS = tuple(f"STR{i:02d}" for i in range(19))
@@ -90,25 +90,60 @@ def _ip_int(ip: str) -> int:
         return 0
 
 
+class Segment(NamedTuple):
+    """One object's consecutive rows of a batch: its key, its header (capture times) and how many rows."""
+
+    key_info: ObjectKeyInfo
+    header: Mapping | None
+    count: int
+
+
 def translate_batch(key_info: ObjectKeyInfo, header: Mapping | None, columns: Mapping[str, Any], index: Any) -> dict:
     """IBM flow columns -> kflow_batch-shaped columns (numpy integer columns, strings, custom_idx, flow_count, ...).
 
     `header` is the object's header (a mapping with capture_start_time/capture_end_time: a flows part's). `index` is an IpIndex (lookup / subnet_info / instance_name) or None (no metadata).
     Integer columns may be lists or numpy arrays.
     """
-    c = _Codes(columns, _hget(header, "capture_start_time"), _hget(header, "capture_end_time"))
-    local = local_end(key_info, index)
-    fwd = _forward_customs(c, key_info, local, index)
+    n = len(columns["start_time"])
+    out, counts, (local,) = translate_segments([Segment(key_info, header, n)], columns, index)
+    out.update({"device_name": device_name_for_subnet(key_info.subnet_id), "subnet_id": key_info.subnet_id,
+                "region": key_info.region, "zone": local.zone, "flow_count": int(counts[0]), "source_flows": n})
+    return out
+
+
+def translate_segments(segments: list[Segment], columns: Mapping[str, Any], index: Any) -> tuple:
+    """The rows of several objects (`segments`, one after the other in `columns`) translated in one pass:
+    (kflow columns with one string dictionary, CHF count per segment, EndNames of each segment's vNIC). Each
+    segment's CHF are consecutive in the output, its forward CHF (input order) then its reverse CHF."""
+    part = np.repeat(np.arange(len(segments)), [s.count for s in segments])
+    c = _Codes(columns, part, [(_hget(s.header, "capture_start_time"), _hget(s.header, "capture_end_time"))
+                               for s in segments])
+    locals_ = [local_end(s.key_info, index) for s in segments]
+    fwd = _forward_customs(c, segments, locals_, index, part)
     f = {name: np.asarray(columns[name], dtype=np.int64) for name in _INT_INPUTS}
     rev = (f["bytes_from_target"] > 0) | (f["packets_from_target"] > 0)
-    out = _int_columns(c, f, rev)
+    rows, is_rev, counts, order = _chf_order(part, rev, len(segments))
+    out = _int_columns(c, f, rows, is_rev)
     rev_customs = fwd[rev]  # the reverse CHF: ends swapped, all else the same
     rev_customs[:, _SRC_END], rev_customs[:, _DST_END] = rev_customs[:, _DST_END], rev_customs[:, _SRC_END]
-    n, n_rev = len(fwd), len(rev_customs)
-    out.update({"device_name": device_name_for_subnet(key_info.subnet_id), "subnet_id": key_info.subnet_id,
-                "region": key_info.region, "zone": local.zone, "flow_count": n + n_rev, "source_flows": n,
-                "strings": list(c.strings), "custom_idx": np.concatenate((fwd, rev_customs)).ravel()})
-    return out
+    customs = np.concatenate((fwd, rev_customs))
+    if order is not None:
+        customs = customs[order]
+    out.update({"strings": list(c.strings), "custom_idx": customs.ravel()})
+    return out, counts, locals_
+
+
+def _chf_order(part: np.ndarray, rev: np.ndarray, segments: int) -> tuple:
+    """(the IBM record of each CHF, whether it is a reverse CHF, CHF per segment, and the order that takes
+    all forward then all reverse CHF to per segment its forward then its reverse CHF, or None with one segment)."""
+    n = len(part)
+    rows = np.concatenate((np.arange(n), np.flatnonzero(rev)))
+    is_rev = np.zeros(len(rows), dtype=bool)
+    is_rev[n:] = True
+    if segments == 1:
+        return rows, is_rev, np.array([len(rows)]), None
+    order = np.argsort(part[rows] * 2 + is_rev, kind="stable")
+    return rows[order], is_rev[order], np.bincount(part[rows], minlength=segments), order
 
 
 # columns of STR02..STR18 that hold the source / destination end, in EndNames order
@@ -127,6 +162,22 @@ def _factorize(values: Any, table: dict) -> np.ndarray:
     return np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
 
 
+def _times(table: dict, codes: np.ndarray, part: np.ndarray, caps: list[str]) -> list[str]:
+    """The distinct times of a column, an empty one standing for its segment's capture time: with segments of
+    different capture times, their empty rows are given codes of their own (`codes` is changed in place)."""
+    values = list(table)
+    empty = table.get("")
+    if empty is None:
+        return values
+    values[empty] = caps[0]
+    if len(set(caps)) > 1:
+        rows = codes == empty
+        for p in np.unique(part[rows]).tolist():
+            codes[rows & (part == p)] = len(values)
+            values.append(caps[p])
+    return values
+
+
 def _first_seen(codes: np.ndarray, count: int) -> list[int]:
     """Index of the first occurrence of each code 0..count-1 of codes numbered in order of appearance (the
     running maximum steps up by one exactly there)."""
@@ -135,15 +186,17 @@ def _first_seen(codes: np.ndarray, count: int) -> list[int]:
 
 class _Codes:
     """The string columns as codes into per-batch tables of their distinct values, and the string dictionary
-    (`strings`, value -> index in first-interned order) that the customs index into."""
+    (`strings`, value -> index in first-interned order) that the customs index into. `part`: the segment of
+    each row; `caps`: each segment's capture (start, end), which stands in for an empty start / end time."""
 
-    def __init__(self, columns: Mapping[str, Any], cap_s: str, cap_e: str):
+    def __init__(self, columns: Mapping[str, Any], part: np.ndarray, caps: list[tuple[str, str]]):
         self.strings: dict[str, int] = {}
         st, et, ips, dirs, acts = {}, {}, {}, {}, {}
         self.st, self.et = _factorize(columns["start_time"], st), _factorize(columns["end_time"], et)
-        self.st_idx = self.intern([s or cap_s for s in st])
-        self.et_idx = self.intern([s or cap_e for s in et])
-        self.ts = np.array([_epoch(s or cap_s) for s in st], dtype=np.int64)
+        st_values = _times(st, self.st, part, [cap[0] for cap in caps])
+        self.st_idx = self.intern(st_values)
+        self.et_idx = self.intern(_times(et, self.et, part, [cap[1] for cap in caps]))
+        self.ts = np.array([_epoch(s) for s in st_values], dtype=np.int64)
         self.ini, self.tgt = _factorize(columns["initiator_ip"], ips), _factorize(columns["target_ip"], ips)
         self.ip_values = list(ips)
         self.ip = np.array([_ip_int(ip) for ip in ips], dtype=np.uint32)
@@ -161,10 +214,12 @@ class _Codes:
         return np.fromiter(map(strings.__getitem__, values), dtype=np.int32, count=len(values))
 
 
-def _forward_customs(c: _Codes, key_info: ObjectKeyInfo, local: EndNames, index: Any) -> np.ndarray:
+def _forward_customs(c: _Codes, segments: list, locals_: list[EndNames], index: Any,
+                     part: np.ndarray) -> np.ndarray:
     """STR00..STR18 of every forward CHF, as an (n, 19) array of string indexes."""
-    acct, ept, rtype = c.intern((key_info.account, key_info.endpoint_type, key_info.record_type)).tolist()
-    loc = c.intern(local)
+    own = np.array([c.intern((s.key_info.account, s.key_info.endpoint_type, s.key_info.record_type) + tuple(local))
+                    for s, local in zip(segments, locals_)], dtype=np.int32).reshape(-1, 9)
+    own = own[part] if len(segments) > 1 else own[0]  # per row, or the one segment's (broadcast)
     remote = np.where(c.out_f, c.tgt, c.ini)
     r_codes, r_first = np.unique(remote, return_index=True)
     remote_names = {r: remote_end(c.ip_values[r], index) for r in r_codes.tolist()}
@@ -179,23 +234,20 @@ def _forward_customs(c: _Codes, key_info: ObjectKeyInfo, local: EndNames, index:
     ends[list(remote_names)] = c.intern(list(chain.from_iterable(remote_names.values()))).reshape(-1, 6)
     fwd = np.empty((len(c.st), 19), dtype=np.int32)
     fwd[:, 0], fwd[:, 1] = c.st_idx[c.st], c.et_idx[c.et]
-    r_end, out = ends[remote], c.out_f[:, None]
+    r_end, out, loc = ends[remote], c.out_f[:, None], own[..., 3:]
     fwd[:, _SRC_END] = np.where(out, loc, r_end)
     fwd[:, _DST_END] = np.where(out, r_end, loc)
-    fwd[:, 4], fwd[:, 9], fwd[:, 11] = acct, ept, rtype
+    fwd[:, 4], fwd[:, 9], fwd[:, 11] = own[..., 0], own[..., 1], own[..., 2]
     fwd[:, 12], fwd[:, 18] = c.intern(c.act_values)[c.act], c.intern(dir_words)[c.dir]
     return fwd
 
 
-def _int_columns(c: _Codes, f: dict[str, np.ndarray], rev: np.ndarray) -> dict[str, np.ndarray]:
-    """The integer columns: every forward CHF (initiator → target), then the reverse CHF of the records
-    `rev` selects (target → initiator). Bytes/packets count as out* when the CHF leaves the local vNIC."""
+def _int_columns(c: _Codes, f: dict[str, np.ndarray], rows: np.ndarray, is_rev: np.ndarray) -> dict[str, np.ndarray]:
+    """The integer columns of each CHF: the IBM record `rows` read forward (initiator → target) or, where
+    `is_rev`, reverse (target → initiator). Bytes/packets count as out* when the CHF leaves the local vNIC."""
     n = len(c.st)
-    rows = np.concatenate((np.arange(n), np.flatnonzero(rev)))  # the IBM record of each CHF
-    src = rows.copy()  # into (initiator values + target values): the CHF's source side
-    src[n:] += n
-    dst = rows + n
-    dst[n:] -= n
+    src = rows + n * is_rev  # into (initiator values + target values): the CHF's source side
+    dst = rows + n * ~is_rev
 
     def pair(initiator: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.concatenate((initiator, target))

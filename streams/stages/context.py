@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from connectors.kafka_batch import aiokafka_producer, send_batched
 from streams.observe import metrics
 from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
@@ -21,6 +22,7 @@ from streams.config.sources import Sources, UnknownSource
 log = logging.getLogger("blueflow")
 
 OUTCOMES_WAIT_S = 120.0
+SMALL_RECORD_BYTES = 4096  # send_all batches records up to this size (aiokafka's batches hold 16 KB)
 
 
 @dataclass
@@ -91,11 +93,20 @@ class StageContext:
         await future
 
     async def send_all(self, topic, messages: list[tuple[str, Record | bytes | None]]) -> None:
-        """Send several messages and wait until the broker has all of them (sent together, awaited together)."""
+        """Send several messages and wait until the broker has all of them (sent together, awaited together):
+        small records (ledger, progress, tombstones) as one record batch per partition on the Kafka producer
+        (connectors/kafka_batch.py) when there is one; big ones (flows messages) one by one, so the producer
+        queues them without waiting for each batch to be drained."""
+        encoded = [(key.encode(), record.encode() if isinstance(record, Record) else record)
+                   for key, record in messages]
+        small = len(encoded) > 1 and all(len(value or b"") <= SMALL_RECORD_BYTES for _, value in encoded)
+        producer = aiokafka_producer(self.app) if small else None
+        if producer is not None:
+            await send_batched(producer, topic.get_topic_name(), encoded)
+            return
         futures = []
-        for key, record in messages:
-            value = record.encode() if isinstance(record, Record) else record
-            futures.append(await topic.send(key=key.encode(), value=value, force=True))
+        for key, value in encoded:
+            futures.append(await topic.send(key=key, value=value, force=True))
         for future in futures:
             await future
 

@@ -1,4 +1,4 @@
-"""Stage enrich: flows → kflow. Translate one FlowChunk (its objects' parts one by one, then concatenated into
+"""Stage enrich: flows → kflow. Translate one FlowChunk (the rows of all its objects' parts in one pass, into
 one KflowChunk with per-object row ranges and devices) into kflow records labelled with IBM VPC metadata
 (docs/translation.md; implemented in streams/formats/translate.py). Without metadata the labels fall back to the ids
 in the object key: missing or failing VPC/IAM APIs degrade names, they never hold this stage.
@@ -6,7 +6,8 @@ in the object key: missing or failing VPC/IAM APIs degrade names, they never hol
 Every flow is labelled from its own source's account only (two accounts may use the same private addresses):
 `process` takes `index_for(source) -> IpIndex | None` (streams/state/metadata.py, MetadataFollower.index_for).
 
-Pure core: `translate_parts(flow chunk, ip index)`, `concat_kflow` and `process` (raw message → Enriched).
+Pure core: `translate_parts(flow chunk, ip index)` (one pass over the message's rows; part by part only to
+find a part that fails), `concat_kflow` and `process` (raw message → Enriched).
 Shell: `handle`.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from streams.formats.avro import AvroDecodeError
 from streams.formats.flowlog.flowlog import FlowLogError, parse_object_key
 from streams.formats.batches import (KFLOW_COLUMNS, KFLOW_INT_COLUMNS, FlowChunk, FlowPart, KflowChunk, KflowPart,
                                      part_object)
-from streams.formats.translate import device_name_for_subnet, translate_batch
+from streams.formats.columns import concat
+from streams.formats.translate import Segment, device_name_for_subnet, translate_batch, translate_segments
 
 log = logging.getLogger("blueflow")
 
@@ -32,18 +34,12 @@ METADATA_WAIT_S = 10.0  # only until the metadata topic was read: never waits fo
 def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]:
     """One object's rows of `flow` translated with the IP index (None = no metadata: ids from the key)."""
     key_info = parse_object_key(part.key)
-    subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
     columns: dict = {}
     if part.flow_count:
         translated = translate_batch(key_info, part.header, flow.rows(part), index)
         columns = {name: translated[name] for name in KFLOW_COLUMNS}
         columns["flow_count"] = translated["flow_count"]
-    out = KflowPart(part.key, part.etag, part.size, part.last_modified, device_name_for_subnet(key_info.subnet_id),
-                    key_info.subnet_id, key_info.region,
-                    subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone,
-                    part.chunk, part.chunks, part.flow_count, 0, columns.get("flow_count", 0),
-                    replay=bool(flow.replay), source=flow.source)
-    return out, columns
+    return _kflow_part(flow, part, key_info, index, 0, columns.get("flow_count", 0)), columns
 
 
 def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
@@ -55,22 +51,70 @@ def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
 
 
 def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
-    """The KflowChunk of every part that translates, and (part, exception) of those that do not."""
-    parts, blocks, failures = [], [], []
+    """The KflowChunk of every part that translates, and (part, exception) of those that do not. The parts
+    are translated in one pass over the message's rows; if that pass fails, part by part to find the culprit."""
+    named, failures = [], []
     for part in flow.parts:
         try:
+            named.append((part, parse_object_key(part.key)))
+        except Exception as exc:  # noqa: BLE001 - the reason is the value
+            failures.append((part, exc))
+    if not named:
+        return None, failures
+    try:
+        parts, columns = _translate_together(flow, named, index)
+    except Exception:  # noqa: BLE001 - blamed on its part below
+        parts, columns, failed = _translate_each(flow, [part for part, _ in named], index)
+        failures += failed
+        if not parts:
+            return None, failures
+    out = KflowChunk(flow.bucket, sum(p.flow_count for p in parts), columns, parts,
+                     replay=bool(flow.replay), source=flow.source)
+    return out, failures
+
+
+def _translate_together(flow: FlowChunk, named: list, index) -> tuple[list[KflowPart], dict]:
+    """The KflowParts and the kflow columns of `named` ((FlowPart, ObjectKeyInfo) in row order) in one pass."""
+    rows = [(part.start, part.start + part.flow_count) for part, _ in named]
+    if rows[0][0] == 0 and rows[-1][1] == flow.flow_count and all(a[1] == b[0] for a, b in zip(rows, rows[1:])):
+        columns = flow.columns
+    else:  # a part could not be named: the others' rows only
+        columns = {name: concat([column[a:b] for a, b in rows]) for name, column in flow.columns.items()}
+    if not any(part.flow_count for part, _ in named):
+        translated, counts = {}, [0] * len(named)
+    else:
+        translated, counts, _ = translate_segments([Segment(info, part.header, part.flow_count)
+                                                    for part, info in named], columns, index)
+    parts, start = [], 0
+    for (part, info), count in zip(named, counts):
+        parts.append(_kflow_part(flow, part, info, index, start, int(count)))
+        start += int(count)
+    return parts, {name: translated[name] for name in KFLOW_COLUMNS} if translated else {}
+
+
+def _kflow_part(flow: FlowChunk, part: FlowPart, key_info, index, start: int, count: int) -> KflowPart:
+    subnet = index.subnet_info(key_info.subnet_id) if index is not None else None
+    return KflowPart(part.key, part.etag, part.size, part.last_modified, device_name_for_subnet(key_info.subnet_id),
+                     key_info.subnet_id, key_info.region,
+                     subnet.zone if subnet is not None and subnet.zone else key_info.subnet_zone,
+                     part.chunk, part.chunks, part.flow_count, start, count,
+                     replay=bool(flow.replay), source=flow.source)
+
+
+def _translate_each(flow: FlowChunk, pieces: list[FlowPart], index) -> tuple[list[KflowPart], dict, list]:
+    """`translate_parts` one part at a time: (KflowParts, their columns concatenated, (part, exception) of
+    the parts that fail)."""
+    parts, blocks, failures = [], [], []
+    for part in pieces:
+        try:
             kpart, columns = kflow_part(flow, part, index)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the reason is the value
             failures.append((part, exc))
             continue
         kpart.start = sum(p.flow_count for p in parts)
         parts.append(kpart)
         blocks.append(columns)
-    if not parts:
-        return None, failures
-    out = KflowChunk(flow.bucket, sum(p.flow_count for p in parts), concat_kflow(blocks), parts,
-                     replay=bool(flow.replay), source=flow.source)
-    return out, failures
+    return parts, concat_kflow(blocks), failures
 
 
 def concat_kflow(blocks: list[dict]) -> dict:

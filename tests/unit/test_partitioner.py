@@ -36,3 +36,12 @@ def test_no_key_goes_to_an_available_partition():
     ours = KeyPartitioner()
     assert {ours(None, [0, 1, 2, 3], [2]) for _ in range(20)} == {2}
     assert ours(None, [0, 1], []) in (0, 1)
+
+
+def test_a_key_met_again_keeps_its_partition_past_the_cache_bound():
+    ours, theirs = KeyPartitioner(), DefaultPartitioner()
+    ours.KEYS_CACHED = 5
+    keys = [f"source/key-{i}".encode() for i in range(12)] * 3  # each key three times, the cache emptied twice
+    assert [ours(k, list(range(6)), list(range(6))) for k in keys] == [theirs(k, list(range(6)), list(range(6)))
+                                                                     for k in keys]
+    assert len(ours._hashes) <= 5

@@ -17,7 +17,7 @@ from devstack.synth.worldgen import build_world
 from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_key
 from tests.unit.flowdoc import parse_object_bytes
 from streams.state.ipindex import IpIndex
-from streams.formats.translate import INT_COLUMNS, translate_batch
+from streams.formats.translate import INT_COLUMNS, Segment, translate_batch, translate_segments
 
 from tests.unit import legacy_translate as old
 from tests.unit.test_translate import HEADER, INDEX, KEY_INFO, flow, plain
@@ -86,3 +86,42 @@ def test_header_only_document_shape():
     d = {"version": "0.0.1", **HEADER, "flow_logs": [flow(start=""), flow(direction="I", bft=0, pft=0)]}
     doc = parse_object_bytes([orjson.dumps(d)])
     assert_same(KEY_INFO, doc.header, doc.columns, INDEX)
+
+
+def _records(batch: dict, count: int) -> list[tuple]:
+    """Each CHF of a translated batch as (integer values..., its 19 custom strings)."""
+    strings, idx = batch["strings"], np.asarray(batch["custom_idx"])
+    return [tuple(int(batch[c][i]) for c in INT_COLUMNS) + tuple(strings[j] for j in idx[19 * i:19 * i + 19])
+            for i in range(count)]
+
+
+@pytest.mark.parametrize("use_index", [True, False])
+def test_objects_translated_together_give_each_object_s_records_in_its_own_range(world, world_index, use_index):
+    """A message of several objects translated in one pass: per object the same CHF, in the same order, as
+    translating that object alone — also for empty times, which stand for each object's own capture time."""
+    objs = [o for o in generator.iter_objects(world, objects=12, seed=5, mean_flows=80, keep_flows=False)]
+    docs = [(parse_object_key(o.key), parse_object_bytes([o.body])) for o in objs]
+    index = world_index if use_index else None
+    rng = random.Random(3)
+    segments, columns = [], {name: [] for name in FLOW_FIELDS}
+    for i, (info, doc) in enumerate(docs):
+        cols = {name: list(np.asarray(doc.columns[name]).tolist()) if not isinstance(doc.columns[name], list)
+                else list(doc.columns[name]) for name in FLOW_FIELDS}
+        for t in ("start_time", "end_time"):  # some empty times, each object with its own capture window
+            cols[t] = ["" if rng.random() < 0.2 else v for v in cols[t]]
+        header = {"capture_start_time": f"2024-05-14T09:{10 + i:02d}:00Z",
+                  "capture_end_time": f"2024-05-14T09:{15 + i:02d}:00Z"}
+        segments.append(Segment(info, header, doc.flow_count))
+        for name in FLOW_FIELDS:
+            columns[name] += cols[name]
+    got, counts, _ = translate_segments(segments, columns, index)
+    start, row = 0, 0
+    assert sum(counts) == len(got["timestamp"]) and len(segments) > 5
+    for seg, count in zip(segments, counts):
+        alone = translate_batch(seg.key_info, seg.header, {k: v[row:row + seg.count] for k, v in columns.items()},
+                                index)
+        assert alone["flow_count"] == count
+        together = {c: got[c][start:start + count] for c in INT_COLUMNS}
+        together.update(strings=got["strings"], custom_idx=got["custom_idx"][19 * start:19 * (start + count)])
+        assert _records(together, count) == _records(alone, count)
+        start, row = start + count, row + seg.count
