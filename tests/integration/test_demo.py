@@ -19,7 +19,7 @@ pytestmark = pytest.mark.stack
 
 def test_demo_ends_with_a_json_line_that_matches_what_was_owed(stack):
     args = ["--objects", "30", "--mean-flows", "80", "--bad", "3", "--seed", "5", "--timeout", "240"]
-    done = subprocess.run([sys.executable, "-m", "streams.ops.cli", "demo", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "devstack.cli", "demo", *args], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
@@ -39,7 +39,7 @@ def test_demo_ends_with_a_json_line_that_matches_what_was_owed(stack):
 def test_demo_with_the_ipfix_sink_shows_what_nfdump_read_next_to_the_objects_deleted(stack):
     args = ["--sink", "ipfix", "--objects", "20", "--mean-flows", "60", "--bad", "2", "--seed", "6",
             "--timeout", "240"]
-    done = subprocess.run([sys.executable, "-m", "streams.ops.cli", "demo", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "devstack.cli", "demo", *args], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
