@@ -43,7 +43,7 @@ class StageContext:
     devices: object = None  # streams.stages.sink.devices.Devices
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
-    pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
+    pause: object = None  # async pause(seconds): stop- and rebalance-aware (streams.stages.retry.Pauser)
     sources: object = None  # streams.config.sources.Sources: each record's source and its clients
     failures: object = None  # streams.stages.retry.Failures: each source's failures, the retry loop
     deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
@@ -51,7 +51,7 @@ class StageContext:
 
     def __post_init__(self):
         if self.pause is None:
-            self.pause = Pauser(self.should_stop)
+            self.pause = Pauser(self.should_stop, self.rebalancing)
         if self.sources is None:
             self.sources = Sources(self.rt.settings, make_cos=self.rt.cos_client, make_kentik=self.rt.kentik_client)
         if self.failures is None:
@@ -84,6 +84,10 @@ class StageContext:
 
     def should_stop(self) -> bool:
         return bool(self.app.should_stop)
+
+    def rebalancing(self) -> bool:
+        """Faust sets it when the consumer's partitions are revoked (before it waits for unacked messages)."""
+        return bool(getattr(self.app, "rebalancing", False))
 
     # ------------------------------------------------------------------ I/O helpers
     async def send(self, topic, key: str, record: Record | bytes | None) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from streams.observe.health import Cause
-from streams.stages.stopping import exit_without_ack
+from streams.stages.stopping import HandOver, exit_without_ack
 
 log = logging.getLogger("blueflow")
 
@@ -104,16 +104,19 @@ def probe_due(failing_for_s: float, shared: bool, since_probe_s: float, policy: 
 
 
 class Pauser:
-    """Sleeps between retries, leaving the process (without ack) as soon as the app is asked to stop."""
+    """Sleeps between retries: leaves the process (without ack) as soon as the app is asked to stop, and the
+    message (HandOver, without ack) as soon as a rebalance begins."""
 
-    def __init__(self, should_stop: Callable[[], bool]):
-        self.should_stop = should_stop
+    def __init__(self, should_stop: Callable[[], bool], handing_over: Callable[[], bool] = lambda: False):
+        self.should_stop, self.handing_over = should_stop, handing_over
 
     async def __call__(self, delay_s: float) -> None:
         deadline = time.monotonic() + delay_s
         while True:
             if self.should_stop():
                 exit_without_ack("stopping while a message is still being retried")
+            if self.handing_over():
+                raise HandOver("a rebalance began while a call was being retried")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -137,7 +140,12 @@ async def retry_transient(what: str, attempt_once: Callable[[], Any], *, pause: 
             delay = backoff.delay(attempt)
             attempt += 1
             log.warning("%s failed (%s); retry %d in %.1fs", what, reason, attempt, delay)
-            await pause(delay)
+            try:
+                await pause(delay)
+            except HandOver:
+                if health is not None and step:
+                    health.ok(step)  # the message's next owner retries it and reports what it meets
+                raise
             continue
         if health is not None and step:
             health.ok(step)

@@ -1,5 +1,6 @@
 """How a worker leaves: asked to (SIGTERM/SIGINT: exit status 0) or not (Faust stopped the app on a
-failure: status 1, with one line saying so), and leaving in the middle of a message without acking it.
+failure: status 1, with one line saying so), and leaving in the middle of a message without acking it:
+the process when it stops, the message alone when a rebalance takes the worker's partitions (`HandOver`).
 
 Why exiting is the right stop mid-message: Faust waits for the current event before it stops and acks it
 when the agent returns or raises, so neither is allowed while a message is unfinished. The process leaves
@@ -12,6 +13,15 @@ import logging
 import os
 
 log = logging.getLogger("blueflow")
+
+
+class HandOver(Exception):
+    """A rebalance began while this message was waiting to retry a failing call: the handler leaves it
+    unacked (nothing committed past it) and its partition's next owner — maybe this worker again — redoes
+    it. Faust's rebalance waits for every started message to be acked, so a handler retrying a refused
+    COS delete or a down Kentik must not keep it waiting past the group's rebalance timeout (the member
+    would be dropped from the group and its partitions handed around again)."""
+
 
 _STOP_ASKED: list[str] = []  # why the process was asked to stop (a signal), once it was
 

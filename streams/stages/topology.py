@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
-from streams.stages.stopping import exit_without_ack
+from streams.stages.stopping import HandOver, exit_without_ack
 from streams.stages.finalize import finalize, held_ack
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
@@ -98,9 +98,10 @@ def describe(topic=lambda name: name, sink_name: str = "kentik") -> str:
     return "\n".join(lines)
 
 
-async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> None:
-    """Run one message's handler: an unexpected failure quarantines it (never a silent ack-and-skip); a
-    cancellation mid-message exits without acking (Faust would ack it in a `finally`)."""
+async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> bool:
+    """Run one message's handler; False when the message is left unacked for its partition's next owner (a
+    rebalance began while it waited to retry). An unexpected failure quarantines it (never a silent
+    ack-and-skip); a cancellation mid-message exits without acking (Faust would ack it in a `finally`)."""
     from streams.observe.logs import log_context
 
     try:
@@ -108,6 +109,9 @@ async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> None:
             await handle(ctx, event.value, event.key, *held)
     except asyncio.CancelledError:
         exit_without_ack(f"{stage}: stopped in the middle of a message")
+    except HandOver as exc:
+        log.info("%s: %s; %r is left unacked for its partition's next owner", stage, exc, ctx.unknown(event.key).key)
+        return False
     except Exception as exc:
         unknown = ctx.unknown(event.key)
         log.exception("%s: unexpected failure on %r", stage, unknown.key)
@@ -116,6 +120,7 @@ async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> None:
         except Exception:
             log.exception("%s: could not even dead-letter %r", stage, unknown.key)
             raise
+    return True
 
 
 def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
@@ -125,8 +130,11 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
         try:
             async for event in stream.noack().events():
                 held = held_ack.HeldAck(event.ack)
-                await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ()))
-                held.finish()
+                if await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ())):
+                    held.finish()
+                # a message left unacked must not stay referenced here: a rebalance waits for every unacked
+                # message Faust's consumer still knows (a WeakSet), so only the next owner holds it
+                event = held = None
         except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)
             ctx.health.died(f"agent {spec.name}", repr(exc))
             raise

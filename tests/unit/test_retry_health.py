@@ -133,3 +133,45 @@ def test_a_permanent_cos_refusal_is_a_typed_cause_of_the_worker_with_one_source_
     assert health.fatal is not None
     failures.succeeded(only, "delete")
     assert health.fatal is None and failures.problems() == {}
+
+
+def test_a_rebalance_leaves_a_retried_message_unacked_and_its_step_to_the_next_owner():
+    """The pause between attempts raises HandOver once Faust begins revoking the partitions (Faust then
+    waits for every unacked message), and the step's failure is no longer this worker's to report."""
+    import pytest
+
+    from streams.stages.retry import Pauser
+    from streams.stages.stopping import HandOver
+
+    health, rebalancing, attempts = Health(), [], []
+
+    def delete():
+        attempts.append(1)
+        rebalancing.append(True)  # the revoke begins during the first attempt
+        raise Transient("delete of 'k' failed: HTTP 503")
+
+    pause = Pauser(lambda: False, lambda: bool(rebalancing))
+    with pytest.raises(HandOver):
+        run(delete, health, pause, "delete of 'k'")
+    assert attempts == [1] and health.failures == {} and health.retrying() == []
+    asyncio.run(Pauser(lambda: False)(0.01))  # no rebalance: an ordinary pause
+
+
+def test_a_message_left_for_the_next_owner_is_neither_acked_nor_dead_lettered():
+    from tests.unit.stages.driver import Driver
+    from streams.stages import topology
+    from streams.stages.stopping import HandOver
+
+    d = Driver()
+    event = SimpleNamespace(key=b"k", value=b"raw")
+
+    async def handle(ctx, value, key):
+        raise HandOver("a rebalance began while a call was being retried")
+
+    async def broken(ctx, value, key):
+        raise ValueError("a bug")
+
+    assert asyncio.run(topology._guarded(d.ctx, "sink", event, handle)) is False
+    assert not d.deadletters()
+    assert asyncio.run(topology._guarded(d.ctx, "sink", event, broken)) is True
+    assert len(d.deadletters()) == 1

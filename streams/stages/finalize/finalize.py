@@ -12,7 +12,8 @@ If-Match). An object overwritten meanwhile stays: its new ETag is listed and pro
 Waiting costs nothing in safety: an object whose delete has not run yet is still in the bucket, so a worker
 that dies meanwhile leaves it to be delivered again; it is never lost and never deleted early. The kflow
 message that completed an object is acked only once the object was finalized (streams/stages/finalize/held_ack.py).
-A worker that stops cleanly finalizes what it holds first (`flush(force=True)`).
+A worker that stops cleanly finalizes what it holds first (`flush(force=True)`); a batch whose delete is
+being retried when a rebalance begins is dropped, its messages left unacked for their next owners.
 
 Pure core: `due`, `plan`, `ledger_entry`. Shell: `finalize`, `DeleteBatcher` (add, flush), `flush_loop` (the
 timer of every worker), `finalize_now`.
@@ -32,6 +33,7 @@ from streams.formats.records import LedgerEntry, Progress, now_ms
 from streams.stages import bucket
 from streams.stages.finalize.held_ack import HeldAck
 from streams.stages.retry import SourceUnavailable
+from streams.stages.stopping import HandOver
 
 log = logging.getLogger("blueflow")
 
@@ -128,6 +130,11 @@ class DeleteBatcher:
                     await finalize_now(ctx, batch.source, batch.bucket, list(batch.items.values()))
                 except asyncio.CancelledError:
                     raise
+                except HandOver:  # their messages stay unacked: the partitions' next owners finalize them
+                    log.info("finalize: a rebalance began while %d objects waited for their delete; they are left "
+                             "to the next owners of their messages (every chunk is recorded accepted: deleted "
+                             "then, not sent again)", len(batch.items))
+                    continue
                 except Exception:
                     log.exception("finalize: %d objects could not be finalized; trying again", len(batch.items))
                     self.add(batch.source, batch.bucket, list(batch.items.values()), acks=batch.acks)

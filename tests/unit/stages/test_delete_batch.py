@@ -108,14 +108,17 @@ def test_a_key_the_batch_reports_failed_is_retried_never_assumed_gone(small):
     assert d.cos.calls.count("delete_objects") == 2
 
 
-def sink_holding(d: Driver, objects, acked: list) -> list[HeldAck]:
-    """sink_group with each kflow message's ack held the way the topology's agent holds it."""
+def sink_holding(d: Driver, objects, acked: list, raws: list | None = None) -> list[HeldAck]:
+    """sink_group with each kflow message's ack held the way the topology's agent holds it (`raws`: gets the
+    kflow messages)."""
     for o in objects:
         d.cos.put(o.key, o.body)
     d.parse(d.group(sorted(o.key for o in objects)))
     d.enrich_all()
-    helds = []
-    for n, raw in enumerate(d.kflow_messages()):
+    helds, messages = [], d.kflow_messages()
+    if raws is not None:
+        raws.extend(messages)
+    for n, raw in enumerate(messages):
         held = HeldAck(lambda n=n: acked.append(n))
         d.sink(raw, held)
         held.finish()
@@ -202,3 +205,34 @@ def test_without_batching_a_completed_object_writes_a_ledger_record_not_progress
     d = Driver(BLUEFLOW_CHUNK_FLOWS="2000")
     keys = sink_group(d, small[:3])
     assert sorted(deleted(d)) == keys and not d.topics.progress.messages
+
+
+def test_a_rebalance_during_a_refused_delete_leaves_the_batch_to_the_next_owner(small):
+    """COS refuses the batch's delete and Faust begins revoking the partitions (it waits for every unacked
+    message, held ones included): the batch is dropped, not retried, its messages stay unacked, nothing is
+    ledgered; the next owner gets the messages again, sends nothing twice and deletes the objects."""
+    from streams.stages.retry import Pauser
+
+    clock, acked = Clock(), []
+    a = batched(clock)
+    raws: list = []
+    helds = sink_holding(a, small[:4], acked, raws)
+    keys = sorted(o.key for o in small[:4])
+    posts = len(a.kentik.posts)
+    a.cos.fail_deletes = 1
+    rebalancing = []
+    a.ctx.pause = Pauser(lambda: False, lambda: bool(rebalancing))
+    rebalancing.append(True)
+    clock.now += 2
+    a.run(a.ctx.deletes.flush(a.ctx))
+    assert helds and not acked and all(not h.acked for h in helds)
+    assert len(a.ctx.deletes) == 0 and not a.ledger() and sorted(a.cos.objects) == keys
+    assert a.ctx.health.problems(unhealthy_after=0) == []  # the next owner reports what it meets
+    b = a.other(BLUEFLOW_CHUNK_FLOWS="2000")
+    b.ctx.deletes = DeleteBatcher(1.0, clock=clock)
+    a.share_progress_with(b)
+    for raw in raws:
+        b.sink(raw)
+    clock.now += 2
+    b.run(b.ctx.deletes.flush(b.ctx))
+    assert len(a.kentik.posts) == posts and sorted(deleted(b)) == keys and not b.cos.objects
