@@ -15,12 +15,13 @@ import os
 log = logging.getLogger("blueflow")
 
 
-class HandOver(Exception):
+class HandOver(BaseException):
     """A rebalance began while this message was waiting to retry a failing call: the handler leaves it
     unacked (nothing committed past it) and its partition's next owner — maybe this worker again — redoes
     it. Faust's rebalance waits for every started message to be acked, so a handler retrying a refused
     COS delete or a down Kentik must not keep it waiting past the group's rebalance timeout (the member
-    would be dropped from the group and its partitions handed around again)."""
+    would be dropped from the group and its partitions handed around again). A BaseException, as
+    CancelledError is: no `except Exception` on the way may take it for a failure of the object."""
 
 
 _STOP_ASKED: list[str] = []  # why the process was asked to stop (a signal), once it was

@@ -27,6 +27,7 @@ from streams.formats.records import Progress, now_ms
 from streams.stages.finalize import finalize
 from streams.stages.sink import ipfix_sink
 from streams.stages.retry import SourceUnavailable
+from streams.stages.stopping import HandOver
 
 log = logging.getLogger("blueflow")
 
@@ -142,7 +143,12 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, held=None) -> None:
         return
     if prepared.source is None:
         return
-    refused, waiting = await deliver_posts(ctx, prepared.posts, prepared.source, prepared.chunk)
+    accepted: list = []
+    try:
+        refused, waiting = await deliver_posts(ctx, prepared.posts, prepared.source, prepared.chunk, accepted)
+    except HandOver:
+        await _keep_accepted(ctx, prepared, accepted)
+        raise
     if prepared.chunk.replay:  # operator replay: sent again on purpose; no dedup, no delete, no ledger
         for part, _ in prepared.plan:
             if id(part) in refused:
@@ -174,6 +180,20 @@ async def _account_all(ctx, prepared: Prepared, refused: dict, waiting: set, hel
         if record.chunks == len(record.done):  # finalize tombstones what it finds here
             ctx.shared_progress.record(record)
     await finalize.finalize(ctx, prepared.source, chunk.bucket, completed, held)
+
+
+async def _keep_accepted(ctx, prepared: Prepared, accepted: list) -> None:
+    """A rebalance took the message while a later POST was being retried: the chunks Kentik already accepted
+    go to topic `progress`, so the message's next owner does not send them again."""
+    if prepared.chunk.replay:
+        return
+    ids = {id(part) for part in accepted}
+    records = [(part.skey, _progress_record(prepared.chunk.bucket, part, _account(ctx, part, decision)))
+               for part, decision in prepared.plan if id(part) in ids and decision.action is Action.DELIVER]
+    await ctx.send_all(ctx.topics.progress, records)
+    for _, record in records:
+        if record.chunks == len(record.done):
+            ctx.shared_progress.record(record)
 
 
 def share_progress(complete: bool, finalize_deferred: bool) -> bool:
@@ -217,12 +237,14 @@ async def _hand_over(ctx, source, rows: KflowChunk, body: bytes | None) -> None:
         await deliver_chunk(ctx, rows, body)
 
 
-async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = None) -> tuple[dict, set]:
+async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = None,
+                        accepted: list | None = None) -> tuple[dict, set]:
     """Hand over each post's rows to the source's sink (Kentik: `deliver_chunk` with the prepared body, split
     on 413; IPFIX: `ipfix_sink.deliver_chunk`). Returns (id(part) -> why (BatchRefused, or an unexpected failure) for the
     parts of each post refused for good, ids of the parts that wait because their source is unavailable). A post of several objects
     that is refused or fails unexpectedly is handed over again object by object (`chunk`: the message its rows
-    were selected from), so only the object Kentik refuses is quarantined."""
+    were selected from), so only the object Kentik refuses is quarantined. `accepted` gets the parts of each
+    post accepted, as they are."""
     refused, waiting = {}, set()
     for rows, body in posts:
         try:
@@ -237,7 +259,8 @@ async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = Non
             if len({p.key for p in rows.parts}) > 1 and chunk is not None:
                 log.warning("sink: %s; handing over its %d objects one by one", ctx.rt.scrub(str(exc)),
                             len(rows.parts))
-                alone, wait = await deliver_posts(ctx, [(select(chunk, [p]), None) for p in rows.parts], source)
+                alone, wait = await deliver_posts(ctx, [(select(chunk, [p]), None) for p in rows.parts], source,
+                                                  accepted=accepted)
                 refused.update(alone)
                 waiting.update(wait)
                 continue
@@ -245,6 +268,8 @@ async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = Non
             refused.update((id(part), why) for part in rows.parts)
             continue
         source_metrics.DELIVERED.labels(source=source.name).inc(rows.flow_count)
+        if accepted is not None:
+            accepted.extend(rows.parts)
     return refused, waiting
 
 

@@ -10,6 +10,7 @@ import pytest
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
 from streams.stages.finalize.finalize import DeleteBatcher, due
+from streams.formats.records import Progress
 from streams.stages.finalize.held_ack import HeldAck
 from tests.unit.stages.driver import Driver
 
@@ -236,3 +237,40 @@ def test_a_rebalance_during_a_refused_delete_leaves_the_batch_to_the_next_owner(
     clock.now += 2
     b.run(b.ctx.deletes.flush(b.ctx))
     assert len(a.kentik.posts) == posts and sorted(deleted(b)) == keys and not b.cos.objects
+
+
+def test_a_rebalance_mid_delivery_keeps_what_kentik_accepted_so_the_next_owner_sends_only_the_rest(small):
+    """A message whose devices are posted one by one: the first POST is accepted, the second is being retried
+    (503) when the rebalance begins. The message is left unacked, the accepted chunks go to `progress`, and
+    the next owner posts only the other device's rows, then deletes every object."""
+    from streams.stages.retry import Pauser
+
+    clock = Clock()
+    a = batched(clock)
+    objects = small[:6]
+    for o in objects:
+        a.cos.put(o.key, o.body)
+    keys = sorted(o.key for o in objects)
+    a.parse(a.group(keys))
+    a.enrich_all()
+    raws = a.kflow_messages()
+    assert len(raws) == 1
+    devices = {p.device_name for p in a.kflow_chunks(raws)[0].parts}
+    assert len(devices) >= 2
+    a.kentik.answers = [200, 503]
+    a.ctx.pause = Pauser(lambda: False, lambda: len(a.kentik.posts) >= 2)  # the revoke began during POST 2
+    a.pipe("kflow", raws[0], b"k", guarded=True, held=HeldAck(lambda: None))
+    first = a.kentik.posts[0][0]
+    assert [d for d, _ in a.kentik.posts] == [first, a.kentik.posts[1][0]] and not a.deadletters()
+    shared = [Progress.decode(v) for _, v in a.topics.progress.messages if v is not None]
+    assert shared and all(len(p.done) == p.chunks for p in shared)  # the first device's objects, accepted
+    assert not deleted(a) and sorted(a.cos.objects) == keys
+    b = a.other(BLUEFLOW_CHUNK_FLOWS="2000")
+    b.ctx.deletes = DeleteBatcher(1.0, clock=clock)
+    a.share_progress_with(b)
+    b.sink(raws[0])
+    later = [d for d, _ in a.kentik.posts[2:]]
+    assert first not in later and len(later) == len(devices) - 1
+    clock.now += 2
+    b.run(b.ctx.deletes.flush(b.ctx))
+    assert sorted(deleted(b)) == keys and not b.cos.objects
