@@ -106,6 +106,8 @@ def fault_delete403(run, rng: random.Random, quick: bool) -> float:
 
     reported = wait_until(unhealthy_with_cause, 120, 2.0)
     held_s = round(time.time() - started, 1)
+    if reported:  # deletes are being retried right now: a rebalance must not wait for them
+        run.notes["join_while_refused"] = join_while_retrying(run, "w3")
     run.notes["faults_applied"] = phase.faults_applied(run.proxy)
     phase.release(run.proxy)
     run.notes["delete403"] = {"unhealthy_with_cause": reported, "seconds_to_report": held_s,
@@ -113,6 +115,31 @@ def fault_delete403(run, rng: random.Random, quick: bool) -> float:
     if not reported:
         run.notes.setdefault("problems", []).append("COS 403 on DELETE: /readyz never failed with the cause")
     return time.time()
+
+
+def join_while_retrying(run, name: str, timeout_s: float = 45.0) -> dict:
+    """Start worker `name` while the others retry a refused call: the group's rebalance must finish before
+    its timeout (Faust's 60 s: a member still waiting for its unacked messages then is dropped from the group
+    and the partitions go round again), so the new worker is ready within `timeout_s`, and the messages being
+    retried are handed over unacked (streams/stages/stopping.py HandOver), not waited for."""
+    run.mark(f"{name} joins while COS refuses deletes")
+    started = time.time()
+    worker = run.start(name)
+    ready = wait_until(lambda: "Worker ready" in worker.log_path.read_text(errors="replace"), timeout_s, 1.0)
+    logs = [w.log_path.read_text(errors="replace") for w in run.live()]
+    report = {"ready_s": round(time.time() - started, 1) if ready else None,
+              "dropped_members": sum(text.count("with generation -1") for text in logs),
+              "waited_for_unacked": sum(text.count("wait_empty: Waiting for tasks") for text in logs),
+              "handed_over": sum(text.count("for its partition's next owner") + text.count("left to the next owners")
+                                 for text in logs)}
+    problems = run.notes.setdefault("problems", [])
+    if not ready:
+        problems.append(f"{name} joined while COS refused deletes and was not ready within {timeout_s:.0f} s")
+    if report["dropped_members"]:
+        problems.append(f"{report['dropped_members']} members dropped from the group during the rebalance")
+    if not report["handed_over"]:
+        problems.append("not exercised: no message being retried was handed over during the rebalance")
+    return report
 
 
 def huge_object(world, rng: random.Random, mib: int):

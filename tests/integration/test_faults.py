@@ -137,6 +137,14 @@ def test_cos_refusing_deletes_makes_workers_unhealthy_with_the_cause(report):
     assert any("delete" in p for p in details["problems"]), details
 
 
+def test_a_worker_joining_while_deletes_are_retried_is_not_held_by_them(report):
+    """The rebalance a joining worker causes does not wait for the messages whose deletes are being retried:
+    they are handed over unacked, no member overruns the rebalance timeout, the new worker is ready soon."""
+    joined = report["delete403"]["details"]["join_while_refused"]
+    assert joined["ready_s"] is not None and joined["ready_s"] < 45, joined
+    assert joined["dropped_members"] == 0 and joined["handed_over"] > 0, joined
+
+
 def test_at_debug_level_http_is_dumped_and_no_secret_or_credential_is_in_any_log(report):
     details = report["secrets_debug"]["details"]
     assert details["secret_hits"] == {} and details["credential_hits"] == {}
