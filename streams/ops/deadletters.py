@@ -221,7 +221,7 @@ def _retry_ref(clients: SourceClients, name: str, key: str) -> tuple[RetryResult
         return RetryResult(key, False, f"HEAD failed: {exc}", source=name), None
     if head is None:
         return RetryResult(key, False, f"not in bucket {source.bucket!r} any more", gone=True, source=name), None
-    ref = object_ref_for_retry(source.bucket, key, head, int(time.time() * 1000), source.record_name)
+    ref = object_ref_for_retry(source.bucket, key, head, int(time.time() * 1000), source.name)
     return RetryResult(key, True, "published (force)", ref["etag"], source=name), ref
 
 

@@ -16,7 +16,8 @@ from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
 from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
-from streams.stages.retry import Failures, Pauser, Transient
+from streams.stages.failures import Failures
+from streams.stages.retry import Pauser, Transient
 from streams.config.sources import Sources, UnknownSource
 
 log = logging.getLogger("blueflow")
@@ -44,8 +45,8 @@ class StageContext:
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
     pause: object = None  # async pause(seconds): stop-aware (streams.stages.retry.Pauser)
-    sources: object = None  # streams.config.sources.Sources: each record's source and its clients
-    failures: object = None  # streams.stages.retry.Failures: each source's failures, the retry loop
+    sources: object = None  # streams.config.sources.Sources: each record's source
+    failures: object = None  # streams.stages.failures.Failures: each source's failures, the retry loop
     deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
@@ -53,7 +54,7 @@ class StageContext:
         if self.pause is None:
             self.pause = Pauser(self.should_stop)
         if self.sources is None:
-            self.sources = Sources(self.rt.settings, make_cos=self.rt.cos_client, make_kentik=self.rt.kentik_client)
+            self.sources = Sources(self.rt.settings)
         if self.failures is None:
             self.failures = Failures(self.sources, self.rt.health, self.rt.scrub)
         if self.regions is None:

@@ -231,8 +231,8 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
         source_metrics.HELD_BACK.labels(source=name).inc(count)
     for name, group in fair_groups(order, ctx.settings.group_objects, ctx.settings.chunk_flows):
         source = by_name[name]
-        message = ObjectRef.of_group([object_ref(source.bucket, item, source.record_name) for item in group])
-        await ctx.send(ctx.topics.objects, scoped_key(source.record_name, group[0].key), message)
+        message = ObjectRef.of_group([object_ref(source.bucket, item, source.name) for item in group])
+        await ctx.send(ctx.topics.objects, scoped_key(source.name, group[0].key), message)
         for item in group:
             ledgers[name].mark_published(item, time.time())
             metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
@@ -242,7 +242,7 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
 
 def _finished(ctx, source):
     """finished(key, etag): whether the object of `source` has an outcome (delivered or quarantined)."""
-    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.record_name, key), etag) is not None
+    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.name, key), etag) is not None
 
 
 async def _list(ctx, source, ledger: PublishLedger):
@@ -262,6 +262,6 @@ async def _list(ctx, source, ledger: PublishLedger):
     oldest = min((_ms(o.last_modified) for o in listing if o.last_modified), default=0)
     age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
     source_metrics.OLDEST_AGE.labels(source=source.name).set(age)
-    backlog = ctx.sources.backlog[source.name]
+    backlog = ctx.failures.backlog[source.name]
     backlog.objects, backlog.oldest_age_s = len(listing), age
     return listing

@@ -117,7 +117,7 @@ def test_a_permanent_cos_refusal_is_a_typed_cause_of_the_worker_with_one_source_
     from connectors.cos import CosError
     from streams.config.settings import Settings
     from streams.config.sources import Sources
-    from streams.stages.retry import Failures
+    from streams.stages.failures import Failures
 
     health = Health()
     sources = Sources(Settings.from_env({"BLUEFLOW_BUCKET": "b"}))
