@@ -246,7 +246,7 @@ def ipfix_problems(settings: Settings, collectors: str) -> list[str]:
 def kentik_observation_point(settings: Settings) -> int | None:
     """observationPointId of every IPFIX record from --ipfix_kentik_device (COMPANY_ID:DEVICE_ID), or None
     when it is not set; ValueError in operator words when it is malformed."""
-    from streams.formats.kflow.ipfix import kentik_observation_point as pack
+    from streams.formats.kflow.ipfix_template import kentik_observation_point as pack
 
     text = settings.ipfix_kentik_device.strip()
     if not text:
