@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 
-from streams.observe.health import Health, consumer_lag  # noqa: F401  (consumer_lag: re-exported)
+from streams.observe.health import Health
 from streams.config.settings import Settings
 
 log = logging.getLogger("blueflow")
