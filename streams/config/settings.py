@@ -110,7 +110,7 @@ class Settings:
     config: str = ""
     source_budget: int = 1000
     data_dir: str = ""  # the embedded Kafka's data (streams/embedded/); "" = the per-user state directory
-    sources: tuple = ()  # streams.config.sources.Source of the configuration file; () = the implicit source
+    sources: tuple = ()  # streams.config.sources.Source of the configuration file; () = the flags' one source
     http_faust_pages: bool = False
 
     @classmethod

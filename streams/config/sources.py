@@ -5,7 +5,7 @@ its flows, and where its flows go — the Kentik user, plan and export, or (sink
 plus keep_objects / dry_run. The flags and
 environment describe a one-entry list, its source named `default`; a configuration file
 (streams/config/config_file.py) can list several. Records carry the source's name, and every stage looks its
-source up in `Sources`. The clients of a source are made by streams/stages/runtime.py; what its failures do is
+source up in its context (streams/stages/context.py `Sources`). The clients of a source are made by streams/stages/runtime.py; what its failures do is
 decided in streams/stages/retry.py (its failure state: streams/stages/failures.py).
 """
 from __future__ import annotations
@@ -14,10 +14,6 @@ from dataclasses import asdict, dataclass, field, replace
 
 DEFAULT = "default"
 SECRET_FIELDS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")
-
-
-class UnknownSource(LookupError):
-    """A record names a source this deployment does not (or no longer) serve."""
 
 
 @dataclass(frozen=True)
@@ -120,18 +116,3 @@ def inherit(source: Source, settings) -> Source:
     updates["keep_objects"] = source.keep_objects or settings.keep_objects
     updates["dry_run"] = source.dry_run or settings.dry_run
     return replace(source, **updates)
-
-
-class Sources:
-    """The sources of one worker process (the flags' one, or the configuration file's), by name."""
-
-    def __init__(self, settings):
-        self.all = sources_of(settings)
-        self._by_name = {s.name: s for s in self.all}
-
-    def get(self, record_source: str) -> Source:
-        """The source a record names ("": `default`); UnknownSource when none is configured so."""
-        found = self._by_name.get(record_source or DEFAULT)
-        if found is None:
-            raise UnknownSource(f"source {record_source or DEFAULT!r} is not configured in this deployment")
-        return found

@@ -31,13 +31,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-SOURCE_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with a key of the implicit source
+SOURCE_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with a key of the source `default`
 
 
 def scoped_key(source: str, key: str) -> str:
     """The Kafka message key and the dedup/ledger/progress identity of object `key` of source `source`: the
-    plain key for the implicit source ("" or "default": v1 state stays valid), else source + US + key, so the
-    same key in two buckets never collides."""
+    plain key for the source `default` (the flags' one source; "" in a record of an older writer schema),
+    else source + US + key, so the same key in two buckets never collides."""
     return key if source in ("", "default") else f"{source}{SOURCE_SEPARATOR}{key}"
 
 
@@ -87,7 +87,7 @@ class ObjectRef(Record):
     published_at: int = 0
     republish: bool = False
     force: bool = False
-    source: str = ""  # configured source name; "" = the implicit source (streams/config/sources.py)
+    source: str = ""  # configured source name (streams/config/sources.py); "" = `default`
     group: list = field(default_factory=list)  # GroupMember dicts: the group's other objects (of this source)
 
     @property

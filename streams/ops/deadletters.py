@@ -119,8 +119,8 @@ def resolve(rows: list[tuple[int, Letter]], keys: list[str], indexes: list[int],
 
 
 def object_ref_for_retry(bucket: str, key: str, head, now_ms: int, source: str = "") -> dict:
-    """The `objects` record that makes the parse stage process `key` of `source` (its record name: "" for the
-    implicit source) again (current ETag, force)."""
+    """The `objects` record that makes the parse stage process `key` of `source` (its name) again (current
+    ETag, force)."""
     return {"bucket": bucket, "key": key, "etag": head.etag.strip('"'), "size": int(head.size),
             "last_modified": int(head.last_modified or 0), "published_at": now_ms, "republish": False,
             "force": True, "source": source}

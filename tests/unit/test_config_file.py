@@ -13,7 +13,8 @@ import pytest
 
 from streams.config.config_file import ConfigFileError
 from streams.config.settings import Settings, missing_for_worker
-from streams.config.sources import Sources, implicit_source, sources_of
+from streams.config.sources import implicit_source, sources_of
+from streams.stages.context import Sources
 
 GOOD = """\
 kafka_bootstrap: k1:9092,k2:9092

@@ -24,7 +24,7 @@ from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.records import DeadLetter, LedgerEntry, ObjectRef, Progress
 from streams.stages.runtime import Health
 from streams.config.settings import Settings
-from streams.config.sources import Sources
+from streams.stages.context import Sources
 from streams.formats.stage_topics import TOPIC_NAMES
 from streams.stages import topology
 from streams.stages.failures import Failures
