@@ -144,13 +144,6 @@ class Settings:
         return regions_for(self.regions, self.service_endpoint)
 
     @property
-    def cos_endpoint_url(self) -> str:
-        endpoint = self.service_endpoint.strip()
-        if endpoint and "://" not in endpoint:
-            endpoint = "https://" + endpoint
-        return endpoint
-
-    @property
     def iam_token_url(self) -> str:
         return self.iam_url.rstrip("/") + "/identity/token"
 
