@@ -33,7 +33,7 @@ class Letter:
 
     @property
     def source(self) -> str:
-        """The configured source's name (`default` for the implicit one, whose records say "")."""
+        """The configured source's name ("" in a record of an older writer schema: `default`)."""
         return self.record.get("source") or DEFAULT
 
     @property
