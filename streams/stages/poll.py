@@ -53,7 +53,7 @@ class PublishLedger:
         return len(self._published)
 
     def due(self, listing, now: float) -> list[Due]:
-        """Objects of `listing` (items with key, etag, size, last_modified) to publish now.
+        """Objects of `listing` (items with key, etag, size, last_modified in epoch ms) to publish now.
 
         Keys no longer listed are forgotten, so the state is bounded by the bucket's size.
         """
@@ -63,9 +63,9 @@ class PublishLedger:
             listed.add(obj.key)
             previous = self._published.get(obj.key)
             if previous is None or previous[0] != obj.etag:
-                due.append(Due(obj.key, obj.etag, obj.size, _ms(obj.last_modified), False))
+                due.append(Due(obj.key, obj.etag, obj.size, obj.last_modified, False))
             elif now - previous[1] >= self.stuck_after_s:
-                due.append(Due(obj.key, obj.etag, obj.size, _ms(obj.last_modified), True))
+                due.append(Due(obj.key, obj.etag, obj.size, obj.last_modified, True))
         for gone in set(self._published) - listed:
             del self._published[gone]
         return due
@@ -107,15 +107,6 @@ def _within(items: list[Due], room: int | None) -> list[Due]:
         return items
     new = [item for item in items if not item.republish][:max(0, room)]
     return [item for item in items if item.republish] + new
-
-
-def _ms(value) -> int:
-    """Milliseconds since the epoch of a datetime or of an int that already is milliseconds (None → 0)."""
-    if value is None:
-        return 0
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1000)
-    return int(value)
 
 
 def object_ref(bucket_name: str, item: Due, source: str = "") -> ObjectRef:
@@ -259,7 +250,7 @@ async def _list(ctx, source, ledger: PublishLedger):
     metrics.OBJECTS_LISTED.inc(len(listing))
     source_metrics.LISTED.labels(source=source.name).inc(len(listing))
     source_metrics.BACKLOG.labels(source=source.name).set(len(listing))
-    oldest = min((_ms(o.last_modified) for o in listing if o.last_modified), default=0)
+    oldest = min((o.last_modified for o in listing if o.last_modified), default=0)
     age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
     source_metrics.OLDEST_AGE.labels(source=source.name).set(age)
     backlog = ctx.failures.backlog[source.name]
