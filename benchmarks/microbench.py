@@ -14,10 +14,18 @@ from collections import defaultdict
 import orjson
 
 from streams.formats.kflow.kflow import N_CUSTOM
-from tests.unit.flowdoc import chunk_count, iter_chunks, parse_object_bytes
 from streams.formats.batches import FlowChunk, KflowChunk
+from streams.formats.flowlog.flowdecode import FlowStream, Limits
 from streams.formats.records import ObjectRef
-from streams.stages.enrich import kflow_chunk
+from streams.stages.enrich import translate_parts
+
+
+def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
+    """The KflowChunk translated from `flow` (raises on the first part that cannot be translated)."""
+    translated, failures = translate_parts(flow, index)
+    if failures:
+        raise failures[0][1]
+    return translated
 
 STAGES = ("parse", "flow_avro_encode", "flow_avro_decode", "translate", "kflow_avro_encode", "kflow_avro_decode",
           "chf_encode", "frame_body")
@@ -43,10 +51,9 @@ def stage_seconds(objects, index, chunk_flows: int = 2000) -> dict:
     for obj in objects:
         ref = ObjectRef(bucket="b", key=obj.key, etag="e" * 32, size=len(obj.body))
         t = clock()
-        doc = parse_object_bytes([obj.body])
-        total = chunk_count(doc.flow_count, chunk_flows)  # one message per chunk of the object
-        chunks = [FlowChunk.of(ref, doc.header, i, total, cols or None)
-                  for i, cols in enumerate(iter_chunks(doc, chunk_flows))]
+        stream = FlowStream([obj.body], chunk_flows=chunk_flows, limits=Limits())
+        columns = list(stream)  # one message per chunk of the object
+        chunks = [FlowChunk.of(ref, stream.header, i, len(columns), cols or None) for i, cols in enumerate(columns)]
         sec["parse"] += clock() - t
         for chunk in chunks:
             t = clock()

@@ -37,7 +37,7 @@ def _parsers():
         return sum(len(c["direction"]) for c in old.iter_chunks(doc, CHUNK_FLOWS))
 
     def run_new(chunks):
-        return sum(len(c["direction"]) for c in new.iter_flow_chunks(chunks, chunk_flows=CHUNK_FLOWS))
+        return sum(len(c["direction"]) for c in new.FlowStream(chunks, chunk_flows=CHUNK_FLOWS))
 
     return {"old": run_old, "new": run_new}
 

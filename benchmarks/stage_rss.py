@@ -44,7 +44,7 @@ def _stage_messages(chunks):
         from streams.formats.flowlog.flowencode import object_messages, pack, read_object
         from streams.formats.flowlog.flowlog import Limits
     except ImportError:  # before: the whole document, then its chunks packed and encoded
-        from tests.unit.flowdoc import parse_object_bytes
+        from streams.flowlog import parse_object_bytes  # the old tree's whole-document reader
         from streams.stages.parse import pack as old_pack
         return [c.encode() for c in old_pack([(ref, parse_object_bytes(chunks))], CHUNK_FLOWS)]
     obj = read_object(ref, chunks, CHUNK_FLOWS, Limits())

@@ -1,6 +1,6 @@
-"""IBM Cloud Object Storage client helpers (ibm_boto3): list, stream, head, put and batched delete
-(version-checked deletes: connectors/cos_delete.py; the SDK client itself: connectors/cos_client.py; the errors:
-connectors/cos_errors.py; GETs of objects and listings without the SDK: connectors/cos_get.py).
+"""IBM Cloud Object Storage client helpers (ibm_boto3): list, stream, head (version-checked deletes:
+connectors/cos_delete.py; the SDK client itself: connectors/cos_client.py; the errors: connectors/cos_errors.py;
+GETs of objects and listings without the SDK: connectors/cos_get.py).
 
 Synchronous and side-effect free apart from the S3 calls: the app runs them in a thread pool.
 Authentication is either an IAM API key (production: bearer tokens, `signature_version="oauth"`) or HMAC
@@ -11,7 +11,7 @@ operation, bucket, key, S3 error code and a human reason; API keys and HMAC secr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from ibm_botocore.exceptions import BotoCoreError, ClientError
@@ -134,77 +134,9 @@ def head_object(client: Any, bucket: str, key: str) -> ObjectHead | None:
                       resp.get("ContentEncoding"), resp.get("ContentType"))
 
 
-def put_object(client: Any, bucket: str, key: str, body: bytes, *, metadata: dict[str, str] | None = None,
-               content_type: str = "application/octet-stream", content_encoding: str | None = None) -> str:
-    """Upload one object; returns its ETag (without quotes)."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body, "ContentType": content_type,
-                              "Metadata": metadata or {}}
-    if content_encoding:
-        kwargs["ContentEncoding"] = content_encoding
-    try:
-        resp = client.put_object(**kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        raise _error("put", bucket, key, exc) from None
-    return str(resp.get("ETag", "")).strip('"')
-
-
 _XML_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_safe(key: str) -> bool:
     """Whether an S3 XML body (DeleteObjects) can carry `key` unchanged: no control characters."""
     return _XML_UNSAFE.search(key) is None
-
-
-def delete_objects(client: Any, bucket: str, keys: Iterable[str]) -> dict[str, str | None]:
-    """Delete keys in batches of ≤ 1000. Returns key -> None (deleted or already gone) or a reason string."""
-    result: dict[str, str | None] = {}
-    batch: list[str] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        try:
-            resp = client.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
-        except (ClientError, BotoCoreError) as exc:
-            err = _error("delete", bucket, None, exc)
-            for k in batch:
-                result[k] = f"{err.code}: {err.reason}"
-        else:
-            for k in batch:
-                result[k] = None
-            for e in resp.get("Errors", ()) or ():
-                code = str(e.get("Code", ""))
-                if code not in _MISSING_CODES:
-                    result[e.get("Key", "")] = f"{code}: {e.get('Message', '')}".strip()
-        batch.clear()
-
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen:
-            continue
-        seen.add(key)
-        if not xml_safe(key):  # the DeleteObjects XML cannot carry it: the key goes in a DELETE's URL instead
-            try:
-                delete_object(client, bucket, key)
-                result[key] = None
-            except CosError as exc:
-                result[key] = f"{exc.code}: {exc.reason}"
-            continue
-        batch.append(key)
-        if len(batch) >= PAGE_SIZE:
-            flush()
-    flush()
-    return result
-
-
-def delete_object(client: Any, bucket: str, key: str) -> None:
-    """Delete one object; a missing object counts as deleted."""
-    try:
-        client.delete_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if not _is_missing(exc):
-            raise _error("delete", bucket, key, exc) from None
-    except BotoCoreError as exc:
-        raise _error("delete", bucket, key, exc) from None

@@ -30,7 +30,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from streams.formats.kflow.ipfix import TCP_MAX_BYTES, UDP_MAX_BYTES, Messages, template_message
+from streams.formats.kflow.ipfix import Messages
+from streams.formats.kflow.ipfix_template import TCP_MAX_BYTES, UDP_MAX_BYTES, template_message
 
 TRANSPORTS = ("udp", "tcp")
 DEFAULT_TEMPLATE_INTERVAL_S = 60.0

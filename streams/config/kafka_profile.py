@@ -19,8 +19,6 @@ import re
 from dataclasses import dataclass
 
 EVENT_STREAMS, KAFKA, AUTO = "event-streams", "kafka", "auto"
-PROFILES = (AUTO, EVENT_STREAMS, KAFKA)
-DEFAULT_PARTITION_BUDGET = 24
 
 _HOUR_MS = 60 * 60 * 1000
 _KIB, _MIB, _GIB = 1024, 1024 ** 2, 1024 ** 3

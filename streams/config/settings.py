@@ -110,7 +110,7 @@ class Settings:
     config: str = ""
     source_budget: int = 1000
     data_dir: str = ""  # the embedded Kafka's data (streams/embedded/); "" = the per-user state directory
-    sources: tuple = ()  # streams.config.sources.Source of the configuration file; () = the implicit source
+    sources: tuple = ()  # streams.config.sources.Source of the configuration file; () = the flags' one source
     http_faust_pages: bool = False
 
     @classmethod
@@ -142,13 +142,6 @@ class Settings:
     def region_list(self) -> list[str]:
         """The regions whose VPC metadata is loaded: --regions, else the COS endpoint's; [] with `none`."""
         return regions_for(self.regions, self.service_endpoint)
-
-    @property
-    def cos_endpoint_url(self) -> str:
-        endpoint = self.service_endpoint.strip()
-        if endpoint and "://" not in endpoint:
-            endpoint = "https://" + endpoint
-        return endpoint
 
     @property
     def iam_token_url(self) -> str:
@@ -246,7 +239,7 @@ def ipfix_problems(settings: Settings, collectors: str) -> list[str]:
 def kentik_observation_point(settings: Settings) -> int | None:
     """observationPointId of every IPFIX record from --ipfix_kentik_device (COMPANY_ID:DEVICE_ID), or None
     when it is not set; ValueError in operator words when it is malformed."""
-    from streams.formats.kflow.ipfix import kentik_observation_point as pack
+    from streams.formats.kflow.ipfix_template import kentik_observation_point as pack
 
     text = settings.ipfix_kentik_device.strip()
     if not text:

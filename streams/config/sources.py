@@ -3,25 +3,17 @@
 A source is one COS bucket with its endpoint, credentials and prefix, the VPC regions and API key that label
 its flows, and where its flows go — the Kentik user, plan and export, or (sink `ipfix`) the IPFIX collectors —
 plus keep_objects / dry_run. The flags and
-environment describe one implicit source named `default` (every v1 command line); a configuration file
-(streams/config/config_file.py) can list several. Records carry the source's name (`""` for `default`, so state
-written before sources existed stays valid), and every stage looks its source up here.
-
-`Sources` is the per-process registry: the sources and their lazily built COS and Kentik clients. What each
-source's failures do is decided in streams/stages/retry.py (its failure state lives there too).
+environment describe a one-entry list, its source named `default`; a configuration file
+(streams/config/config_file.py) can list several. Records carry the source's name, and every stage looks its
+source up in its context (streams/stages/context.py `Sources`). The clients of a source are made by streams/stages/runtime.py; what its failures do is
+decided in streams/stages/retry.py (its failure state: streams/stages/failures.py).
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 DEFAULT = "default"
 SECRET_FIELDS = ("cos_api_key", "hmac_secret_key", "vpc_api_key", "kentik_token")
-
-
-class UnknownSource(LookupError):
-    """A record names a source this deployment does not (or no longer) serve."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +36,6 @@ class Source:
     dry_run: bool = False
     sink: str = ""  # kentik | ipfix; "" = the deployment's --sink
     ipfix_collectors: str = ""  # with sink ipfix: host:port[,...]; "" = the deployment's --ipfix_collectors
-
-    @property
-    def record_name(self) -> str:
-        """What records carry: "" for the implicit source (so v1 state stays valid), else the name."""
-        return "" if self.name == DEFAULT else self.name
 
     @property
     def cos_endpoint_url(self) -> str:
@@ -129,52 +116,3 @@ def inherit(source: Source, settings) -> Source:
     updates["keep_objects"] = source.keep_objects or settings.keep_objects
     updates["dry_run"] = source.dry_run or settings.dry_run
     return replace(source, **updates)
-
-
-@dataclass
-class Backlog:
-    objects: int = 0
-    oldest_age_s: float = 0.0
-
-
-class Sources:
-    """The sources of one worker process (the flags' one, or the configuration file's) and their clients,
-    built on first use by `make_cos(source)` / `make_kentik(source)` (streams/stages/runtime.py)."""
-
-    def __init__(self, settings, make_cos: Callable[[Source], object] | None = None,
-                 make_kentik: Callable[[Source], object] | None = None):
-        self.settings = settings
-        self.all = sources_of(settings)
-        self._by_record = {s.record_name: s for s in self.all}
-        self._make_cos, self._make_kentik = make_cos, make_kentik
-        self._cos: dict[str, object] = {}
-        self._kentik: dict[str, object] = {}
-        self._lock = threading.Lock()
-        self.backlog = {s.name: Backlog() for s in self.all}  # the leader's last listing of each
-
-    def get(self, record_source: str) -> Source:
-        """The source a record names ("" = the implicit one); UnknownSource when none is configured so."""
-        found = self._by_record.get(record_source or "")
-        if found is None and record_source == DEFAULT:
-            found = self._by_record.get("")
-        if found is None:
-            raise UnknownSource(f"source {record_source or DEFAULT!r} is not configured in this deployment")
-        return found
-
-    def cos(self, source: Source):
-        with self._lock:
-            if source.name not in self._cos:
-                self._cos[source.name] = self._make_cos(source)
-            return self._cos[source.name]
-
-    def kentik(self, source: Source):
-        with self._lock:
-            if source.name not in self._kentik:
-                self._kentik[source.name] = self._make_kentik(source)
-            return self._kentik[source.name]
-
-    def view(self, problems: dict[str, str]) -> list[dict]:
-        """Per source: name, bucket, problem, backlog (leader), oldest object's age — for /service/info."""
-        return [{"source": s.name, "bucket": s.bucket, "problem": problems.get(s.name, ""),
-                 "backlog": self.backlog[s.name].objects,
-                 "oldest_object_age_s": round(self.backlog[s.name].oldest_age_s, 1)} for s in self.all]

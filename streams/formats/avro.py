@@ -5,7 +5,7 @@ Two framings, both understood by `Codec.decode`:
   writer schema's Parsing Canonical Form + the Avro binary body.
 - Confluent wire format (with a schema registry): ``00`` + 4-byte big-endian registry schema id + body.
 The writer schema is found by fingerprint (every schemas/*.avsc is known; another writer schema, e.g. an
-older one, is made known with `register_schema`) or by registry id, and resolved to the codec's (reader)
+older one, is made known by a Codec of it) or by registry id, and resolved to the codec's (reader)
 schema, so readers keep working while schemas evolve compatibly (fields added with a default). Schemas are
 parsed once; encode/decode are a BytesIO plus fastavro.
 """
@@ -24,8 +24,7 @@ from fastavro.schema import fingerprint as schema_fingerprint, to_parsing_canoni
 from schemas import SCHEMA_DIR
 
 __all__ = [
-    "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "fingerprint", "load_schema",
-    "register_schema", "register_registry_id", "SCHEMA_NAMES",
+    "AvroDecodeError", "Codec", "SINGLE_OBJECT_MAGIC", "fingerprint", "load_schema", "SCHEMA_NAMES",
 ]
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -86,30 +85,12 @@ def _ensure_all_loaded() -> None:
         _load_known(path.stem)
 
 
-def register_schema(schema: Any) -> bytes:
-    """Make an extra (e.g. older) writer schema known to decoders; returns its fingerprint."""
-    if isinstance(schema, str):
-        schema = json.loads(schema)
-    known = _Known(schema)
-    _BY_FP.setdefault(known.fp, known)
-    return known.fp
-
-
-def register_registry_id(schema_id: int, schema: Any) -> None:
-    """Tell decoders which schema a Confluent registry id stands for."""
-    if isinstance(schema, str):
-        schema = _load_known(schema).raw if not schema.lstrip().startswith(("{", "[", '"')) else json.loads(schema)
-    known = _Known(schema)
-    _BY_FP.setdefault(known.fp, known)
-    _BY_REGISTRY_ID[int(schema_id)] = known
-
-
 # ------------------------------------------------------------------------------------------ codec
 class Codec:
     """Encode/decode records of one schema (by name in schemas/, or a schema dict).
 
     `registry_id` switches encoding to the Confluent wire format with that id. `schema_lookup(id)` (optional)
-    resolves registry ids not registered with `register_registry_id` (e.g. via a registry client).
+    resolves registry ids no Codec was made with (e.g. via a registry client).
     """
 
     def __init__(self, schema: str | Mapping, registry_id: int | None = None,

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from streams.formats.kflow.kflow import INT_COLUMNS, N_CUSTOM
 from streams.formats import columns as packed  # the v4 packed columns of the flows/kflow messages
 from streams.formats.avro import FieldSplice
-from streams.formats.records import ObjectRef, Record, _codec, _names, scoped_key
+from streams.formats.records import ObjectRef, Record, Scoped, _codec, _names
 
 __all__ = [
     "CUSTOMS_PER_FLOW", "FlowChunk", "FlowPart", "KFLOW_COLUMNS", "KFLOW_INT_COLUMNS", "KflowChunk", "KflowPart",
@@ -27,7 +27,7 @@ CUSTOMS_PER_FLOW = N_CUSTOM  # custom_idx holds 19 string indexes per kflow reco
 
 
 @dataclass(slots=True)
-class FlowPart:
+class FlowPart(Scoped):
     """The rows [start, start + flow_count) of a flows message that belong to one object's chunk."""
 
     key: str
@@ -40,10 +40,6 @@ class FlowPart:
     start: int
     flow_count: int
     source: str = ""  # the message's source (not part of the Avro part: a group is of one source)
-
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)
@@ -106,7 +102,7 @@ def _columns_splice() -> FieldSplice:
 
 
 @dataclass(slots=True)
-class KflowPart:
+class KflowPart(Scoped):
     """The rows [start, start + flow_count) of a kflow message that belong to one object's chunk, with the
     Kentik device of its subnet."""
 
@@ -125,10 +121,6 @@ class KflowPart:
     flow_count: int
     replay: bool = False  # the message's flag (not part of the Avro part)
     source: str = ""  # the message's source (not part of the Avro part: a group is of one source)
-
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)

@@ -31,13 +31,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-SOURCE_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with a key of the implicit source
+SOURCE_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with a key of the source `default`
 
 
 def scoped_key(source: str, key: str) -> str:
     """The Kafka message key and the dedup/ledger/progress identity of object `key` of source `source`: the
-    plain key for the implicit source ("" or "default": v1 state stays valid), else source + US + key, so the
-    same key in two buckets never collides."""
+    plain key for the source `default` (the flags' one source; "" in a record of an older writer schema),
+    else source + US + key, so the same key in two buckets never collides."""
     return key if source in ("", "default") else f"{source}{SOURCE_SEPARATOR}{key}"
 
 
@@ -49,6 +49,16 @@ def _codec(schema: str) -> Codec:
 @cache
 def _names(cls) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
+
+
+class Scoped:
+    """What has a `key` and a `source`: `skey`, its identity scoped by the source (`scoped_key`)."""
+
+    __slots__ = ()
+
+    @property
+    def skey(self) -> str:
+        return scoped_key(self.source, self.key)
 
 
 class Record:
@@ -75,7 +85,7 @@ class Record:
 
 
 @dataclass(slots=True)
-class ObjectRef(Record):
+class ObjectRef(Scoped, Record):
     """One object of the bucket as listed, or a group of them (topic `objects`): see `members()`."""
 
     SCHEMA: ClassVar[str] = "object_ref"
@@ -87,12 +97,8 @@ class ObjectRef(Record):
     published_at: int = 0
     republish: bool = False
     force: bool = False
-    source: str = ""  # configured source name; "" = the implicit source (streams/config/sources.py)
+    source: str = ""  # configured source name (streams/config/sources.py); "" = `default`
     group: list = field(default_factory=list)  # GroupMember dicts: the group's other objects (of this source)
-
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
 
     def members(self) -> list["ObjectRef"]:
         """The objects this message stands for: itself, then the other members of its group."""
@@ -116,7 +122,7 @@ class ObjectRef(Record):
 
 
 @dataclass(slots=True)
-class LedgerEntry(Record):
+class LedgerEntry(Scoped, Record):
     """An object whose every flow Kentik accepted (topic `ledger`)."""
 
     SCHEMA: ClassVar[str] = "ledger"
@@ -130,13 +136,9 @@ class LedgerEntry(Record):
     deleted: bool
     source: str = ""
 
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
-
 
 @dataclass(slots=True)
-class DeadLetter(Record):
+class DeadLetter(Scoped, Record):
     """An object (or message) quarantined with a reason; the object stays in the bucket (topic `deadletter`)."""
 
     SCHEMA: ClassVar[str] = "deadletter"
@@ -149,13 +151,9 @@ class DeadLetter(Record):
     size: int = 0
     source: str = ""
 
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
-
 
 @dataclass(slots=True)
-class Progress(Record):
+class Progress(Scoped, Record):
     """Chunks of one object Kentik already accepted (topic `progress`, compacted by key)."""
 
     SCHEMA: ClassVar[str] = "progress"
@@ -168,10 +166,6 @@ class Progress(Record):
     chf: int = 0
     at: int = 0
     source: str = ""
-
-    @property
-    def skey(self) -> str:
-        return scoped_key(self.source, self.key)
 
 
 @dataclass(slots=True)

@@ -106,7 +106,7 @@ def register(app, pipeline) -> None:
             "dependencies": rt.health.dependencies(),
             "metadata_regions": sorted(pipeline.metadata.snapshots),
             "devices_cached": len(pipeline.devices),
-            "sources": pipeline.sources.view(pipeline.failures.problems()),
+            "sources": pipeline.failures.view(),
             "counts": progress_counts(),
             "settings": rt.settings.public_view(),
         })

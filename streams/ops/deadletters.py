@@ -33,7 +33,7 @@ class Letter:
 
     @property
     def source(self) -> str:
-        """The configured source's name (`default` for the implicit one, whose records say "")."""
+        """The configured source's name ("" in a record of an older writer schema: `default`)."""
         return self.record.get("source") or DEFAULT
 
     @property
@@ -119,8 +119,8 @@ def resolve(rows: list[tuple[int, Letter]], keys: list[str], indexes: list[int],
 
 
 def object_ref_for_retry(bucket: str, key: str, head, now_ms: int, source: str = "") -> dict:
-    """The `objects` record that makes the parse stage process `key` of `source` (its record name: "" for the
-    implicit source) again (current ETag, force)."""
+    """The `objects` record that makes the parse stage process `key` of `source` (its name) again (current
+    ETag, force)."""
     return {"bucket": bucket, "key": key, "etag": head.etag.strip('"'), "size": int(head.size),
             "last_modified": int(head.last_modified or 0), "published_at": now_ms, "republish": False,
             "force": True, "source": source}
@@ -221,7 +221,7 @@ def _retry_ref(clients: SourceClients, name: str, key: str) -> tuple[RetryResult
         return RetryResult(key, False, f"HEAD failed: {exc}", source=name), None
     if head is None:
         return RetryResult(key, False, f"not in bucket {source.bucket!r} any more", gone=True, source=name), None
-    ref = object_ref_for_retry(source.bucket, key, head, int(time.time() * 1000), source.record_name)
+    ref = object_ref_for_retry(source.bucket, key, head, int(time.time() * 1000), source.name)
     return RetryResult(key, True, "published (force)", ref["etag"], source=name), ref
 
 

@@ -81,8 +81,8 @@ def partition_ranges(from_offsets: dict[int, int], to_offsets: dict[int, int] | 
 
 
 def of_source(record: dict, source: str | None) -> bool:
-    """Whether `record` belongs to source `source` (None: every source; `default`: the implicit one, whose
-    records carry "")."""
+    """Whether `record` belongs to source `source` (None: every source; "" in a record of an older writer
+    schema is `default`)."""
     return source is None or (record.get("source") or "default") == source
 
 

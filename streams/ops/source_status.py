@@ -18,14 +18,19 @@ def source_backlogs(settings, quarantined: set) -> dict | None:
 
 
 def _one(settings, source, quarantined: set) -> dict:
+    try:
+        return dict(listed(settings, source, quarantined), bucket=source.bucket)
+    except Exception as exc:  # errors as values: the document says which source could not be listed
+        return {"bucket": source.bucket, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def listed(settings, source, quarantined: set) -> dict:
+    """The bucket summary of one source's listing (its COS client as a worker makes it)."""
     from connectors.cos import list_objects
     from streams.stages.runtime import cos_client_for
 
-    try:
-        listing = list(list_objects(cos_client_for(source, settings), source.bucket, source.prefix))
-    except Exception as exc:  # errors as values: the document says which source could not be listed
-        return {"bucket": source.bucket, "error": f"{type(exc).__name__}: {exc}"}
-    return dict(bucket_summary(listing, quarantined, int(time.time() * 1000)), bucket=source.bucket)
+    listing = list(list_objects(cos_client_for(source, settings), source.bucket, source.prefix))
+    return bucket_summary(listing, quarantined, int(time.time() * 1000))
 
 
 def with_worker_problems(backlogs: dict | None, workers: list[dict]) -> dict | None:

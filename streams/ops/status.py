@@ -201,9 +201,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "errors": errors,
     }
     if with_bucket and settings.sources:  # several sources: each one's backlog (streams/ops/source_status.py)
-        from streams.ops.source_status import source_backlogs
-
-        from streams.ops.source_status import with_worker_problems, waiting_totals
+        from streams.ops.source_status import source_backlogs, waiting_totals, with_worker_problems
 
         doc["sources"] = with_worker_problems(source_backlogs(settings, dead[1] if dead else set()), live)
         doc["in_flight"], doc["bucket"] = waiting_totals(doc["sources"])
@@ -211,11 +209,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
 
 
 def _bucket(settings, quarantined):
-    from connectors.cos import list_objects
     from streams.config.sources import implicit_source
-    from streams.ops.source_status import bucket_summary
-    from streams.stages.runtime import cos_client_for
+    from streams.ops.source_status import listed
 
-    client = cos_client_for(implicit_source(settings), settings)
-    listing = list(list_objects(client, settings.bucket_name, settings.cos_prefix))
-    return bucket_summary(listing, quarantined, int(time.time() * 1000))
+    return listed(settings, implicit_source(settings), quarantined)

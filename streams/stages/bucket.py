@@ -37,7 +37,7 @@ def _succeeded(ctx, source, operation: str) -> None:
 
 def list_source(ctx, source) -> list[cos.ObjectInfo]:
     try:
-        listing = list(cos.list_objects(ctx.sources.cos(source), source.bucket, source.prefix))
+        listing = list(cos.list_objects(ctx.rt.cos_client(source), source.bucket, source.prefix))
     except Exception as exc:
         raise _failed(ctx, source, "list", exc, f"listing bucket {source.bucket!r} failed") from None
     _succeeded(ctx, source, "list")
@@ -51,7 +51,7 @@ def read_version(ctx, source, ref, read, *args):
     with its new ETag and processed as the new version it is). A download that fails or breaks off mid-stream
     raises Transient, never a bad object; `read`'s own errors pass through."""
     try:
-        chunks = cos.open_object(ctx.sources.cos(source), ref.bucket, ref.key, etag=ref.etag or None)
+        chunks = cos.open_object(ctx.rt.cos_client(source), ref.bucket, ref.key, etag=ref.etag or None)
     except Exception as exc:
         raise _failed(ctx, source, "get", exc, f"download of {ref.key!r} failed") from None
     if chunks is None:
@@ -83,7 +83,7 @@ def delete_versions(ctx, source, bucket_name: str, items: list[tuple[str, str]],
     settled."""
     todo = [(key, etag) for key, etag in items if key not in done]
     try:
-        results = cos_delete.delete_versions_if_unchanged(ctx.sources.cos(source), bucket_name, todo)
+        results = cos_delete.delete_versions_if_unchanged(ctx.rt.cos_client(source), bucket_name, todo)
     except Exception as exc:
         raise _failed(ctx, source, "delete", exc, f"delete of {len(todo)} objects failed") from None
     failed = {key: r for key, r in results.items() if isinstance(r, Exception)}

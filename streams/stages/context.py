@@ -16,13 +16,33 @@ from streams.state.metadata import MetadataFollower
 from streams.state.outcomes import QUARANTINED, OutcomeFollower, OutcomeStore, ProgressStore
 from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
-from streams.stages.retry import Failures, Pauser, Transient
-from streams.config.sources import Sources, UnknownSource
+from streams.stages.failures import Failures
+from streams.stages.retry import Pauser, Transient
+from streams.config.sources import DEFAULT, Source, sources_of
 
 log = logging.getLogger("blueflow")
 
 OUTCOMES_WAIT_S = 120.0
 SMALL_RECORD_BYTES = 4096  # send_all batches records up to this size (aiokafka's batches hold 16 KB)
+
+
+class UnknownSource(LookupError):
+    """A record names a source this deployment does not (or no longer) serve."""
+
+
+class Sources:
+    """The sources of one worker process (the flags' one, or the configuration file's), by name."""
+
+    def __init__(self, settings):
+        self.all = sources_of(settings)
+        self._by_name = {s.name: s for s in self.all}
+
+    def get(self, record_source: str) -> Source:
+        """The source a record names ("": `default`); UnknownSource when none is configured so."""
+        found = self._by_name.get(record_source or DEFAULT)
+        if found is None:
+            raise UnknownSource(f"source {record_source or DEFAULT!r} is not configured in this deployment")
+        return found
 
 
 @dataclass
@@ -44,8 +64,8 @@ class StageContext:
     ipfix: dict = field(default_factory=dict)  # collectors -> connectors.ipfix_export.Exporter, made on first use
     ipfix_sessions: dict = field(default_factory=dict)  # (collector, transport) -> its session, shared by exporters
     pause: object = None  # async pause(seconds): stop- and rebalance-aware (streams.stages.retry.Pauser)
-    sources: object = None  # streams.config.sources.Sources: each record's source and its clients
-    failures: object = None  # streams.stages.retry.Failures: each source's failures, the retry loop
+    sources: object = None  # Sources: each record's source
+    failures: object = None  # streams.stages.failures.Failures: each source's failures, the retry loop
     deletes: object = None  # streams.stages.finalize.finalize.DeleteBatcher; None: each message finalizes its own
     regions: object = None  # streams.stages.enrich.RegionWatch: key regions without loaded metadata, reported once
 
@@ -53,7 +73,7 @@ class StageContext:
         if self.pause is None:
             self.pause = Pauser(self.should_stop, self.rebalancing)
         if self.sources is None:
-            self.sources = Sources(self.rt.settings, make_cos=self.rt.cos_client, make_kentik=self.rt.kentik_client)
+            self.sources = Sources(self.rt.settings)
         if self.failures is None:
             self.failures = Failures(self.sources, self.rt.health, self.rt.scrub)
         if self.regions is None:

@@ -42,14 +42,6 @@ def kflow_part(flow: FlowChunk, part: FlowPart, index) -> tuple[KflowPart, dict]
     return _kflow_part(flow, part, key_info, index, 0, columns.get("flow_count", 0)), columns
 
 
-def kflow_chunk(flow: FlowChunk, index) -> KflowChunk:
-    """The KflowChunk translated from `flow` (raises on the first part that cannot be translated)."""
-    translated, failures = translate_parts(flow, index)
-    if failures:
-        raise failures[0][1]
-    return translated
-
-
 def translate_parts(flow: FlowChunk, index) -> tuple[KflowChunk | None, list]:
     """The KflowChunk of every part that translates, and (part, exception) of those that do not. The parts
     are translated in one pass over the message's rows; if that pass fails, part by part to find the culprit."""

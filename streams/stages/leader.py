@@ -79,7 +79,7 @@ async def heartbeat_loop(ctx) -> None:
             problem = cause.message if cause else ctx.failures.state[source.name].problem
             status, message = heartbeat_status(source.name in started, problem)
             try:
-                await ctx.rt.run_sync(ctx.sources.kentik(source).heartbeat, source.export_id, status, message)
+                await ctx.rt.run_sync(ctx.rt.kentik_client(source).heartbeat, source.export_id, status, message)
                 started.add(source.name)
             except Exception as exc:
                 log.warning("heartbeat: export %s status %s not sent: %s", source.export_id, status,

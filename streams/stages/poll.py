@@ -53,7 +53,7 @@ class PublishLedger:
         return len(self._published)
 
     def due(self, listing, now: float) -> list[Due]:
-        """Objects of `listing` (items with key, etag, size, last_modified) to publish now.
+        """Objects of `listing` (items with key, etag, size, last_modified in epoch ms) to publish now.
 
         Keys no longer listed are forgotten, so the state is bounded by the bucket's size.
         """
@@ -63,9 +63,9 @@ class PublishLedger:
             listed.add(obj.key)
             previous = self._published.get(obj.key)
             if previous is None or previous[0] != obj.etag:
-                due.append(Due(obj.key, obj.etag, obj.size, _ms(obj.last_modified), False))
+                due.append(Due(obj.key, obj.etag, obj.size, obj.last_modified, False))
             elif now - previous[1] >= self.stuck_after_s:
-                due.append(Due(obj.key, obj.etag, obj.size, _ms(obj.last_modified), True))
+                due.append(Due(obj.key, obj.etag, obj.size, obj.last_modified, True))
         for gone in set(self._published) - listed:
             del self._published[gone]
         return due
@@ -107,15 +107,6 @@ def _within(items: list[Due], room: int | None) -> list[Due]:
         return items
     new = [item for item in items if not item.republish][:max(0, room)]
     return [item for item in items if item.republish] + new
-
-
-def _ms(value) -> int:
-    """Milliseconds since the epoch of a datetime or of an int that already is milliseconds (None → 0)."""
-    if value is None:
-        return 0
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1000)
-    return int(value)
 
 
 def object_ref(bucket_name: str, item: Due, source: str = "") -> ObjectRef:
@@ -231,8 +222,8 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
         source_metrics.HELD_BACK.labels(source=name).inc(count)
     for name, group in fair_groups(order, ctx.settings.group_objects, ctx.settings.chunk_flows):
         source = by_name[name]
-        message = ObjectRef.of_group([object_ref(source.bucket, item, source.record_name) for item in group])
-        await ctx.send(ctx.topics.objects, scoped_key(source.record_name, group[0].key), message)
+        message = ObjectRef.of_group([object_ref(source.bucket, item, source.name) for item in group])
+        await ctx.send(ctx.topics.objects, scoped_key(source.name, group[0].key), message)
         for item in group:
             ledgers[name].mark_published(item, time.time())
             metrics.OBJECTS_PUBLISHED.labels(reason="stuck" if item.republish else "new").inc()
@@ -242,7 +233,7 @@ async def _publish(ctx, ledgers: dict[str, PublishLedger], listed: list) -> bool
 
 def _finished(ctx, source):
     """finished(key, etag): whether the object of `source` has an outcome (delivered or quarantined)."""
-    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.record_name, key), etag) is not None
+    return lambda key, etag: ctx.outcomes.outcome(scoped_key(source.name, key), etag) is not None
 
 
 async def _list(ctx, source, ledger: PublishLedger):
@@ -259,9 +250,9 @@ async def _list(ctx, source, ledger: PublishLedger):
     metrics.OBJECTS_LISTED.inc(len(listing))
     source_metrics.LISTED.labels(source=source.name).inc(len(listing))
     source_metrics.BACKLOG.labels(source=source.name).set(len(listing))
-    oldest = min((_ms(o.last_modified) for o in listing if o.last_modified), default=0)
+    oldest = min((o.last_modified for o in listing if o.last_modified), default=0)
     age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
     source_metrics.OLDEST_AGE.labels(source=source.name).set(age)
-    backlog = ctx.sources.backlog[source.name]
+    backlog = ctx.failures.backlog[source.name]
     backlog.objects, backlog.oldest_age_s = len(listing), age
     return listing

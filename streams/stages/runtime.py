@@ -1,7 +1,7 @@
 """Per-process state shared by the agents: settings, the thread pool, health, how clients are made.
 
 The COS, VPC and Kentik SDKs are synchronous; `run_sync` runs them on a small thread pool so the event loop
-never blocks. Each source's clients are made on first use (streams/config/sources.py `Sources`).
+never blocks. Each source's COS and Kentik clients are made on first use and kept (`cos_client`, `kentik_client`).
 """
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import threading
 import time
 
-from streams.observe.health import Health, consumer_lag  # noqa: F401  (consumer_lag: re-exported)
+from streams.observe.health import Health
 from streams.config.settings import Settings
 
 log = logging.getLogger("blueflow")
@@ -29,6 +30,8 @@ class Runtime:
                                                                 thread_name_prefix="blueflow-fetch")
         self.health = Health()
         self._scrubber = None
+        self._clients: dict[tuple[str, str], object] = {}  # (kind, source name) -> client
+        self._clients_lock = threading.Lock()  # clients are asked for from the pool's threads
         self.started_at = time.time()
         from streams.state import rewind
 
@@ -40,10 +43,16 @@ class Runtime:
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
     def cos_client(self, source):
-        return cos_client_for(source, self.settings)
+        return self._client("cos", source, cos_client_for)
 
     def kentik_client(self, source):
-        return kentik_client_for(source, self.settings)
+        return self._client("kentik", source, kentik_client_for)
+
+    def _client(self, kind: str, source, make):
+        with self._clients_lock:
+            if (kind, source.name) not in self._clients:
+                self._clients[kind, source.name] = make(source, self.settings)
+            return self._clients[kind, source.name]
 
     def scrub(self, text: str) -> str:
         """`text` with every configured secret value and credential-shaped text replaced (streams/observe/logs.py),

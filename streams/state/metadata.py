@@ -67,7 +67,7 @@ def account_label(key: str) -> str:
 
 
 def source_accounts(settings) -> dict[str, str]:
-    """Source record name ("" = the implicit source) -> the label of the account whose snapshots label its
+    """Source name -> the label of the account whose snapshots label its
     flows: the entry of `metadata_accounts` that fetches its key and regions."""
     from streams.config.sources import sources_of
 
@@ -76,7 +76,7 @@ def source_accounts(settings) -> dict[str, str]:
     for source in sources_of(settings):
         key = source.vpc_api_key or settings.ibm_vpc_api_key
         regions = set(source.regions or settings.region_list)
-        out[source.record_name] = next((a.label for a in accounts
+        out[source.name] = next((a.label for a in accounts
                                         if a.ibm_vpc_api_key == key and regions <= set(a.region_list)), "")
     return out
 
@@ -100,7 +100,7 @@ class MetadataFollower:
 
         self.codec = codec
         self.snapshots: dict[str, dict] = {}  # vpc-metadata key -> snapshot
-        self.labels = source_accounts(settings)  # source record name -> account label
+        self.labels = source_accounts(settings)  # source name -> account label
         self.indexes: dict = {}  # account label -> IpIndex
         self.started_at: float | None = None
         self.follower = TopicFollower(settings, [settings.topic("vpc-metadata")], self._on_message, "metadata")
@@ -111,7 +111,7 @@ class MetadataFollower:
         self.follower.start()
 
     def index_for(self, source: str):
-        """The IpIndex of `source`'s account (its record name), or None while that account has no snapshot:
+        """The IpIndex of `source`'s account (its name), or None while that account has no snapshot:
         flows are then labelled with ids from the object key, never with another account's names."""
         return self.indexes.get(self.labels.get(source or "", source or ""))
 

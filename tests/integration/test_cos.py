@@ -1,4 +1,5 @@
-"""Integration: connectors.cos against S3Proxy, with HMAC keys and through the COS IAM (bearer) proxy."""
+"""Integration: connectors.cos (and the dev tools' uploads and deletes, devstack/stack/bucket.py) against
+S3Proxy, with HMAC keys and through the COS IAM (bearer) proxy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from connectors import cos
+from devstack.stack import bucket as dev_bucket
 from devstack.synth.writer import _ensure_bucket as ensure_bucket
 
 pytestmark = pytest.mark.stack
@@ -42,7 +44,7 @@ def _iam_client(stack, api_key=None):
 def test_list_pages_past_1000_then_batched_delete(hmac, bucket, prefix):
     keys = [f"{prefix}obj-{i:05d}" for i in range(1100)]
     with ThreadPoolExecutor(32) as ex:
-        etags = list(ex.map(lambda k: cos.put_object(hmac, bucket, k, k.encode()), keys))
+        etags = list(ex.map(lambda k: dev_bucket.put_object(hmac, bucket, k, k.encode()), keys))
     listed = list(cos.list_objects(hmac, bucket, prefix))
     assert [o.key for o in listed] == keys
     assert [o.etag for o in listed] == etags
@@ -51,7 +53,7 @@ def test_list_pages_past_1000_then_batched_delete(hmac, bucket, prefix):
     assert [o.key for o in cos.list_objects(hmac, bucket, prefix, page_size=333)] == keys
 
     missing = f"{prefix}never-existed"
-    result = cos.delete_objects(hmac, bucket, keys + [missing, keys[0]])
+    result = dev_bucket.delete_objects(hmac, bucket, keys + [missing, keys[0]])
     assert set(result) == set(keys) | {missing}
     assert all(v is None for v in result.values()), {k: v for k, v in result.items() if v}
     assert list(cos.list_objects(hmac, bucket, prefix)) == []
@@ -65,7 +67,7 @@ def test_streaming_get_head_and_missing(hmac, bucket, prefix):
     body = os.urandom(300 * 1024 + 17)
     key = prefix + "crn%3Av1%3Abluemix/record.json.gz"  # keys hold percent-encoded CRNs
     meta = {"capture_start_time": "2024-01-01T00:00:00Z", "number_of_flow_logs": "42"}
-    etag = cos.put_object(hmac, bucket, key, body, metadata=meta, content_type="application/json",
+    etag = dev_bucket.put_object(hmac, bucket, key, body, metadata=meta, content_type="application/json",
                           content_encoding="gzip")
     chunks = cos.open_object(hmac, bucket, key)
     assert chunks is not None and not isinstance(chunks, (bytes, list))
@@ -82,24 +84,24 @@ def test_streaming_get_head_and_missing(hmac, bucket, prefix):
 
     assert cos.open_object(hmac, bucket, prefix + "missing") is None
     assert cos.head_object(hmac, bucket, prefix + "missing") is None
-    cos.delete_object(hmac, bucket, key)
-    cos.delete_object(hmac, bucket, key)  # already gone: fine
+    dev_bucket.delete_object(hmac, bucket, key)
+    dev_bucket.delete_object(hmac, bucket, key)  # already gone: fine
     assert cos.open_object(hmac, bucket, key) is None
 
 
 def test_iam_path_list_get_delete(stack, hmac, bucket, prefix):
     keys = [f"{prefix}iam-{i}" for i in range(5)]
     for k in keys:
-        cos.put_object(hmac, bucket, k, b"x" * 100_000 + k.encode())
+        dev_bucket.put_object(hmac, bucket, k, b"x" * 100_000 + k.encode())
     iam = _iam_client(stack)
     assert [o.key for o in cos.list_objects(iam, bucket, prefix)] == keys
     assert b"".join(cos.open_object(iam, bucket, keys[0])) == b"x" * 100_000 + keys[0].encode()
     assert cos.head_object(iam, bucket, keys[1]).size == 100_000 + len(keys[1])
     assert cos.open_object(iam, bucket, prefix + "missing") is None
     # writes through the IAM face land in the same bucket as the HMAC face
-    etag = cos.put_object(iam, bucket, prefix + "via-iam", b"hello", metadata={"a": "b"})
+    etag = dev_bucket.put_object(iam, bucket, prefix + "via-iam", b"hello", metadata={"a": "b"})
     assert cos.head_object(hmac, bucket, prefix + "via-iam").etag == etag
-    result = cos.delete_objects(iam, bucket, keys + [prefix + "via-iam", prefix + "missing"])
+    result = dev_bucket.delete_objects(iam, bucket, keys + [prefix + "via-iam", prefix + "missing"])
     assert all(v is None for v in result.values()), result
     assert list(cos.list_objects(hmac, bucket, prefix)) == []
 

@@ -15,7 +15,7 @@ import sys
 import orjson
 import pytest
 
-from connectors.cos import put_object
+from devstack.stack.bucket import put_object
 from devstack.stack.bucket import hmac_client
 from streams.formats.avro import Codec
 from tests.integration.pipeline_support import kentik, prepare, read_topic, wait_for

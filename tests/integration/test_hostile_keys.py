@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from connectors.cos import delete_object, put_object
+from devstack.stack.bucket import delete_object, put_object
 from devstack.stack.bucket import hmac_client
 from streams.formats.textsafe import escape
 from tests.unit.test_textsafe import is_safe

@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from streams.formats.kflow import ipfix
+from streams.formats.kflow import ipfix_template
 from devstack import nfcapd as collector
 from devstack.synth import generator
 from devstack.referee import nfdump_record, owed_ipfix as owed
@@ -90,14 +90,14 @@ def test_a_flow_log_object_shows_up_field_by_field_in_nfdump(nfcapd):
     # what nfdump does not print, read from the very datagrams nfcapd received
     def seen(r):
         return (r[(0, 8)], r[(0, 12)], str(r[(0, 7)]), str(r[(0, 11)]), str(r[(0, 1)]), r[(0, 239)], r[(0, 89)],
-                r[(ipfix.PEN, 13)])
+                r[(ipfix_template.PEN, 13)])
 
     want = Counter((e["sa"], e["da"], e["sp"], e["dp"], e["ibyt"], e["biflow"], e["status"], e["account"])
                    for e in expected)
     assert Counter(map(seen, repeated)) == want
     for r in repeated:
-        local = r[(ipfix.PEN, 11)] if r[(0, 61)] == ipfix.EGRESS else r[(ipfix.PEN, 12)]
-        region = r[(ipfix.PEN, 1)] if r[(0, 61)] == ipfix.EGRESS else r[(ipfix.PEN, 2)]
+        local = r[(ipfix_template.PEN, 11)] if r[(0, 61)] == ipfix_template.EGRESS else r[(ipfix_template.PEN, 12)]
+        region = r[(ipfix_template.PEN, 1)] if r[(0, 61)] == ipfix_template.EGRESS else r[(ipfix_template.PEN, 2)]
         assert local in {e["local_vnic"] for e in expected}
         assert region in {e["region"] for e in expected}
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Iterable
 
 from streams.formats.flowlog.flowdecode import FlowStream, Limits
-from streams.formats.flowlog.flowlog import DEFAULT_MAX_BYTES
+from streams.formats.flowlog.flowlog import DEFAULT_MAX_OBJECT_BYTES
 from tests.unit.legacy_flowlog import FlowDocument, chunk_count, iter_chunks
 
 __all__ = ["FlowDocument", "chunk_count", "iter_chunks", "parse_object_bytes"]
 
 
-def parse_object_bytes(chunks: Iterable[bytes], *, max_bytes: int = DEFAULT_MAX_BYTES,
+def parse_object_bytes(chunks: Iterable[bytes], *, max_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
                        limits: Limits | None = None) -> FlowDocument:
     """Decompress (if gzip), parse and validate one flow-log object streamed as byte chunks, all at once."""
     stream = FlowStream(chunks, chunk_flows=0, limits=limits or Limits(max_object_bytes=max_bytes))

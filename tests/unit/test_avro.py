@@ -11,8 +11,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from schemas import SCHEMA_DIR
 from streams.formats.avro import (
-    _BY_FP, SCHEMA_NAMES, AvroDecodeError, Codec, fingerprint, load_schema,
-    register_registry_id, register_schema,
+    _BY_FP, _BY_REGISTRY_ID, SCHEMA_NAMES, AvroDecodeError, Codec, _Known, fingerprint, load_schema,
 )
 from streams.formats.columns import pack_flow_columns, pack_kflow_columns
 from streams.formats.flowlog.flowlog import FLOW_FIELDS, HEADER_FIELDS
@@ -58,6 +57,16 @@ SAMPLES = {
                "delivered_at": 1715677900000, "deleted": True, "source": "acct-a"},
     "vpc_metadata": {"region": "us-south", "fetched_at": 1700000000.5, "json": '{"vpcs": []}'},
 }
+
+
+def register_schema(schema) -> bytes:
+    """Make an extra (e.g. older) writer schema known to decoders; returns its fingerprint."""
+    return Codec(json.loads(schema) if isinstance(schema, str) else schema).fingerprint
+
+
+def register_registry_id(schema_id: int, schema) -> None:
+    """Tell decoders which schema a Confluent registry id stands for."""
+    _BY_REGISTRY_ID[schema_id] = _Known(schema)
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)

@@ -13,7 +13,8 @@ import pytest
 
 from streams.config.config_file import ConfigFileError
 from streams.config.settings import Settings, missing_for_worker
-from streams.config.sources import Sources, implicit_source, sources_of
+from streams.config.sources import implicit_source, sources_of
+from streams.stages.context import Sources
 
 GOOD = """\
 kafka_bootstrap: k1:9092,k2:9092
@@ -149,8 +150,8 @@ def test_the_v1_flag_form_is_one_implicit_source_and_the_same_settings_as_before
     assert (s.config, s.sources) == ("", ())
     [only] = sources_of(s)
     assert only == implicit_source(s)
-    assert (only.name, only.record_name, only.bucket, only.plan_id, only.export_id, only.keep_objects) == \
-        ("default", "", "b", 11467, 3302, True)
+    assert (only.name, only.bucket, only.plan_id, only.export_id, only.keep_objects) == \
+        ("default", "b", 11467, 3302, True)
     assert (only.cos_api_key, only.service_instance, only.kentik_token, only.regions) == \
         ("ck", "inst", "kt", ("us-east",))
     registry = Sources(s)

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from connectors.kentik import Verdict, classify
 from streams.config.settings import Settings
-from streams.config.sources import Sources
-from streams.stages.retry import KENTIK, Failures
+from streams.stages.context import Sources
+from streams.stages.failures import Failures
+from streams.stages.retry import KENTIK
 from streams.stages.sink.delivery import BatchRefused, PostResult, deliver
 from streams.stages.runtime import Health
 

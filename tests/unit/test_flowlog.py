@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streams.formats.flowlog.flowlog import (
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, iter_flow_chunks, parse_object_key,
+    DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_VALUE_BYTES, FLOW_FIELDS, FlowLogError, FlowStream, parse_object_key,
 )
 from tests.unit.flowdoc import chunk_count, iter_chunks, parse_object_bytes
 
@@ -324,7 +324,7 @@ def test_decompressed_size_limit():
     assert parse_object_bytes([bomb], max_bytes=6_000_000).flow_count == 2
     e = fail([b"{" + b" " * 2000, b" " * 2000], max_bytes=1000)
     assert e.stage == "decompress" and "limit" in e.reason
-    assert DEFAULT_MAX_BYTES == 1 << 30  # 1 GiB decompressed by default (--max_object_bytes)
+    assert DEFAULT_MAX_OBJECT_BYTES == 1 << 30  # 1 GiB decompressed by default (--max_object_bytes)
 
 
 def test_zlib_wrapped_body_is_not_gzip():
@@ -366,7 +366,7 @@ def test_memory_stays_bounded_while_streaming_a_large_object():
     parts = [body[i:i + 65536] for i in range(0, len(body), 65536)]
     tracemalloc.start()
     try:
-        stream = iter_flow_chunks(parts, chunk_flows=2000)
+        stream = FlowStream(parts, chunk_flows=2000)
         sizes = [len(c["direction"]) for c in stream]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -402,7 +402,7 @@ def test_chunks_are_yielded_before_the_end_and_the_header_may_follow_flow_logs()
     flows = [dict(EXAMPLE["flow_logs"][i % 2], start_time="") for i in range(5000)]
     d = {"flow_logs": flows, **{k: v for k, v in EXAMPLE.items() if k != "flow_logs"}}
     body = gz(d)
-    stream = iter_flow_chunks([body[i:i + 1000] for i in range(0, len(body), 1000)], chunk_flows=2000)
+    stream = FlowStream([body[i:i + 1000] for i in range(0, len(body), 1000)], chunk_flows=2000)
     it = iter(stream)
     first = next(it)
     assert len(first["direction"]) == 2000 and stream.header is None  # provisional until the end
@@ -410,7 +410,7 @@ def test_chunks_are_yielded_before_the_end_and_the_header_may_follow_flow_logs()
     assert [len(c["direction"]) for c in rest] == [2000, 1000]
     assert stream.header == parse_object_bytes([body]).header and stream.chunks == 3
     d["capture_start_time"] = ""  # now the empty start_times cannot be filled in: error at the end
-    stream = iter_flow_chunks([gz(d)], chunk_flows=2000)
+    stream = FlowStream([gz(d)], chunk_flows=2000)
     it = iter(stream)
     assert len(next(it)["direction"]) == 2000
     with pytest.raises(FlowLogError) as ei:

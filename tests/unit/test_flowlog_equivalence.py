@@ -1,7 +1,7 @@
 """The streaming decoder gives exactly what the whole-document parser gave (tests/unit/legacy_flowlog.py).
 
 Same columns, header and counts for every generated object (read in odd-sized download chunks), the same
-chunks from `iter_flow_chunks` as from `iter_chunks`, and the same stage (and, for validation, the same
+chunks from `FlowStream` as from `iter_chunks`, and the same stage (and, for validation, the same
 reason) for every entry of the bad-input catalogue and for thousands of randomly damaged documents.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_streamed_chunks_equal_iter_chunks(world):
     for obj in objs:
         for size in (1, 700, 2000):
             doc = old.parse_object_bytes([obj.body])
-            stream = new.iter_flow_chunks(pieces(obj.body, rng), chunk_flows=size)
+            stream = new.FlowStream(pieces(obj.body, rng), chunk_flows=size)
             got = list(stream)
             assert got == list(old.iter_chunks(doc, size))
             assert stream.chunks == len(got) == old.chunk_count(doc.flow_count, size)

@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from streams.formats.kflow import ipfix
-from streams.formats.kflow.ipfix import Field
+from streams.formats.kflow import ipfix, ipfix_template
+from streams.formats.kflow.ipfix_template import Field
 from tests.unit.ipfix_decoder import decode
 
 # RFC 7011 Appendix A.2.1: Template 256 = sourceIPv4Address, destinationIPv4Address, ipNextHopIPv4Address,
@@ -28,14 +28,14 @@ RFC_DATA_SET = bytes.fromhex("0100 0040"
 
 
 def test_rfc7011_a21_template_set():
-    assert ipfix.template_set(256, RFC_FIELDS) == RFC_TEMPLATE_SET
+    assert ipfix_template.template_set(256, RFC_FIELDS) == RFC_TEMPLATE_SET
 
 
 def test_rfc7011_a3_data_set_and_message_header():
     body = b"".join(socket.inet_aton(s) + socket.inet_aton(d) + socket.inet_aton(n) + struct.pack("!II", p, o)
                     for s, d, n, p, o in RFC_RECORDS)
-    assert ipfix.set_bytes(256, body) == RFC_DATA_SET
-    msg = ipfix.message(domain=12345, sequence=7, export_time=1700000000, sets=RFC_TEMPLATE_SET + RFC_DATA_SET)
+    assert ipfix_template.set_bytes(256, body) == RFC_DATA_SET
+    msg = ipfix_template.message(domain=12345, sequence=7, export_time=1700000000, sets=RFC_TEMPLATE_SET + RFC_DATA_SET)
     assert msg[:16] == struct.pack("!HHIII", 10, 16 + 28 + 64, 1700000000, 7, 12345)
     decoded = decode(msg, {})
     assert decoded.templates[256] == [(8, 4, 0), (12, 4, 0), (15, 4, 0), (2, 4, 0), (1, 4, 0)]
@@ -46,19 +46,19 @@ def test_enterprise_field_specifier_and_variable_length_encoding():
     # §3.2: E bit set on the element id, then the 4-octet enterprise number; §7: length 65535 = variable.
     assert Field("x", 5, 0xFFFF, 32473).specifier() == bytes.fromhex("8005 ffff 00007ed9")
     assert Field("y", 150, 4).specifier() == bytes.fromhex("0096 0004")
-    assert ipfix.varlen(b"") == b"\x00"
-    assert ipfix.varlen(b"a" * 254) == b"\xfe" + b"a" * 254
-    assert ipfix.varlen(b"a" * 255) == b"\xff\x00\xff" + b"a" * 255  # 255 or more: 255 + 2-octet length
-    assert ipfix.varlen(b"a" * 300) == b"\xff\x01\x2c" + b"a" * 300
+    assert ipfix_template.varlen(b"") == b"\x00"
+    assert ipfix_template.varlen(b"a" * 254) == b"\xfe" + b"a" * 254
+    assert ipfix_template.varlen(b"a" * 255) == b"\xff\x00\xff" + b"a" * 255  # 255 or more: 255 + 2-octet length
+    assert ipfix_template.varlen(b"a" * 300) == b"\xff\x01\x2c" + b"a" * 300
 
 
 def test_blueflow_template_lists_every_element_once():
-    t = decode(ipfix.template_message(9, 0, 1), {}).templates[ipfix.TEMPLATE_ID]
+    t = decode(ipfix_template.template_message(9, 0, 1), {}).templates[ipfix_template.TEMPLATE_ID]
     standard = [(ie, length) for ie, length, pen in t if not pen]
     assert standard == [(1, 8), (2, 8), (152, 8), (153, 8), (8, 4), (12, 4), (150, 4), (151, 4), (7, 2), (11, 2),
                         (4, 1), (61, 1), (239, 1), (89, 1)]
     assert [(ie, length, pen) for ie, length, pen in t if pen] == [(i, 0xFFFF, 32473) for i in range(1, 14)]
-    assert len(ipfix.TEMPLATE_SET) == 4 + 4 + 14 * 4 + 13 * 8
+    assert len(ipfix_template.TEMPLATE_SET) == 4 + 4 + 14 * 4 + 13 * 8
 
 
 STRINGS = ["", "accepted", "rejected", "inbound", "outbound", "us-south", "vnic-local", "vnic-remote",
@@ -93,8 +93,8 @@ def expected(cols: dict, i: int, local: str) -> dict:
            (0, 4): cols["protocol"][i], (0, 61): int(egress),
            (0, 239): 1 if egress == (s[18] == "outbound") else 2,
            (0, 89): {"accepted": 64, "rejected": 129}.get(s[12], 0)}
-    for f in ipfix.IBM_FIELDS:
-        rec[(ipfix.PEN, f.ie)] = s[int(f.column[3:])].encode()[:100].decode("utf-8", "ignore")
+    for f in ipfix_template.IBM_FIELDS:
+        rec[(ipfix_template.PEN, f.ie)] = s[int(f.column[3:])].encode()[:100].decode("utf-8", "ignore")
     return rec
 
 
@@ -103,7 +103,7 @@ def test_batch_path_gives_every_field_of_every_record_in_messages_of_at_most_140
     records = ipfix.encode_records(cols, 500, "vnic-local")
     messages = ipfix.frame_messages(records, domain=77, first_sequence=1000, export_time=1714560000)
     templates: dict = {}
-    decode(ipfix.template_message(77, 1000, 0), templates)
+    decode(ipfix_template.template_message(77, 1000, 0), templates)
     got, sequence = [], 1000
     for raw, count in messages:
         assert len(raw) <= 1400
@@ -128,11 +128,11 @@ def test_direction_action_and_times_of_a_forward_and_reverse_pair():
     [(raw, count)] = ipfix.frame_messages(ipfix.encode_records(cols, 2, "vnic-local"), 1, 0, 0)
     assert count == 2
     templates: dict = {}
-    decode(ipfix.template_message(1, 0, 0), templates)
+    decode(ipfix_template.template_message(1, 0, 0), templates)
     a, b = decode(raw, templates).records
     assert [(r[(0, 61)], r[(0, 239)], r[(0, 89)], r[(0, 1)], r[(0, 2)]) for r in (a, b)] == [
-        (ipfix.INGRESS, ipfix.INITIATOR, ipfix.DROPPED_ACL_DENY, 100, 2),
-        (ipfix.EGRESS, ipfix.REVERSE_INITIATOR, ipfix.DROPPED_ACL_DENY, 300, 3)]
+        (ipfix_template.INGRESS, ipfix_template.INITIATOR, ipfix_template.DROPPED_ACL_DENY, 100, 2),
+        (ipfix_template.EGRESS, ipfix_template.REVERSE_INITIATOR, ipfix_template.DROPPED_ACL_DENY, 300, 3)]
     assert (a[(0, 150)], a[(0, 151)], a[(0, 152)], a[(0, 153)]) == (1714557609, 1714557900, 1714557609000,
                                                                     1714557900000)
 
@@ -141,11 +141,11 @@ def test_long_names_are_cut_at_a_character_boundary_and_a_record_always_fits_a_d
     cols = make_columns(3)
     cols["custom_idx"] = [STRINGS.index("ünïcødé ☃ 日本語" * 10)] * 57
     records = ipfix.encode_records(cols, 3, "")
-    assert max(records.lengths) <= ipfix.UDP_MAX_BYTES - 20
+    assert max(records.lengths) <= ipfix_template.UDP_MAX_BYTES - 20
     msgs = ipfix.frame_messages(records, 1, 0, 0)
     templates: dict = {}
-    decode(ipfix.template_message(1, 0, 0), templates)
-    name = decode(bytes(msgs.view(0)), templates).records[0][(ipfix.PEN, 5)]
+    decode(ipfix_template.template_message(1, 0, 0), templates)
+    name = decode(bytes(msgs.view(0)), templates).records[0][(ipfix_template.PEN, 5)]
     assert len(name.encode()) <= 100 and ("ünïcødé ☃ 日本語" * 10).startswith(name)
 
 
@@ -183,13 +183,13 @@ def test_numpy_columns_as_decoded_from_kafka_give_the_same_bytes_and_messages_ar
 
 def test_observation_point_is_appended_to_the_fixed_part_and_the_template():
     cols = make_columns(3)
-    point = ipfix.kentik_observation_point(70123, 4567)
+    point = ipfix_template.kentik_observation_point(70123, 4567)
     assert point == (70123 & 0xFFFF) << 32 | 4567  # ktranslate: low 16 bits of the company id, then the device
     [(raw, count)] = list(ipfix.frame_messages(ipfix.encode_records(cols, 3, "", point), 1, 0, 0))
     templates: dict = {}
-    decode(ipfix.template_message(1, 0, 0, with_point=True), templates)
+    decode(ipfix_template.template_message(1, 0, 0, with_point=True), templates)
     got = decode(raw, templates).records
     assert [r.pop((0, 138)) for r in got] == [point] * 3
     assert got == [expected(cols, i, "") for i in range(3)]
     with pytest.raises(ValueError):
-        ipfix.kentik_observation_point(1, 2 ** 32)
+        ipfix_template.kentik_observation_point(1, 2 ** 32)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from streams.formats.kflow import ipfix
+from streams.formats.kflow import ipfix, ipfix_template
 from connectors.ipfix_export import (Collector, Cursor, Exporter, IpfixSendError, Meter, Pace, parse_collectors)
 from tests.unit.ipfix_decoder import decode, decode_stream
 class Clock:
@@ -25,11 +25,11 @@ class Clock:
         self.now += seconds
 
 
-TEMPLATE_BYTES = len(ipfix.template_message(0, 0, 0))
+TEMPLATE_BYTES = len(ipfix_template.template_message(0, 0, 0))
 
 
 def data_message(domain: int, sequence: int, records: int = 0) -> bytes:
-    return ipfix.message(domain, sequence, 0, ipfix.set_bytes(ipfix.TEMPLATE_ID, b"\0" * 70 * records))
+    return ipfix_template.message(domain, sequence, 0, ipfix_template.set_bytes(ipfix_template.TEMPLATE_ID, b"\0" * 70 * records))
 
 
 def batch(*messages: bytes, records: list[int] | None = None) -> ipfix.Messages:

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.kflow import ipfix
+from streams.formats.kflow import ipfix_template
 from streams.observe import metrics
 from streams.stages import topology
 from streams.formats.records import ObjectRef
@@ -248,7 +248,7 @@ def test_kentik_device_ids_ride_in_every_record_for_kproxy(big_object):
     templates: dict = {}
     messages = [decode(m, templates) for m in drain(sock)]
     [fields] = {tuple(f) for m in messages for f in m.templates.values()}
-    assert (138, 8, 0) in fields and len(fields) == len(ipfix.TEMPLATE_FIELDS) + 1
+    assert (138, 8, 0) in fields and len(fields) == len(ipfix_template.TEMPLATE_FIELDS) + 1
     points = {r[(0, 138)] for m in messages for r in m.records}
     assert points == {(70123 & 0xFFFF) << 32 | 4567} and sum(len(m.records) for m in messages) == big_object.chf_count
     sock.close()

@@ -51,7 +51,7 @@ def test_each_source_maps_to_the_account_that_fetches_its_key_and_regions():
 
     labels = source_accounts(replace(settings, sources=(same, other, twin)))
     assert labels == {"same": "", "other": "other", "twin": "other"}
-    assert source_accounts(settings) == {"": ""}  # v1: the implicit source, the global snapshots
+    assert source_accounts(settings) == {"default": ""}  # the flags' one source: the global snapshots
 
 
 def _follower(labels: dict[str, str]) -> MetadataFollower:

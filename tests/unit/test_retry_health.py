@@ -116,8 +116,8 @@ def test_cos_clients_make_the_same_sdk_attempts_whether_the_source_came_from_fla
 def test_a_permanent_cos_refusal_is_a_typed_cause_of_the_worker_with_one_source_and_clears_on_success():
     from connectors.cos import CosError
     from streams.config.settings import Settings
-    from streams.config.sources import Sources
-    from streams.stages.retry import Failures
+    from streams.stages.context import Sources
+    from streams.stages.failures import Failures
 
     health = Health()
     sources = Sources(Settings.from_env({"BLUEFLOW_BUCKET": "b"}))

@@ -2,6 +2,7 @@
 from streams.ops.cli import normalise_blueflow_args
 from streams.config.option_table import OPTIONS
 from streams.config.settings import Settings, missing_for_worker
+from streams.config.sources import implicit_source
 
 
 def test_flags_without_dashes_are_accepted_like_kentiks_manifests_write_them():
@@ -16,7 +17,7 @@ def test_blueflow_environment_variables_configure_the_worker():
            "BLUEFLOW_COS_ENDPOINT": "s3.direct.us-east.cloud-object-storage.appdomain.cloud",
            "KENTIK_API_EMAIL": "a@b.c", "KENTIK_PLAN_ID": "11467", "BLUEFLOW_KEEP_OBJECTS": "true"}
     s = Settings.from_env(env)
-    assert s.cos_endpoint_url == "https://s3.direct.us-east.cloud-object-storage.appdomain.cloud"
+    assert implicit_source(s).cos_endpoint_url == "https://s3.direct.us-east.cloud-object-storage.appdomain.cloud"
     assert (s.plan_id, s.keep_objects, s.dry_run) == (11467, True, False)
     assert missing_for_worker(s) == []
     view = repr(s.public_view())

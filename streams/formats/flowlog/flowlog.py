@@ -4,14 +4,14 @@ Pure functions, no I/O. Everything that can be wrong with an object raises `Flow
 with a sentence a human can act on (stage is one of "key", "download", "decompress", "json", "validate").
 
 A body (an iterable of byte chunks, as connectors.cos.open_object gives them) is read by
-`iter_flow_chunks(chunks, chunk_flows=..., limits=...)`: streaming, bounded memory whatever the object
+`FlowStream(chunks, chunk_flows=..., limits=...)`: streaming, bounded memory whatever the object
 (streams/formats/flowlog/flowdecode.py); column chunks come out while the object downloads and are provisional
 until the iteration ends without an error; then the stream's `header`, `flow_count` and `chunks` are known.
 """
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from streams.formats.flowlog.flowcheck import (
@@ -20,13 +20,12 @@ from streams.formats.flowlog.flowcheck import (
 from streams.formats.flowlog.flowdecode import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_MAX_VALUE_BYTES, FlowStream, Limits
 
 __all__ = [
-    "FlowLogError", "ObjectKeyInfo", "FlowStream", "Limits", "parse_object_key", "iter_flow_chunks",
-    "FLOW_FIELDS", "HEADER_FIELDS", "KEY_PREFIX", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_OBJECT_BYTES", "DEFAULT_MAX_VALUE_BYTES", "parse_rfc3339",
+    "FlowLogError", "ObjectKeyInfo", "FlowStream", "Limits", "parse_object_key",
+    "FLOW_FIELDS", "HEADER_FIELDS", "KEY_PREFIX", "DEFAULT_MAX_OBJECT_BYTES", "DEFAULT_MAX_VALUE_BYTES", "parse_rfc3339",
     "epoch_seconds",
 ]
 
 KEY_PREFIX = "ibm_vpc_flowlogs_v1"
-DEFAULT_MAX_BYTES = DEFAULT_MAX_OBJECT_BYTES
 STAGES = ("key", "download", "decompress", "json", "validate")
 
 
@@ -132,9 +131,3 @@ def parse_object_key(key: str) -> ObjectKeyInfo:
         instance_id=_crn_id(fields["instance_crn"]), subnet_zone=_crn_location(fields["subnet_crn"]),
         key=key,
     )
-
-
-def iter_flow_chunks(byte_chunks: Iterable[bytes], *, chunk_flows: int = 2000,
-                     limits: Limits = Limits()) -> FlowStream:
-    """Stream an object's flows as column dicts of <= chunk_flows flows; see streams/formats/flowlog/flowdecode.py."""
-    return FlowStream(byte_chunks, chunk_flows=chunk_flows, limits=limits)

@@ -47,7 +47,7 @@ class Devices:
 def _resolve(ctx, source, name: str, region: str, zone: str, subnet_id: str) -> tuple[Device, list[int]]:
     s = ctx.settings
     try:
-        device = ctx.sources.kentik(source).resolve_device(name, plan_id=source.plan_id, export_id=source.export_id,
+        device = ctx.rt.kentik_client(source).resolve_device(name, plan_id=source.plan_id, export_id=source.export_id,
                                                           region=region,
                                               zone=zone, description=f"IBM VPC subnet {subnet_id} (blueflow)",
                                               device_type=s.kentik_device_type,

@@ -305,7 +305,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
 
     def post_sync(body: bytes) -> PostResult:
         try:
-            return ctx.sources.kentik(source).post_flows_result(device, body)
+            return ctx.rt.kentik_client(source).post_flows_result(device, body)
         except KentikTransportError as exc:
             return PostResult(0, None, ctx.rt.scrub(str(exc)))
 

@@ -24,10 +24,10 @@ from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.records import DeadLetter, LedgerEntry, ObjectRef, Progress
 from streams.stages.runtime import Health
 from streams.config.settings import Settings
-from streams.config.sources import Sources
+from streams.stages.context import Sources
 from streams.formats.stage_topics import TOPIC_NAMES
 from streams.stages import topology
-from streams.stages.retry import Failures
+from streams.stages.failures import Failures
 from streams.stages.context import StageContext
 from streams.stages.sink.devices import Devices
 
@@ -181,6 +181,8 @@ class FakeApp:
 class FakeRuntime:
     def __init__(self, settings: Settings, effects: list, cos: FakeS3, kentik: FakeKentik):
         self.settings, self.effects, self.cos, self.kentik = settings, effects, cos, kentik
+        self.coses: dict[str, FakeS3] = {}  # several sources: a fake COS and Kentik each, by source name
+        self.kentiks: dict[str, FakeKentik] = {}
         self.health = Health()
         self.fetch_pool = ThreadPoolExecutor(settings.fetch_concurrency, thread_name_prefix="driver-fetch")
 
@@ -188,10 +190,10 @@ class FakeRuntime:
         return fn(*args, **kwargs)
 
     def cos_client(self, source):
-        return self.cos
+        return self.coses.get(source.name, self.cos)
 
     def kentik_client(self, source):
-        return self.kentik
+        return self.kentiks.get(source.name, self.kentik)
 
     def scrub(self, text: str) -> str:
         return text
@@ -218,10 +220,9 @@ class Driver:
         if sources:  # several sources: a fake COS and Kentik each (self.coses / self.kentiks by source name)
             self.settings = replace(self.settings, sources=tuple(sources))
             rt.settings = self.settings
-            self.coses = {s.name: FakeS3(self.effects) for s in sources}
-            self.kentiks = {s.name: FakeKentik(self.effects) for s in sources}
-            self.ctx.sources = Sources(self.settings, make_cos=lambda s: self.coses[s.name],
-                                       make_kentik=lambda s: self.kentiks[s.name])
+            self.coses = rt.coses = {s.name: FakeS3(self.effects) for s in sources}
+            self.kentiks = rt.kentiks = {s.name: FakeKentik(self.effects) for s in sources}
+            self.ctx.sources = Sources(self.settings)
             self.ctx.failures = Failures(self.ctx.sources, rt.health, rt.scrub)
 
     def other(self, **settings) -> "Driver":

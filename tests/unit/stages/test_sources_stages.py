@@ -34,7 +34,7 @@ def two_sources() -> Driver:
 
 def ref(d: Driver, source: Source, key: str) -> ObjectRef:
     etag, body = d.coses[source.name].objects[key]
-    return ObjectRef(bucket=source.bucket, key=key, etag=etag, size=len(body), source=source.record_name)
+    return ObjectRef(bucket=source.bucket, key=key, etag=etag, size=len(body), source=source.name)
 
 
 def run_through(d: Driver, refs) -> None:
