@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 from connectors.kentik import PostResult, Verdict, classify  # PostResult: status (0 = transport error), ...
 from streams.observe import metrics
 from streams.observe.health import Cause
+from streams.formats.batches import KflowChunk
 from streams.stages.retry import KENTIK, Policy
 
 log = logging.getLogger("blueflow.sink")
@@ -98,3 +99,42 @@ async def deliver(encode: Encode, post: Post, count: int, *, what: str, report, 
             await sleep(policy.backoff.delay(attempt, None))
             attempt += 1
     return accepted
+
+
+async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> None:
+    """Get every record of one chunk (one device) accepted by the Kentik account of its source (raises
+    BatchRefused for permanent refusals). `body`: the whole chunk's request body if already encoded."""
+    from streams.formats.kflow.kflow import encode_packed_chf, frame_body
+    from connectors.kentik import KentikTransportError
+
+    source = ctx.sources.get(chunk.source)
+    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
+                                              source)
+    objects = len({p.key for p in chunk.parts})
+    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
+            f"chunks of {objects} objects from {chunk.key!r} on")
+    what = f"{what} ({chunk.flow_count} flows, device {device.name})"
+
+    def encode_sync(start: int, stop: int) -> bytes:
+        return frame_body(encode_packed_chf(chunk.slice(start, stop), int(device.id), field_ids))
+
+    def post_sync(body: bytes) -> PostResult:
+        try:
+            return ctx.rt.kentik_client(source).post_flows_result(device, body)
+        except KentikTransportError as exc:
+            return PostResult(0, None, ctx.rt.scrub(str(exc)))
+
+    async def encode(start, stop):
+        if body is not None and (start, stop) == (0, chunk.flow_count):
+            return body
+        return await ctx.rt.run_sync(encode_sync, start, stop)
+
+    async def post(body):
+        return await ctx.rt.run_sync(post_sync, body)
+
+    report, pause = ctx.failures.kentik_guard(source, ctx.pause)
+    try:
+        await deliver(encode, post, chunk.flow_count, what=what, report=report, sleep=pause)
+    except BatchRefused as exc:
+        raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
+    metrics.CHF_DELIVERED.inc(chunk.flow_count)

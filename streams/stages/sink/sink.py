@@ -6,7 +6,8 @@ on its own.
 
 Pure core: `ObjectProgress` (which chunks of an object Kentik accepted), `decide` (replay, skip the object,
 skip the chunk, or deliver; per part) and `prepare` (the one hand-off per message: decode, decide, encode
-each device's POST body). Shell: `handle`, `deliver_posts`, `deliver_chunk`.
+each device's POST body). Shell: `handle`, `deliver_posts` (Kentik: delivery.py `deliver_chunk`; IPFIX:
+ipfix_sink.py).
 Chunks already accepted — by this worker, or by another one before a rebalance (topic `progress`) — are
 never sent again; after a crash only the chunks consumed but not yet committed can be.
 """
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from streams.observe import metrics, source_metrics
 from streams.formats.avro import AvroDecodeError
 from streams.formats.columns import concat
-from streams.stages.sink.delivery import BatchRefused, PostResult, deliver
+from streams.stages.sink import delivery
+from streams.stages.sink.delivery import BatchRefused
 from streams.state.outcomes import DELIVERED
 from streams.formats.batches import CUSTOMS_PER_FLOW, KFLOW_INT_COLUMNS, KflowChunk, KflowPart, part_object
 from streams.formats.records import Progress, now_ms
@@ -234,7 +236,7 @@ async def _hand_over(ctx, source, rows: KflowChunk, body: bytes | None) -> None:
     if source.sink == "ipfix":
         await ipfix_sink.deliver_chunk(ctx, rows)
     else:
-        await deliver_chunk(ctx, rows, body)
+        await delivery.deliver_chunk(ctx, rows, body)
 
 
 async def deliver_posts(ctx, posts: list, source, chunk: KflowChunk | None = None,
@@ -284,42 +286,3 @@ def select(chunk: KflowChunk, parts: list[KflowPart]) -> KflowChunk:
     columns["custom_idx"] = concat([chunk.columns["custom_idx"][a * CUSTOMS_PER_FLOW:b * CUSTOMS_PER_FLOW]
                                     for a, b in ranges])
     return replace(chunk, flow_count=count, columns=columns, parts=list(parts))
-
-
-async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> None:
-    """Get every record of one chunk (one device) accepted by the Kentik account of its source (raises
-    BatchRefused for permanent refusals). `body`: the whole chunk's request body if already encoded."""
-    from streams.formats.kflow.kflow import encode_packed_chf, frame_body
-    from connectors.kentik import KentikTransportError
-
-    source = ctx.sources.get(chunk.source)
-    device, field_ids = await ctx.devices.get(ctx, chunk.device_name, chunk.region, chunk.zone, chunk.subnet_id,
-                                              source)
-    objects = len({p.key for p in chunk.parts})
-    what = (f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r}" if objects == 1 else
-            f"chunks of {objects} objects from {chunk.key!r} on")
-    what = f"{what} ({chunk.flow_count} flows, device {device.name})"
-
-    def encode_sync(start: int, stop: int) -> bytes:
-        return frame_body(encode_packed_chf(chunk.slice(start, stop), int(device.id), field_ids))
-
-    def post_sync(body: bytes) -> PostResult:
-        try:
-            return ctx.rt.kentik_client(source).post_flows_result(device, body)
-        except KentikTransportError as exc:
-            return PostResult(0, None, ctx.rt.scrub(str(exc)))
-
-    async def encode(start, stop):
-        if body is not None and (start, stop) == (0, chunk.flow_count):
-            return body
-        return await ctx.rt.run_sync(encode_sync, start, stop)
-
-    async def post(body):
-        return await ctx.rt.run_sync(post_sync, body)
-
-    report, pause = ctx.failures.kentik_guard(source, ctx.pause)
-    try:
-        await deliver(encode, post, chunk.flow_count, what=what, report=report, sleep=pause)
-    except BatchRefused as exc:
-        raise BatchRefused(exc.status, f"{what}: {exc.detail}") from None
-    metrics.CHF_DELIVERED.inc(chunk.flow_count)
