@@ -142,6 +142,25 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
         return False
 
 
+GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (CPython: 700)
+
+
+def tune_gc(young: int = GC_YOUNG_THRESHOLD) -> tuple[int, int, int]:
+    """Make the cyclic garbage collector cheaper for the hot path, once the app is built; its thresholds after.
+    - The objects alive after start-up (modules, classes, the app) move to the permanent generation
+      (`gc.freeze`): no collection traverses them again.
+    - A young collection every 10,000 container allocations instead of 700: every batch allocates tens of
+      thousands of short-lived lists, structs and tuples, that reference counting frees anyway; each young
+      collection traverses them all. W2 stage functions in process: ~0.9 us/flow in the collector -> 0.02
+      (issue 26). The older generations keep their thresholds, relative to the young one's collections."""
+    import gc
+
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, old)
+    return gc.get_threshold()
+
+
 def run_worker(settings: Settings, handler: logging.Handler) -> int:
     """Run the Faust worker until it stops; the exit status. `handler` (streams/observe/logs.py) is the only log
     handler: every record of every logger passes its scrubber and escaping."""
@@ -152,6 +171,7 @@ def run_worker(settings: Settings, handler: logging.Handler) -> int:
 
     GracefulWorker = _graceful_worker_class()
     app = build(settings)
+    tune_gc()
     app.conf.loghandlers = [handler]  # Faust/mode reset the root logger: it gets our handler back
     worker = GracefulWorker(app, loglevel=settings.log_level.lower(), quiet=settings.log_format == "json",
                             logging_config=logs.faust_logging_config(settings.log_level))
