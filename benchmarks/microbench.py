@@ -90,10 +90,21 @@ def per_flow_us(seconds: dict[str, float], flows: int) -> dict[str, float]:
 
 
 def run_microbench(objects, index, flows: int) -> dict:
-    """µs per IBM flow of the floor and of each stage (and their total) on these objects."""
+    """µs per IBM flow of the floor and of each stage (and their total) on these objects, with the garbage
+    collector tuned as in a worker (streams/ops/worker_cli.py tune_gc; restored after)."""
+    import gc
+
+    from streams.ops.worker_cli import tune_gc
+
     bodies = [o.body for o in objects]
     floor = floor_seconds(bodies)
-    stages = stage_seconds(objects, index)
+    before = gc.get_threshold()
+    tune_gc()
+    try:
+        stages = stage_seconds(objects, index)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
     total = sum(stages["seconds"].values())
     return {"floor_us_per_flow": floor * 1e6 / flows if flows else None,
             "stages_us_per_flow": per_flow_us(stages["seconds"], flows),

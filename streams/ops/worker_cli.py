@@ -108,7 +108,7 @@ def ensure_topics_for(settings: Settings, conf: dict):
                           "`blueflow topics ensure --dry-run` prints") from None
 
 
-MALLOC_ARENAS = 2  # glibc: at most this many malloc arenas (its default is 8 per core)
+MALLOC_ARENAS = 1  # glibc: one malloc arena for all threads (its default is 8 per core)
 # glibc: blocks from 4 MiB are mmap'd (freed at once), and a heap's free top is kept up to 32 MiB
 MALLOC_MMAP_THRESHOLD = 4 << 20
 MALLOC_TRIM_THRESHOLD = 32 << 20
@@ -117,10 +117,12 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt's par
 
 def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_THRESHOLD,
                         trim_threshold: int = MALLOC_TRIM_THRESHOLD) -> bool:
-    """Tune glibc's malloc before the worker's threads start (as MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and
-    MALLOC_TRIM_THRESHOLD_ would; the environment's own settings win).
-    - At most 2 arenas: each pool thread allocating big buffers (downloads, numpy columns) otherwise gets an
-      arena of its own that keeps its freed memory — W2's peak RSS 280 MB, 233 with 2 arenas, same CPU.
+    """Tune glibc's malloc before any thread starts — librdkafka's (the topic check) and the embedded Kafka's
+    included: an arena made before the limit stays — as MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and
+    MALLOC_TRIM_THRESHOLD_ would; the environment's own settings win.
+    - One arena: each thread allocating big buffers (downloads, numpy columns, Kafka batches) otherwise gets an
+      arena of its own that keeps its freed memory — W2 x1 peak RSS 265-267 MB (2 arenas, set too late to
+      hold) -> 218.6 with MALLOC_ARENA_MAX=1, CPU within the run-to-run noise (issue 26, PROFILE.md section 9).
     - A fixed mmap threshold of 4 MiB: glibc's own rises with every big block freed (up to 32 MiB), after
       which big buffers come from the arenas' heaps and their freed space stays — W2 x1 peak RSS 267 -> 234 MB,
       CPU 26.7 -> 26.4 us/flow (issue 26). Fixing it also fixes the trim threshold at 128 KiB unless set:
@@ -142,16 +144,34 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
         return False
 
 
+GC_YOUNG_THRESHOLD = 10_000  # allocations between two collections of the youngest generation (CPython: 700)
+
+
+def tune_gc(young: int = GC_YOUNG_THRESHOLD) -> tuple[int, int, int]:
+    """Make the cyclic garbage collector cheaper for the hot path, once the app is built; its thresholds after.
+    - The objects alive after start-up (modules, classes, the app) move to the permanent generation
+      (`gc.freeze`): no collection traverses them again.
+    - A young collection every 10,000 container allocations instead of 700: every batch allocates tens of
+      thousands of short-lived lists, structs and tuples, that reference counting frees anyway; each young
+      collection traverses them all. W2 stage functions in process: ~0.9 us/flow in the collector -> 0.02
+      (issue 26). The older generations keep their thresholds, relative to the young one's collections."""
+    import gc
+
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, old)
+    return gc.get_threshold()
+
+
 def run_worker(settings: Settings, handler: logging.Handler) -> int:
     """Run the Faust worker until it stops; the exit status. `handler` (streams/observe/logs.py) is the only log
     handler: every record of every logger passes its scrubber and escaping."""
     from streams.observe import logs
     from streams.app import build
 
-    tune_malloc()
-
     GracefulWorker = _graceful_worker_class()
     app = build(settings)
+    tune_gc()
     app.conf.loghandlers = [handler]  # Faust/mode reset the root logger: it gets our handler back
     worker = GracefulWorker(app, loglevel=settings.log_level.lower(), quiet=settings.log_format == "json",
                             logging_config=logs.faust_logging_config(settings.log_level))
@@ -171,6 +191,7 @@ def run_worker(settings: Settings, handler: logging.Handler) -> int:
 
 
 def _run(**values) -> None:
+    tune_malloc()  # before any thread
     settings = settings_for(values, ALL_OPTIONS)
     problems = missing_for_worker(settings)
     if problems:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -90,7 +89,7 @@ class _Flow(msgspec.Struct, gc=False):
 
 assert _Flow.__struct_fields__ == FLOW_FIELDS
 FLOWS_DECODER = msgspec.json.Decoder(list[_Flow])  # a JSON array of records -> list of _Flow
-_GETTERS = tuple((name, attrgetter(name)) for name in FLOW_FIELDS)
+_astuple = msgspec.structs.astuple
 
 
 def parse_rfc3339(value: str) -> datetime | None:
@@ -220,7 +219,7 @@ def batch_columns(flows: list[_Flow]) -> dict[str, list] | None:
     """
     if not flows:
         return {name: [] for name in FLOW_FIELDS}
-    cols = {name: list(map(get, flows)) for name, get in _GETTERS}
+    cols = dict(zip(FLOW_FIELDS, map(list, zip(*map(_astuple, flows)))))  # one pass over the records, in C
     ips = set(cols["initiator_ip"])
     ips.update(cols["target_ip"])
     match = _IPV4_RE.fullmatch
