@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Awaitable, Callable
 
 from streams.stages.stopping import HandOver, exit_without_ack
@@ -123,18 +124,24 @@ async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> bool:
     return True
 
 
+def _forget(app, message) -> None:
+    """A message left to its partition's next owner: Faust's consumer stops tracking it (its rebalance waits
+    for every tracked message, and its stream holds the last one until the next arrives). Never acked, so
+    nothing is committed past it."""
+    app.consumer.unacked.discard(message)
+
+
 def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
     async def agent(stream):
         # manual acks: a message is acked when handled, or later when its objects were finalized in a batch
         ctx.health.revived(f"agent {spec.name}")  # Faust restarts a crashed agent: alive again
         try:
             async for event in stream.noack().events():
-                held = held_ack.HeldAck(event.ack)
+                held = held_ack.HeldAck(event.ack, partial(_forget, app, event.message))
                 if await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ())):
                     held.finish()
-                # a message left unacked must not stay referenced here: a rebalance waits for every unacked
-                # message Faust's consumer still knows (a WeakSet), so only the next owner holds it
-                event = held = None
+                else:
+                    held.abandon()
         except Exception as exc:  # liveness fails until Faust restarts it (a restart is what helps)
             ctx.health.died(f"agent {spec.name}", repr(exc))
             raise

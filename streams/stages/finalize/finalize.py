@@ -134,6 +134,8 @@ class DeleteBatcher:
                     log.info("finalize: a rebalance began while %d objects waited for their delete; they are left "
                              "to the next owners of their messages (every chunk is recorded accepted: deleted "
                              "then, not sent again)", len(batch.items))
+                    for held in batch.acks:
+                        held.abandon()
                     continue
                 except Exception:
                     log.exception("finalize: %d objects could not be finalized; trying again", len(batch.items))

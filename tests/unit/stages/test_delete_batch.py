@@ -109,9 +109,10 @@ def test_a_key_the_batch_reports_failed_is_retried_never_assumed_gone(small):
     assert d.cos.calls.count("delete_objects") == 2
 
 
-def sink_holding(d: Driver, objects, acked: list, raws: list | None = None) -> list[HeldAck]:
+def sink_holding(d: Driver, objects, acked: list, raws: list | None = None,
+                 forgotten: list | None = None) -> list[HeldAck]:
     """sink_group with each kflow message's ack held the way the topology's agent holds it (`raws`: gets the
-    kflow messages)."""
+    kflow messages; `forgotten`: the messages abandoned to their next owner)."""
     for o in objects:
         d.cos.put(o.key, o.body)
     d.parse(d.group(sorted(o.key for o in objects)))
@@ -120,7 +121,7 @@ def sink_holding(d: Driver, objects, acked: list, raws: list | None = None) -> l
     if raws is not None:
         raws.extend(messages)
     for n, raw in enumerate(messages):
-        held = HeldAck(lambda n=n: acked.append(n))
+        held = HeldAck(lambda n=n: acked.append(n), lambda n=n: (forgotten if forgotten is not None else []).append(n))
         d.sink(raw, held)
         held.finish()
         helds.append(held)
@@ -217,7 +218,8 @@ def test_a_rebalance_during_a_refused_delete_leaves_the_batch_to_the_next_owner(
     clock, acked = Clock(), []
     a = batched(clock)
     raws: list = []
-    helds = sink_holding(a, small[:4], acked, raws)
+    forgotten: list = []
+    helds = sink_holding(a, small[:4], acked, raws, forgotten)
     keys = sorted(o.key for o in small[:4])
     posts = len(a.kentik.posts)
     a.cos.fail_deletes = 1
@@ -227,6 +229,10 @@ def test_a_rebalance_during_a_refused_delete_leaves_the_batch_to_the_next_owner(
     clock.now += 2
     a.run(a.ctx.deletes.flush(a.ctx))
     assert helds and not acked and all(not h.acked for h in helds)
+    assert sorted(forgotten) == list(range(len(helds)))  # Faust's consumer no longer waits for them
+    helds[0].release()
+    helds[0].finish()
+    assert not acked  # abandoned: never acked, whatever else holds it
     assert len(a.ctx.deletes) == 0 and not a.ledger() and sorted(a.cos.objects) == keys
     assert a.ctx.health.problems(unhealthy_after=0) == []  # the next owner reports what it meets
     b = a.other(BLUEFLOW_CHUNK_FLOWS="2000")
