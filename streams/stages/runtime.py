@@ -33,9 +33,10 @@ class Runtime:
         self._clients: dict[tuple[str, str], object] = {}  # (kind, source name) -> client
         self._clients_lock = threading.Lock()  # clients are asked for from the pool's threads
         self.started_at = time.time()
-        from streams.state import rewind
+        from streams.state import commits, rewind
 
         rewind.install()  # a rebalance must not skip messages of never-committed partitions (issue 16)
+        commits.install()  # nor may a commit pass a message started and not acked
 
     async def run_sync(self, fn, /, *args, **kwargs):
         """Run a blocking call on the thread pool and await its result."""

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 
 from streams.stages.stopping import HandOver, exit_without_ack
 from streams.stages.finalize import finalize, held_ack
+from streams.state import commits
 from streams.stages import enrich, leader, parse, poll
 from streams.stages.sink import sink
 from streams.stages.context import StageContext
@@ -124,6 +125,11 @@ async def _guarded(ctx: StageContext, stage: str, event, handle, *held) -> bool:
     return True
 
 
+def _ack(event) -> None:
+    commits.UNFINISHED.done(event.message.tp, event.message.offset)
+    event.ack()
+
+
 def _forget(app, message) -> None:
     """A message left to its partition's next owner: Faust's consumer stops tracking it (its rebalance waits
     for every tracked message, and its stream holds the last one until the next arrives). Never acked, so
@@ -137,7 +143,9 @@ def _register_agent(app, ctx: StageContext, spec: Agent, topic) -> None:
         ctx.health.revived(f"agent {spec.name}")  # Faust restarts a crashed agent: alive again
         try:
             async for event in stream.noack().events():
-                held = held_ack.HeldAck(event.ack, partial(_forget, app, event.message))
+                message = event.message
+                commits.UNFINISHED.start(message.tp, message.offset)
+                held = held_ack.HeldAck(partial(_ack, event), partial(_forget, app, message))
                 if await _guarded(ctx, spec.name, event, spec.handle, *((held,) if spec.holds_ack else ())):
                     held.finish()
                 else:
@@ -179,6 +187,10 @@ def build(app, topics, runtime) -> StageContext:
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs):
         ctx.sync_needed.update(parse=True, sink=True)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app, revoked, **kwargs):
+        commits.UNFINISHED.forget(revoked)  # their next owners read them from the committed offsets
 
     @app.on_before_shutdown.connect
     async def finalize_held(app, **kwargs):  # a clean stop deletes what it holds (consumer stopped, producer up)
