@@ -75,6 +75,8 @@ def stage_of(frames: list[str]) -> str:
     for path, what in OTHER_FRAMES:
         if any(path in f for f in frames):
             return what
+    if not frames:  # py-spy saw the process but no Python frame (native code or the interpreter starting)
+        return "no Python frame"
     return "event loop (asyncio, Faust) and other" if "asyncio" in frames[-1] else "other"
 
 
