@@ -10,12 +10,12 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from tests.unit.test_avro import older_writer
+from tests.unit.formats.test_avro import older_writer
 from streams.formats.records import ObjectRef, Progress, scoped_key
 from streams.config.sources import Source
 from streams.stages import poll
 from streams.stages.poll import Due, PublishLedger, fair_order
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 A = Source("acct-a", "bucket-a", endpoint="a.example", hmac_access_key="ak", hmac_secret_key="as",
            kentik_email="a@x", kentik_token="ta", plan_id=11, export_id=101)
