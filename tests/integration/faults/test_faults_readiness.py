@@ -1,4 +1,4 @@
-"""The `kentikstall` scenario (devstack/faults/kentikstall.py), reduced for CI: Kentik redirects every POST for
+"""The `kentikstall` scenario (devstack/faults/kentik.py), reduced for CI: Kentik redirects every POST for
 3 × --unhealthy_after while fresh objects wait. Readiness (/readyz) turns red naming Kentik within
 --unhealthy_after + one observer poll + one sample; liveness (/healthz) stays 200 at every sample, no worker
 restarts, readiness is green again afterwards, and nothing is lost or deleted early."""
