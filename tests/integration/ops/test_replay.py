@@ -19,7 +19,7 @@ import requests
 from devstack.referee import device_name, key_fields
 from devstack.synth.worldgen import build_world
 from streams.formats.avro import Codec
-from streams.formats.columns import lists
+from tests.unit.formats.test_columns import lists
 from streams.formats.batches import KflowChunk
 from tests.integration.pipeline_support import kentik, prepare, wait_for
 

@@ -9,11 +9,18 @@ import pytest
 from streams.formats.avro import AvroDecodeError, Codec
 from streams.formats.flowlog.flowcheck import FLOW_FIELDS
 from streams.formats.kflow.kflow import INT_COLUMNS
-from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, lists, pack,
+from streams.formats.columns import (FLOW_INT_TYPES, FLOW_STRING_COLUMNS, KFLOW_INT_TYPES, as_list, pack,
                              pack_flow_columns, pack_kflow_columns)
 from streams.formats.batches import FlowChunk, FlowPart, KflowChunk, KflowPart
 from streams.ops.replay import mark_replay
 from tests.unit.formats.test_avro import COLUMNS, HEADER, REF, older_writer
+
+
+
+def lists(columns: dict) -> dict:
+    """Every column as a list (numpy columns converted), to compare columns with plain values."""
+    return {name: as_list(column) for name, column in columns.items()}
+
 
 KCOLUMNS = {"timestamp": [1715677805, 1715677806], "src_addr": [3405803821, 4294967295],
             "dst_addr": [183517188, 0], "src_port": [51812, 443], "dst_port": [443, 51812], "protocol": [6, 6],

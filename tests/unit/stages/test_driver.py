@@ -10,7 +10,7 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.columns import lists
+from tests.unit.formats.test_columns import lists
 from streams.formats.batches import KflowChunk
 from devstack.harness.driver import Driver
 

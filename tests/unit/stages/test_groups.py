@@ -12,7 +12,7 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.columns import lists
+from tests.unit.formats.test_columns import lists
 from tests.unit.formats.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.avro import Codec

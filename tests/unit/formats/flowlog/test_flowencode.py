@@ -10,7 +10,7 @@ import pytest
 
 from devstack.synth import generator, layout
 from devstack.synth.worldgen import build_world
-from streams.formats.columns import lists
+from tests.unit.formats.test_columns import lists
 from streams.formats.flowlog.flowencode import object_messages, pack, read_object
 from streams.formats.flowlog.flowlog import FlowLogError, Limits
 from tests.unit.formats.flowlog.flowdoc import parse_object_bytes

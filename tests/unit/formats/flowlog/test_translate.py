@@ -9,9 +9,10 @@ import orjson
 import pytest
 
 from streams.formats.avro import Codec
-from streams.formats.columns import lists, pack_kflow_columns, unpack_kflow_columns
+from streams.formats.columns import pack_kflow_columns, unpack_kflow_columns
 from streams.formats.flowlog.flowlog import FLOW_FIELDS, parse_object_key
 from tests.unit.formats.flowlog.flowdoc import parse_object_bytes
+from tests.unit.formats.test_columns import lists
 from streams.state.ipindex import IpIndex
 from streams.formats.translate import (
     CUSTOM_COLUMNS, INT_COLUMNS, device_name_for_subnet, local_end, translate_batch,
