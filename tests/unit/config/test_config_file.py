@@ -13,7 +13,7 @@ import pytest
 
 from streams.config.config_file import ConfigFileError
 from streams.config.settings import Settings, missing_for_worker
-from streams.config.sources import implicit_source, sources_of
+from streams.config.sources import implicit_source
 from streams.stages.context import Sources
 
 GOOD = """\
@@ -147,8 +147,8 @@ def test_the_v1_flag_form_is_one_implicit_source_and_the_same_settings_as_before
              "export_id": 3302, "regions": "us-east", "keep_objects": True}
     env = {"KENTIK_API_TOKEN": "kt", "IBM_COS_API_KEY": "ck", "IBM_SERVICE_INSTANCE": "inst"}
     s = Settings.resolve(flags, env)
-    assert (s.config, s.sources) == ("", ())
-    [only] = sources_of(s)
+    assert (s.config, s.sources) == ("", (implicit_source(s),))
+    [only] = s.sources
     assert only == implicit_source(s)
     assert (only.name, only.bucket, only.plan_id, only.export_id, only.keep_objects) == \
         ("default", "b", 11467, 3302, True)

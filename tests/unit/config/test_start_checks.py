@@ -69,3 +69,19 @@ def test_objects_of_a_region_without_metadata_are_counted_and_reported_once():
     assert count("us-east") - before == 5 and count("us-south") == 0.0
     assert len(watch.check("acct-b", {"us-east": 1})) == 1  # another source: its own report
     assert watch.check("off", {"us-east": 1}) == []  # metadata switched off: nothing to report
+
+
+def test_the_flags_source_and_a_files_source_are_checked_alike_each_in_its_own_words():
+    """One source model: the flags make a one-entry list, checked by the same rules as a configuration file's
+    sources; the flags' source names the flag or variable to set, a file's source names itself and what it lacks."""
+    from dataclasses import replace
+
+    flags = Settings.from_env({**BASE, "KENTIK_API_TOKEN": "", "IBM_VPC_API_KEY": ""})
+    [only] = flags.sources
+    assert only.from_flags and missing_for_worker(flags) == [
+        "KENTIK_API_TOKEN is required", "IBM_VPC_API_KEY is required for the VPC metadata of us-east (or --regions "
+        "none: flows labelled with ids only)"]
+    listed = replace(flags, sources=(replace(only, name="acct-a", from_flags=False),))
+    assert missing_for_worker(listed) == [
+        "source acct-a needs a Kentik API token, a VPC API key for the metadata of us-east (or regions: none)"]
+    assert (only.about("x"), listed.sources[0].about("x")) == ("x", "source acct-a: x")

@@ -270,8 +270,8 @@ def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
                {"sources": [{"source": "acct-b", "problem": "COS of bucket-b failing\x1b[2J"}]}]
     sources = with_worker_problems(backlogs, workers)
     assert sources["acct-a"]["problems"] == [] and sources["acct-b"]["problems"] == ["COS of bucket-b failing\x1b[2J"]
-    assert waiting_totals(sources) == (12, {"oldest_pending_age_s": 95.0})
-    assert waiting_totals({"acct-b": sources["acct-b"]}) == (None, None) and with_worker_problems(None, workers) is None
+    assert waiting_totals(sources) == {"pending": 12, "oldest_pending_age_s": 95.0}
+    assert waiting_totals({"acct-b": sources["acct-b"]}) is None and with_worker_problems({}, workers) == {}
     doc = {"app_id": "blueflow", "at": "2026-11-27T08:00:00Z", "healthy": True, "workers": [], "lag": None,
            "in_flight": 12, "bucket": {"oldest_pending_age_s": 95.0}, "rates": None, "counts": {}, "kentik": {},
            "cos_errors": {}, "deadletters": None, "errors": [], "sources": sources}
@@ -283,6 +283,26 @@ def test_status_view_shows_each_sources_backlog_oldest_object_and_problems():
     assert "bucket-a" in row_a and "12" in row_a and "95s" in row_a and "ok" in row_a
     assert "?" in row_b and "b down" in row_b and r"failing\x1b[2J" in text
     assert "sources" in text and "objects waiting" in text and "12" in text
+
+
+def test_status_adds_up_the_sources_backlogs_and_names_a_failing_listing_as_its_source_wants():
+    """One rendering for N sources: the document's `bucket` is every source's summary added up (with one source,
+    that source's summary), and a listing that fails is an error worded for where the source came from."""
+    from dataclasses import replace
+
+    from streams.config.settings import Settings
+    from streams.ops.source_status import listing_errors, waiting_totals
+
+    one = {"objects": 3, "bytes": 30, "pending": 2, "quarantined": 1, "oldest_pending_age_s": 7.0}
+    assert waiting_totals({"default": dict(one, bucket="b")}) == one
+    two = {"acct-a": dict(one, bucket="a"), "acct-b": dict(one, oldest_pending_age_s=None, bucket="b"),
+           "acct-c": {"bucket": "c", "error": "EndpointConnectionError: down"}}
+    assert waiting_totals(two) == {"objects": 6, "bytes": 60, "pending": 4, "quarantined": 2,
+                                   "oldest_pending_age_s": 7.0}
+    flags = Settings.from_env({"BLUEFLOW_BUCKET": "b"})
+    assert listing_errors(flags, {"default": {"bucket": "b", "error": "E: x"}}) == ["bucket listing: E: x"]
+    listed = replace(flags, sources=(replace(flags.sources[0], name="acct-c", from_flags=False),))
+    assert listing_errors(listed, two) == ["source acct-c: bucket listing: EndpointConnectionError: down"]
 
 
 def test_worker_dns_gives_one_url_per_address_of_a_headless_service():

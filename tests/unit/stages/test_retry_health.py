@@ -100,15 +100,15 @@ def test_cos_clients_make_the_same_sdk_attempts_whether_the_source_came_from_fla
     from dataclasses import replace
 
     from streams.config.settings import Settings
-    from streams.config.sources import Source, sources_of
+    from streams.config.sources import Source
     from streams.stages.retry import COS
     from streams.stages.runtime import cos_client_for
 
     flags = Settings.from_env({"BLUEFLOW_COS_ENDPOINT": "s3.example", "BLUEFLOW_COS_HMAC_ACCESS_KEY": "a",
                                "BLUEFLOW_COS_HMAC_SECRET_KEY": "s", "BLUEFLOW_BUCKET": "b"})
-    [implicit] = sources_of(flags)
+    [implicit] = flags.sources
     listed = Source("acct-a", "b", endpoint="s3.example", hmac_access_key="a", hmac_secret_key="s")
-    [from_file] = sources_of(replace(flags, sources=(listed,)))
+    [from_file] = replace(flags, sources=(listed,)).sources
     attempts = [cos_client_for(s, flags).meta.config.retries["total_max_attempts"] for s in (implicit, from_file)]
     assert attempts == [COS.sdk_attempts, COS.sdk_attempts] == [2, 2]
 

@@ -236,7 +236,7 @@ def test_status_shows_each_sources_backlog_and_a_failing_source_as_its_own_error
     assert found["acct-a"] == {"bucket": "bucket-a", "objects": 2, "bytes": 15, "pending": 1, "quarantined": 1,
                                "oldest_pending_age_s": found["acct-a"]["oldest_pending_age_s"]}
     assert found["acct-b"]["bucket"] == "bucket-b" and "ServiceUnavailable" in found["acct-b"]["error"]
-    assert source_status.source_backlogs(Settings.from_env({}), set()) is None
+    assert list(source_status.source_backlogs(Settings.from_env({}), set())) == ["default"]  # the flags' one
 
 
 def test_one_sources_refused_kentik_token_holds_neither_the_others_nor_the_workers_health(objects):
