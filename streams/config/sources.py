@@ -39,7 +39,7 @@ class Source:
     dry_run: bool = False
     sink: str = ""  # kentik | ipfix; "" = the deployment's --sink
     ipfix_collectors: str = ""  # with sink ipfix: host:port[,...]; "" = the deployment's --ipfix_collectors
-    metadata_off: bool = False  # regions none: flows labelled with ids only (no regions, no VPC API key needed)
+    metadata_off: bool = False  # no VPC metadata (--regions none, or a file's source without regions): ids only
     from_flags: bool = field(default=False, compare=False)  # the flags' and environment's source (`default`)
 
     @property
