@@ -1,7 +1,7 @@
 """Pure helpers of the benchmark: percentiles, /proc parsing, Prometheus text parsing, report rows and table.
 
 No I/O here (callers read the files and HTTP pages and pass the text in), so everything is unit-tested
-without a stack (tests/unit/test_benchmarks.py).
+without a stack (tests/unit/devstack/test_benchmarks.py).
 """
 from __future__ import annotations
 

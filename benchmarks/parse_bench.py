@@ -9,7 +9,7 @@ including the slicing into 2,000-flow chunks. `rss` writes each huge object to a
 decodes it in a fresh process per (case, parser), streaming the file in 64 KiB chunks, and reports that
 process's peak RSS during the decode (Linux: VmHWM after resetting it through /proc/self/clear_refs; else
 ru_maxrss) against its RSS before decoding. The old parser is the frozen copy kept as
-the equivalence oracle (tests/unit/legacy_flowlog.py).
+the equivalence oracle (devstack/harness/legacy_flowlog.py).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ CASES = ("big200", "string450", "big560")
 
 def _parsers():
     from streams.formats.flowlog import flowlog as new
-    from tests.unit import legacy_flowlog as old
+    from devstack.harness import legacy_flowlog as old
 
     def run_old(chunks):
         doc = old.parse_object_bytes(chunks)
@@ -109,7 +109,7 @@ def write_case(case: str, path: Path) -> dict:
 def child(impl: str, path: str) -> dict:
     """Decode one object file streamed in 64 KiB chunks; report peak RSS (this process) in MB."""
     from streams.formats.flowlog.flowlog import FlowLogError
-    from tests.unit.legacy_flowlog import FlowLogError as OldError
+    from devstack.harness.legacy_flowlog import FlowLogError as OldError
 
     fn = _parsers()[impl]
     base = _reset_peak_rss_mb()

@@ -1,5 +1,5 @@
 """Per-object overheads of the pipeline, in process: the real stages on the broker-free driver
-(tests/unit/stages/driver.py) over the benchmark's W1 objects, with and without object groups.
+(devstack/harness/driver.py) over the benchmark's W1 objects, with and without object groups.
 
 Counts what costs per message or per request in a real run — Kafka messages, thread-pool hand-offs, COS
 requests, Kentik POSTs — and the stage CPU per flow (process CPU clock; no Kafka, no HTTP). The bucket
@@ -19,7 +19,7 @@ from benchmarks.workloads import build_objects, workloads
 from devstack.synth.worldgen import build_world
 from streams.formats.records import ObjectRef
 from streams.stages import poll
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 
 def run(objects, group: int) -> dict:

@@ -4,7 +4,7 @@ quarantined", proved on the local stack.
 Each scenario runs on the real local stack (devstack/stack/; started if needed) with two or more real workers
 (IAM path, through devstack/standins/cos_auth_proxy.py, whose request log gives per-object deletion times):
 `run_scenario` prepares the bucket (run.py), starts the workers, lets the scenario's family act (processes.py,
-outages.py, kentik.py, kentikstall.py, hostile.py, secrets.py; `sources` and the embedded-Kafka scenarios are
+outages.py, kentik.py, hostile.py, secrets.py; `sources` and the embedded-Kafka scenarios are
 runs of their own: sources.py, embedded.py), waits until the bucket holds only bad objects, and asks for the
 verdict (verdict.py). The CLI (cli.py) writes every entry to faults-report.json.
 """
@@ -18,7 +18,7 @@ from typing import Callable
 import requests
 
 from devstack import stack
-from devstack.faults import embedded, hostile, kentik, kentikstall, outages, processes, secrets, sources
+from devstack.faults import embedded, hostile, kentik, outages, processes, secrets, sources
 from devstack.faults.run import FaultRun, inject, prepare, progress_started, vpc_root
 from devstack.faults.verdict import judge, peak_rss_mb
 from devstack.synth import badinputs
@@ -36,9 +36,9 @@ SCENARIOS += ("kentikstall",)   # Kentik redirecting 3 x --unhealthy_after: not 
 # (80 objects) was done before the fault began (kentik: no POST saw the 401; overwrite: nothing left to
 # overwrite); groups of 4 objects keep many messages in flight.
 SMALL_GROUPS = ("kentik", "overwrite")
-ACTIONS: dict[str, Callable] = {**processes.ACTIONS, **outages.ACTIONS, **kentik.ACTIONS, **kentikstall.ACTIONS,
+ACTIONS: dict[str, Callable] = {**processes.ACTIONS, **outages.ACTIONS, **kentik.ACTIONS,
                                 **hostile.ACTIONS}
-OVERRIDES: dict[str, dict[str, str]] = {**hostile.OVERRIDES, **kentikstall.OVERRIDES}
+OVERRIDES: dict[str, dict[str, str]] = {**hostile.OVERRIDES, **kentik.OVERRIDES}
 
 
 def run_scenario(name: str, env: dict[str, str], objects: int, quick: bool, seed: int,

@@ -2,7 +2,7 @@
 
 * `topic_policy`: compiles devstack/conf/EventStreamsTopicPolicy.java (a Kafka create-topic policy holding
   IBM's table of topic settings) with the `javac` next to the stack's `java` or on PATH; without a javac the
-  broker runs without it and the stack says so (tests/unit/test_kafka_profile.py holds the plan to the same
+  broker runs without it and the stack says so (tests/unit/config/test_kafka_profile.py holds the plan to the same
   table either way).
 * `tls_material` + `sasl_ssl_properties`: an opt-in SASL_SSL listener (BLUEFLOW_DEVSTACK_KAFKA_SASL_SSL=1),
   what Event Streams speaks: SASL mechanism PLAIN, user `token`, the API key as password, TLS with a

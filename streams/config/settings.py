@@ -4,7 +4,8 @@ Every option has a flag (Blueflow's own names where Blueflow had one) and an env
 once in the option table (streams/config/option_table.py): `streams/ops/options.py` turns it into typed Click options
 (help text, env var, default), `Settings.resolve` into the typed settings a command hands to what it runs
 (flags over environment over the configuration file over defaults), and `convert` checks every value the
-same way whatever its source. `missing_for_worker` says what a worker cannot run without. Secrets come only
+same way whatever its source. `missing_for_worker` says what a worker cannot run without, source by source
+(the flags and environment make a one-entry list of sources, streams/config/sources.py). Secrets come only
 from the environment and are never printed, logged or exposed by `/service/info`.
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Iterable, Mapping
 
 from streams.config.option_table import ALL_OPTIONS, OPTIONS
-from streams.config.values import METADATA_OFF, SettingError, convert, regions_for
+from streams.config.sources import implicit_source, inherit
+from streams.config.values import SettingError, convert, regions_for
 
 
 def resolve_values(flags: Mapping[str, object], environ: Mapping[str, str], uses: Iterable[str],
@@ -110,7 +112,8 @@ class Settings:
     config: str = ""
     source_budget: int = 1000
     data_dir: str = ""  # the embedded Kafka's data (streams/embedded/); "" = the per-user state directory
-    sources: tuple = ()  # streams.config.sources.Source of the configuration file; () = the flags' one source
+    sources: tuple = ()  # streams.config.sources.Source: the configuration file's, else the flags' one (`resolve`;
+    # () for a command that serves no bucket)
     http_faust_pages: bool = False
 
     @classmethod
@@ -121,17 +124,18 @@ class Settings:
         env = os.environ if environ is None else environ
         flags = flags or {}
         path = flags.get("config") or env.get("BLUEFLOW_CONFIG") or ""
-        if not path:
-            return cls(**resolve_values(flags, env, uses))
-        from streams.config import config_file
-        from streams.config.sources import inherit
+        if path:
+            from streams.config import config_file  # yaml is loaded only with a configuration file
 
-        cfg = config_file.load(str(path))
-        settings = cls(**resolve_values(flags, env, uses, cfg.settings))
-        if not cfg.sources or "bucket_name" not in set(uses):  # secrets are read only by commands using COS
+            cfg = config_file.load(str(path))
+            settings = cls(**resolve_values(flags, env, uses, cfg.settings))
+        else:
+            cfg, settings = None, cls(**resolve_values(flags, env, uses))
+        if "bucket_name" not in set(uses):  # a command serving no bucket has no source (none of their secrets read)
             return settings
-        sources = tuple(inherit(s, settings) for s in config_file.build_sources(cfg, env))
-        return replace(settings, sources=sources)
+        if cfg and cfg.sources:
+            return replace(settings, sources=tuple(inherit(s, settings) for s in config_file.build_sources(cfg, env)))
+        return replace(settings, sources=(implicit_source(settings),))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -163,56 +167,17 @@ class Settings:
     def secret_values(self) -> list[str]:
         """The secret values in use, for scrubbing text before it is logged."""
         own = [getattr(self, o.name) for o in OPTIONS if o.secret and getattr(self, o.name)]
-        return own + [value for source in self.sources for value in source.secret_values()]
-
-
-def metadata_problems(regions: str, endpoint: str, vpc_api_key: str, who: str = "") -> list[str]:
-    """What keeps VPC metadata from loading, unless it is switched off (--regions none)."""
-    if regions.strip().lower() == METADATA_OFF:
-        return []
-    if not regions_for(regions, endpoint):
-        return [f"{who}--regions is required: the COS endpoint {endpoint!r} names no region (e.g. --regions "
-                "us-east; --regions none labels flows with ids only, without VPC metadata)"]
-    if not vpc_api_key:
-        return [f"{who}IBM_VPC_API_KEY is required for the VPC metadata of {','.join(regions_for(regions, endpoint))} "
-                "(or --regions none: flows labelled with ids only)"]
-    return []
-
-
-def kentik_problems(plan_id: int, who: str = "") -> list[str]:
-    if plan_id <= 0:
-        return [f"{who}--plan_id (or KENTIK_PLAN_ID) must be your Kentik plan id (> 0): devices are created in it"]
-    return []
+        return list(dict.fromkeys(own + [value for source in self.sources for value in source.secret_values()]))
 
 
 def missing_for_worker(settings: Settings) -> list[str]:
-    """What a worker cannot run without, in words an operator understands."""
+    """What a worker cannot run without, source by source, in words an operator understands (the flags' source:
+    the flag or variable to set; a configuration file's: the source and what it lacks)."""
     problems = []
-    if settings.sources:
-        problems.extend(f"source {s.name} needs " + ", ".join(s.missing()) for s in settings.sources if s.missing())
-        problems.extend(f"source {s.name}: {problem}" for s in settings.sources if s.sink == "ipfix"
-                        for problem in ipfix_problems(settings, s.ipfix_collectors))
-        return problems
-    if not settings.bucket_name:
-        problems.append("--bucket_name (or BLUEFLOW_BUCKET) is required")
-    if not settings.service_endpoint:
-        problems.append("--service_endpoint (or BLUEFLOW_COS_ENDPOINT) is required")
-    has_hmac = settings.cos_hmac_access_key and settings.cos_hmac_secret_key
-    if not has_hmac and not (settings.ibm_cos_api_key and settings.ibm_service_instance):
-        problems.append("COS credentials: set IBM_COS_API_KEY and IBM_SERVICE_INSTANCE, or the HMAC pair "
-                        "BLUEFLOW_COS_HMAC_ACCESS_KEY / BLUEFLOW_COS_HMAC_SECRET_KEY")
-    if settings.sink == "ipfix":
-        problems.extend(ipfix_problems(settings, settings.ipfix_collectors))
-    elif settings.sink != "kentik":
-        problems.append(f"--sink must be kentik or ipfix, not {settings.sink!r}")
-    elif not settings.dry_run:
-        if not settings.kentik_api_token:
-            problems.append("KENTIK_API_TOKEN is required")
-        if not settings.api_email:
-            problems.append("--api_email (or KENTIK_API_EMAIL) is required")
-        problems.extend(kentik_problems(settings.plan_id))
-    if settings.service_endpoint:
-        problems.extend(metadata_problems(settings.regions, settings.service_endpoint, settings.ibm_vpc_api_key))
+    for source in settings.sources:
+        problems += source.missing()
+        if source.sink == "ipfix":
+            problems += [source.about(problem) for problem in ipfix_problems(settings, source.ipfix_collectors)]
     return problems
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "FLOW_INT_TYPES", "FLOW_STRING_COLUMNS", "KFLOW_INT_TYPES", "SEPARATOR", "ColumnError", "as_list",
-    "concat", "custom_idx_type", "lists", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack",
+    "concat", "custom_idx_type", "pack", "pack_flow_columns", "pack_kflow_columns", "unpack",
     "unpack_flow_columns", "unpack_kflow_columns",
 ]
 
@@ -70,11 +70,6 @@ def unpack(raw: bytes, dtype: str, count: int, name: str) -> np.ndarray:
 def as_list(column: Any) -> Any:
     """A numpy column as a list (converted in C), for code that reads Python sequences; other columns as they are."""
     return column.tolist() if isinstance(column, np.ndarray) else column
-
-
-def lists(columns: Mapping[str, Any]) -> dict:
-    """Every column `as_list`."""
-    return {name: as_list(column) for name, column in columns.items()}
 
 
 def concat(pieces: Sequence) -> Any:

@@ -3,7 +3,7 @@ DefaultPartitioner place keys, so compacted topics keep every key on one partiti
 
 aiokafka's pure-Python murmur2 masks and indexes byte by byte; every keyed send pays it (the ledger: one per
 object), ~50 µs for a 128-byte key; this one ~10 µs, and nothing for a key met again lately. Equality with aiokafka's murmur2 and partition choice is a
-unit test (tests/unit/test_partitioner.py).
+unit test (tests/unit/formats/test_partitioner.py).
 """
 from __future__ import annotations
 

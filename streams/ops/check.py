@@ -52,15 +52,9 @@ def settings_results(settings) -> list[Result]:
 
     problems = missing_for_worker(settings)
     if not problems:
-        return [Result("settings", OK, f"{len(_sources(settings))} source(s), sink {settings.sink}")]
+        return [Result("settings", OK, f"{len(settings.sources)} source(s), sink {settings.sink}")]
     return [Result("settings", FAILED, problem, "set it (flag, variable or configuration file)")
             for problem in problems]
-
-
-def _sources(settings):
-    from streams.config.sources import sources_of
-
-    return sources_of(settings)
 
 
 # ----------------------------------------------------------------------------------------------- COS
@@ -278,7 +272,7 @@ def source_results(source, settings) -> Iterable[Result]:
 def run_checks(settings) -> list[Result]:
     """Every check, in order: settings, then per source COS, IAM, VPC and its sink, then Kafka."""
     results = settings_results(settings)
-    for source in _sources(settings):
+    for source in settings.sources:
         results.extend(source_results(source, settings))
     results.extend(kafka_results(settings))
     return results

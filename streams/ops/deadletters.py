@@ -157,10 +157,8 @@ class SourceClients:
     """The deployment's sources by name and a COS client per source, built on first use."""
 
     def __init__(self, settings):
-        from streams.config.sources import sources_of
-
         self.settings = settings
-        self.by_name = {s.name: s for s in sources_of(settings)}
+        self.by_name = {s.name: s for s in settings.sources}
         self._clients: dict[str, object] = {}
 
     def source(self, name: str):

@@ -39,9 +39,7 @@ def source_option(func):
 
 def source_name(settings, name: str | None) -> str | None:
     """The --source value checked against the deployment's sources (a usage error, exit 2, names them)."""
-    from streams.config.sources import sources_of
-
-    configured = [s.name for s in sources_of(settings)]
+    configured = [s.name for s in settings.sources]
     if name is not None and name not in configured:
         raise click.BadParameter(f"no source {escape(name)!r}; configured: {', '.join(configured)}",
                                  param_hint="--source")
@@ -57,9 +55,7 @@ def _rows(settings, source: str | None):
 
 
 def _configured(settings) -> tuple[str, ...]:
-    from streams.config.sources import sources_of
-
-    return tuple(s.name for s in sources_of(settings))
+    return tuple(s.name for s in settings.sources)
 
 
 @click.group(cls=SwitchesGroup)

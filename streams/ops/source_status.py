@@ -1,17 +1,16 @@
-"""`blueflow status` per source (with a configuration file's `sources:`): each bucket's backlog and the age of
-its oldest pending object, listed concurrently; one source's failing listing is that source's error only; the
-problems the workers report for a source (its COS or Kentik failing); the totals over the sources."""
+"""`blueflow status` per source (the flags' one, or a configuration file's `sources:`): each bucket's backlog and
+the age of its oldest pending object, listed concurrently; one source's failing listing is that source's error
+only; the problems the workers report for a source (its COS or Kentik failing); the totals over the sources."""
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+SUMMED = ("objects", "bytes", "pending", "quarantined")  # of `bucket_summary`, added up over the sources
 
-def source_backlogs(settings, quarantined: set) -> dict | None:
-    """{source name: bucket summary (see bucket_summary) or {"error": ...}}; None with the
-    implicit source only (the status document's `bucket` already is its backlog)."""
-    if not settings.sources:
-        return None
+
+def source_backlogs(settings, quarantined: set) -> dict:
+    """{source name: bucket summary (see bucket_summary) or {"error": ...}}, with each source's bucket."""
     with ThreadPoolExecutor(max_workers=min(8, len(settings.sources))) as pool:
         summaries = list(pool.map(lambda s: _one(settings, s, quarantined), settings.sources))
     return {source.name: summary for source, summary in zip(settings.sources, summaries)}
@@ -33,10 +32,14 @@ def listed(settings, source, quarantined: set) -> dict:
     return bucket_summary(listing, quarantined, int(time.time() * 1000))
 
 
-def with_worker_problems(backlogs: dict | None, workers: list[dict]) -> dict | None:
+def listing_errors(settings, backlogs: dict) -> list[str]:
+    """The status document's errors for the sources whose bucket could not be listed."""
+    return [source.about(f"bucket listing: {backlogs[source.name]['error']}") for source in settings.sources
+            if "error" in backlogs.get(source.name, {})]
+
+
+def with_worker_problems(backlogs: dict, workers: list[dict]) -> dict:
     """`backlogs` with each source's problems as the workers report them (/service/info `sources`), distinct."""
-    if backlogs is None:
-        return None
     out = {name: dict(summary, problems=[]) for name, summary in backlogs.items()}
     for worker in workers:
         for view in worker.get("sources") or []:
@@ -46,14 +49,15 @@ def with_worker_problems(backlogs: dict | None, workers: list[dict]) -> dict | N
     return out
 
 
-def waiting_totals(backlogs: dict | None) -> tuple[int | None, dict | None]:
-    """(objects waiting in every source's bucket, {"oldest_pending_age_s": the oldest of them}); (None, None)
-    when no source could be listed."""
-    listed = [s for s in (backlogs or {}).values() if "pending" in s]
+def waiting_totals(backlogs: dict) -> dict | None:
+    """Every listed source's bucket summary added up, with the age of the oldest pending object of them all;
+    None when no source could be listed."""
+    listed = [s for s in backlogs.values() if "pending" in s]
     if not listed:
-        return None, None
+        return None
     ages = [s["oldest_pending_age_s"] for s in listed if s.get("oldest_pending_age_s") is not None]
-    return sum(s["pending"] for s in listed), {"oldest_pending_age_s": max(ages) if ages else None}
+    totals = {name: sum(s[name] for s in listed) for name in SUMMED if all(name in s for s in listed)}
+    return dict(totals, oldest_pending_age_s=max(ages) if ages else None)
 
 
 def bucket_summary(listing, quarantined: set[tuple[str, str]], now_ms: int) -> dict:

@@ -1,11 +1,11 @@
 """`blueflow status`: one look at the whole pipeline, as one JSON document or live (streams/ops/statusview.py).
 
-Sources: each worker's /service/info (health, leader, counters) and /metrics (Kentik HTTP results, COS
-operations, dead letters by stage); Kafka (the consumer group's committed offsets vs the end offsets of
-objects / flows / kflow = lag per stage; the dead-letter topic); the bucket listing (objects waiting and
-the age of the oldest one that is not quarantined). Rates (flows/s) come from two samples `interval`
-seconds apart. Collection returns errors as values inside the document: a worker or Kafka being down is
-something to show, not a crash.
+Sources: each worker's /service/info (health, leader, counters) and /metrics (Kentik HTTP results, COS operations,
+dead letters by stage); Kafka (the consumer group's committed offsets vs the end offsets of objects / flows / kflow
+= lag per stage; the dead-letter topic); each source's bucket listing (objects waiting and the age of the oldest one
+that is not quarantined), and all of them together. Rates (flows/s) come from two samples `interval` seconds apart.
+Collection returns errors as values inside the document: a worker or Kafka being down is something to show, not a
+crash.
 """
 from __future__ import annotations
 
@@ -178,11 +178,14 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
     errors += [problem] if problem else []
     dead, problem = guarded("dead letters", deadletter_summary, settings)
     errors += [problem] if problem else []
-    bucket = None
-    if with_bucket and not settings.sources:
-        bucket, problem = guarded("bucket listing", _bucket, settings, dead[1] if dead else set())
-        errors += [problem] if problem else []
-    doc = {
+    sources = bucket = None
+    if with_bucket:  # each source's backlog and all of them together (streams/ops/source_status.py)
+        from streams.ops.source_status import listing_errors, source_backlogs, waiting_totals, with_worker_problems
+
+        sources = with_worker_problems(source_backlogs(settings, dead[1] if dead else set()), live)
+        bucket = waiting_totals(sources)
+        errors += listing_errors(settings, sources)
+    return {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "app_id": settings.app_id, "topic_prefix": settings.topic_prefix, "bucket_name": settings.bucket_name,
         "healthy": bool(live) and all(w["healthy"] for w in live) and len(live) == len(workers),
@@ -192,6 +195,7 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "lag": lag,
         "in_flight": None if bucket is None else bucket["pending"],
         "bucket": bucket,
+        "sources": sources,
         "counts": counts,
         "rates": rates(first, counts, elapsed) if first is not None else None,
         "kentik": add_up([w["kentik"] for w in live]),
@@ -200,16 +204,3 @@ def collect(settings, worker_urls: list[str], *, interval: float = 2.0, with_buc
         "deadletters": None if dead is None else dict(dead[0], written=add_up([w["deadlettered"] for w in live])),
         "errors": errors,
     }
-    if with_bucket and settings.sources:  # several sources: each one's backlog (streams/ops/source_status.py)
-        from streams.ops.source_status import source_backlogs, waiting_totals, with_worker_problems
-
-        doc["sources"] = with_worker_problems(source_backlogs(settings, dead[1] if dead else set()), live)
-        doc["in_flight"], doc["bucket"] = waiting_totals(doc["sources"])
-    return doc
-
-
-def _bucket(settings, quarantined):
-    from streams.config.sources import implicit_source
-    from streams.ops.source_status import listed
-
-    return listed(settings, implicit_source(settings), quarantined)

@@ -111,8 +111,8 @@ def facts_grid(doc: dict):
 
 
 def sources_table(doc: dict):
-    """Per source (a configuration file's `sources:`): bucket, objects waiting, the oldest one's age, and its
-    problems (a failing listing, or what the workers report); None with the one implicit source."""
+    """Per source (the flags' one, or a configuration file's `sources:`): bucket, objects waiting, the oldest one's
+    age, and its problems (a failing listing, or what the workers report); None without a bucket listing."""
     sources = doc.get("sources")
     if not sources:
         return None

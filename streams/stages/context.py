@@ -18,7 +18,7 @@ from streams.formats.avro import Codec
 from streams.formats.records import DeadLetter, Record, now_ms
 from streams.stages.failures import Failures
 from streams.stages.retry import Pauser, Transient
-from streams.config.sources import DEFAULT, Source, sources_of
+from streams.config.sources import DEFAULT, Source
 
 log = logging.getLogger("blueflow")
 
@@ -34,7 +34,7 @@ class Sources:
     """The sources of one worker process (the flags' one, or the configuration file's), by name."""
 
     def __init__(self, settings):
-        self.all = sources_of(settings)
+        self.all = tuple(settings.sources)
         self._by_name = {s.name: s for s in self.all}
 
     def get(self, record_source: str) -> Source:

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from streams.config.sources import DEFAULT
 from streams.observe.health import Cause
 from streams.stages.retry import COS, POLICIES, SourceUnavailable, Transient, gives_up, holds_worker, probe_due
 from streams.stages.retry import retry_transient
@@ -50,7 +49,7 @@ class Failures:
 
     # ---------------------------------------------------------------- bookkeeping
     def shared(self, source) -> bool:
-        """Whether other sources share this worker with `source` (the flags' one source: no)."""
+        """Whether other sources share this worker with `source` (then its failure is its own, not the worker's)."""
         return any(s.name != source.name for s in self.sources.all)
 
     def failing_for(self, source, operation: str) -> float:
@@ -106,7 +105,7 @@ class Failures:
 
     def step_of(self, step: str, source) -> str:
         """`step` as health knows it for `source`: the flags' source's steps keep their plain names."""
-        return f"{step} (source {source.name})" if source.name != DEFAULT else step
+        return step if source.from_flags else f"{step} (source {source.name})"
 
     # ---------------------------------------------------------------- the retry loop of a source's calls
     async def source_retry(self, run_sync, pause, source, operation: str, what: str, step: str, fn, *args):

@@ -46,7 +46,7 @@ def metadata_accounts(settings, sources) -> list[MetadataAccount]:
     """The VPC metadata a deployment needs: the global key and regions, plus every source's own key and
     regions (each distinct account once)."""
     wanted: dict[tuple[str, tuple], str] = {}
-    if settings.ibm_vpc_api_key or not sources:  # the global account (the implicit source's)
+    if settings.ibm_vpc_api_key or any(s.from_flags for s in sources):  # the global account (the flags' source's)
         wanted[(settings.ibm_vpc_api_key, tuple(settings.region_list))] = ""
     for source in sources:
         key = (source.vpc_api_key or settings.ibm_vpc_api_key, tuple(source.regions or settings.region_list))
@@ -69,11 +69,9 @@ def account_label(key: str) -> str:
 def source_accounts(settings) -> dict[str, str]:
     """Source name -> the label of the account whose snapshots label its
     flows: the entry of `metadata_accounts` that fetches its key and regions."""
-    from streams.config.sources import sources_of
-
     accounts = metadata_accounts(settings, settings.sources)
     out = {}
-    for source in sources_of(settings):
+    for source in settings.sources:
         key = source.vpc_api_key or settings.ibm_vpc_api_key
         regions = set(source.regions or settings.region_list)
         out[source.name] = next((a.label for a in accounts

@@ -2,7 +2,7 @@
 
 No kept Python IPFIX library fits: `ipfix` (PyPI, last release 2014) is unmaintained, `netflow`, `netflume` and
 `nettail` are collectors/parsers without an exporter. So the wire format is written here, with byte-level
-tests against RFC 7011's own examples (tests/unit/test_ipfix_encoder.py).
+tests against RFC 7011's own examples (tests/unit/formats/test_ipfix_encoder.py).
 
 The Template and the framing pieces: streams/formats/kflow/ipfix_template.py. Batch path, per chunk and with
 numpy only (as streams/formats/kflow/chf_segment.py): `encode_records` writes the fixed-width part of every

@@ -3,7 +3,7 @@
 The single segment is written per batch with numpy (streams/formats/kflow/chf_segment.py), packed by Cap'n Proto's C++
 packer through pycapnp without being re-laid out (streams/formats/kflow/kflow_capnp.py), and framed here: 80 zero bytes
 and the packed message, gzipped by python-isal. The slow pycapnp reference encoder and the decoder (tests,
-stand-ins) are in tests/unit/kflow_reference.py.
+stand-ins) are in tests/unit/formats/kflow_reference.py.
 """
 from __future__ import annotations
 

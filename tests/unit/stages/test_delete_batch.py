@@ -12,7 +12,7 @@ from devstack.synth.worldgen import build_world
 from streams.stages.finalize.finalize import DeleteBatcher, due
 from streams.formats.records import Progress
 from streams.stages.finalize.held_ack import HeldAck
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""The stages end to end without a broker (tests/unit/stages/driver.py): what is posted to Kentik, deleted,
+"""The stages end to end without a broker (devstack/harness/driver.py): what is posted to Kentik, deleted,
 ledgered and dead-lettered, in which order — for chunk orders, duplicates, re-assigned partitions,
 overwritten objects, replays, refusals and the keep/dry-run modes."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.columns import lists
+from tests.unit.formats.test_columns import lists
 from streams.formats.batches import KflowChunk
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 
 @pytest.fixture(scope="module")

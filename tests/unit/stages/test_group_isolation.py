@@ -2,7 +2,7 @@
 suite, and for a header count that fits no Avro long, one bad object among good ones in one `objects` message →
 every good flow delivered and every good object deleted, the bad one dead-lettered alone under its own key with
 the real reason. A failure of a message that no object can be blamed for splits the group and tries the objects
-one by one. Broker-free (tests/unit/stages/driver.py), through the agent's guard (streams/stages/topology.py)."""
+one by one. Broker-free (devstack/harness/driver.py), through the agent's guard (streams/stages/topology.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +19,7 @@ from streams.formats.flowlog import flowcheck
 from streams.formats.batches import FlowChunk
 from streams.formats.flowlog.flowencode import ObjectFlows, encode_packed, packed
 from streams.stages import parse
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 HUGE = 1 << 70  # number_of_flow_logs of the poison header (issue 28)
 

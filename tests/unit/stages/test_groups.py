@@ -1,4 +1,4 @@
-"""Groups of objects through the stages without a broker (tests/unit/stages/driver.py): one `objects` message
+"""Groups of objects through the stages without a broker (devstack/harness/driver.py): one `objects` message
 for many objects, flows/kflow messages spanning objects, one POST per device per message, batched deletes —
 and the rule that an object is deleted only after every one of its flows was accepted and only if it is still
 the version read."""
@@ -12,12 +12,12 @@ import pytest
 
 from devstack.synth import generator
 from devstack.synth.worldgen import build_world
-from streams.formats.columns import lists
-from tests.unit.test_avro import older_writer
+from tests.unit.formats.test_columns import lists
+from tests.unit.formats.test_avro import older_writer
 from streams.formats.batches import FlowChunk, KflowChunk
 from streams.formats.avro import Codec
 from streams.formats.records import ObjectRef
-from tests.unit.stages.driver import Driver
+from devstack.harness.driver import Driver
 
 CHUNK = 50  # the driver's chunk_flows
 

@@ -168,7 +168,7 @@ class _Lister:
                 "NextContinuationToken": ContinuationToken if rest else None}
 
     def head_object(self, Bucket, Key):
-        from tests.unit.stages.driver import _client_error
+        from devstack.harness.driver import _client_error
 
         self.heads.append(Key)
         if Key not in self.keys:
@@ -217,7 +217,7 @@ def test_current_etags_in_reverse_order_loses_nothing(order):
 
 
 def test_current_etags_a_failed_head_is_unknown_never_gone():
-    from tests.unit.stages.driver import _client_error
+    from devstack.harness.driver import _client_error
 
     class Failing(_Lister):
         def head_object(self, Bucket, Key):
