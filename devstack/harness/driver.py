@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -186,14 +185,9 @@ class FakeRuntime:
         self.kentiks: dict[str, FakeKentik] = {}
         self.health = Health()
         self.fetch_pool = ThreadPoolExecutor(settings.fetch_concurrency, thread_name_prefix="driver-fetch")
-        self.compute = threading.Lock()
 
     async def run_sync(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)
-
-    async def run_compute(self, fn, *args):
-        with self.compute:
-            return fn(*args)
 
     def cos_client(self, source):
         return self.coses.get(source.name, self.cos)

@@ -212,7 +212,7 @@ def _encoded_alone(flow: FlowChunk, index, failed: tuple) -> Enriched:
 async def handle(ctx, raw: bytes, event_key: bytes | None) -> None:
     started = time.perf_counter()
     await _first_wait_for_metadata(ctx)
-    result = await ctx.rt.run_compute(process, raw, ctx.metadata.index_for)
+    result = await ctx.rt.run_sync(process, raw, ctx.metadata.index_for)
     for part, stage, reason in result.failed:  # an object that cannot be translated is quarantined alone
         await ctx.quarantine(part or ctx.unknown(event_key), stage, reason)
     if not result.message:

@@ -25,7 +25,6 @@ from streams.formats.flowlog.flowlog import FlowLogError, Limits, parse_object_k
 from streams.formats.records import ObjectRef
 from streams.stages.retry import SourceUnavailable, Transient
 from streams.stages import bucket
-from streams.stages.runtime import computing
 
 log = logging.getLogger("blueflow")
 
@@ -61,8 +60,7 @@ def download_and_parse(ctx, ref: ObjectRef, keep: bool = True) -> ObjectFlows | 
     parse_object_key(ref.key)  # unknown layouts are quarantined before any download
     settings = ctx.settings
     try:
-        read = computing(ctx.rt.compute, partial(read_object, ref))  # decoded as it downloads, one at a time
-        return bucket.read_version(ctx, ctx.sources.get(ref.source), ref, read,
+        return bucket.read_version(ctx, ctx.sources.get(ref.source), ref, partial(read_object, ref),
                                    settings.chunk_flows, Limits(max_object_bytes=settings.max_object_bytes), keep)
     except (FlowLogError, Transient):
         raise
@@ -105,8 +103,7 @@ def fetch(ctx, source, refs: list[ObjectRef]) -> Fetched:
                 out.several.append(obj)
             elif not source.dry_run:
                 small.append(obj)
-    with ctx.rt.compute:
-        out.messages, unencodable = encode_packed(small, ctx.settings.chunk_flows)
+    out.messages, unencodable = encode_packed(small, ctx.settings.chunk_flows)
     for obj, why in unencodable:  # only the object that caused it: the others of its message go on
         out.bad.append((obj.ref, FlowLogError("parse", why)))
         out.parsed = [(ref, n) for ref, n in out.parsed if ref is not obj.ref]
@@ -240,7 +237,7 @@ async def _publish(ctx, source, fetched: Fetched, group_key: str) -> None:
     await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in fetched.messages])
     for obj in fetched.several:  # a window at a time, made off the loop: never all of a big object's messages
         messages = object_messages(obj)
-        while window := await ctx.rt.run_compute(lambda: list(islice(messages, SEND_WINDOW))):
+        while window := await ctx.rt.run_sync(lambda: list(islice(messages, SEND_WINDOW))):
             await ctx.send_all(ctx.topics.flows, [(group_key, m) for m in window])
     now = time.time()
     for ref, flows in fetched.parsed:

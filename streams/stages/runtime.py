@@ -1,10 +1,7 @@
 """Per-process state shared by the agents: settings, the thread pool, health, how clients are made.
 
 The COS, VPC and Kentik SDKs are synchronous; `run_sync` runs them on a small thread pool so the event loop
-never blocks. CPU-bound stage work (decode, translate, encode) runs one section at a time (`run_compute`,
-`computing`): the GIL lets only one thread run Python anyway, and two such threads taking turns every few
-milliseconds cost 20-40 % more CPU for the same work (benchmarks/PROFILE.md section 11), while the I/O of the
-other threads goes on. Each source's COS and Kentik clients are made on first use and kept (`cos_client`, `kentik_client`).
+never blocks. Each source's COS and Kentik clients are made on first use and kept (`cos_client`, `kentik_client`).
 """
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ class Runtime:
         # waiting on tasks queued behind it in the same pool could wait for ever)
         self.fetch_pool = concurrent.futures.ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
                                                                 thread_name_prefix="blueflow-fetch")
-        self.compute = threading.Lock()  # held by the one thread doing CPU-bound stage work (`run_compute`)
         self.health = Health()
         self._scrubber = None
         self._clients: dict[tuple[str, str], object] = {}  # (kind, source name) -> client
@@ -46,10 +42,6 @@ class Runtime:
         """Run a blocking call on the thread pool and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
-
-    async def run_compute(self, fn, /, *args):
-        """Run CPU-bound `fn(*args)` on the thread pool, holding the compute lock (one such section at a time)."""
-        return await self.run_sync(holding(self.compute, fn), *args)
 
     def cos_client(self, source):
         return self._client("cos", source, cos_client_for)
@@ -93,32 +85,3 @@ def kentik_client_for(source, settings):
 
     return KentikClient(api_root=settings.kentik_api_root, flow_url=settings.kentik_flow_url,
                         email=source.kentik_email, token=source.kentik_token)
-
-
-def holding(lock: threading.Lock, fn):
-    """`fn` called with `lock` held."""
-    def call(*args, **kwargs):
-        with lock:
-            return fn(*args, **kwargs)
-    return call
-
-
-def computing(lock: threading.Lock, read):
-    """`read(chunks, *args)` holding `lock`, but not while it waits for the next of `chunks` (a download's I/O):
-    another thread computes meanwhile."""
-    def call(chunks, *args):
-        def unlocked():
-            it = iter(chunks)
-            while True:
-                lock.release()
-                try:
-                    chunk = next(it, None)
-                finally:
-                    lock.acquire()
-                if chunk is None:
-                    return
-                yield chunk
-
-        with lock:
-            return read(unlocked(), *args)
-    return call

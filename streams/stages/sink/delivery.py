@@ -127,7 +127,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk, body: bytes | None = None) -> No
     async def encode(start, stop):
         if body is not None and (start, stop) == (0, chunk.flow_count):
             return body
-        return await ctx.rt.run_compute(encode_sync, start, stop)
+        return await ctx.rt.run_sync(encode_sync, start, stop)
 
     async def post(body):
         return await ctx.rt.run_sync(post_sync, body)

@@ -109,7 +109,7 @@ async def deliver_chunk(ctx, chunk: KflowChunk) -> None:
     domain = observation_domain(ctx.settings.ipfix_domain, chunk.subnet_id)
     what = f"chunk {chunk.chunk + 1}/{chunk.chunks} of {chunk.key!r} ({chunk.flow_count} flows, domain {domain})"
     try:
-        messages = await ctx.rt.run_compute(encode_chunk, chunk, exporter, domain, int(time.time()),
+        messages = await ctx.rt.run_sync(encode_chunk, chunk, exporter, domain, int(time.time()),
                                          kentik_observation_point(ctx.settings))
     except IpfixEncodeError as exc:
         raise IpfixRefused(f"{what}: IPFIX cannot carry it: {exc}") from None

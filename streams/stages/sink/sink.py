@@ -139,7 +139,7 @@ async def handle(ctx, raw: bytes, event_key: bytes | None, held=None) -> None:
     """One kflow message; `held` (finalize/held_ack.py HeldAck): its ack, which a delete batch its objects join holds."""
     started = time.perf_counter()
     await ctx.sync_outcomes("sink")
-    prepared = await ctx.rt.run_compute(prepare, ctx, raw)
+    prepared = await ctx.rt.run_sync(prepare, ctx, raw)
     if prepared.chunk is None:
         await ctx.quarantine(ctx.unknown(event_key), "decode", prepared.error)
         return
