@@ -81,7 +81,7 @@ def faults(ctx) -> None:
               help="kentik: the Kentik stand-in; ipfix: IPFIX to an nfcapd started on 127.0.0.1 (needs nfdump).")
 @click.option("--sources", default=0, type=click.IntRange(0, 4), show_default=True,
               help="Serve this many sources (buckets, accounts, Kentik exports) from one configuration file; "
-                   "--objects and --bad are per source. 0: the flags' one implicit source.")
+                   "--objects and --bad are per source. 0: the flags' one source (`default`).")
 def demo(objects: int, mean_flows: int, bad: int, workers: int, seed: int, timeout: int, keep_stack: bool,
          sink: str, sources: int) -> None:
     """Stack up, generate, run workers until the bucket is drained; print progress and a JSON summary."""

@@ -40,7 +40,7 @@ def run_demo(*, objects: int, mean_flows: int, bad: int, workers: int, seed: int
     many sources from one configuration file (devstack/demo_sources.py; `objects` and `bad` per source)."""
     started = time.monotonic()
     if sink == "ipfix" and sources:
-        raise SystemExit("demo: --sink ipfix runs the one implicit source; leave out --sources")
+        raise SystemExit("demo: --sink ipfix runs the flags' one source; leave out --sources")
     if sink == "ipfix" and nfcapd.missing():
         raise SystemExit(f"demo: --sink ipfix needs a local collector: {nfcapd.missing()}")
     _say("demo: starting the local stack (first run downloads Kafka and S3Proxy from Maven Central)…")

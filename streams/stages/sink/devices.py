@@ -28,10 +28,9 @@ class Devices:
         return self._devices.get((source.name, name))
 
     async def get(self, ctx, name: str, region: str, zone: str, subnet_id: str,
-                  source=None) -> tuple[Device, list[int]]:
+                  source) -> tuple[Device, list[int]]:
         """(device, custom field ids in STR00..STR18 order) for device `name` in the Kentik account, plan and
-        export of `source` (None: the implicit one); retried until Kentik answers."""
-        source = source or ctx.sources.get("")
+        export of `source`; retried until Kentik answers."""
         cache_key = (source.name, name)  # the same subnet name may exist in two Kentik accounts
         found = self._devices.get(cache_key)
         if found is not None:
