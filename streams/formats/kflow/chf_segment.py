@@ -2,19 +2,18 @@
 
 Hot path. Instead of pycapnp setters (~40 µs per CHF with 19 customs) the segment is written directly
 into one preallocated buffer: the CHF structs and custom blocks as 2-D word arrays filled by vectorised
-column assignment, the text pointers from a cumulative sum of the text sizes, the texts by one gather
-of the dictionary's words. Per-value Python work is done once per distinct custom string, never per flow.
+column assignment, the text pointers by one gather of each distinct string's position. Per-value Python work
+is done once per distinct custom string, never per flow.
 
-Layout written (word = 8 bytes; it is exactly what a pycapnp builder produces when it allocates in
-the *reference allocation order* of ``streams.formats.kflow.kflow.encode_with_pycapnp``):
-
-1. ``msg = PackedCHF.new_message(...)``; ``msgs = msg.init("msgs", N)``
-2. for each CHF i: set its scalar fields, ``init("custom", 19)``, set every ``custom[j].id``
-3. then, for each CHF i and each custom j in order: ``custom[j].value.strVal = text``
-
-which gives: root pointer | PackedCHF (1 pointer) | list tag | N CHF structs (29 data + 14 pointer
-words) | N custom lists (tag + 19 x (3 data + 1 pointer) words) | 19·N texts (NUL-terminated,
-zero-padded to a word).
+Layout written (word = 8 bytes): root pointer | PackedCHF (1 pointer) | list tag | N CHF structs (29 data +
+14 pointer words) | N custom lists (tag + 19 x (3 data + 1 pointer) words) | each distinct string of the batch
+once (NUL-terminated, zero-padded to a word). Up to the texts it is what a pycapnp builder writes when it
+allocates in the *reference allocation order* (tests/unit/formats/kflow_reference.py `encode_with_pycapnp`:
+the list, then every CHF with its custom list, then the texts); the builder would write a text per custom
+(19·N), here every strVal pointer of the same string points at its one copy. A Cap'n Proto pointer is an
+offset to anywhere in the segment, so readers decode the same values (a reader counts each text it reads
+against its traversal limit, as before). Per W2 CHF: segment 1,300 -> 963 bytes, packed 570 -> 291, /chf
+body 106 -> 91; build + pack + gzip 1.99 -> 1.37 µs (issue 26, PROFILE.md section 12).
 
 Field values: sampleRate 100, sampleAdj true, appProtocol 0 (stored XOR its default 0xffffffff),
 big false, isDimension false (kentik/ktranslate never sets it either), every other field 0/unset.
@@ -133,9 +132,9 @@ def _checked(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> tupl
     return n, cidx, strings
 
 
-def _dictionary(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Once per distinct string: all texts as words (NUL-terminated, padded), each one's first word,
-    word count, and the high half of its strVal pointer (element size 2 = byte | (len + 1) << 3)."""
+def _dictionary(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Once per distinct string: all texts as words (NUL-terminated, padded), each one's first word, and
+    the high half of its strVal pointer (element size 2 = byte | (len + 1) << 3)."""
     blobs, nbytes = [], []
     for s in strings:
         b = s.encode("utf-8", "replace")
@@ -146,18 +145,16 @@ def _dictionary(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndar
     length = np.asarray(nbytes, dtype=np.int64)
     words = (length >> 3) + 1
     first = np.cumsum(words) - words
-    return np.frombuffer(b"".join(blobs), dtype=np.uint64), first, words, (2 | ((length + 1) << 3))
+    return np.frombuffer(b"".join(blobs), dtype=np.uint64), first, (2 | ((length + 1) << 3))
 
 
 def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) -> bytearray:
     """The single segment (no segment table) of the PackedCHF message, written column-wise."""
     fids = [int(f) for f in custom_field_ids]
     n, cidx, strings = _checked(cols, device_id, fids)
-    dict_words, dict_first, dict_len, dict_hi = _dictionary(strings)
-    text_len = dict_len[cidx]                       # words of each custom's text, flat k = 19 i + j
-    text_words = int(text_len.sum())
+    dict_words, dict_first, dict_hi = _dictionary(strings if n else ())
     chf_words, block_words = n * CHF_WORDS, n * BLOCK_WORDS
-    buf = bytearray((HEAD_WORDS + chf_words + block_words + text_words) * 8)
+    buf = bytearray((HEAD_WORDS + chf_words + block_words + len(dict_words)) * 8)
     w = np.frombuffer(buf, dtype=np.uint64)
     w[0] = _struct_ptr(0, 0, 1)                                                # root -> PackedCHF
     w[1] = _list_ptr(0, 7, chf_words)                                          # msgs
@@ -171,17 +168,14 @@ def build_segment(cols: Any, device_id: int, custom_field_ids: Sequence[int]) ->
     blocks[:, 0] = _CUSTOM_TAG
     blocks[:, 1::CUSTOM_WORDS] = np.asarray(fids, dtype=np.uint64)
     blocks[:, 2::CUSTOM_WORDS] = _STRVAL_DISCRIMINANT
-    # strVal pointer of custom (i, j) sits at block word 4+4j; its text starts at text_base + G[k]
-    # (G = text words before flat position k), so offset = 77n - 5 + G[k] - (77i + 4j) words.
-    before = np.cumsum(text_len) - text_len
+    # strVal pointer of custom (i, j) sits at block word 4+4j; its text starts at the texts' base + F[s]
+    # (F = words before string s), so offset = 77n - 5 + F[s] - (77i + 4j) words.
     here = (np.arange(n, dtype=np.int64) * BLOCK_WORDS)[:, None] + _CUSTOM_Q
-    offset = (before.reshape(n, N_CUSTOM) - here) + (block_words - 5)
+    offset = (dict_first[cidx].reshape(n, N_CUSTOM) - here) + (block_words - 5)
     ptrs = blocks.view(np.uint32)
     ptrs[:, 2 * 4::2 * CUSTOM_WORDS] = (offset << 2) | 1
     ptrs[:, 2 * 4 + 1::2 * CUSTOM_WORDS] = dict_hi[cidx].reshape(n, N_CUSTOM)
-    # --- texts: one gather of each custom's dictionary words ----------------------------------
-    starts = dict_first[cidx]
-    w[b0 + block_words:] = dict_words[np.repeat(starts - before, text_len) + np.arange(text_words)]
+    w[b0 + block_words:] = dict_words                                          # each string once
     return buf
 
 

@@ -1,6 +1,7 @@
 """The slow reference path of the kflow encoder (tests, debugging, the Kentik stand-in): the same PackedCHF
-message built with pycapnp setters in the reference allocation order streams/formats/kflow/kflow.py reproduces byte for
-byte, and a decoder of packed messages into plain dicts.
+message built with pycapnp setters in the reference allocation order streams/formats/kflow/chf_segment.py follows (it
+writes each distinct string once where this writes a text per custom), and a decoder of packed messages into plain
+dicts.
 """
 from __future__ import annotations
 

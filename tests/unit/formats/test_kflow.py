@@ -1,8 +1,9 @@
 """Unit tests for schemas/kflow.capnp and the fast kflow encoder (streams/formats/kflow/kflow.py).
 
-The fast encoder must write exactly the segment a pycapnp builder writes in the reference
-allocation order (see streams/formats/kflow/chf_segment.py), and pack to exactly the same bytes, whether the columns
-are lists or numpy arrays.
+The fast encoder must write the message a pycapnp builder writes in the reference allocation order (see
+streams/formats/kflow/chf_segment.py) with each distinct custom string written once: the same bytes up to the
+texts except for the strVal pointers, the same message once copied by Cap'n Proto's C++ library (a copy lays
+every text out again, so both copies are byte for byte equal), whether the columns are lists or numpy arrays.
 
 Benchmark: `python tests/unit/formats/test_kflow.py` (2,000 CHF x 19 customs; a shared machine is noisy). On the
 benchmark's own W2 objects the numpy segment + C++ packer take about half the instructions of the former
@@ -88,13 +89,35 @@ def test_spec_test_vector(schema):
     assert len(out) == 78 and out.hex() == VECTOR
 
 
+def copied(packed: bytes) -> bytes:
+    """The message as Cap'n Proto's C++ library copies it into a new builder (texts laid out per pointer)."""
+    msg = kflow_capnp.load_schema().PackedCHF.from_bytes_packed(packed, traversal_limit_in_words=1 << 62)
+    return msg.as_builder().to_bytes()
+
+
+def strval_pointer_words(n: int) -> np.ndarray:
+    """Word indexes (in the segment) of the 19 x n strVal pointers."""
+    b0 = kflow.HEAD_WORDS + n * kflow.CHF_WORDS
+    return (b0 + np.arange(n)[:, None] * kflow.BLOCK_WORDS + 4 + 4 * np.arange(19)).ravel()
+
+
 @pytest.mark.parametrize("n", [0, 1, 3, 500])
-def test_byte_equal_to_pycapnp(n):
+def test_same_message_as_pycapnp_with_each_string_once(n):
     cols = make_batch(n, seed=n)
-    seg = kflow.build_segment(cols, 1234, FIDS)  # unpacked, framed: segment table + the single segment
-    unpacked = kflow_capnp.segment_table(len(seg) >> 3) + bytes(seg)
-    assert unpacked == kflow_reference.encode_with_pycapnp(cols, 1234, FIDS, packed=False)
-    assert kflow.encode_packed_chf(cols, 1234, FIDS) == kflow_reference.encode_with_pycapnp(cols, 1234, FIDS)
+    seg = kflow.build_segment(cols, 1234, FIDS)
+    ref = kflow_reference.encode_with_pycapnp(cols, 1234, FIDS, packed=False)[8:]  # without the segment table
+    structs = (kflow.HEAD_WORDS + n * (kflow.CHF_WORDS + kflow.BLOCK_WORDS)) * 8
+    ours_w, ref_w = np.frombuffer(bytes(seg[:structs]), "<u8").copy(), np.frombuffer(ref[:structs], "<u8").copy()
+    ours_w[strval_pointer_words(n)] = ref_w[strval_pointer_words(n)] = 0
+    assert ours_w.tobytes() == ref_w.tobytes()          # head, CHF structs, custom blocks but their text pointers
+    texts = sum((len(kflow.cut_custom(cols["strings"][k])) >> 3) + 1 for k in range(len(cols["strings"]))) if n else 0
+    assert len(seg) == structs + texts * 8              # every string of the batch once, nothing per custom
+    if n == 500:                                        # 9,500 customs of 114 strings
+        assert len(seg) - structs < (len(ref) - structs) / 50  # the reference writes a text per custom
+    packed = kflow.encode_packed_chf(cols, 1234, FIDS)
+    assert copied(packed) == copied(kflow_reference.encode_with_pycapnp(cols, 1234, FIDS))
+    assert kflow_reference.decode_packed_chf(packed) == kflow_reference.decode_packed_chf(
+        kflow_reference.encode_with_pycapnp(cols, 1234, FIDS))
 
 
 def as_numpy(cols: dict, dtypes: dict | None = None) -> dict:
@@ -110,7 +133,8 @@ U64 = ("in_bytes", "in_pkts", "out_bytes", "out_pkts")
 @pytest.mark.parametrize("n", [0, 1, 500])
 def test_numpy_columns_encode_identically(n):
     cols = make_batch(n, seed=n + 40)
-    want = kflow_reference.encode_with_pycapnp(cols, 77, FIDS)
+    want = kflow.encode_packed_chf(cols, 77, FIDS)
+    assert copied(want) == copied(kflow_reference.encode_with_pycapnp(cols, 77, FIDS))
     assert kflow.encode_packed_chf(as_numpy(cols), 77, FIDS) == want
     narrow = {"src_addr": np.uint32, "dst_addr": np.uint32, "src_port": np.uint16, "protocol": np.uint8,
               "custom_idx": np.int32}
