@@ -110,7 +110,7 @@ def test_same_message_as_pycapnp_with_each_string_once(n):
     ours_w, ref_w = np.frombuffer(bytes(seg[:structs]), "<u8").copy(), np.frombuffer(ref[:structs], "<u8").copy()
     ours_w[strval_pointer_words(n)] = ref_w[strval_pointer_words(n)] = 0
     assert ours_w.tobytes() == ref_w.tobytes()          # head, CHF structs, custom blocks but their text pointers
-    texts = sum((len(kflow.cut_custom(cols["strings"][k])) >> 3) + 1 for k in range(len(cols["strings"]))) if n else 0
+    texts = sum((len(kflow.cut_custom(s)) >> 3) + 1 for s in cols["strings"]) if n else 0
     assert len(seg) == structs + texts * 8              # every string of the batch once, nothing per custom
     if n == 500:                                        # 9,500 customs of 114 strings
         assert len(seg) - structs < (len(ref) - structs) / 50  # the reference writes a text per custom
